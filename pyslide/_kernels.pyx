@@ -1,0 +1,979 @@
+# Training kernels: per-sample forward / backward through Dense and Sampled
+# layers, losses, and the optimizer over touched rows.
+#
+# Memory layout (see docs/architecture.md):
+#   Dense layer   W (in_dim, units)  a sparse input row is a sum of rows of W
+#   Sampled layer W (units, in_dim)  an active neuron reads one row of W
+# Gradients accumulate HogWild (no locks, no atomics) into buffers of W's
+# shape; ``touched[row] == step`` marks the rows the batch wrote so the
+# optimizer visits only those and zeroes them in the same pass.
+#
+# A batch-shared output layer (share="batch") is computed differently: one
+# active set for the whole batch, logits as one sgemm, and a compact
+# gradient (n_shared, in_dim) that the optimizer applies directly, so that
+# layer needs no full-size gradient buffer.
+
+from cython.parallel cimport prange, parallel, threadid
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.math cimport expf, logf, log1pf, sqrtf, fabsf, INFINITY
+from libc.string cimport memset, memcpy
+from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
+from libc.stdlib cimport malloc, free, calloc
+
+from scipy.linalg.cython_blas cimport sgemm, sgemv
+
+from pyslide._common cimport splitmix64_next, mix_seed, rand_below
+from pyslide._hash cimport (HashFamily, BucketTables, CompiledFamily, CompiledTables,
+                            hash_dense_row, hash_sparse_row, query_union_row)
+
+import numpy as np
+cimport numpy as cnp
+
+cnp.import_array()
+
+DEF LOSS_SOFTMAX = 0
+DEF LOSS_BCE = 1
+
+# per-thread timing slots, padded to a cache line against false sharing
+DEF TIME_STRIDE = 8
+DEF T_SAMPLE = 0
+DEF T_FORWARD = 1
+DEF T_BACKWARD = 2
+
+
+cdef struct LayerC:
+    int32_t sampled         # 0: Dense (in, out); 1: Sampled (out, in)
+    int32_t in_dim
+    int32_t units
+    int32_t relu            # hidden activation is ReLU (else linear)
+    int32_t width           # per-sample slots of this layer's output
+    int32_t min_active
+    int32_t max_active
+    int32_t all_active      # min_active >= units: no sampling at all
+    float* W
+    float* b
+    float* gW               # NULL for a batch-shared output layer
+    float* gb
+    float* mW               # Adam moments, W's shape (NULL for SGD)
+    float* vW
+    float* mb
+    float* vb
+    int32_t* touched        # per weight row: the step that last wrote its gradient
+    const HashFamily* family    # NULL: uniform sampling
+    const BucketTables* tables
+    int32_t n_tables
+    int32_t* stamp          # (n_threads, units) de-duplication marks
+    int32_t* bucket_ids     # (batch, n_tables)
+    int32_t* act_ids        # (batch, width); NULL for Dense layers
+    float* act_vals         # (batch, width)
+    float* deltas           # (batch, width)
+    int32_t* n_act          # (batch,)
+
+
+cdef inline double now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
+
+
+cdef inline void axpy(float* y, const float* x, float a, int32_t n) noexcept nogil:
+    cdef int32_t i
+    for i in range(n):
+        y[i] += a * x[i]
+
+
+cdef inline float dot(const float* x, const float* y, int32_t n) noexcept nogil:
+    cdef int32_t i
+    cdef float s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    # four partial sums let the compiler vectorise without -ffast-math
+    for i in range(0, n - 3, 4):
+        s0 += x[i] * y[i]
+        s1 += x[i + 1] * y[i + 1]
+        s2 += x[i + 2] * y[i + 2]
+        s3 += x[i + 3] * y[i + 3]
+    for i in range(n - n % 4, n):
+        s0 += x[i] * y[i]
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef inline float sparse_dot(const float* w, const int32_t* ids, const float* vals,
+                             int32_t n) noexcept nogil:
+    cdef int32_t t
+    cdef float s = 0
+    for t in range(n):
+        s += w[ids[t]] * vals[t]
+    return s
+
+
+# ---------------------------------------------------------------- sampling
+
+cdef int32_t choose_active(LayerC* layer, int32_t tid, int32_t b,
+                           const int32_t* in_ids, const float* in_vals, int32_t n_in,
+                           const int32_t* labels, int32_t n_labels,
+                           int32_t mark, uint64_t* rng) noexcept nogil:
+    """Fill layer.act_ids[b] with the sample's active neurons; returns count.
+
+    True labels first (so the loss finds them at positions 0..n_labels-1),
+    then the union of the hit LSH buckets up to max_active, then uniform
+    random neurons up to min_active. De-duplicated with the thread's stamp
+    array: no sort, no hash map.
+    """
+    cdef int32_t* ids = layer.act_ids + <int64_t>b * layer.width
+    cdef int32_t* stamp = layer.stamp + <int64_t>tid * layer.units
+    cdef int32_t n = 0, j, room
+    cdef int32_t* bucket_ids
+    for j in range(n_labels):
+        if stamp[labels[j]] != mark:
+            stamp[labels[j]] = mark
+            ids[n] = labels[j]
+            n += 1
+    if layer.all_active:
+        for j in range(layer.units):
+            if stamp[j] != mark:
+                stamp[j] = mark
+                ids[n] = j
+                n += 1
+        return n
+    if layer.family != NULL and n < layer.max_active:
+        bucket_ids = layer.bucket_ids + <int64_t>b * layer.n_tables
+        if in_ids == NULL:
+            hash_dense_row(layer.family, in_vals, bucket_ids)
+        else:
+            hash_sparse_row(layer.family, in_ids, in_vals, n_in, bucket_ids)
+        room = layer.max_active - n
+        n += query_union_row(layer.tables, bucket_ids, ids + n, room, stamp, mark)
+    while n < layer.min_active:
+        j = <int32_t>rand_below(rng, <uint32_t>layer.units)
+        if stamp[j] != mark:
+            stamp[j] = mark
+            ids[n] = j
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------- forward
+
+cdef void forward_layer(LayerC* layer, int32_t b, const int32_t* in_ids,
+                        const float* in_vals, int32_t n_in, bint is_output) noexcept nogil:
+    """Activations of one layer for sample b (active set already chosen)."""
+    cdef float* out = layer.act_vals + <int64_t>b * layer.width
+    cdef const int32_t* ids
+    cdef int32_t t, j, n
+    cdef int64_t units = layer.units, in_dim = layer.in_dim
+    cdef float x
+    if not layer.sampled:
+        memcpy(out, layer.b, units * sizeof(float))
+        if in_ids == NULL:
+            for t in range(n_in):
+                x = in_vals[t]
+                if x != 0:
+                    axpy(out, layer.W + t * units, x, <int32_t>units)
+        else:
+            for t in range(n_in):
+                axpy(out, layer.W + in_ids[t] * units, in_vals[t], <int32_t>units)
+        n = <int32_t>units
+    else:
+        ids = layer.act_ids + <int64_t>b * layer.width
+        n = layer.n_act[b]
+        if in_ids == NULL:
+            for t in range(n):
+                j = ids[t]
+                out[t] = layer.b[j] + dot(layer.W + j * in_dim, in_vals, n_in)
+        else:
+            for t in range(n):
+                j = ids[t]
+                out[t] = layer.b[j] + sparse_dot(layer.W + j * in_dim, in_ids, in_vals, n_in)
+    if layer.relu and not is_output:
+        for t in range(n):
+            if out[t] < 0:
+                out[t] = 0
+
+
+cdef inline void layer_output(LayerC* layer, int32_t b, const int32_t** ids,
+                              const float** vals, int32_t* n) noexcept nogil:
+    """The view of layer's output for sample b as the next layer's input."""
+    vals[0] = layer.act_vals + <int64_t>b * layer.width
+    if layer.sampled:
+        ids[0] = layer.act_ids + <int64_t>b * layer.width
+        n[0] = layer.n_act[b]
+    else:
+        ids[0] = NULL
+        n[0] = layer.units
+
+
+# ---------------------------------------------------------------- losses
+
+cdef float loss_and_delta(const float* z, float* delta, int32_t n,
+                          const int32_t* label_pos, int32_t n_labels,
+                          int32_t loss_kind, float scale) noexcept nogil:
+    """Loss of one sample over its n output values, and d loss / d z * scale.
+
+    label_pos holds the positions (in z) of the sample's true labels.
+    Softmax: cross-entropy against the labels normalised to sum 1; a sample
+    with no label contributes nothing. BCE: sum of per-output logistic losses.
+    """
+    cdef int32_t t
+    cdef float zmax, total, loss = 0, inv_labels, zt
+    if loss_kind == LOSS_SOFTMAX:
+        if n_labels == 0 or n == 0:
+            memset(delta, 0, n * sizeof(float))
+            return 0
+        zmax = z[0]
+        for t in range(1, n):
+            if z[t] > zmax:
+                zmax = z[t]
+        total = 0
+        for t in range(n):
+            delta[t] = expf(z[t] - zmax)
+            total += delta[t]
+        inv_labels = 1.0 / n_labels
+        for t in range(n):
+            delta[t] = delta[t] / total * scale
+        for t in range(n_labels):
+            loss -= inv_labels * (z[label_pos[t]] - zmax - logf(total))
+            delta[label_pos[t]] -= inv_labels * scale
+        return loss
+    for t in range(n):
+        zt = z[t]
+        # softplus(z) computed without overflow; sigmoid from the same exp
+        if zt > 0:
+            loss += zt + log1pf(expf(-zt))
+            delta[t] = scale / (1.0 + expf(-zt))
+        else:
+            loss += log1pf(expf(zt))
+            delta[t] = scale * expf(zt) / (1.0 + expf(zt))
+    for t in range(n_labels):
+        loss -= z[label_pos[t]]
+        delta[label_pos[t]] -= scale
+    return loss
+
+
+# ---------------------------------------------------------------- backward
+
+cdef void backward_layer(LayerC* layer, LayerC* below, int32_t b,
+                         const int32_t* in_ids, const float* in_vals, int32_t n_in,
+                         int32_t step) noexcept nogil:
+    """Accumulate layer's gradients for sample b; push deltas to ``below``.
+
+    ``below`` is NULL for the first layer. Its deltas are finished by the
+    ReLU derivative here, so the next call can use them directly.
+    """
+    cdef const float* d = layer.deltas + <int64_t>b * layer.width
+    cdef float* grad_in = NULL
+    cdef const float* below_act
+    cdef const int32_t* ids
+    cdef int64_t units = layer.units, in_dim = layer.in_dim, row
+    cdef int32_t t, j, n
+    cdef float dj, x
+    if below != NULL:
+        grad_in = below.deltas + <int64_t>b * below.width
+        memset(grad_in, 0, n_in * sizeof(float))
+    if not layer.sampled:
+        for j in range(layer.units):
+            layer.gb[j] += d[j]
+        for t in range(n_in):
+            if in_ids == NULL:
+                row = t
+            else:
+                row = in_ids[t]
+            x = in_vals[t]
+            # a zero input (a ReLU that did not fire) adds no weight
+            # gradient, and its own delta is cleared by the ReLU below
+            if x != 0:
+                axpy(layer.gW + row * units, d, x, <int32_t>units)
+                layer.touched[row] = step
+            if grad_in != NULL and (x != 0 or not below.relu):
+                grad_in[t] = dot(layer.W + row * units, d, <int32_t>units)
+    else:
+        ids = layer.act_ids + <int64_t>b * layer.width
+        n = layer.n_act[b]
+        for t in range(n):
+            dj = d[t]
+            if dj == 0:
+                continue
+            j = ids[t]
+            layer.gb[j] += dj
+            layer.touched[j] = step
+            if in_ids == NULL:
+                axpy(layer.gW + j * in_dim, in_vals, dj, n_in)
+                if grad_in != NULL:
+                    axpy(grad_in, layer.W + j * in_dim, dj, n_in)
+            else:
+                for row in range(n_in):
+                    layer.gW[j * in_dim + in_ids[row]] += dj * in_vals[row]
+                if grad_in != NULL:
+                    for row in range(n_in):
+                        grad_in[row] += dj * layer.W[j * in_dim + in_ids[row]]
+    if below != NULL and below.relu:
+        below_act = below.act_vals + <int64_t>b * below.width
+        for t in range(n_in):
+            if below_act[t] <= 0:
+                grad_in[t] = 0
+
+
+# ---------------------------------------------------------------- BLAS
+
+cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
+                         const float* a, int lda, const float* b, int ldb, float beta,
+                         float* c, int ldc) noexcept nogil:
+    """Row-major C(m, n) = alpha op(A) op(B) + beta C through column-major sgemm.
+
+    A row-major matrix is its transpose in column-major order, so
+    C^T = op(B)^T op(A)^T is what sgemm computes.
+    """
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
+
+
+cdef class Engine:
+    """Per-fit state: layer descriptors, scratch and timing counters.
+
+    Built by ``Network`` at the start of ``fit`` around the network's own
+    NumPy arrays (weights, moments, gradient buffers), which it keeps alive.
+    """
+    cdef LayerC* layers
+    cdef int32_t n_layers
+    cdef int32_t batch_size
+    cdef int32_t n_threads
+    cdef int32_t loss_kind
+    cdef int32_t shared_output
+    cdef int32_t max_labels
+    cdef uint64_t seed
+    cdef int32_t mark_base
+    cdef object keepalive
+    # batch-shared output state
+    cdef int32_t max_shared
+    cdef int32_t n_shared
+    cdef int32_t* shared_ids
+    cdef int32_t* shared_pos
+    cdef int32_t* cand_count
+    cdef int32_t* cand_ids
+    cdef int32_t* count_hist
+    cdef int32_t* label_pos
+    cdef float* hidden
+    cdef float* w_shared
+    cdef float* b_shared
+    cdef float* logits
+    cdef float* grad_shared
+    cdef float* gb_shared
+    cdef float* d_hidden
+    cdef double* thread_time
+    cdef public double t_sample, t_forward, t_backward, t_select, t_gemm
+
+    def __cinit__(self):
+        self.layers = NULL
+        self.thread_time = NULL
+
+    def __dealloc__(self):
+        if self.layers != NULL:
+            free(self.layers)
+        if self.thread_time != NULL:
+            free(self.thread_time)
+
+    def __init__(self, list layer_specs, int batch_size, int n_threads, str loss,
+                 int max_labels, uint64_t seed, bint shared_output, int max_shared=0):
+        """layer_specs: one dict per layer with the arrays named in LayerC."""
+        cdef int32_t l
+        cdef LayerC* layer
+        cdef int32_t max_tables = 1
+        self.n_layers = len(layer_specs)
+        self.batch_size = batch_size
+        self.n_threads = n_threads
+        self.loss_kind = LOSS_SOFTMAX if loss == "softmax" else LOSS_BCE
+        self.shared_output = shared_output
+        self.max_labels = max(1, max_labels)
+        self.seed = seed
+        self.mark_base = 0
+        self.keepalive = []
+        self.layers = <LayerC*>calloc(self.n_layers, sizeof(LayerC))
+        self.thread_time = <double*>calloc(n_threads * TIME_STRIDE, sizeof(double))
+        if self.layers == NULL or self.thread_time == NULL:
+            raise MemoryError("pyslide: cannot allocate the engine's layer table")
+        self.reset_timers()
+        for l, spec in enumerate(layer_specs):
+            layer = &self.layers[l]
+            layer.sampled = spec["sampled"]
+            layer.in_dim = spec["in_dim"]
+            layer.units = spec["units"]
+            layer.relu = spec["relu"]
+            layer.min_active = spec.get("min_active", spec["units"])
+            layer.max_active = spec.get("max_active", spec["units"])
+            layer.all_active = layer.min_active >= layer.units
+            is_output = l == self.n_layers - 1
+            if not layer.sampled:
+                layer.width = layer.units
+            elif is_output:
+                layer.width = max(layer.max_active, layer.min_active) + max_labels
+            else:
+                layer.width = max(layer.max_active, layer.min_active)
+            layer.W = self._ptr(spec["W"])
+            layer.b = self._ptr(spec["b"])
+            layer.gW = self._ptr(spec["gW"]) if spec.get("gW") is not None else NULL
+            layer.gb = self._ptr(spec["gb"]) if spec.get("gb") is not None else NULL
+            layer.touched = self._iptr(spec["touched"])
+            layer.mW = layer.vW = layer.mb = layer.vb = NULL
+            if spec.get("mW") is not None:
+                layer.mW = self._ptr(spec["mW"])
+                layer.vW = self._ptr(spec["vW"])
+                layer.mb = self._ptr(spec["mb"])
+                layer.vb = self._ptr(spec["vb"])
+            family = spec.get("family")
+            tables = spec.get("tables")
+            if family is not None:
+                layer.family = &(<CompiledFamily>family).c
+                layer.tables = &(<CompiledTables>tables).c
+                layer.n_tables = (<CompiledFamily>family).c.L
+                self.keepalive.extend([family, tables])
+            else:
+                layer.family = NULL
+                layer.tables = NULL
+                layer.n_tables = 0
+            max_tables = max(max_tables, layer.n_tables)
+            layer.bucket_ids = self._iptr(np.zeros(batch_size * max(1, layer.n_tables), np.int32))
+            if layer.sampled:
+                layer.stamp = self._iptr(np.zeros(n_threads * layer.units, np.int32))
+                layer.act_ids = self._iptr(np.zeros(batch_size * layer.width, np.int32))
+            layer.act_vals = self._ptr(np.zeros(batch_size * layer.width, np.float32))
+            layer.deltas = self._ptr(np.zeros(batch_size * layer.width, np.float32))
+            layer.n_act = self._iptr(np.zeros(batch_size, np.int32))
+        self.max_shared = 0
+        self.n_shared = 0
+        if shared_output:
+            layer = &self.layers[self.n_layers - 1]
+            self.max_shared = max(layer.max_active, layer.min_active) + batch_size * max_labels
+            self.max_shared = min(self.max_shared, layer.units)
+            d = layer.in_dim
+            self.shared_ids = self._iptr(np.zeros(self.max_shared, np.int32))
+            self.shared_pos = self._iptr(np.full(layer.units, -1, np.int32))
+            self.cand_count = self._iptr(np.zeros(layer.units, np.int32))
+            self.cand_ids = self._iptr(np.zeros(layer.units, np.int32))
+            self.count_hist = self._iptr(np.zeros(batch_size * max_tables + 2, np.int32))
+            self.hidden = self._ptr(np.zeros(batch_size * d, np.float32))
+            self.d_hidden = self._ptr(np.zeros(batch_size * d, np.float32))
+            self.w_shared = self._ptr(np.zeros(self.max_shared * d, np.float32))
+            self.b_shared = self._ptr(np.zeros(self.max_shared, np.float32))
+            self.logits = self._ptr(np.zeros(batch_size * self.max_shared, np.float32))
+            self.grad_shared = self._ptr(np.zeros(self.max_shared * d, np.float32))
+            self.gb_shared = self._ptr(np.zeros(self.max_shared, np.float32))
+        self.label_pos = self._iptr(np.zeros(batch_size * self.max_labels, np.int32))
+
+    cdef float* _ptr(self, object arr) except NULL:
+        cdef float[::1] view = arr.reshape(-1)
+        if not arr.flags.c_contiguous or arr.dtype != np.float32:
+            raise ValueError("pyslide internal error: engine arrays must be C-contiguous float32")
+        self.keepalive.append(arr)
+        if view.shape[0] == 0:
+            return <float*>self.thread_time  # never dereferenced; a non-NULL placeholder
+        return &view[0]
+
+    cdef int32_t* _iptr(self, object arr) except NULL:
+        cdef int32_t[::1] view = arr.reshape(-1)
+        if not arr.flags.c_contiguous or arr.dtype != np.int32:
+            raise ValueError("pyslide internal error: engine index arrays must be C-contiguous int32")
+        self.keepalive.append(arr)
+        return &view[0]
+
+    def reset_timers(self):
+        self.t_sample = self.t_forward = self.t_backward = self.t_select = self.t_gemm = 0
+        memset(self.thread_time, 0, self.n_threads * TIME_STRIDE * sizeof(double))
+
+    def timings(self):
+        """Seconds per phase since reset_timers (per-thread time / threads)."""
+        cdef int32_t t
+        cdef double s = 0, f = 0, bw = 0
+        for t in range(self.n_threads):
+            s += self.thread_time[t * TIME_STRIDE + T_SAMPLE]
+            f += self.thread_time[t * TIME_STRIDE + T_FORWARD]
+            bw += self.thread_time[t * TIME_STRIDE + T_BACKWARD]
+        n = float(self.n_threads)
+        return {"hash": s / n + self.t_select, "forward": f / n + self.t_gemm * 0.5,
+                "backward": bw / n + self.t_gemm * 0.5}
+
+    def reset_stamps(self):
+        """Clear de-duplication marks (needed before the int32 mark wraps)."""
+        cdef int32_t l
+        for l in range(self.n_layers):
+            if self.layers[l].sampled:
+                memset(self.layers[l].stamp, 0,
+                       <int64_t>self.n_threads * self.layers[l].units * sizeof(int32_t))
+        self.mark_base = 0
+
+    @property
+    def n_shared_active(self):
+        return self.n_shared
+
+    def active_sets(self, int layer_index, int n_samples):
+        """Copy of the last step's active ids per sample (tests, diagnostics)."""
+        cdef LayerC* layer = &self.layers[layer_index]
+        out = []
+        if self.shared_output and layer_index == self.n_layers - 1:
+            return [np.array(<int32_t[:self.n_shared]>self.shared_ids, copy=True)] if self.n_shared else [np.zeros(0, np.int32)]
+        for b in range(n_samples):
+            if layer.sampled:
+                n = layer.n_act[b]
+                out.append(np.array(<int32_t[:max(n, 1)]>(layer.act_ids + <int64_t>b * layer.width), copy=True)[:n])
+            else:
+                out.append(np.arange(layer.units, dtype=np.int32))
+        return out
+
+    # ------------------------------------------------------------ training
+
+    def train_step(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                   const float[::1] x_data, const int64_t[::1] y_indptr,
+                   const int32_t[::1] y_indices, const int64_t[::1] rows,
+                   int32_t step, float[::1] losses):
+        """Forward and backward of one batch; gradients left in the buffers.
+
+        ``rows`` are the batch's row numbers in X / Y; ``step`` (>= 1) marks
+        touched rows and keys the sample random streams; ``losses`` receives
+        one loss per sample.
+        """
+        cdef int32_t n_batch = rows.shape[0]
+        cdef int32_t mark_base
+        if n_batch > self.batch_size or n_batch > losses.shape[0]:
+            raise ValueError("pyslide internal error: batch larger than the engine's scratch")
+        if self.mark_base > 2000000000 - n_batch:
+            self.reset_stamps()
+        mark_base = self.mark_base
+        self.mark_base += n_batch
+        if self.shared_output:
+            self._train_shared(x_indptr, x_indices, x_data, y_indptr, y_indices, rows,
+                               step, losses, mark_base)
+        else:
+            self._train_per_sample(x_indptr, x_indices, x_data, y_indptr, y_indices, rows,
+                                   step, losses, mark_base)
+
+    # One sample through layers [0, n_forward): the active sets, then the
+    # activations. Each sample is carried end to end by one thread.
+    cdef void _forward_sample(self, int32_t b, int32_t tid, const int32_t* x_ids,
+                              const float* x_vals, int32_t x_n, const int32_t* labels,
+                              int32_t n_labels, int32_t n_forward, int32_t step,
+                              int32_t mark) noexcept nogil:
+        cdef int32_t l, n_in = x_n
+        cdef const int32_t* in_ids = x_ids
+        cdef const float* in_vals = x_vals
+        cdef LayerC* layer
+        cdef uint64_t rng
+        cdef double t0, t1
+        cdef bint is_output
+        for l in range(n_forward):
+            layer = &self.layers[l]
+            is_output = l == self.n_layers - 1
+            t0 = now()
+            if layer.sampled:
+                rng = mix_seed(self.seed + <uint64_t>(l + 1) * <uint64_t>0x9E3779B97F4A7C15,
+                               <uint64_t>step, <uint64_t>b)
+                if is_output:
+                    layer.n_act[b] = choose_active(layer, tid, b, in_ids, in_vals, n_in,
+                                                   labels, n_labels, mark, &rng)
+                else:
+                    layer.n_act[b] = choose_active(layer, tid, b, in_ids, in_vals, n_in,
+                                                   NULL, 0, mark, &rng)
+            t1 = now()
+            forward_layer(layer, b, in_ids, in_vals, n_in, is_output)
+            self.thread_time[tid * TIME_STRIDE + T_SAMPLE] += t1 - t0
+            self.thread_time[tid * TIME_STRIDE + T_FORWARD] += now() - t1
+            layer_output(layer, b, &in_ids, &in_vals, &n_in)
+
+    # Backward of one sample from layer `top` (its deltas already set) down
+    # to the first layer.
+    cdef void _backward_sample(self, int32_t b, int32_t top, const int32_t* x_ids,
+                               const float* x_vals, int32_t x_n, int32_t step) noexcept nogil:
+        cdef int32_t l, n_in
+        cdef const int32_t* in_ids
+        cdef const float* in_vals
+        for l in range(top, -1, -1):
+            if l > 0:
+                layer_output(&self.layers[l - 1], b, &in_ids, &in_vals, &n_in)
+                backward_layer(&self.layers[l], &self.layers[l - 1], b, in_ids, in_vals, n_in, step)
+            else:
+                backward_layer(&self.layers[0], NULL, b, x_ids, x_vals, x_n, step)
+
+    cdef void _train_per_sample(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                                const float[::1] x_data, const int64_t[::1] y_indptr,
+                                const int32_t[::1] y_indices, const int64_t[::1] rows,
+                                int32_t step, float[::1] losses, int32_t mark_base) noexcept:
+        cdef int32_t n_batch = rows.shape[0]
+        cdef int32_t b, tid, x_n, n_labels, t, n_out
+        cdef int64_t r
+        cdef const int32_t* x_ids
+        cdef const float* x_vals
+        cdef const int32_t* labels
+        cdef LayerC* out_layer = &self.layers[self.n_layers - 1]
+        cdef double t0
+        cdef float scale = 1.0 / n_batch
+        cdef int32_t* label_pos
+        with nogil:
+            for b in prange(n_batch, num_threads=self.n_threads, schedule="dynamic"):
+                tid = threadid()
+                r = rows[b]
+                labels = &y_indices[0] + y_indptr[r]
+                n_labels = <int32_t>(y_indptr[r + 1] - y_indptr[r])
+                x_ids = &x_indices[0] + x_indptr[r]
+                x_vals = &x_data[0] + x_indptr[r]
+                x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
+                self._forward_sample(b, tid, x_ids, x_vals, x_n, labels, n_labels,
+                                     self.n_layers, step, mark_base + b + 1)
+                t0 = now()
+                # labels sit at positions 0..n_labels-1 of a sampled output
+                # (choose_active put them first) and at their ids in a Dense one
+                label_pos = self.label_pos + <int64_t>b * self.max_labels
+                for t in range(n_labels):
+                    label_pos[t] = t if out_layer.sampled else labels[t]
+                n_out = out_layer.n_act[b] if out_layer.sampled else out_layer.units
+                losses[b] = loss_and_delta(out_layer.act_vals + <int64_t>b * out_layer.width,
+                                           out_layer.deltas + <int64_t>b * out_layer.width,
+                                           n_out, label_pos, n_labels, self.loss_kind, scale)
+                self._backward_sample(b, self.n_layers - 1, x_ids, x_vals, x_n, step)
+                self.thread_time[tid * TIME_STRIDE + T_BACKWARD] += now() - t0
+
+    cdef void _select_shared(self, const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
+                             const int64_t[::1] rows, int32_t step) noexcept nogil:
+        """The batch's shared active set of the output layer.
+
+        The batch's true labels first; then LSH candidates ranked by how many
+        (sample, table) pairs hit them, best first, up to max_active; then
+        uniform random neurons up to min_active. Ranking uses a histogram of
+        hit counts (counts are at most batch * L): no sort.
+        """
+        cdef LayerC* layer = &self.layers[self.n_layers - 1]
+        cdef int32_t n_batch = rows.shape[0]
+        cdef int32_t n = 0, n_cand = 0, b, l, s, j, c, need, threshold, taken, max_count
+        cdef int64_t k, r, bucket, n_valid
+        cdef const int32_t* bucket_ids
+        cdef const int32_t* slot
+        cdef const BucketTables* tables = layer.tables
+        cdef uint64_t rng
+        cdef int32_t limit = self.max_shared
+        for b in range(n_batch):
+            r = rows[b]
+            for k in range(y_indptr[r], y_indptr[r + 1]):
+                j = y_indices[k]
+                if self.shared_pos[j] < 0 and n < limit:
+                    self.shared_pos[j] = n
+                    self.shared_ids[n] = j
+                    n += 1
+        if layer.all_active:
+            for j in range(layer.units):
+                if self.shared_pos[j] < 0:
+                    self.shared_pos[j] = n
+                    self.shared_ids[n] = j
+                    n += 1
+            self.n_shared = n
+            return
+        if layer.family != NULL and n < layer.max_active:
+            max_count = 0
+            for b in range(n_batch):
+                bucket_ids = layer.bucket_ids + <int64_t>b * layer.n_tables
+                for l in range(layer.n_tables):
+                    bucket = <int64_t>l * tables.n_buckets + bucket_ids[l]
+                    n_valid = tables.counts[bucket]
+                    if n_valid > tables.bucket_size:
+                        n_valid = tables.bucket_size
+                    slot = tables.ids + bucket * tables.bucket_size
+                    for s in range(n_valid):
+                        j = slot[s]
+                        if self.shared_pos[j] >= 0:
+                            continue
+                        if self.cand_count[j] == 0:
+                            self.cand_ids[n_cand] = j
+                            n_cand += 1
+                        self.cand_count[j] += 1
+                        if self.cand_count[j] > max_count:
+                            max_count = self.cand_count[j]
+            need = layer.max_active - n
+            if n_cand <= need:
+                threshold = 1
+            else:
+                memset(self.count_hist, 0, (max_count + 2) * sizeof(int32_t))
+                for c in range(n_cand):
+                    self.count_hist[self.cand_count[self.cand_ids[c]]] += 1
+                # smallest hit count whose candidates, with all better ones, fill `need`
+                taken = 0
+                threshold = max_count
+                while threshold > 1 and taken + self.count_hist[threshold] < need:
+                    taken += self.count_hist[threshold]
+                    threshold -= 1
+            # strictly better candidates first, then ties in first-hit order
+            for c in range(n_cand):
+                j = self.cand_ids[c]
+                if self.cand_count[j] > threshold:
+                    self.shared_pos[j] = n
+                    self.shared_ids[n] = j
+                    n += 1
+            for c in range(n_cand):
+                j = self.cand_ids[c]
+                if self.cand_count[j] == threshold and n < layer.max_active:
+                    self.shared_pos[j] = n
+                    self.shared_ids[n] = j
+                    n += 1
+                self.cand_count[j] = 0
+        rng = mix_seed(self.seed, <uint64_t>step, <uint64_t>0xFFFFFFFF)
+        while n < layer.min_active and n < limit:
+            j = <int32_t>rand_below(&rng, <uint32_t>layer.units)
+            if self.shared_pos[j] < 0:
+                self.shared_pos[j] = n
+                self.shared_ids[n] = j
+                n += 1
+        self.n_shared = n
+
+    cdef void _train_shared(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                            const float[::1] x_data, const int64_t[::1] y_indptr,
+                            const int32_t[::1] y_indices, const int64_t[::1] rows,
+                            int32_t step, float[::1] losses, int32_t mark_base) noexcept:
+        cdef int32_t n_batch = rows.shape[0]
+        cdef LayerC* out_layer = &self.layers[self.n_layers - 1]
+        cdef LayerC* last = &self.layers[self.n_layers - 2]
+        cdef int32_t d = out_layer.in_dim
+        cdef int32_t b, tid, x_n, n_labels, t, j, n_in, n_shared
+        cdef int64_t r, k
+        cdef const int32_t* x_ids
+        cdef const float* x_vals
+        cdef const int32_t* labels
+        cdef const int32_t* in_ids
+        cdef const float* in_vals
+        cdef float* h
+        cdef float* dh
+        cdef float* last_delta
+        cdef const float* last_act
+        cdef int32_t* label_pos
+        cdef double t0
+        cdef float scale = 1.0 / n_batch
+        cdef float one = 1.0, zero = 0.0
+        cdef int inc = 1, n_rows, n_cols
+        with nogil:
+            # forward through the hidden layers; hidden vectors into `hidden`
+            for b in prange(n_batch, num_threads=self.n_threads, schedule="dynamic"):
+                tid = threadid()
+                r = rows[b]
+                x_ids = &x_indices[0] + x_indptr[r]
+                x_vals = &x_data[0] + x_indptr[r]
+                x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
+                self._forward_sample(b, tid, x_ids, x_vals, x_n, NULL, 0,
+                                     self.n_layers - 1, step, mark_base + b + 1)
+                t0 = now()
+                layer_output(last, b, &in_ids, &in_vals, &n_in)
+                h = self.hidden + <int64_t>b * d
+                if in_ids == NULL:
+                    memcpy(h, in_vals, d * sizeof(float))
+                else:
+                    memset(h, 0, d * sizeof(float))
+                    for t in range(n_in):
+                        h[in_ids[t]] = in_vals[t]
+                if out_layer.family != NULL:
+                    hash_dense_row(out_layer.family, h,
+                                   out_layer.bucket_ids + <int64_t>b * out_layer.n_tables)
+                self.thread_time[tid * TIME_STRIDE + T_SAMPLE] += now() - t0
+
+            t0 = now()
+            self._select_shared(y_indptr, y_indices, rows, step)
+            n_shared = self.n_shared
+            self.t_select += now() - t0
+
+            t0 = now()
+            for j in prange(n_shared, num_threads=self.n_threads, schedule="static"):
+                memcpy(self.w_shared + <int64_t>j * d,
+                       out_layer.W + <int64_t>self.shared_ids[j] * d, d * sizeof(float))
+                self.b_shared[j] = out_layer.b[self.shared_ids[j]]
+            # logits(batch, shared) = hidden @ w_shared^T
+            gemm_rm(False, True, n_batch, n_shared, d, one, self.hidden, d,
+                    self.w_shared, d, zero, self.logits, n_shared)
+            self.t_gemm += now() - t0
+
+            t0 = now()
+            for b in prange(n_batch, num_threads=self.n_threads, schedule="static"):
+                r = rows[b]
+                labels = &y_indices[0] + y_indptr[r]
+                n_labels = <int32_t>(y_indptr[r + 1] - y_indptr[r])
+                label_pos = self.label_pos + <int64_t>b * self.max_labels
+                k = 0
+                for t in range(n_labels):
+                    j = self.shared_pos[labels[t]]
+                    if j >= 0:
+                        label_pos[k] = j
+                        k = k + 1
+                h = self.logits + <int64_t>b * n_shared
+                for j in range(n_shared):
+                    h[j] = h[j] + self.b_shared[j]
+                # loss_and_delta works in place: delta overwrites the logits
+                losses[b] = loss_and_delta(h, h, n_shared, label_pos, <int32_t>k,
+                                           self.loss_kind, scale)
+            self.t_select += 0
+            # grad(shared, d) = delta^T @ hidden ; grad_b = delta^T @ 1 ;
+            # d_hidden(batch, d) = delta @ w_shared
+            gemm_rm(True, False, n_shared, d, n_batch, one, self.logits, n_shared,
+                    self.hidden, d, zero, self.grad_shared, d)
+            gemm_rm(False, False, n_batch, d, n_shared, one, self.logits, n_shared,
+                    self.w_shared, d, zero, self.d_hidden, d)
+            memset(self.gb_shared, 0, n_shared * sizeof(float))
+            for b in range(n_batch):
+                axpy(self.gb_shared, self.logits + <int64_t>b * n_shared, 1.0, n_shared)
+            self.t_gemm += now() - t0
+
+            for b in prange(n_batch, num_threads=self.n_threads, schedule="dynamic"):
+                tid = threadid()
+                t0 = now()
+                r = rows[b]
+                dh = self.d_hidden + <int64_t>b * d
+                last_delta = last.deltas + <int64_t>b * last.width
+                layer_output(last, b, &in_ids, &in_vals, &n_in)
+                if in_ids == NULL:
+                    for t in range(n_in):
+                        last_delta[t] = dh[t] if (in_vals[t] > 0 or not last.relu) else 0
+                else:
+                    for t in range(n_in):
+                        last_delta[t] = dh[in_ids[t]] if (in_vals[t] > 0 or not last.relu) else 0
+                x_ids = &x_indices[0] + x_indptr[r]
+                x_vals = &x_data[0] + x_indptr[r]
+                x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
+                self._backward_sample(b, self.n_layers - 2, x_ids, x_vals, x_n, step)
+                self.thread_time[tid * TIME_STRIDE + T_BACKWARD] += now() - t0
+
+    # ------------------------------------------------------------ optimizer
+
+    def optimizer_step(self, int32_t step, str kind, float step_size, float beta1,
+                       float beta2, float eps, bint lazy):
+        """Update the rows touched in ``step`` and zero their gradients.
+
+        A batch-shared output layer is updated from its compact gradient.
+        """
+        cdef int32_t l, n_rows, n_cols
+        cdef LayerC* layer
+        cdef bint adam = kind == "adam"
+        cdef int32_t last = self.n_layers - 1
+        if adam:
+            for l in range(self.n_layers):
+                if self.layers[l].mW == NULL:
+                    raise ValueError("pyslide internal error: Adam needs moment arrays")
+        for l in range(self.n_layers):
+            layer = &self.layers[l]
+            if layer.sampled:
+                n_rows, n_cols = layer.units, layer.in_dim
+            else:
+                n_rows, n_cols = layer.in_dim, layer.units
+            with nogil:
+                if self.shared_output and l == last:
+                    update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
+                                       self.grad_shared, self.gb_shared, self.shared_ids,
+                                       self.n_shared, n_cols, adam, step_size, beta1, beta2,
+                                       eps, self.n_threads)
+                    if adam and not lazy:
+                        decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb,
+                                            layer.vb, self.shared_pos, n_rows, n_cols,
+                                            step_size, beta1, beta2, eps, self.n_threads)
+                    clear_shared(self.shared_pos, self.shared_ids, self.n_shared)
+                    continue
+                update_rows(layer.W, layer.mW, layer.vW, layer.gW, layer.touched, step,
+                            n_rows, n_cols, adam, lazy, step_size, beta1, beta2, eps,
+                            self.n_threads)
+                if layer.sampled:
+                    update_rows(layer.b, layer.mb, layer.vb, layer.gb, layer.touched, step,
+                                n_rows, 1, adam, lazy, step_size, beta1, beta2, eps,
+                                self.n_threads)
+                else:
+                    update_rows(layer.b, layer.mb, layer.vb, layer.gb, NULL, step, 1, n_cols,
+                                adam, lazy, step_size, beta1, beta2, eps, 1)
+
+    def discard_gradients(self, int32_t step):
+        """Zero the gradients of ``step`` without applying them (error / Ctrl-C)."""
+        cdef int32_t l, n_rows, n_cols
+        cdef int64_t r
+        cdef LayerC* layer
+        for l in range(self.n_layers):
+            layer = &self.layers[l]
+            if self.shared_output and l == self.n_layers - 1:
+                clear_shared(self.shared_pos, self.shared_ids, self.n_shared)
+                continue
+            if layer.sampled:
+                n_rows, n_cols = layer.units, layer.in_dim
+            else:
+                n_rows, n_cols = layer.in_dim, layer.units
+            with nogil:
+                for r in range(n_rows):
+                    if layer.touched[r] == step:
+                        memset(layer.gW + r * n_cols, 0, n_cols * sizeof(float))
+                        if layer.sampled:
+                            layer.gb[r] = 0
+                if not layer.sampled:
+                    memset(layer.gb, 0, n_cols * sizeof(float))
+
+
+cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
+                             float step_size, float beta1, float beta2, float eps) noexcept nogil:
+    cdef int32_t i
+    cdef float gi
+    for i in range(n):
+        gi = g[i]
+        m[i] = beta1 * m[i] + (1 - beta1) * gi
+        v[i] = beta2 * v[i] + (1 - beta2) * gi * gi
+        w[i] -= step_size * m[i] / (sqrtf(v[i]) + eps)
+        g[i] = 0
+
+
+cdef inline void sgd_update(float* w, float* g, int32_t n, float step_size) noexcept nogil:
+    cdef int32_t i
+    for i in range(n):
+        w[i] -= step_size * g[i]
+        g[i] = 0
+
+
+cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
+                      int32_t step, int32_t n_rows, int32_t n_cols, bint adam, bint lazy,
+                      float step_size, float beta1, float beta2, float eps,
+                      int32_t n_threads) noexcept nogil:
+    """Optimizer over the rows touched in ``step`` (all rows if not lazy or
+    touched is NULL), zeroing their gradient in the same pass."""
+    cdef int64_t r, off
+    for r in prange(n_rows, num_threads=n_threads, schedule="static"):
+        if touched != NULL and lazy and touched[r] != step:
+            continue
+        off = r * n_cols
+        if adam:
+            adam_update(W + off, mW + off, vW + off, gW + off, n_cols, step_size, beta1, beta2, eps)
+        else:
+            sgd_update(W + off, gW + off, n_cols, step_size)
+
+
+cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
+                             float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
+                             int32_t n_cols, bint adam, float step_size, float beta1,
+                             float beta2, float eps, int32_t n_threads) noexcept nogil:
+    """Apply a compact gradient (n_ids, n_cols) to rows ``ids`` of W; the ids
+    are distinct, so no two threads write one row."""
+    cdef int64_t j, row
+    for j in prange(n_ids, num_threads=n_threads, schedule="static"):
+        row = ids[j]
+        if adam:
+            adam_update(W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
+                        grad + j * n_cols, n_cols, step_size, beta1, beta2, eps)
+            adam_update(b + row, mb + row, vb + row, grad_b + j, 1, step_size, beta1, beta2, eps)
+        else:
+            sgd_update(W + row * n_cols, grad + j * n_cols, n_cols, step_size)
+            sgd_update(b + row, grad_b + j, 1, step_size)
+
+
+cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
+                              const int32_t* pos, int32_t n_rows, int32_t n_cols,
+                              float step_size, float beta1, float beta2, float eps,
+                              int32_t n_threads) noexcept nogil:
+    """Dense Adam for rows outside the shared set: a zero-gradient step."""
+    cdef int64_t r, off
+    cdef int32_t i
+    for r in prange(n_rows, num_threads=n_threads, schedule="static"):
+        if pos[r] >= 0:
+            continue
+        off = r * n_cols
+        for i in range(n_cols):
+            mW[off + i] = beta1 * mW[off + i]
+            vW[off + i] = beta2 * vW[off + i]
+            W[off + i] -= step_size * mW[off + i] / (sqrtf(vW[off + i]) + eps)
+        mb[r] = beta1 * mb[r]
+        vb[r] = beta2 * vb[r]
+        b[r] -= step_size * mb[r] / (sqrtf(vb[r]) + eps)
+
+
+cdef inline void clear_shared(int32_t* pos, const int32_t* ids, int32_t n) noexcept nogil:
+    cdef int32_t j
+    for j in range(n):
+        pos[ids[j]] = -1

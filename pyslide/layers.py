@@ -1,0 +1,228 @@
+"""Layer specifications and their validation.
+
+A layer here is a description; the network allocates its weights and the
+kernels in ``_kernels.pyx`` compute it. Two kinds:
+
+``Dense(units)``
+    every neuron computed for every sample. Stored ``(in, out)`` so a sparse
+    input row is a sum of contiguous weight rows.
+``Sampled(units, ...)``
+    only the neurons that LSH (or uniform sampling) picks, per sample or per
+    batch. Stored ``(out, in)`` so each active neuron reads one contiguous row.
+"""
+import math
+import numbers
+
+__all__ = ["Dense", "Sampled"]
+
+_ACTIVATIONS = ("relu", "linear")
+
+
+def _check_int(owner, name, value, minimum=1, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_activation(owner, activation):
+    if activation is None:
+        return "linear"
+    if not isinstance(activation, str) or activation.lower() not in _ACTIVATIONS:
+        raise ValueError(f"{owner}: activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    return activation.lower()
+
+
+class Dense:
+    """A fully computed layer.
+
+    Parameters
+    ----------
+    units : int
+        Number of neurons.
+    activation : {"relu", "linear"}
+        Activation of a hidden layer. The output layer's activation is set
+        by the network's loss (softmax or sigmoid) and this is ignored.
+    init_std : float or None
+        Standard deviation of the normal initial weights; ``None`` picks
+        ``1/sqrt(fan_in)`` (for the first layer, fan-in is the average number
+        of non-zeros of an input row, learnt at the first ``fit``).
+    """
+
+    kind = "dense"
+
+    def __init__(self, units, activation="relu", init_std=None):
+        self.units = _check_int("Dense", "units", units)
+        self.activation = _check_activation("Dense", activation)
+        self.init_std = _check_init_std("Dense", init_std)
+
+    def get_config(self):
+        return {"kind": self.kind, "units": self.units, "activation": self.activation,
+                "init_std": self.init_std}
+
+    def __repr__(self):
+        return f"Dense({self.units}, activation={self.activation!r})"
+
+
+def _check_init_std(owner, init_std):
+    if init_std is None:
+        return None
+    if isinstance(init_std, bool) or not isinstance(init_std, numbers.Real) \
+            or not math.isfinite(init_std) or init_std <= 0:
+        raise ValueError(f"{owner}: init_std must be a positive number or None, got {init_std!r}")
+    return float(init_std)
+
+
+class Sampled:
+    """A layer that computes only the neurons LSH picks.
+
+    Parameters
+    ----------
+    units : int
+        Number of neurons (for the output layer: the number of labels).
+    hash : hash family, "auto" or None
+        ``"auto"`` (default) picks a SimHash from the layer's shape (see
+        Notes). A family object (``pyslide.SimHash``, ``WTA``, ``DWTA``,
+        ``DOPH``) uses that one. ``None`` draws the active neurons uniformly
+        at random: plain sampled softmax inside the same engine.
+    active : float or int or None
+        Active neurons per sample (``share="sample"``) or per batch
+        (``share="batch"``): a float in (0, 1] is a fraction of ``units``, an
+        int a count. ``None`` uses the rule in Notes. ``1.0`` computes every
+        neuron (the layer then equals a ``Dense`` one).
+    min_active, max_active : int or None
+        Bounds on the active count. LSH candidates beyond ``max_active`` are
+        dropped (lowest-ranked first); fewer than ``min_active`` are topped
+        up with uniformly random neurons. Default: both equal ``active``, so
+        each step costs the same.
+    share : {"batch", "sample"}
+        ``"sample"``: every sample gets its own active set (SLIDE).
+        ``"batch"``: the batch shares one active set, the union of its true
+        labels and the LSH candidates ranked by how many (sample, table)
+        pairs hit them; its logits are one matrix product.
+    bucket_size : int or None
+        Slots per hash bucket (default 128).
+    policy : {"fifo", "reservoir"}
+        What a full bucket does with a new neuron.
+    rebuild_every : int
+        Re-hash all neurons into the tables every this many steps.
+    rebuild_growth : float or None
+        If set (> 1), the interval between rebuilds grows by this factor
+        after every rebuild (SLIDE's exponentially decaying schedule).
+    activation : {"relu", "linear"}
+        Activation when the layer is hidden.
+    init_std : float or None
+        As for ``Dense``.
+
+    Notes
+    -----
+    Defaults from the shape (``n = units``): ``K = clip(ceil(log2 n) - 9, 4,
+    12)`` sign bits per table (about ``2**(log2 n - K)`` neurons per bucket
+    before the bucket cap), ``L = 16`` tables for ``share="batch"`` and 50
+    for ``share="sample"``, buckets of 128. Active count: 4,096 per batch
+    (``share="batch"``) or ``max(128, n // 200)`` per sample, never above
+    ``n``.
+    """
+
+    kind = "sampled"
+
+    def __init__(self, units, hash="auto", active=None, min_active=None, max_active=None,
+                 share="batch", bucket_size=None, policy="fifo", rebuild_every=50,
+                 rebuild_growth=None, activation="relu", init_std=None):
+        owner = "Sampled"
+        self.units = _check_int(owner, "units", units)
+        if share not in ("batch", "sample"):
+            raise ValueError(f"Sampled: share must be 'batch' or 'sample', got {share!r}")
+        self.share = share
+        if active is None:
+            count = 4096 if share == "batch" else max(128, self.units // 200)
+            self.active = min(self.units, count)
+        elif isinstance(active, bool):
+            raise TypeError(f"Sampled: active must be a fraction in (0, 1] or a count >= 1, got {active!r}")
+        elif isinstance(active, numbers.Integral):
+            if active < 1:
+                raise ValueError(f"Sampled: active must be a fraction in (0, 1] or a count >= 1, got {active}")
+            self.active = min(int(active), self.units)
+        elif isinstance(active, numbers.Real):
+            if not (0.0 < active <= 1.0) or not math.isfinite(active):
+                raise ValueError(f"Sampled: active fraction must be in (0, 1], got {active}")
+            self.active = max(1, min(self.units, int(math.ceil(active * self.units))))
+        else:
+            raise TypeError(f"Sampled: active must be a fraction in (0, 1] or a count >= 1, got {active!r}")
+        self.min_active = _check_int(owner, "min_active", min_active, 0, allow_none=True)
+        self.max_active = _check_int(owner, "max_active", max_active, 1, allow_none=True)
+        if self.min_active is None:
+            self.min_active = self.active
+        if self.max_active is None:
+            self.max_active = max(self.active, self.min_active)
+        self.min_active = min(self.min_active, self.units)
+        self.max_active = min(self.max_active, self.units)
+        if self.min_active > self.max_active:
+            raise ValueError(f"Sampled: min_active ({self.min_active}) must not exceed "
+                             f"max_active ({self.max_active})")
+        self.bucket_size = _check_int(owner, "bucket_size", 128 if bucket_size is None else bucket_size)
+        if policy not in ("fifo", "reservoir"):
+            raise ValueError(f"Sampled: policy must be 'fifo' or 'reservoir', got {policy!r}")
+        self.policy = policy
+        self.rebuild_every = _check_int(owner, "rebuild_every", rebuild_every)
+        if rebuild_growth is not None:
+            if isinstance(rebuild_growth, bool) or not isinstance(rebuild_growth, numbers.Real) \
+                    or not math.isfinite(rebuild_growth) or rebuild_growth < 1.0:
+                raise ValueError(f"Sampled: rebuild_growth must be None or a number >= 1, got {rebuild_growth!r}")
+            rebuild_growth = float(rebuild_growth)
+        self.rebuild_growth = rebuild_growth
+        self.activation = _check_activation(owner, activation)
+        self.init_std = _check_init_std(owner, init_std)
+        self.hash = self._resolve_hash(hash)
+
+    @property
+    def dense_equivalent(self):
+        """True when every neuron is active: no hashing is needed."""
+        return self.min_active >= self.units
+
+    def _resolve_hash(self, hash):
+        if hash is None:
+            return None
+        if isinstance(hash, str):
+            if hash != "auto":
+                raise ValueError(f"Sampled: hash must be 'auto', None or a hash family "
+                                 f"(pyslide.SimHash, WTA, DWTA, DOPH), got {hash!r}")
+            from .hashing import SimHash
+            K = int(min(12, max(4, math.ceil(math.log2(max(self.units, 2))) - 9)))
+            L = 16 if self.share == "batch" else 50
+            return SimHash(K=K, L=L)
+        if not hasattr(hash, "compile"):
+            raise TypeError(f"Sampled: hash must be 'auto', None or a hash family "
+                            f"(pyslide.SimHash, WTA, DWTA, DOPH), got {hash!r}")
+        return hash
+
+    def get_config(self):
+        return {"kind": self.kind, "units": self.units, "active": self.active,
+                "min_active": self.min_active, "max_active": self.max_active,
+                "share": self.share, "bucket_size": self.bucket_size, "policy": self.policy,
+                "rebuild_every": self.rebuild_every, "rebuild_growth": self.rebuild_growth,
+                "activation": self.activation, "init_std": self.init_std,
+                "hash": None if self.hash is None else self.hash.get_config()}
+
+    def __repr__(self):
+        return (f"Sampled({self.units}, hash={self.hash!r}, active={self.active}, "
+                f"share={self.share!r})")
+
+
+def layer_from_config(config):
+    config = dict(config)
+    kind = config.pop("kind")
+    if kind == "dense":
+        return Dense(**config)
+    if kind == "sampled":
+        hash_config = config.pop("hash")
+        if hash_config is None:
+            family = None
+        else:
+            from .hashing import family_from_config
+            family = family_from_config(hash_config)
+        return Sampled(hash=family, **config)
+    raise ValueError(f"unknown layer kind {kind!r} in saved model")
