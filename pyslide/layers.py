@@ -190,14 +190,29 @@ class Sampled:
             if hash != "auto":
                 raise ValueError(f"Sampled: hash must be 'auto', None or a hash family "
                                  f"(pyslide.SimHash, WTA, DWTA, DOPH), got {hash!r}")
-            from .hashing import SimHash
-            K = int(min(12, max(4, math.ceil(math.log2(max(self.units, 2))) - 9)))
-            L = 16 if self.share == "batch" else 50
-            return SimHash(K=K, L=L)
+            return "auto"
         if not hasattr(hash, "compile"):
             raise TypeError(f"Sampled: hash must be 'auto', None or a hash family "
                             f"(pyslide.SimHash, WTA, DWTA, DOPH), got {hash!r}")
         return hash
+
+    def resolve_hash(self, in_dim, seed=0):
+        """The hash family this layer uses for inputs of width ``in_dim``.
+
+        ``"auto"``: SimHash with ``K = clip(ceil(log2 units) - 9, 4, 12)``
+        sign bits and ``L`` = 16 (shared) or 50 (per sample) tables; Gaussian
+        projections when ``in_dim <= 4096``, else DWTA (bins of 8), whose cost
+        does not grow with the input width.
+        """
+        if self.hash != "auto":
+            return self.hash
+        from .hashing import DWTA, SimHash
+        L = 16 if self.share == "batch" else 50
+        if in_dim > 4096:
+            return DWTA(K=max(1, min(8, int(math.log2(max(self.units, 2))) // 3)), L=L,
+                        bin_size=8, seed=seed)
+        K = int(min(12, max(4, math.ceil(math.log2(max(self.units, 2))) - 9)))
+        return SimHash(K=K, L=L, seed=seed)
 
     def get_config(self):
         return {"kind": self.kind, "units": self.units, "active": self.active,
@@ -205,7 +220,8 @@ class Sampled:
                 "share": self.share, "bucket_size": self.bucket_size, "policy": self.policy,
                 "rebuild_every": self.rebuild_every, "rebuild_growth": self.rebuild_growth,
                 "activation": self.activation, "init_std": self.init_std,
-                "hash": None if self.hash is None else self.hash.get_config()}
+                "hash": (self.hash if self.hash is None or isinstance(self.hash, str)
+                         else self.hash.get_config())}
 
     def __repr__(self):
         return (f"Sampled({self.units}, hash={self.hash!r}, active={self.active}, "
@@ -219,8 +235,8 @@ def layer_from_config(config):
         return Dense(**config)
     if kind == "sampled":
         hash_config = config.pop("hash")
-        if hash_config is None:
-            family = None
+        if hash_config is None or isinstance(hash_config, str):
+            family = hash_config
         else:
             from .hashing import family_from_config
             family = family_from_config(hash_config)

@@ -1,0 +1,707 @@
+"""The ``Network``: validation, orchestration and I/O around the kernels.
+
+Everything that touches per-sample or per-neuron data runs in
+``_kernels.pyx`` (training) or in BLAS (exact inference); this module checks
+arguments, allocates arrays once, runs the epoch loop, keeps the rebuild
+schedule, and saves / loads models.
+"""
+import json
+import math
+import numbers
+import os
+import time
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import _kernels
+from ._openmp import resolve_threads
+from .layers import Dense, Sampled, layer_from_config
+from .optim import Adam, SGD, check_optimizer, optimizer_from_config
+
+__all__ = ["Network", "load"]
+
+_FORMAT_VERSION = 1
+_LOSSES = ("softmax", "bce")
+
+
+def _available_memory():
+    """Bytes the kernel says a new allocation can use, or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _format_bytes(n):
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.1f} {unit}"
+        n /= 1024.0
+
+
+class Network:
+    """A feed-forward network whose wide layers compute only sampled neurons.
+
+    Parameters
+    ----------
+    input_dim : int
+        Width of an input row (number of features).
+    layers : list of Dense / Sampled
+        The layers, the last one being the output (one neuron per label).
+    loss : {"softmax", "bce"}
+        ``"softmax"``: cross-entropy against the labels normalised to sum 1
+        (over the active outputs when the output is sampled). ``"bce"``:
+        independent sigmoid outputs with binary cross-entropy.
+    optimizer : pyslide.Adam, pyslide.SGD, "adam" or "sgd"
+        Lazy Adam (only touched rows) by default.
+    threads : int or None
+        Threads of every kernel: None uses the cores available to the
+        process (respecting ``OMP_NUM_THREADS``), -1 every core.
+    seed : int
+        Seeds weights, hash functions, shuffling and sampling. With
+        ``threads=1`` two runs with one seed are bit-for-bit identical; with
+        more threads lock-free (HogWild) updates race and results vary
+        slightly.
+
+    Examples
+    --------
+    >>> import pyslide as ps
+    >>> X, Y = ps.data.make_xc("small", n_samples=2000, seed=0)
+    >>> net = ps.Network(X.shape[1], [ps.Dense(64), ps.Sampled(Y.shape[1])], seed=0)
+    >>> history = net.fit(X, Y, epochs=1, verbose=0)
+    >>> top5 = net.predict(X[:10], k=5)
+    """
+
+    def __init__(self, input_dim, layers, loss="softmax", optimizer="adam", threads=None,
+                 seed=0):
+        if isinstance(input_dim, bool) or not isinstance(input_dim, numbers.Integral) \
+                or input_dim < 1:
+            raise ValueError(f"input_dim must be a positive int (the number of features), "
+                             f"got {input_dim!r}")
+        self.input_dim = int(input_dim)
+        if isinstance(layers, (Dense, Sampled)):
+            layers = [layers]
+        if not isinstance(layers, (list, tuple)) or len(layers) == 0:
+            raise ValueError("layers must be a non-empty list of pyslide.Dense / "
+                             "pyslide.Sampled, the last one being the output layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, (Dense, Sampled)):
+                raise TypeError(f"layers[{i}] must be pyslide.Dense or pyslide.Sampled, "
+                                f"got {layer!r}")
+        self.layers = list(layers)
+        if loss not in _LOSSES:
+            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
+        self.loss = loss
+        self.optimizer = check_optimizer(optimizer)
+        self.threads = threads
+        self.n_threads = resolve_threads(threads, "threads")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed = int(seed)
+        out = self.layers[-1]
+        if isinstance(out, Sampled) and out.share == "batch" and len(self.layers) == 1:
+            raise ValueError(
+                "layers: a Sampled output with share='batch' needs a hidden layer before it "
+                "(the shared logits are a matrix product of hidden vectors); add a "
+                "pyslide.Dense hidden layer or use Sampled(..., share='sample')")
+        if isinstance(out, Sampled) and out.min_active < 1:
+            raise ValueError("layers[-1]: the output layer needs min_active >= 1")
+        self.n_outputs = out.units
+        self._dims = []
+        d = self.input_dim
+        for layer in self.layers:
+            self._dims.append((d, layer.units))
+            d = layer.units
+        self._check_memory()
+        self._allocate()
+        self.step_ = 0           # optimizer steps taken
+        self.epoch_ = 0          # epochs completed
+        self.history_ = {"loss": []}
+        self.timings_ = {}
+        self.step_times_ = np.zeros(0)
+        self.stop_training = False
+        self._initialized = False
+
+    # ------------------------------------------------------------ memory
+
+    def _is_shared_output(self):
+        out = self.layers[-1]
+        return isinstance(out, Sampled) and out.share == "batch"
+
+    def _layer_arrays(self):
+        """(name, shape, dtype) of every array each layer holds."""
+        adam = isinstance(self.optimizer, Adam)
+        shared = self._is_shared_output()
+        plan = []
+        for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims)):
+            shape = (d_out, d_in) if isinstance(layer, Sampled) else (d_in, d_out)
+            rows = shape[0]
+            arrays = [("W", shape, np.float32), ("b", (d_out,), np.float32),
+                      ("touched", (rows,), np.int32)]
+            if not (shared and i == len(self.layers) - 1):
+                arrays += [("gW", shape, np.float32), ("gb", (d_out,), np.float32)]
+            if adam:
+                arrays += [("mW", shape, np.float32), ("vW", shape, np.float32),
+                           ("mb", (d_out,), np.float32), ("vb", (d_out,), np.float32)]
+            plan.append(arrays)
+        return plan
+
+    def estimate_memory(self, batch_size=128):
+        """Bytes the network's arrays, hash tables and training scratch need."""
+        total = 0
+        for arrays in self._layer_arrays():
+            for _, shape, dtype in arrays:
+                total += int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Sampled):
+                width = max(layer.max_active, layer.min_active)
+                total += batch_size * width * 12 + 4 * layer.units * (self.n_threads + 3)
+                family = layer.resolve_hash(self._dims[i][0], self.seed + i)
+                if family is not None:
+                    total += _estimate_family_bytes(family, self._dims[i][0], layer.bucket_size)
+            else:
+                total += batch_size * layer.units * 8
+        if self._is_shared_output():
+            out = self.layers[-1]
+            n_shared = min(out.units, max(out.max_active, out.min_active) + batch_size * 64)
+            total += n_shared * self._dims[-1][0] * 8 + batch_size * n_shared * 4
+        return total
+
+    def _check_memory(self):
+        need = self.estimate_memory()
+        have = _available_memory()
+        if have is not None and need > 0.9 * have:
+            raise MemoryError(
+                f"this network needs about {_format_bytes(need)} (weights, optimizer state, "
+                f"gradient buffers, hash tables) but only {_format_bytes(have)} is available; "
+                f"use fewer or narrower layers, pyslide.SGD (no moments), or smaller K / L / "
+                f"bucket_size")
+
+    def _allocate(self):
+        self._params = []
+        for arrays in self._layer_arrays():
+            params = {}
+            for name, shape, dtype in arrays:
+                params[name] = np.zeros(shape, dtype=dtype)
+            self._params.append(params)
+        self._families = [None] * len(self.layers)
+        self._tables = [None] * len(self.layers)
+        self._next_rebuild = [0] * len(self.layers)
+        self._rebuild_interval = [0] * len(self.layers)
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Sampled):
+                self._rebuild_interval[i] = layer.rebuild_every
+
+    def _init_weights(self, mean_sq_norm):
+        """Normal weights scaled so pre-activations start near unit variance.
+
+        The first layer's fan-in is the data's mean squared row norm (a
+        sparse row has few non-zeros), later layers use their input width
+        (with the ReLU gain for hidden layers).
+        """
+        rng = np.random.default_rng([self.seed, 1])
+        for i, (layer, params) in enumerate(zip(self.layers, self._params)):
+            d_in = self._dims[i][0]
+            if layer.init_std is not None:
+                std = layer.init_std
+            elif i == 0:
+                std = 1.0 / math.sqrt(max(mean_sq_norm, 1e-12))
+            elif i == len(self.layers) - 1:
+                std = 1.0 / math.sqrt(d_in)
+            else:
+                std = math.sqrt(2.0 / d_in)
+            W = params["W"]
+            # fill row blocks to bound the float64 temporaries
+            block = max(1, (1 << 22) // max(1, W.shape[1]))
+            for start in range(0, W.shape[0], block):
+                W[start:start + block] = rng.standard_normal(
+                    (min(block, W.shape[0] - start), W.shape[1]), dtype=np.float32) * std
+            params["b"][:] = 0
+        self._initialized = True
+
+    # ------------------------------------------------------------ hashing
+
+    def _setup_hashing(self):
+        from .hashing import LSHTables
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, Sampled) or layer.dense_equivalent:
+                continue
+            family = layer.resolve_hash(self._dims[i][0], self.seed + 7919 * (i + 1))
+            if family is None:
+                continue
+            if self._families[i] is None:
+                self._families[i] = family.compile(self._dims[i][0])
+                self._tables[i] = LSHTables(self._families[i], bucket_size=layer.bucket_size,
+                                            policy=layer.policy, seed=self.seed + i)
+                self._next_rebuild[i] = self.step_
+
+    def _maybe_rebuild(self, force=False):
+        spent = 0.0
+        for i, layer in enumerate(self.layers):
+            tables = self._tables[i]
+            if tables is None:
+                continue
+            if force or self.step_ >= self._next_rebuild[i]:
+                t0 = time.perf_counter()
+                tables.build(self._params[i]["W"], threads=self.n_threads)
+                spent += time.perf_counter() - t0
+                self._next_rebuild[i] = self.step_ + self._rebuild_interval[i]
+                if layer.rebuild_growth:
+                    self._rebuild_interval[i] = int(math.ceil(
+                        self._rebuild_interval[i] * layer.rebuild_growth))
+        return spent
+
+    # ------------------------------------------------------------ data
+
+    def _check_X(self, X, name="X"):
+        from .data import check_features
+        X = check_features(X, n_features=self.input_dim, name=name)
+        return X
+
+    def _check_Y(self, Y, n_rows, name="Y"):
+        from .data import labels_to_csr
+        Y = labels_to_csr(Y, n_labels=self.n_outputs, name=name)
+        if Y.shape[0] != n_rows:
+            raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_rows}; "
+                             f"give one label row per input row")
+        return Y
+
+    # ------------------------------------------------------------ training
+
+    def _make_engine(self, batch_size, max_labels):
+        specs = []
+        for i, (layer, params) in enumerate(zip(self.layers, self._params)):
+            d_in, d_out = self._dims[i]
+            spec = {"sampled": int(isinstance(layer, Sampled)), "in_dim": d_in, "units": d_out,
+                    "relu": int(layer.activation == "relu"), "W": params["W"],
+                    "b": params["b"], "gW": params.get("gW"), "gb": params.get("gb"),
+                    "touched": params["touched"], "mW": params.get("mW"),
+                    "vW": params.get("vW"), "mb": params.get("mb"), "vb": params.get("vb")}
+            if isinstance(layer, Sampled):
+                spec["min_active"] = layer.min_active
+                spec["max_active"] = layer.max_active
+                if self._families[i] is not None:
+                    spec["family"] = self._families[i]
+                    spec["tables"] = self._tables[i].compiled
+            specs.append(spec)
+        return _kernels.Engine(specs, batch_size, self.n_threads, self.loss, max_labels,
+                               self.seed, self._is_shared_output())
+
+    def fit(self, X, Y, epochs=1, batch_size=128, validation_data=None, shuffle=True,
+            callbacks=None, verbose=1, eval_k=(1, 3, 5)):
+        """Train for ``epochs`` passes over (X, Y).
+
+        Parameters
+        ----------
+        X : scipy.sparse matrix or ndarray, shape (n, input_dim)
+        Y : CSR label indicator (n, n_outputs), list of label lists, or 1-D
+            int array of one label per row.
+        epochs : int
+        batch_size : int
+        validation_data : (X_val, Y_val) or None
+            Evaluated (P@k, nDCG@k) after every epoch; results go to history.
+        shuffle : bool
+            Shuffle rows every epoch (seeded by ``seed`` and the epoch).
+        callbacks : list or None
+            Callables ``f(network, epoch, logs)`` or objects with
+            ``on_epoch_end(network, epoch, logs)``, run after every epoch.
+            Setting ``network.stop_training = True`` ends ``fit``.
+        verbose : {0, 1, 2}
+            0 silent, 1 a progress bar (loss, steps/s, ETA), 2 one line per epoch.
+
+        Returns
+        -------
+        dict
+            The history: per-epoch ``loss`` (mean training loss), ``time``
+            (seconds of training, cumulative) and validation metrics.
+        """
+        epochs = _check_count("epochs", epochs, minimum=1)
+        batch_size = _check_count("batch_size", batch_size, minimum=1)
+        if verbose not in (0, 1, 2, True, False):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        X = self._check_X(X)
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError("X has no rows: fit needs at least one training example")
+        Y = self._check_Y(Y, n)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, Y_val)")
+            Xv = self._check_X(validation_data[0], "validation_data[0]")
+            Yv = self._check_Y(validation_data[1], Xv.shape[0], "validation_data[1]")
+        callbacks = _check_callbacks(callbacks)
+        batch_size = min(batch_size, n)
+        x_indptr = X.indptr.astype(np.int64)
+        y_indptr = Y.indptr.astype(np.int64)
+        max_labels = int(np.diff(y_indptr).max()) if n else 0
+        if not self._initialized:
+            row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+            self._init_weights(float(row_sq.mean()) if n else 1.0)
+        self._setup_hashing()
+        engine = self._make_engine(batch_size, max_labels)
+        self._engine = engine
+        losses = np.zeros(batch_size, dtype=np.float32)
+        steps_per_epoch = (n + batch_size - 1) // batch_size
+        timings = {"hash": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
+                   "rebuild": 0.0}
+        step_times = []
+        train_time = self.history_.get("time", [0.0])[-1] if self.history_.get("time") else 0.0
+        self.stop_training = False
+        opt = self.optimizer
+        adam = isinstance(opt, Adam)
+        from threadpoolctl import threadpool_limits
+        bar = None
+        try:
+            with threadpool_limits(limits=self.n_threads, user_api="blas"):
+                timings["rebuild"] += self._maybe_rebuild(force=self.step_ == 0)
+                for _ in range(epochs):
+                    epoch = self.epoch_
+                    if shuffle:
+                        order = np.random.default_rng([self.seed, 2, epoch]).permutation(n)
+                    else:
+                        order = np.arange(n)
+                    order = order.astype(np.int64)
+                    if verbose == 1:
+                        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}")
+                    loss_sum = 0.0
+                    t_epoch = time.perf_counter()
+                    for s in range(steps_per_epoch):
+                        t0 = time.perf_counter()
+                        rows = order[s * batch_size:(s + 1) * batch_size]
+                        step = self.step_ + 1
+                        timings["rebuild"] += self._maybe_rebuild()
+                        t1 = time.perf_counter()
+                        engine.train_step(x_indptr, X.indices, X.data, y_indptr, Y.indices,
+                                          rows, step, losses)
+                        batch_loss = float(losses[:len(rows)].mean(dtype=np.float64))
+                        if not math.isfinite(batch_loss):
+                            engine.discard_gradients(step)
+                            raise FloatingPointError(
+                                f"the loss became {batch_loss} at step {step} (epoch "
+                                f"{epoch + 1}, batch {s + 1}); weights were left as they "
+                                f"were before this step. Lower the learning rate or check "
+                                f"the inputs for extreme values")
+                        t2 = time.perf_counter()
+                        engine.optimizer_step(step, opt.kind, opt.step_size(step),
+                                              getattr(opt, "beta1", 0.0),
+                                              getattr(opt, "beta2", 0.0),
+                                              getattr(opt, "eps", 0.0), opt.lazy)
+                        self.step_ = step
+                        t3 = time.perf_counter()
+                        timings["optimizer"] += t3 - t2
+                        step_times.append(t3 - t0)
+                        loss_sum += batch_loss * len(rows)
+                        if bar is not None:
+                            bar.update(1)
+                            if s % 10 == 0 or s == steps_per_epoch - 1:
+                                bar.set_postfix(loss=f"{loss_sum / min(n, (s + 1) * batch_size):.4f}",
+                                                refresh=False)
+                    train_time += time.perf_counter() - t_epoch
+                    self.epoch_ += 1
+                    if bar is not None:
+                        bar.close()
+                        bar = None
+                    logs = {"loss": loss_sum / n, "time": train_time}
+                    if validation_data is not None:
+                        scores = self.evaluate(Xv, Yv, k=eval_k)
+                        logs.update({f"val_{k}": v for k, v in scores.items()})
+                    for key, value in logs.items():
+                        self.history_.setdefault(key, []).append(value)
+                    if verbose == 2 or (verbose == 1 and validation_data is not None):
+                        print(_epoch_line(self.epoch_, logs), flush=True)
+                    for cb in callbacks:
+                        cb(self, self.epoch_, logs)
+                    if self.stop_training:
+                        break
+        except KeyboardInterrupt:
+            # a step either completed (optimizer applied) or is dropped whole
+            engine.discard_gradients(self.step_ + 1)
+            if bar is not None:
+                bar.close()
+            raise
+        finally:
+            phase = engine.timings()
+            for key in ("hash", "forward", "backward"):
+                timings[key] += phase[key]
+            self.timings_ = timings
+            self.step_times_ = np.asarray(step_times)
+        return self.history_
+
+    # ------------------------------------------------------------ inference
+
+    def _hidden(self, X):
+        """Exact activations of the last hidden layer (dense ndarray)."""
+        h = X
+        for layer, params in zip(self.layers[:-1], self._params[:-1]):
+            W, b = params["W"], params["b"]
+            h = h @ (W.T if isinstance(layer, Sampled) else W)
+            h = np.asarray(h, dtype=np.float32)
+            h += b
+            if layer.activation == "relu":
+                np.maximum(h, 0, out=h)
+        return h
+
+    def _output_scores(self, h):
+        layer, params = self.layers[-1], self._params[-1]
+        W = params["W"]
+        z = h @ (W.T if isinstance(layer, Sampled) else W)
+        z = np.asarray(z, dtype=np.float32)
+        z += params["b"]
+        return z
+
+    def _row_chunks(self, n):
+        chunk = max(1, min(n, (1 << 24) // max(1, self.n_outputs)))
+        return range(0, n, chunk), chunk
+
+    def predict_topk(self, X, k=5, sampled=False):
+        """Top-k outputs per row, best first.
+
+        Parameters
+        ----------
+        X : input rows
+        k : int
+        sampled : bool
+            False (default): exact, every output scored with BLAS. True: score
+            only the neurons the output layer's LSH tables return for each
+            row (sub-linear; may miss labels the tables do not hold).
+
+        Returns
+        -------
+        ids : (n, k) int32 ndarray, -1 where fewer than k candidates exist
+        scores : (n, k) float32 ndarray of logits (-inf where ids is -1)
+        """
+        k = _check_count("k", k, minimum=1)
+        X = self._check_X(X)
+        n = X.shape[0]
+        k_eff = min(k, self.n_outputs)
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        if n == 0:
+            return ids, scores
+        self._ensure_initialized()
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            if sampled:
+                return self._predict_sampled(X, k, ids, scores)
+            starts, chunk = self._row_chunks(n)
+            for start in starts:
+                h = self._hidden(X[start:start + chunk])
+                z = self._output_scores(h)
+                if k_eff < z.shape[1]:
+                    part = np.argpartition(-z, k_eff - 1, axis=1)[:, :k_eff]
+                else:
+                    part = np.tile(np.arange(z.shape[1]), (z.shape[0], 1))
+                top = np.take_along_axis(z, part, axis=1)
+                order = np.argsort(-top, axis=1, kind="stable")
+                ids[start:start + len(z), :k_eff] = np.take_along_axis(part, order, axis=1)
+                scores[start:start + len(z), :k_eff] = np.take_along_axis(top, order, axis=1)
+        return ids, scores
+
+    def _predict_sampled(self, X, k, ids, scores):
+        out = len(self.layers) - 1
+        layer = self.layers[-1]
+        if not isinstance(layer, Sampled) or self._tables[out] is None:
+            raise ValueError("predict_topk(sampled=True) needs a Sampled output layer with a "
+                             "hash family that has been trained (fit) or loaded")
+        W, b = self._params[out]["W"], self._params[out]["b"]
+        starts, chunk = self._row_chunks(X.shape[0])
+        for start in starts:
+            h = np.ascontiguousarray(self._hidden(X[start:start + chunk]), dtype=np.float32)
+            indptr, cand = self._tables[out].query(h, mode="union", threads=self.n_threads)
+            counts = np.diff(indptr)
+            row_of = np.repeat(np.arange(len(h)), counts)
+            z = np.einsum("ij,ij->i", W[cand], h[row_of]) + b[cand]
+            for r in range(len(h)):
+                lo, hi = indptr[r], indptr[r + 1]
+                if hi == lo:
+                    continue
+                zr, cr = z[lo:hi], cand[lo:hi]
+                kk = min(k, hi - lo)
+                top = np.argsort(-zr, kind="stable")[:kk]
+                ids[start + r, :kk] = cr[top]
+                scores[start + r, :kk] = zr[top]
+        return ids, scores
+
+    def predict(self, X, k=5):
+        """Top-k label ids per row (n, k), best first (exact)."""
+        return self.predict_topk(X, k=k)[0]
+
+    def predict_proba(self, X):
+        """Output probabilities (n, n_outputs): softmax or sigmoid per the loss.
+
+        Dense: for wide outputs use ``predict_topk`` on large inputs.
+        """
+        X = self._check_X(X)
+        self._ensure_initialized()
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            z = self._output_scores(self._hidden(X))
+        if self.loss == "softmax":
+            z -= z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
+        else:
+            z = 1.0 / (1.0 + np.exp(-z))
+        return z
+
+    def evaluate(self, X, Y, k=(1, 3, 5)):
+        """Precision@k and nDCG@k of exact top-k predictions against Y.
+
+        Returns a dict such as ``{"p@1": ..., "p@3": ..., "ndcg@3": ...}``.
+        """
+        from .metrics import evaluate_topk
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            k = (int(k),)
+        ks = tuple(_check_count("k", kk, minimum=1) for kk in k)
+        X = self._check_X(X)
+        Y = self._check_Y(Y, X.shape[0])
+        ids, _ = self.predict_topk(X, k=max(ks))
+        return evaluate_topk(ids, Y, ks=ks)
+
+    def _ensure_initialized(self):
+        if not self._initialized:
+            self._init_weights(1.0)
+
+    # ------------------------------------------------------------ persistence
+
+    def get_config(self):
+        return {"input_dim": self.input_dim, "loss": self.loss, "seed": self.seed,
+                "threads": self.threads,
+                "optimizer": self.optimizer.get_config(),
+                "layers": [layer.get_config() for layer in self.layers]}
+
+    def save(self, path):
+        """Write config, weights, optimizer state and schedule to one ``.npz``.
+
+        No pickle: the config is JSON, the rest plain arrays. Training can
+        continue after ``pyslide.load``.
+        """
+        state = {"format": _FORMAT_VERSION, "step": self.step_, "epoch": self.epoch_,
+                 "initialized": self._initialized, "next_rebuild": self._next_rebuild,
+                 "rebuild_interval": self._rebuild_interval,
+                 "history": {k: [float(x) for x in v] for k, v in self.history_.items()}}
+        arrays = {"config": np.array(json.dumps(self.get_config())),
+                  "state": np.array(json.dumps(state))}
+        for i, params in enumerate(self._params):
+            for name in ("W", "b", "mW", "vW", "mb", "vb"):
+                if name in params:
+                    arrays[f"layer{i}_{name}"] = params[name]
+            if self._tables[i] is not None:
+                for name, arr in self._tables[i].state_arrays().items():
+                    arrays[f"layer{i}_tables_{name}"] = arr
+        path = os.fspath(path)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path, threads=None):
+        """Read a model written by ``save``."""
+        path = os.fspath(path)
+        try:
+            archive = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no model file at {path!r}") from None
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{path!r} is not a pyslide model file ({exc})") from None
+        with archive:
+            if "config" not in archive.files or "state" not in archive.files:
+                raise ValueError(f"{path!r} is not a pyslide model file (no config inside)")
+            config = json.loads(str(archive["config"]))
+            state = json.loads(str(archive["state"]))
+            if state.get("format") != _FORMAT_VERSION:
+                raise ValueError(f"{path!r} has model format {state.get('format')}, this "
+                                 f"pyslide reads format {_FORMAT_VERSION}")
+            layers = [layer_from_config(c) for c in config["layers"]]
+            net = cls(config["input_dim"], layers, loss=config["loss"],
+                      optimizer=optimizer_from_config(config["optimizer"]),
+                      threads=config["threads"] if threads is None else threads,
+                      seed=config["seed"])
+            for i, params in enumerate(net._params):
+                for name in ("W", "b", "mW", "vW", "mb", "vb"):
+                    key = f"layer{i}_{name}"
+                    if name in params:
+                        if key not in archive.files or archive[key].shape != params[name].shape:
+                            raise ValueError(f"{path!r} is damaged: {key} is missing or has "
+                                             f"the wrong shape")
+                        params[name][...] = archive[key]
+            net.step_ = state["step"]
+            net.epoch_ = state["epoch"]
+            net._initialized = state["initialized"]
+            net.history_ = state["history"]
+            net._setup_hashing()
+            for i, tables in enumerate(net._tables):
+                if tables is None:
+                    continue
+                prefix = f"layer{i}_tables_"
+                saved = {k[len(prefix):]: archive[k] for k in archive.files if k.startswith(prefix)}
+                if saved:
+                    tables.load_state_arrays(saved)
+                else:
+                    net._next_rebuild[i] = net.step_
+            net._next_rebuild = [int(x) for x in state["next_rebuild"]]
+            net._rebuild_interval = [int(x) for x in state["rebuild_interval"]]
+        return net
+
+    def __repr__(self):
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return (f"Network(input_dim={self.input_dim}, layers=[{inner}], loss={self.loss!r}, "
+                f"optimizer={self.optimizer!r}, threads={self.threads!r}, seed={self.seed})")
+
+
+def load(path, threads=None):
+    """Read a model written by ``Network.save``."""
+    return Network.load(path, threads=threads)
+
+
+def _estimate_family_bytes(family, in_dim, bucket_size):
+    from .hashing import estimate_table_bytes
+    compiled_range = family.n_buckets_for(in_dim) if hasattr(family, "n_buckets_for") else None
+    if compiled_range is None:
+        return 0
+    return estimate_table_bytes(compiled_range, family.L, bucket_size)
+
+
+def _check_count(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_callbacks(callbacks):
+    if callbacks is None:
+        return []
+    if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
+        callbacks = [callbacks]
+    out = []
+    for i, cb in enumerate(callbacks):
+        if hasattr(cb, "on_epoch_end"):
+            out.append(cb.on_epoch_end)
+        elif callable(cb):
+            out.append(cb)
+        else:
+            raise TypeError(f"callbacks[{i}] must be callable f(network, epoch, logs) or have "
+                            f"an on_epoch_end(network, epoch, logs) method, got {cb!r}")
+    return out
+
+
+def _progress(total, desc):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a dependency, but keep training without it
+        return None
+    return tqdm(total=total, desc=desc, unit="step", leave=True, dynamic_ncols=True)
+
+
+def _epoch_line(epoch, logs):
+    parts = [f"epoch {epoch}", f"loss {logs['loss']:.4f}", f"time {logs['time']:.1f}s"]
+    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k.startswith("val_")]
+    return "  ".join(parts)
