@@ -5,7 +5,12 @@ many threads update shared weights without locks (HogWild). See the README.
 """
 from ._openmp import openmp_enabled, resolve_threads
 from . import data
+from .hashing import DOPH, DWTA, WTA, LSHTables, SimHash
+from .layers import Dense, Sampled
+from .optim import SGD, Adam
+from .network import Network, load
 
 __version__ = "0.1.0"
 
-__all__ = ["openmp_enabled", "resolve_threads", "data", "__version__"]
+__all__ = ["openmp_enabled", "resolve_threads", "data", "SimHash", "WTA", "DWTA", "DOPH",
+           "LSHTables", "Dense", "Sampled", "Adam", "SGD", "Network", "load", "__version__"]

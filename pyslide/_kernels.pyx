@@ -211,9 +211,13 @@ cdef float loss_and_delta(const float* z, float* delta, int32_t n,
     label_pos holds the positions (in z) of the sample's true labels.
     Softmax: cross-entropy against the labels normalised to sum 1; a sample
     with no label contributes nothing. BCE: sum of per-output logistic losses.
+    ``delta`` may be ``z`` itself (the batch-shared path works in place), so
+    every read of z at the labels happens before delta is written.
     """
     cdef int32_t t
-    cdef float zmax, total, loss = 0, inv_labels, zt
+    cdef float zmax, total, loss = 0, inv_labels, zt, label_sum = 0
+    for t in range(n_labels):
+        label_sum += z[label_pos[t]]
     if loss_kind == LOSS_SOFTMAX:
         if n_labels == 0 or n == 0:
             memset(delta, 0, n * sizeof(float))
@@ -230,12 +234,11 @@ cdef float loss_and_delta(const float* z, float* delta, int32_t n,
         for t in range(n):
             delta[t] = delta[t] / total * scale
         for t in range(n_labels):
-            loss -= inv_labels * (z[label_pos[t]] - zmax - logf(total))
             delta[label_pos[t]] -= inv_labels * scale
-        return loss
+        return -(inv_labels * label_sum - zmax - logf(total))
     for t in range(n):
         zt = z[t]
-        # softplus(z) computed without overflow; sigmoid from the same exp
+        # softplus(z) without overflow; the sigmoid from the same exp
         if zt > 0:
             loss += zt + log1pf(expf(-zt))
             delta[t] = scale / (1.0 + expf(-zt))
@@ -243,9 +246,8 @@ cdef float loss_and_delta(const float* z, float* delta, int32_t n,
             loss += log1pf(expf(zt))
             delta[t] = scale * expf(zt) / (1.0 + expf(zt))
     for t in range(n_labels):
-        loss -= z[label_pos[t]]
         delta[label_pos[t]] -= scale
-    return loss
+    return loss - label_sum
 
 
 # ---------------------------------------------------------------- backward
@@ -516,6 +518,17 @@ cdef class Engine:
             else:
                 out.append(np.arange(layer.units, dtype=np.int32))
         return out
+
+    def shared_gradient(self):
+        """(ids, grad_W, grad_b) of the last batch-shared step (tests, diagnostics)."""
+        cdef LayerC* out_layer = &self.layers[self.n_layers - 1]
+        cdef int32_t n = self.n_shared, d = out_layer.in_dim
+        if not self.shared_output or n == 0:
+            return (np.zeros(0, np.int32), np.zeros((0, d), np.float32), np.zeros(0, np.float32))
+        ids = np.array(<int32_t[:n]>self.shared_ids, copy=True)
+        grad = np.array(<float[:n * d]>self.grad_shared, copy=True).reshape(n, d)
+        grad_b = np.array(<float[:n]>self.gb_shared, copy=True)
+        return ids, grad, grad_b
 
     # ------------------------------------------------------------ training
 

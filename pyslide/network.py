@@ -593,8 +593,8 @@ class Network:
                 if name in params:
                     arrays[f"layer{i}_{name}"] = params[name]
             if self._tables[i] is not None:
-                for name, arr in self._tables[i].state_arrays().items():
-                    arrays[f"layer{i}_tables_{name}"] = arr
+                arrays[f"layer{i}_tables_ids"] = self._tables[i].ids
+                arrays[f"layer{i}_tables_counts"] = self._tables[i].counts
         path = os.fspath(path)
         with open(path, "wb") as f:
             np.savez(f, **arrays)
@@ -639,12 +639,14 @@ class Network:
             for i, tables in enumerate(net._tables):
                 if tables is None:
                     continue
-                prefix = f"layer{i}_tables_"
-                saved = {k[len(prefix):]: archive[k] for k in archive.files if k.startswith(prefix)}
-                if saved:
-                    tables.load_state_arrays(saved)
+                key_ids, key_counts = f"layer{i}_tables_ids", f"layer{i}_tables_counts"
+                if key_ids in archive.files and archive[key_ids].shape == tables.ids.shape \
+                        and archive[key_counts].shape == tables.counts.shape:
+                    tables.ids[...] = archive[key_ids]
+                    tables.counts[...] = archive[key_counts]
+                    tables._set_n_items(net.layers[i].units)
                 else:
-                    net._next_rebuild[i] = net.step_
+                    state["next_rebuild"][i] = net.step_   # rebuild before training on
             net._next_rebuild = [int(x) for x in state["next_rebuild"]]
             net._rebuild_interval = [int(x) for x in state["rebuild_interval"]]
         return net

@@ -1,0 +1,266 @@
+"""The training kernels against the NumPy twin in reference.py."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import pyslide as ps
+from pyslide.layers import Sampled
+
+from reference import batch_loss, forward_backward
+
+
+def random_problem(n=24, d=30, n_labels=40, density=0.2, seed=0, max_labels=3):
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, d, density=density, format="csr", random_state=rng, dtype=np.float32)
+    X.data = rng.uniform(0.1, 1.0, X.nnz).astype(np.float32)
+    rows = []
+    for _ in range(n):
+        k = rng.integers(1, max_labels + 1)
+        rows.append(rng.choice(n_labels, size=k, replace=False))
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    Y = sp.csr_matrix((np.ones(indptr[-1], np.float32), np.concatenate(rows), indptr),
+                      shape=(n, n_labels))
+    return X, Y
+
+
+def prepared(net, X, Y, batch):
+    """An engine around net's (initialised) arrays, as fit builds it."""
+    X = ps.data.check_features(X, n_features=net.input_dim)
+    Y = ps.data.labels_to_csr(Y, n_labels=net.n_outputs)
+    net._init_weights(1.0)
+    rng = np.random.default_rng(5)
+    for p in net._params:      # non-zero biases exercise the bias paths too
+        p["b"][:] = rng.normal(0, 0.1, p["b"].shape)
+    net._setup_hashing()
+    net._maybe_rebuild(force=True)
+    max_labels = int(np.diff(Y.indptr).max())
+    engine = net._make_engine(batch, max_labels)
+    return X, Y, engine
+
+
+def run_step(net, X, Y, rows, step=1):
+    X, Y, engine = prepared(net, X, Y, len(rows))
+    losses = np.zeros(len(rows), np.float32)
+    engine.train_step(X.indptr.astype(np.int64), X.indices, X.data,
+                      Y.indptr.astype(np.int64), Y.indices, np.asarray(rows, np.int64),
+                      step, losses)
+    return X, Y, engine, losses
+
+
+def active_of(net, engine, n_batch):
+    active = []
+    for i, layer in enumerate(net.layers):
+        if not isinstance(layer, Sampled):
+            active.append(None)
+        elif i == len(net.layers) - 1 and layer.share == "batch":
+            active.append(engine.active_sets(i, n_batch)[0])
+        else:
+            active.append(engine.active_sets(i, n_batch))
+    return active
+
+
+def kernel_grads(net, engine):
+    out = []
+    for i, p in enumerate(net._params):
+        if "gW" in p:
+            out.append({"W": p["gW"].copy(), "b": p["gb"].copy()})
+        else:                                   # batch-shared output: compact gradient
+            ids, gW, gb = engine.shared_gradient()
+            W = np.zeros_like(p["W"])
+            b = np.zeros_like(p["b"])
+            W[ids] = gW
+            b[ids] = gb
+            out.append({"W": W, "b": b})
+    return out
+
+
+CASES = {
+    # the four cases: sparse in / dense out, dense in / dense out,
+    # dense in / sparse out, sparse in / sparse out (incl. sampled -> sampled)
+    "dense-dense": lambda L: [ps.Dense(16), ps.Dense(L)],
+    "dense-sampled-sample": lambda L: [ps.Dense(16), ps.Sampled(L, hash=None, active=9, share="sample")],
+    "dense-sampled-batch": lambda L: [ps.Dense(16), ps.Sampled(L, hash=None, active=20, share="batch")],
+    "sampled-sampled": lambda L: [ps.Sampled(24, hash=None, active=7, share="sample"),
+                                  ps.Sampled(L, hash=None, active=9, share="sample")],
+    "sampled-first": lambda L: [ps.Sampled(L, hash=None, active=11, share="sample")],
+    "three-layers": lambda L: [ps.Dense(12), ps.Sampled(20, hash=None, active=6, share="sample"),
+                               ps.Sampled(L, hash=None, active=15, share="batch")],
+    "lsh-sample": lambda L: [ps.Dense(16), ps.Sampled(L, hash=ps.SimHash(K=3, L=4, seed=1),
+                                                      active=10, share="sample")],
+    "lsh-batch": lambda L: [ps.Dense(16), ps.Sampled(L, hash=ps.SimHash(K=3, L=4, seed=1),
+                                                     active=20, share="batch")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("loss", ["softmax", "bce"])
+def test_gradients_match_reference(case, loss):
+    X, Y = random_problem()
+    net = ps.Network(X.shape[1], CASES[case](Y.shape[1]), loss=loss, threads=1, seed=3)
+    rows = np.arange(0, 24, 2)
+    X, Y, engine, losses = run_step(net, X, Y, rows)
+    active = active_of(net, engine, len(rows))
+    ref_losses, ref_grads = forward_backward(net, X, Y, rows, active, loss=loss)
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
+    got = kernel_grads(net, engine)
+    for i in range(len(net.layers)):
+        np.testing.assert_allclose(got[i]["W"], ref_grads[i]["W"], rtol=2e-3, atol=2e-6,
+                                   err_msg=f"layer {i} weights")
+        np.testing.assert_allclose(got[i]["b"], ref_grads[i]["b"], rtol=2e-3, atol=2e-6,
+                                   err_msg=f"layer {i} bias")
+
+
+def test_active_sets_hold_labels_and_are_distinct():
+    X, Y = random_problem(n_labels=60)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(60, hash=ps.SimHash(K=3, L=6, seed=2),
+                                                          active=12, share="sample")],
+                     threads=1, seed=0)
+    rows = np.arange(16)
+    X, Y, engine, _ = run_step(net, X, Y, rows)
+    for b, ids in enumerate(engine.active_sets(1, len(rows))):
+        labels = Y[rows[b]].indices
+        assert len(ids) == max(12, len(labels))
+        assert len(np.unique(ids)) == len(ids)
+        np.testing.assert_array_equal(ids[:len(labels)], labels)   # labels first
+
+
+def test_shared_active_set_ranks_lsh_candidates():
+    X, Y = random_problem(n_labels=200)
+    family = ps.SimHash(K=4, L=8, seed=2)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(200, hash=family, active=40,
+                                                          share="batch", bucket_size=4)],
+                     threads=1, seed=0)
+    rows = np.arange(8)
+    X, Y, engine, _ = run_step(net, X, Y, rows)
+    ids = engine.active_sets(1, len(rows))[0]
+    labels = np.unique(Y[rows].indices)
+    assert len(np.unique(ids)) == len(ids) == 40
+    assert set(labels) <= set(ids)
+    # rebuild the ranking in NumPy: hits per neuron over (sample, table)
+    fam = net._families[1]
+    tables = net._tables[1]
+    h = np.maximum(X[rows] @ net._params[0]["W"] + net._params[0]["b"], 0).astype(np.float32)
+    codes = fam.hash_dense(np.ascontiguousarray(h))
+    table_ids, counts = tables.ids, tables.counts
+    hits = np.zeros(200, np.int64)
+    for b in range(len(rows)):
+        for l in range(codes.shape[1]):
+            n_valid = min(counts[l, codes[b, l]], table_ids.shape[2])
+            np.add.at(hits, table_ids[l, codes[b, l], :n_valid], 1)
+    hits[labels] = 0
+    chosen = np.setdiff1d(ids, labels)
+    n_lsh = min(40 - len(labels), int((hits > 0).sum()))
+    lsh_chosen = chosen[hits[chosen] > 0]
+    assert len(lsh_chosen) == n_lsh
+    # nothing left out was hit more often than something taken
+    left = np.setdiff1d(np.flatnonzero(hits), lsh_chosen)
+    if len(left) and len(lsh_chosen):
+        assert hits[left].max() <= hits[lsh_chosen].min()
+
+
+@pytest.mark.parametrize("case", ["dense-sampled-sample", "sampled-sampled", "lsh-batch"])
+def test_gradient_is_finite_difference_of_loss(case):
+    X, Y = random_problem(n=10)
+    net = ps.Network(X.shape[1], CASES[case](Y.shape[1]), threads=1, seed=4)
+    rows = np.arange(10)
+    X, Y, engine, _ = run_step(net, X, Y, rows)
+    active = active_of(net, engine, len(rows))
+    grads = kernel_grads(net, engine)
+    rng = np.random.default_rng(0)
+    eps = 1e-3
+    for i in range(len(net.layers)):
+        W = net._params[i]["W"]
+        nz = np.argwhere(np.abs(grads[i]["W"]) > 1e-4)
+        for idx in nz[rng.choice(len(nz), size=min(4, len(nz)), replace=False)]:
+            idx = tuple(idx)
+            orig = W[idx]
+            W[idx] = orig + eps
+            up = batch_loss(net, X, Y, rows, active)
+            W[idx] = orig - eps
+            down = batch_loss(net, X, Y, rows, active)
+            W[idx] = orig
+            fd = (up - down) / (2 * eps)
+            assert abs(fd - grads[i]["W"][idx]) <= 2e-2 * abs(fd) + 2e-4, (i, idx)
+
+
+def adam_reference(w, m, v, g, t, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    step = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    return w - step * m / (np.sqrt(v) + eps), m, v
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+@pytest.mark.parametrize("share", ["sample", "batch"])
+def test_adam_step_matches_reference(lazy, share):
+    X, Y = random_problem()
+    opt = ps.Adam(lr=1e-2, lazy=lazy)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
+                                                          share=share)],
+                     optimizer=opt, threads=1, seed=0)
+    rows = np.arange(12)
+    X, Y, engine, _ = run_step(net, X, Y, rows)
+    grads = kernel_grads(net, engine)
+    touched = [np.abs(g["W"]).sum(axis=1) > 0 for g in grads]
+    touched[0] = np.zeros(X.shape[1], bool)
+    touched[0][np.unique(X[rows].indices)] = True
+    out_ids = engine.active_sets(1, len(rows))
+    touched[1] = np.zeros(Y.shape[1], bool)
+    touched[1][np.unique(np.concatenate(out_ids))] = True
+    # moments from an earlier step, so that lazy and dense differ
+    for p in net._params:
+        p["mW"][:] = 0.01
+        p["vW"][:] = 0.001
+        p["mb"][:] = 0.01
+        p["vb"][:] = 0.001
+    before = [{k: p[k].astype(np.float64).copy() for k in ("W", "b", "mW", "vW", "mb", "vb")}
+              for p in net._params]
+    t = 3
+    engine.optimizer_step(1, "adam", opt.step_size(t), opt.beta1, opt.beta2, opt.eps, lazy)
+    for i, p in enumerate(net._params):
+        w, m, v = adam_reference(before[i]["W"], before[i]["mW"], before[i]["vW"],
+                                 grads[i]["W"], t)
+        rows_on = touched[i] if lazy else np.ones(len(w), bool)
+        w = np.where(rows_on[:, None], w, before[i]["W"])
+        m = np.where(rows_on[:, None], m, before[i]["mW"])
+        np.testing.assert_allclose(p["W"], w, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p["mW"], m, rtol=1e-5, atol=1e-7)
+        wb, mb, _ = adam_reference(before[i]["b"], before[i]["mb"], before[i]["vb"],
+                                   grads[i]["b"], t)
+        if i == 1 and lazy:
+            wb = np.where(touched[1], wb, before[i]["b"])
+        np.testing.assert_allclose(p["b"], wb, rtol=1e-5, atol=1e-6)
+        if "gW" in p:       # the optimizer zeroes the gradients it consumed
+            assert not p["gW"].any() and not p["gb"].any()
+
+
+def test_sgd_step_matches_reference():
+    X, Y = random_problem()
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
+                                                          share="sample")],
+                     optimizer=ps.SGD(lr=0.5), threads=1, seed=0)
+    rows = np.arange(12)
+    X, Y, engine, _ = run_step(net, X, Y, rows)
+    grads = kernel_grads(net, engine)
+    before = [p["W"].copy() for p in net._params]
+    engine.optimizer_step(1, "sgd", 0.5, 0.0, 0.0, 0.0, True)
+    for i, p in enumerate(net._params):
+        np.testing.assert_allclose(p["W"], before[i] - 0.5 * grads[i]["W"], rtol=1e-6, atol=1e-7)
+
+
+def test_full_active_sampled_layer_equals_dense():
+    X, Y = random_problem()
+    kw = dict(threads=1, seed=0, optimizer=ps.Adam(lr=1e-2))
+    dense = ps.Network(X.shape[1], [ps.Dense(10), ps.Dense(Y.shape[1])], **kw)
+    sampled = ps.Network(X.shape[1], [ps.Dense(10), ps.Sampled(Y.shape[1], active=1.0,
+                                                               share="sample")], **kw)
+    dense._init_weights(1.0)
+    sampled._init_weights(1.0)
+    sampled._params[0]["W"][:] = dense._params[0]["W"]
+    sampled._params[1]["W"][:] = dense._params[1]["W"].T
+    for net in (dense, sampled):
+        net.fit(X, Y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+    np.testing.assert_allclose(sampled._params[1]["W"], dense._params[1]["W"].T,
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(sampled.predict_proba(X), dense.predict_proba(X),
+                               rtol=1e-4, atol=1e-6)
