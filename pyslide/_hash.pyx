@@ -1,0 +1,1033 @@
+"""LSH kernels: hash families, bucket tables, build / update / query.
+
+Python-level validation and parameter drawing live in ``pyslide.hashing``;
+this module holds the loops. Every per-row function is ``noexcept nogil``,
+allocation-free and thread-safe so the engine can call it from its own
+``prange`` over samples (see ``_hash.pxd`` for the contract).
+
+Layout decisions:
+
+* Gaussian SimHash keeps its projections transposed, ``(dim, L*K)``: a row
+  is hashed by adding ``x[j] * P^T[j, :]`` for each nonzero ``x[j]``, a
+  contiguous, vectorisable update of all L*K accumulators. Each accumulator
+  therefore sums its terms in increasing ``j``, the order a sorted sparse row
+  gives too, so dense and sparse rows produce bit-identical codes. The same
+  matrix is the column-major ``(L*K, dim)`` operand of sgemm for batches.
+* Sparse SimHash, WTA and DWTA keep an inverse map (per input dim, the hash
+  functions that read it) so a sparse row costs O(nnz * uses per dim).
+* Bucket tables are flat: ids ``(L, n_buckets, bucket_size)`` and counts
+  ``(L, n_buckets)``; filling is parallel over tables, in item order, so
+  contents never depend on the thread count.
+"""
+import numpy as np
+
+cimport cython
+from cython.parallel cimport prange, parallel, threadid
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t, INT32_MAX
+from libc.string cimport memset
+from scipy.linalg.cython_blas cimport sgemm
+
+from ._common cimport mix_seed, rand_below, splitmix64_next
+
+cdef extern from *:
+    """
+    static inline int pyslide_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    """
+    int pyslide_ctz64(unsigned long long x) noexcept nogil
+
+
+KIND_NAMES = {
+    FAMILY_SIMHASH: "simhash",
+    FAMILY_SPARSE_SIMHASH: "sparse_simhash",
+    FAMILY_WTA: "wta",
+    FAMILY_DWTA: "dwta",
+    FAMILY_DOPH: "doph",
+}
+KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
+
+LIMIT_HASH_FUNCTIONS = MAX_HASH_FUNCTIONS
+LIMIT_BIN_SIZE = MAX_BIN_SIZE
+LIMIT_CODE_BITS = MAX_CODE_BITS
+POLICIES = {"fifo": POLICY_FIFO, "reservoir": POLICY_RESERVOIR}
+
+cdef enum:
+    # Rows of a batch multiplied by one sgemm call: 4096 x L*K floats of
+    # output (7 MB for L*K = 450) keeps the temporary bounded.
+    BLAS_CHUNK_ROWS = 4096
+    # Rows hashed then inserted per step of a build: bounds the code buffer.
+    BUILD_CHUNK_ROWS = 16384
+    # Separates the table-order stream of sample queries from other streams.
+    SAMPLE_ORDER_SALT = 0x5A17
+
+
+# ---------------------------------------------------------------------------
+# Per-row hashing
+# ---------------------------------------------------------------------------
+
+cdef inline void _pack_codes(const int32_t* codes, int32_t K, int32_t L,
+                             int32_t code_bits, int32_t* bucket_ids) noexcept nogil:
+    # Code k of a table occupies bits [k * code_bits, (k + 1) * code_bits):
+    # disjoint fields, so distinct code tuples never share a bucket.
+    cdef int32_t l, k, bucket
+    for l in range(L):
+        bucket = 0
+        for k in range(K):
+            bucket |= codes[l * K + k] << (k * code_bits)
+        bucket_ids[l] = bucket
+
+
+cdef inline void _pack_sign_bits(const float* acc, int32_t K, int32_t L,
+                                 int32_t* bucket_ids, int64_t stride) noexcept nogil:
+    # Bit k of table l is 1 when projection l*K + k is strictly positive.
+    cdef int32_t l, k, bucket
+    for l in range(L):
+        bucket = 0
+        for k in range(K):
+            bucket |= (acc[l * K + k] > 0) << k
+        bucket_ids[l * stride] = bucket
+
+
+cdef inline void _densify(int32_t* codes, int32_t n, uint64_t seed,
+                          int32_t max_probes) noexcept nogil:
+    """Give every empty bin (code -1) the code of an originally non-empty bin.
+
+    Attempt t for bin c looks at bin h(c, t), a seeded hash that is the same
+    for every row (the LSH property needs that); the first originally
+    non-empty one lends its code. Borrowed codes are stored as ``-2 - code``
+    so they never lend in turn. Bins still empty after ``max_probes``
+    attempts take the nearest originally non-empty bin to their right
+    (circularly); a row with no non-empty bin at all gets code 0 everywhere.
+    """
+    cdef int32_t c, t, donor, last, idx, remaining = 0
+    cdef uint64_t state
+    for c in range(n):
+        if codes[c] != -1:
+            continue
+        for t in range(max_probes):
+            state = mix_seed(seed, <uint64_t>c, <uint64_t>t)
+            donor = <int32_t>rand_below(&state, <uint32_t>n)
+            if codes[donor] >= 0:
+                codes[c] = -2 - codes[donor]
+                break
+        if codes[c] == -1:
+            remaining += 1
+    if remaining > 0:
+        last = -1
+        for c in range(2 * n - 1, -1, -1):
+            idx = c - n if c >= n else c
+            if codes[idx] >= 0:
+                last = codes[idx]
+            elif c < n and codes[idx] == -1 and last >= 0:
+                codes[idx] = -2 - last
+    for c in range(n):
+        if codes[c] == -1:
+            codes[c] = 0
+        elif codes[c] < -1:
+            codes[c] = -2 - codes[c]
+
+
+cdef inline void _simhash_add(const HashFamily* f, int32_t j, float v,
+                              float* acc) noexcept nogil:
+    cdef const float* column = f.gaussian_t + <int64_t>j * f.n_hashes
+    cdef int32_t p
+    for p in range(f.n_hashes):
+        acc[p] += v * column[p]
+
+
+cdef inline void _sparse_simhash_add(const HashFamily* f, int32_t j, float v,
+                                     float* acc) noexcept nogil:
+    cdef int64_t e
+    cdef int32_t entry
+    for e in range(f.dim_ptr[j], f.dim_ptr[j + 1]):
+        entry = f.dim_entries[e]
+        if entry & 1:
+            acc[entry >> 1] -= v
+        else:
+            acc[entry >> 1] += v
+
+
+cdef void _simhash_row(const HashFamily* f, const int32_t* indices,
+                       const float* values, int32_t nnz, const float* dense,
+                       int32_t* bucket_ids) noexcept nogil:
+    # dense != NULL: walk x in increasing j; else walk the given nonzeros.
+    cdef float acc[MAX_HASH_FUNCTIONS]
+    cdef int32_t j, e
+    cdef float v
+    cdef bint gaussian = f.kind == FAMILY_SIMHASH
+    memset(acc, 0, f.n_hashes * sizeof(float))
+    if dense != NULL:
+        for j in range(f.dim):
+            v = dense[j]
+            if v != 0:
+                if gaussian:
+                    _simhash_add(f, j, v, acc)
+                else:
+                    _sparse_simhash_add(f, j, v, acc)
+    else:
+        for e in range(nnz):
+            v = values[e]
+            if v != 0:
+                if gaussian:
+                    _simhash_add(f, indices[e], v, acc)
+                else:
+                    _sparse_simhash_add(f, indices[e], v, acc)
+    _pack_sign_bits(acc, f.K, f.L, bucket_ids, 1)
+
+
+cdef void _wta_dense_row(const HashFamily* f, const float* x,
+                         int32_t* bucket_ids) noexcept nogil:
+    cdef int32_t codes[MAX_HASH_FUNCTIONS]
+    cdef int32_t c, q, best_pos, bin_size = f.bin_size
+    cdef const int32_t* dims
+    cdef float best, v
+    cdef bint densified = f.kind == FAMILY_DWTA
+    for c in range(f.n_hashes):
+        dims = f.bin_dims + <int64_t>c * bin_size
+        if densified:
+            # Only nonzeros compete; a bin of zeros is empty.
+            best_pos = -1
+            best = 0
+            for q in range(bin_size):
+                v = x[dims[q]]
+                if v != 0 and (best_pos < 0 or v > best):
+                    best = v
+                    best_pos = q
+        else:
+            best_pos = 0
+            best = x[dims[0]]
+            for q in range(1, bin_size):
+                v = x[dims[q]]
+                if v > best:
+                    best = v
+                    best_pos = q
+        codes[c] = best_pos
+    if densified:
+        _densify(codes, f.n_hashes, f.seed, f.max_probes)
+    _pack_codes(codes, f.K, f.L, f.code_bits, bucket_ids)
+
+
+cdef void _wta_sparse_row(const HashFamily* f, const int32_t* indices,
+                          const float* values, int32_t nnz,
+                          int32_t* bucket_ids) noexcept nogil:
+    # Through the inverse map: each nonzero updates the bins that hold its dim.
+    # WTA also needs the first position of a bin holding a zero (absent dims
+    # are zeros), found from a bit mask of the positions present.
+    cdef int32_t codes[MAX_HASH_FUNCTIONS]
+    cdef float best_val[MAX_HASH_FUNCTIONS]
+    cdef uint64_t present[MAX_HASH_FUNCTIONS]
+    cdef int32_t c, q, e, j, entry, first_zero, n = f.n_hashes
+    cdef int64_t d
+    cdef float v
+    cdef bint densified = f.kind == FAMILY_DWTA
+    cdef uint64_t full = (<uint64_t>0xFFFFFFFFFFFFFFFF) if f.bin_size == 64 else \
+        ((<uint64_t>1 << f.bin_size) - 1)
+    for c in range(n):
+        codes[c] = -1
+        present[c] = 0
+    for e in range(nnz):
+        v = values[e]
+        if v == 0:
+            continue
+        j = indices[e]
+        for d in range(f.dim_ptr[j], f.dim_ptr[j + 1]):
+            entry = f.dim_entries[d]
+            c = entry >> 6
+            q = entry & (MAX_BIN_SIZE - 1)
+            present[c] |= (<uint64_t>1) << q
+            if codes[c] < 0 or v > best_val[c] or (v == best_val[c] and q < codes[c]):
+                best_val[c] = v
+                codes[c] = q
+    if densified:
+        _densify(codes, n, f.seed, f.max_probes)
+    else:
+        for c in range(n):
+            if present[c] == full:
+                continue
+            first_zero = pyslide_ctz64(~present[c])
+            # A zero beats a negative winner; ties go to the earlier position
+            # but a nonzero never ties with a zero.
+            if codes[c] < 0 or best_val[c] < 0:
+                codes[c] = first_zero
+    _pack_codes(codes, f.K, f.L, f.code_bits, bucket_ids)
+
+
+cdef void _doph_row(const HashFamily* f, const int32_t* indices,
+                    const float* values, int32_t nnz, const float* dense,
+                    int32_t* bucket_ids) noexcept nogil:
+    # Bin b covers permuted positions [b * width, (b + 1) * width); its code
+    # is the low code_bits bits of the smallest permuted position of a
+    # nonzero falling in it.
+    cdef int32_t min_pos[MAX_HASH_FUNCTIONS]
+    cdef int32_t c, e, j, p, b, n = f.n_hashes
+    cdef int32_t mask = (1 << f.code_bits) - 1
+    for c in range(n):
+        min_pos[c] = INT32_MAX
+    if dense != NULL:
+        for j in range(f.dim):
+            if dense[j] != 0:
+                p = f.perm[j]
+                b = p // f.bin_width
+                if b < n and p < min_pos[b]:
+                    min_pos[b] = p
+    else:
+        for e in range(nnz):
+            if values[e] != 0:
+                p = f.perm[indices[e]]
+                b = p // f.bin_width
+                if b < n and p < min_pos[b]:
+                    min_pos[b] = p
+    for c in range(n):
+        min_pos[c] = -1 if min_pos[c] == INT32_MAX else (min_pos[c] & mask)
+    _densify(min_pos, n, f.seed, f.max_probes)
+    _pack_codes(min_pos, f.K, f.L, f.code_bits, bucket_ids)
+
+
+cdef void hash_dense_row(const HashFamily* family, const float* x,
+                         int32_t* bucket_ids) noexcept nogil:
+    cdef int32_t kind = family.kind
+    if kind == FAMILY_SIMHASH or kind == FAMILY_SPARSE_SIMHASH:
+        _simhash_row(family, NULL, NULL, 0, x, bucket_ids)
+    elif kind == FAMILY_WTA or kind == FAMILY_DWTA:
+        _wta_dense_row(family, x, bucket_ids)
+    else:
+        _doph_row(family, NULL, NULL, 0, x, bucket_ids)
+
+
+cdef void hash_sparse_row(const HashFamily* family, const int32_t* indices,
+                          const float* values, int32_t nnz,
+                          int32_t* bucket_ids) noexcept nogil:
+    cdef int32_t kind = family.kind
+    if kind == FAMILY_SIMHASH or kind == FAMILY_SPARSE_SIMHASH:
+        _simhash_row(family, indices, values, nnz, NULL, bucket_ids)
+    elif kind == FAMILY_WTA or kind == FAMILY_DWTA:
+        _wta_sparse_row(family, indices, values, nnz, bucket_ids)
+    else:
+        _doph_row(family, indices, values, nnz, NULL, bucket_ids)
+
+
+# ---------------------------------------------------------------------------
+# Per-row queries
+# ---------------------------------------------------------------------------
+
+cdef int32_t query_union_row(const BucketTables* tables, const int32_t* bucket_ids,
+                             int32_t* out_ids, int32_t max_new,
+                             int32_t* stamp, int32_t mark) noexcept nogil:
+    cdef int32_t l, s, n_valid, item, n_out = 0
+    cdef int32_t bucket_size = tables.bucket_size
+    cdef int64_t bucket
+    cdef const int32_t* slots
+    if max_new <= 0:
+        return 0
+    for l in range(tables.L):
+        bucket = <int64_t>l * tables.n_buckets + bucket_ids[l]
+        n_valid = tables.counts[bucket]
+        if n_valid > bucket_size:
+            n_valid = bucket_size
+        slots = tables.ids + bucket * bucket_size
+        for s in range(n_valid):
+            item = slots[s]
+            if stamp[item] != mark:
+                stamp[item] = mark
+                out_ids[n_out] = item
+                n_out += 1
+                if n_out == max_new:
+                    return n_out
+    return n_out
+
+
+cdef int32_t query_threshold_row(const BucketTables* tables, const int32_t* bucket_ids,
+                                 int32_t threshold, int32_t* out_ids, int32_t max_new,
+                                 int32_t* hit_count, int32_t* last_table,
+                                 int32_t* touched) noexcept nogil:
+    cdef int32_t l, s, n_valid, item, n_touched = 0, n_out = 0
+    cdef int32_t bucket_size = tables.bucket_size
+    cdef int64_t bucket
+    cdef const int32_t* slots
+    for l in range(tables.L):
+        bucket = <int64_t>l * tables.n_buckets + bucket_ids[l]
+        n_valid = tables.counts[bucket]
+        if n_valid > bucket_size:
+            n_valid = bucket_size
+        slots = tables.ids + bucket * bucket_size
+        for s in range(n_valid):
+            item = slots[s]
+            # A stale duplicate inside one bucket must not count twice.
+            if last_table[item] == l:
+                continue
+            last_table[item] = l
+            if hit_count[item] == 0:
+                touched[n_touched] = item
+                n_touched += 1
+            hit_count[item] += 1
+    for s in range(n_touched):
+        item = touched[s]
+        if hit_count[item] >= threshold and n_out < max_new:
+            out_ids[n_out] = item
+            n_out += 1
+        hit_count[item] = 0
+        last_table[item] = -1
+    return n_out
+
+
+cdef int32_t query_sample_row(const BucketTables* tables, const int32_t* bucket_ids,
+                              int32_t n_wanted, int32_t n_items, int32_t* out_ids,
+                              int32_t* stamp, int32_t mark,
+                              uint64_t rng_seed) noexcept nogil:
+    cdef int32_t order[MAX_HASH_FUNCTIONS]
+    cdef int32_t t, l, r, s, n_valid, item, tmp, n_out = 0
+    cdef int32_t L = tables.L, bucket_size = tables.bucket_size
+    cdef int64_t bucket, attempts, max_attempts
+    cdef const int32_t* slots
+    cdef uint64_t state = rng_seed
+    if n_wanted <= 0:
+        return 0
+    for t in range(L):
+        order[t] = t
+    for t in range(L - 1, 0, -1):
+        r = <int32_t>rand_below(&state, <uint32_t>(t + 1))
+        tmp = order[t]
+        order[t] = order[r]
+        order[r] = tmp
+    for t in range(L):
+        l = order[t]
+        bucket = <int64_t>l * tables.n_buckets + bucket_ids[l]
+        n_valid = tables.counts[bucket]
+        if n_valid > bucket_size:
+            n_valid = bucket_size
+        slots = tables.ids + bucket * bucket_size
+        for s in range(n_valid):
+            item = slots[s]
+            if stamp[item] != mark:
+                stamp[item] = mark
+                out_ids[n_out] = item
+                n_out += 1
+                if n_out == n_wanted:
+                    return n_out
+    # Top up with uniform random ids; rejection is cheap while most ids are
+    # free, and a scan from a random start guarantees termination.
+    attempts = 0
+    max_attempts = 4 * <int64_t>n_wanted + 64
+    while n_out < n_wanted and attempts < max_attempts:
+        item = <int32_t>rand_below(&state, <uint32_t>n_items)
+        attempts += 1
+        if stamp[item] != mark:
+            stamp[item] = mark
+            out_ids[n_out] = item
+            n_out += 1
+    if n_out < n_wanted:
+        item = <int32_t>rand_below(&state, <uint32_t>n_items)
+        for s in range(n_items):
+            if stamp[item] != mark:
+                stamp[item] = mark
+                out_ids[n_out] = item
+                n_out += 1
+                if n_out == n_wanted:
+                    break
+            item += 1
+            if item == n_items:
+                item = 0
+    return n_out
+
+
+# ---------------------------------------------------------------------------
+# Extension types
+# ---------------------------------------------------------------------------
+
+cdef class CompiledFamily:
+    """A hash family with its random parameters drawn for one input dimension.
+
+    Made by ``SimHash(...).compile(dim)`` (and the other specifications in
+    :mod:`pyslide.hashing`); not constructed directly.
+    """
+
+    def __init__(self, spec, kind, int K, int L, int dim, int code_bits,
+                 int bin_size=0, int bin_width=0, int max_probes=0,
+                 uint64_t seed=0, **arrays):
+        cdef const float[:, ::1] gaussian_t
+        cdef const int32_t[:, ::1] bin_dims
+        cdef const int64_t[::1] dim_ptr
+        cdef const int32_t[::1] dim_entries
+        cdef const int32_t[::1] perm
+        self.keepalive = {"spec": spec, "arrays": arrays}
+        self.c.kind = KIND_CODES[kind]
+        self.c.K = K
+        self.c.L = L
+        self.c.dim = dim
+        self.c.n_hashes = K * L
+        self.c.code_bits = code_bits
+        self.c.n_buckets = (<int64_t>1) << (K * code_bits)
+        self.c.bin_size = bin_size
+        self.c.bin_width = bin_width
+        self.c.max_probes = max_probes
+        self.c.seed = seed
+        self.c.gaussian_t = NULL
+        self.c.bin_dims = NULL
+        self.c.dim_ptr = NULL
+        self.c.dim_entries = NULL
+        self.c.perm = NULL
+        if "gaussian_t" in arrays:
+            gaussian_t = arrays["gaussian_t"]
+            self.c.gaussian_t = &gaussian_t[0, 0]
+        if "bin_dims" in arrays:
+            bin_dims = arrays["bin_dims"]
+            self.c.bin_dims = &bin_dims[0, 0]
+        if "dim_ptr" in arrays:
+            dim_ptr = arrays["dim_ptr"]
+            self.c.dim_ptr = &dim_ptr[0]
+        if "dim_entries" in arrays:
+            dim_entries = arrays["dim_entries"]
+            # An input dim no hash function reads leaves the map empty.
+            self.c.dim_entries = &dim_entries[0] if dim_entries.shape[0] else NULL
+        if "perm" in arrays:
+            perm = arrays["perm"]
+            self.c.perm = &perm[0]
+
+    @property
+    def kind(self):
+        """Family name: simhash, sparse_simhash, wta, dwta or doph."""
+        return KIND_NAMES[self.c.kind]
+
+    @property
+    def K(self):
+        return self.c.K
+
+    @property
+    def L(self):
+        return self.c.L
+
+    @property
+    def dim(self):
+        return self.c.dim
+
+    @property
+    def n_buckets(self):
+        """Bucket ids of one table lie in ``[0, n_buckets)``."""
+        return int(self.c.n_buckets)
+
+    @property
+    def code_bits(self):
+        return self.c.code_bits
+
+    @property
+    def densify_seed(self):
+        """Seed of the densification probes (DWTA, DOPH)."""
+        return int(self.c.seed)
+
+    @property
+    def max_probes(self):
+        return self.c.max_probes
+
+    @property
+    def bin_width(self):
+        """DOPH: permuted positions per bin."""
+        return self.c.bin_width
+
+    @property
+    def spec(self):
+        """The specification this family was compiled from."""
+        return self.keepalive["spec"]
+
+    @property
+    def arrays(self):
+        """The family's random parameters (read-only NumPy arrays)."""
+        return dict(self.keepalive["arrays"])
+
+    @property
+    def nbytes(self):
+        return int(sum(a.nbytes for a in self.keepalive["arrays"].values()))
+
+    def __reduce__(self):
+        # Parameters are a pure function of (spec, dim): recompile on load.
+        return (_recompile, (self.keepalive["spec"], self.c.dim))
+
+    def __repr__(self):
+        return (f"CompiledFamily({self.keepalive['spec']!r}, dim={self.c.dim}, "
+                f"n_buckets={self.c.n_buckets})")
+
+    def hash_dense(self, X, threads=None):
+        """Bucket ids of dense rows.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim)
+            Real, finite values (converted to float32 C order once).
+        threads : int or None
+            OpenMP threads (and BLAS threads for Gaussian SimHash).
+
+        Returns
+        -------
+        ndarray of int32, shape (n, L)
+            Bucket id of each row in each table, in ``[0, n_buckets)``.
+        """
+        from . import hashing
+        X = hashing._as_dense_rows(X, self.c.dim, "X")
+        n_threads = hashing._threads(threads)
+        out = np.empty((X.shape[0], self.c.L), dtype=np.int32)
+        hashing._check_finite_dense(X, "X", n_threads)
+        with hashing._blas_threads(n_threads if self.c.kind == FAMILY_SIMHASH else None):
+            _hash_dense_into(self, X, out, n_threads)
+        return out
+
+    def hash_sparse(self, X, threads=None):
+        """Bucket ids of CSR rows; identical to ``hash_dense(X.toarray())``.
+
+        Parameters
+        ----------
+        X : scipy.sparse matrix, shape (n, dim)
+            Converted to canonical CSR (sorted indices, duplicates summed).
+        threads : int or None
+            OpenMP threads.
+
+        Returns
+        -------
+        ndarray of int32, shape (n, L)
+        """
+        from . import hashing
+        indptr, indices, data = hashing._as_csr_rows(X, self.c.dim, "X")
+        n_threads = hashing._threads(threads)
+        out = np.empty((indptr.shape[0] - 1, self.c.L), dtype=np.int32)
+        _hash_sparse_into(self, indptr, indices, data, out, n_threads)
+        return out
+
+
+def _recompile(spec, dim):
+    return spec.compile(dim)
+
+
+cdef class CompiledTables:
+    """Flat bucket arrays of an :class:`pyslide.hashing.LSHTables`."""
+
+    def __init__(self, int32_t[:, :, ::1] ids, int32_t[:, ::1] counts):
+        self.keepalive = (ids.base, counts.base)
+        self.c.L = <int32_t>ids.shape[0]
+        self.c.n_buckets = ids.shape[1]
+        self.c.bucket_size = <int32_t>ids.shape[2]
+        self.c.ids = &ids[0, 0, 0]
+        self.c.counts = &counts[0, 0]
+
+    @property
+    def L(self):
+        return self.c.L
+
+    @property
+    def n_buckets(self):
+        return int(self.c.n_buckets)
+
+    @property
+    def bucket_size(self):
+        return self.c.bucket_size
+
+
+# ---------------------------------------------------------------------------
+# Batched hashing
+# ---------------------------------------------------------------------------
+
+cdef void _sgemm_rows(const HashFamily* f, const float* X, int32_t n_rows,
+                      float* projections) noexcept nogil:
+    """projections (n_rows, L*K) = X (n_rows, dim) @ P^T, one sgemm call.
+
+    In column-major terms, with P^T stored row-major (dim, L*K):
+    C^T (L*K, n_rows) = [P^T as col-major (L*K, dim)] @ [X as col-major (dim, n_rows)].
+    """
+    cdef char no_trans = b'N'
+    cdef int m = f.n_hashes, n = n_rows, k = f.dim
+    cdef float alpha = 1.0, beta = 0.0
+    sgemm(&no_trans, &no_trans, &m, &n, &k, &alpha, <float*>f.gaussian_t, &m,
+          <float*>X, &k, &beta, projections, &m)
+
+
+cdef void _gaussian_codes(const HashFamily* f, const float* X, int64_t n_rows,
+                          float* projections, int32_t* codes, int64_t row_stride,
+                          int64_t table_stride, int n_threads) noexcept nogil:
+    """Gaussian SimHash of many rows: sgemm per chunk (BLAS threads, outside
+    any prange), then sign bits packed in a prange over the chunk's rows."""
+    cdef int64_t start, r
+    cdef int32_t n_chunk
+    start = 0
+    while start < n_rows:
+        n_chunk = <int32_t>min(<int64_t>BLAS_CHUNK_ROWS, n_rows - start)
+        _sgemm_rows(f, X + start * f.dim, n_chunk, projections)
+        for r in prange(n_chunk, num_threads=n_threads, schedule="static"):
+            _pack_sign_bits(projections + r * f.n_hashes, f.K, f.L,
+                            codes + (start + r) * row_stride, table_stride)
+        start += n_chunk
+
+
+cdef void _hash_row_strided(const HashFamily* f, const float* x, int32_t* codes,
+                            int64_t table_stride) noexcept nogil:
+    # The row's codes live on this frame's stack: private to the thread.
+    cdef int32_t row_codes[MAX_HASH_FUNCTIONS]
+    cdef int32_t l
+    hash_dense_row(f, x, row_codes)
+    for l in range(f.L):
+        codes[l * table_stride] = row_codes[l]
+
+
+cdef void _rows_codes(const HashFamily* f, const float* X, int64_t n_rows,
+                      int32_t* codes, int64_t row_stride, int64_t table_stride,
+                      int n_threads) noexcept nogil:
+    """Any family, dense rows, one row kernel per prange iteration."""
+    cdef int64_t r
+    if table_stride == 1:
+        for r in prange(n_rows, num_threads=n_threads, schedule="guided"):
+            hash_dense_row(f, X + r * f.dim, codes + r * row_stride)
+    else:
+        for r in prange(n_rows, num_threads=n_threads, schedule="guided"):
+            _hash_row_strided(f, X + r * f.dim, codes + r * row_stride, table_stride)
+
+
+cdef object _projection_buffer(CompiledFamily fam, int64_t n_rows):
+    if fam.c.kind != FAMILY_SIMHASH:
+        return np.empty(1, dtype=np.float32)
+    return np.empty(min(n_rows, BLAS_CHUNK_ROWS) * fam.c.n_hashes + 1, dtype=np.float32)
+
+
+def _hash_dense_into(CompiledFamily fam, const float[:, ::1] X, int32_t[:, ::1] out,
+                     int n_threads):
+    """Kernel behind ``CompiledFamily.hash_dense`` (inputs already validated)."""
+    cdef int64_t n_rows = X.shape[0]
+    cdef float[::1] projections = _projection_buffer(fam, n_rows)
+    if n_rows == 0:
+        return
+    with nogil:
+        if fam.c.kind == FAMILY_SIMHASH:
+            _gaussian_codes(&fam.c, &X[0, 0], n_rows, &projections[0], &out[0, 0],
+                            fam.c.L, 1, n_threads)
+        else:
+            _rows_codes(&fam.c, &X[0, 0], n_rows, &out[0, 0], fam.c.L, 1, n_threads)
+
+
+def _hash_sparse_into(CompiledFamily fam, const int64_t[::1] indptr,
+                      const int32_t[::1] indices, const float[::1] data,
+                      int32_t[:, ::1] out, int n_threads):
+    """Kernel behind ``CompiledFamily.hash_sparse`` (inputs already validated)."""
+    cdef int64_t r, n_rows = indptr.shape[0] - 1
+    cdef const int32_t* idx = &indices[0] if indices.shape[0] else NULL
+    cdef const float* val = &data[0] if data.shape[0] else NULL
+    if n_rows == 0:
+        return
+    with nogil:
+        for r in prange(n_rows, num_threads=n_threads, schedule="guided"):
+            hash_sparse_row(&fam.c, idx + indptr[r], val + indptr[r],
+                            <int32_t>(indptr[r + 1] - indptr[r]), &out[r, 0])
+
+
+def _hash_rows_single(CompiledFamily fam, const float[:, ::1] X):
+    """Test hook: the nogil single-row dense kernel, row by row, one thread."""
+    out = np.empty((X.shape[0], fam.c.L), dtype=np.int32)
+    cdef int32_t[:, ::1] codes = out
+    cdef int64_t r
+    with nogil:
+        for r in range(X.shape[0]):
+            hash_dense_row(&fam.c, &X[r, 0], &codes[r, 0])
+    return out
+
+
+def _hash_rows_single_sparse(CompiledFamily fam, const int64_t[::1] indptr,
+                             const int32_t[::1] indices, const float[::1] data):
+    """Test hook: the nogil single-row sparse kernel, row by row, one thread.
+
+    Indices are used in the order given (they need not be sorted).
+    """
+    cdef int64_t r, n_rows = indptr.shape[0] - 1
+    out = np.empty((n_rows, fam.c.L), dtype=np.int32)
+    cdef int32_t[:, ::1] codes = out
+    cdef const int32_t* idx = &indices[0] if indices.shape[0] else NULL
+    cdef const float* val = &data[0] if data.shape[0] else NULL
+    with nogil:
+        for r in range(n_rows):
+            hash_sparse_row(&fam.c, idx + indptr[r], val + indptr[r],
+                            <int32_t>(indptr[r + 1] - indptr[r]), &codes[r, 0])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Finite check
+# ---------------------------------------------------------------------------
+
+cdef inline bint _block_finite(const float* values, int64_t n) noexcept nogil:
+    # Exponent bits all ones <=> inf or NaN; an OR-reduction over integer
+    # tests vectorises, unlike calls to isfinite.
+    cdef const uint32_t* bits = <const uint32_t*>values
+    cdef uint32_t bad = 0
+    cdef int64_t i
+    for i in range(n):
+        bad |= <uint32_t>((bits[i] & 0x7F800000u) == 0x7F800000u)
+    return bad == 0
+
+
+def _all_finite(const float[::1] values, int n_threads):
+    """True when no value is inf or NaN (parallel over blocks)."""
+    cdef int64_t n = values.shape[0], block = 1 << 16, b, n_blocks
+    cdef int32_t n_bad = 0
+    cdef int64_t lo, hi
+    if n == 0:
+        return True
+    n_blocks = (n + block - 1) // block
+    with nogil:
+        for b in prange(n_blocks, num_threads=n_threads, schedule="static"):
+            lo = b * block
+            hi = min(lo + block, n)
+            if not _block_finite(&values[lo], hi - lo):
+                n_bad += 1
+    return n_bad == 0
+
+
+# ---------------------------------------------------------------------------
+# Filling tables
+# ---------------------------------------------------------------------------
+
+cdef inline void _insert(BucketTables* t, int32_t l, int32_t bucket_id, int32_t item,
+                         int policy, uint64_t seed) noexcept nogil:
+    cdef int64_t bucket = <int64_t>l * t.n_buckets + bucket_id
+    cdef int32_t count = t.counts[bucket]
+    cdef int32_t bucket_size = t.bucket_size
+    cdef int32_t slot
+    cdef uint64_t state
+    if count < bucket_size:
+        slot = count
+    elif policy == POLICY_FIFO:
+        # Ring buffer: the oldest of the newest bucket_size is overwritten.
+        if (bucket_size & (bucket_size - 1)) == 0:
+            slot = count & (bucket_size - 1)
+        else:
+            slot = count % bucket_size
+    else:
+        # Reservoir sampling (Algorithm R): insertion number `count` is kept
+        # with probability bucket_size / (count + 1), replacing a uniform
+        # slot. The draw is keyed by (seed, table, item, count) so contents
+        # do not depend on threads.
+        state = mix_seed(seed, <uint64_t>l, <uint64_t>item) ^ (<uint64_t>count * <uint64_t>0x9E3779B97F4A7C15)
+        slot = <int32_t>rand_below(&state, <uint32_t>count + 1)
+        if slot >= bucket_size:
+            slot = -1
+    if slot >= 0:
+        t.ids[bucket * bucket_size + slot] = item
+    if count < INT32_MAX:
+        t.counts[bucket] = count + 1
+
+
+cdef inline bint _already_in_bucket(const BucketTables* t, int32_t l, int32_t bucket_id,
+                                    int32_t item) noexcept nogil:
+    cdef int64_t bucket = <int64_t>l * t.n_buckets + bucket_id
+    cdef int32_t s, n_valid = t.counts[bucket]
+    cdef const int32_t* slots = t.ids + bucket * t.bucket_size
+    if n_valid > t.bucket_size:
+        n_valid = t.bucket_size
+    for s in range(n_valid):
+        if slots[s] == item:
+            return True
+    return False
+
+
+cdef void _fill(BucketTables* t, const int32_t* codes, int64_t n_rows,
+                const int32_t* items, int32_t first_item, int policy, uint64_t seed,
+                bint skip_present, int n_threads) noexcept nogil:
+    """Insert rows [0, n_rows) of codes (L, n_rows) in row order; one thread
+    per table so no two threads write one table."""
+    cdef int32_t l, item
+    cdef int64_t r
+    cdef const int32_t* table_codes
+    for l in prange(t.L, num_threads=n_threads, schedule="static"):
+        table_codes = codes + <int64_t>l * n_rows
+        for r in range(n_rows):
+            item = items[r] if items != NULL else first_item + <int32_t>r
+            if skip_present and _already_in_bucket(t, l, table_codes[r], item):
+                continue
+            _insert(t, l, table_codes[r], item, policy, seed)
+
+
+def _build(CompiledFamily fam, CompiledTables tables, const float[:, ::1] X,
+           int policy, uint64_t seed, int n_threads):
+    """Clear the tables, hash row i of X, insert item i (inputs validated).
+
+    Rows go through in chunks (hash a chunk, then insert it) so the code
+    buffer stays small and hot, and insertion order stays row order.
+    """
+    cdef int64_t n_rows = X.shape[0], start, n_chunk
+    cdef int64_t chunk = min(n_rows, <int64_t>BUILD_CHUNK_ROWS)
+    codes_array = np.empty(max(chunk, 1) * fam.c.L, dtype=np.int32)
+    cdef int32_t[::1] codes = codes_array
+    cdef float[::1] projections = _projection_buffer(fam, chunk)
+    with nogil:
+        memset(tables.c.counts, 0, tables.c.L * tables.c.n_buckets * sizeof(int32_t))
+        start = 0
+        while start < n_rows:
+            n_chunk = min(chunk, n_rows - start)
+            if fam.c.kind == FAMILY_SIMHASH:
+                _gaussian_codes(&fam.c, &X[start, 0], n_chunk, &projections[0],
+                                &codes[0], 1, n_chunk, n_threads)
+            else:
+                _rows_codes(&fam.c, &X[start, 0], n_chunk, &codes[0], 1, n_chunk,
+                            n_threads)
+            _fill(&tables.c, &codes[0], n_chunk, NULL, <int32_t>start, policy, seed,
+                  False, n_threads)
+            start += n_chunk
+
+
+def _hash_dense_tables_layout(CompiledFamily fam, const float[:, ::1] X,
+                              int32_t[:, ::1] out, int n_threads):
+    """Codes of X written table-major, out (L, n) (for update)."""
+    cdef int64_t n_rows = X.shape[0]
+    cdef float[::1] projections = _projection_buffer(fam, n_rows)
+    if n_rows == 0:
+        return
+    with nogil:
+        if fam.c.kind == FAMILY_SIMHASH:
+            _gaussian_codes(&fam.c, &X[0, 0], n_rows, &projections[0], &out[0, 0],
+                            1, n_rows, n_threads)
+        else:
+            _rows_codes(&fam.c, &X[0, 0], n_rows, &out[0, 0], 1, n_rows, n_threads)
+
+
+def _fill_codes(CompiledTables tables, const int32_t[:, ::1] codes_by_table,
+                items, int policy, uint64_t seed, bint skip_present, int n_threads):
+    """Insert items (or ids 0..n-1 when items is None) with precomputed codes
+    (L, n), in order, without clearing."""
+    cdef int64_t n_rows = codes_by_table.shape[1]
+    cdef const int32_t[::1] item_view
+    cdef const int32_t* item_ptr = NULL
+    if n_rows == 0:
+        return
+    if items is not None:
+        item_view = items
+        item_ptr = &item_view[0]
+    with nogil:
+        _fill(&tables.c, &codes_by_table[0, 0], n_rows, item_ptr, 0, policy, seed,
+              skip_present, n_threads)
+
+
+def _clear(CompiledTables tables):
+    with nogil:
+        memset(tables.c.counts, 0, tables.c.L * tables.c.n_buckets * sizeof(int32_t))
+
+
+# ---------------------------------------------------------------------------
+# Batched queries
+# ---------------------------------------------------------------------------
+
+cdef enum:
+    QUERY_UNION = 0
+    QUERY_THRESHOLD = 1
+    QUERY_SAMPLE = 2
+
+QUERY_MODES = {"union": QUERY_UNION, "threshold": QUERY_THRESHOLD, "sample": QUERY_SAMPLE}
+
+
+cdef int32_t _query_row(const HashFamily* f, const BucketTables* t, int mode,
+                        const float* dense_row, const int32_t* indices,
+                        const float* values, int32_t nnz, int32_t* out,
+                        int32_t row_capacity, int32_t threshold, int32_t n_items,
+                        int32_t* stamp, int32_t mark, int32_t* hit_count,
+                        int32_t* last_table, int32_t* touched,
+                        uint64_t rng_seed) noexcept nogil:
+    # bucket_ids on this frame's stack: private to the calling thread.
+    cdef int32_t bucket_ids[MAX_HASH_FUNCTIONS]
+    if dense_row != NULL:
+        hash_dense_row(f, dense_row, bucket_ids)
+    else:
+        hash_sparse_row(f, indices, values, nnz, bucket_ids)
+    if mode == QUERY_UNION:
+        return query_union_row(t, bucket_ids, out, row_capacity, stamp, mark)
+    if mode == QUERY_THRESHOLD:
+        return query_threshold_row(t, bucket_ids, threshold, out, row_capacity,
+                                   hit_count, last_table, touched)
+    return query_sample_row(t, bucket_ids, row_capacity, n_items, out, stamp, mark,
+                            rng_seed)
+
+
+def _query(CompiledFamily fam, CompiledTables tables, int mode,
+           const float[:, ::1] dense, const int64_t[::1] indptr,
+           const int32_t[::1] indices, const float[::1] data,
+           int32_t row_capacity, int32_t threshold, int32_t n_items,
+           int32_t[:, ::1] stamps, int32_t mark_base,
+           int32_t[:, ::1] scratch, uint64_t seed, int n_threads):
+    """Per-row candidate ids of a batch, hashed and looked up in one nogil
+    region (prange over rows). Returns (counts per row, buffer (n, capacity)).
+
+    ``dense`` has rows for a dense batch; otherwise it is empty and the CSR
+    arrays describe the batch. ``stamps`` holds one int32 row of n_items per
+    thread for union / sample queries (marks above every value in it are
+    fresh: row r uses mark_base + r + 1). ``scratch`` holds, per thread for
+    threshold queries, hit counts (n_items zeros), last tables (n_items, -1)
+    and a touched list (L * bucket_size); kernels restore it on return.
+    """
+    cdef bint is_dense = dense.shape[0] > 0
+    cdef int64_t n_rows = dense.shape[0] if is_dense else max(indptr.shape[0] - 1, 0)
+    out_array = np.empty((n_rows, max(row_capacity, 1)), dtype=np.int32)
+    n_out_array = np.zeros(n_rows, dtype=np.int64)
+    cdef int32_t[:, ::1] out = out_array
+    cdef int64_t[::1] n_out = n_out_array
+    cdef int64_t r, n_scratch = n_items
+    cdef int tid
+    cdef int32_t* stamp
+    cdef int32_t* hit_count
+    cdef int32_t* last_table
+    cdef int32_t* touched
+    cdef const float* dense_row
+    cdef const int32_t* idx = &indices[0] if indices.shape[0] else NULL
+    cdef const float* val = &data[0] if data.shape[0] else NULL
+    if n_rows == 0:
+        return n_out_array, out_array
+    # Assigned again inside the parallel block (private per thread); set here
+    # only so the compiler sees them initialised.
+    tid = 0
+    stamp = hit_count = last_table = touched = NULL
+    with nogil, parallel(num_threads=n_threads):
+        tid = threadid()
+        stamp = NULL
+        hit_count = NULL
+        last_table = NULL
+        touched = NULL
+        if mode == QUERY_THRESHOLD:
+            hit_count = &scratch[tid, 0]
+            last_table = hit_count + n_scratch
+            touched = last_table + n_scratch
+        else:
+            stamp = &stamps[tid, 0]
+        for r in prange(n_rows, schedule="dynamic", chunksize=4):
+            if is_dense:
+                n_out[r] = _query_row(&fam.c, &tables.c, mode, &dense[r, 0], NULL,
+                                      NULL, 0, &out[r, 0], row_capacity, threshold,
+                                      n_items, stamp, mark_base + <int32_t>r + 1,
+                                      hit_count, last_table, touched,
+                                      mix_seed(seed, SAMPLE_ORDER_SALT, <uint64_t>r))
+            else:
+                n_out[r] = _query_row(&fam.c, &tables.c, mode, NULL, idx + indptr[r],
+                                      val + indptr[r],
+                                      <int32_t>(indptr[r + 1] - indptr[r]),
+                                      &out[r, 0], row_capacity, threshold, n_items,
+                                      stamp, mark_base + <int32_t>r + 1, hit_count,
+                                      last_table, touched,
+                                      mix_seed(seed, SAMPLE_ORDER_SALT, <uint64_t>r))
+    return n_out_array, out_array
+
+
+def _compact(const int64_t[::1] n_out, const int32_t[:, ::1] out, int n_threads):
+    """(counts, padded buffer) -> (indptr int64, ids int32)."""
+    cdef int64_t n_rows = n_out.shape[0], r, s
+    indptr_array = np.zeros(n_rows + 1, dtype=np.int64)
+    cdef int64_t[::1] indptr = indptr_array
+    for r in range(n_rows):
+        indptr[r + 1] = indptr[r] + n_out[r]
+    ids_array = np.empty(indptr[n_rows], dtype=np.int32)
+    cdef int32_t[::1] ids = ids_array
+    if indptr[n_rows] == 0:
+        return indptr_array, ids_array
+    with nogil:
+        for r in prange(n_rows, num_threads=n_threads, schedule="static"):
+            for s in range(n_out[r]):
+                ids[indptr[r] + s] = out[r, s]
+    return indptr_array, ids_array
+
+
+def _bucket_contents(CompiledTables tables, int32_t l, int64_t bucket_id):
+    """Valid slots of one bucket, in slot order (a copy)."""
+    cdef int64_t bucket = <int64_t>l * tables.c.n_buckets + bucket_id
+    cdef int32_t n_valid = min(tables.c.counts[bucket], tables.c.bucket_size)
+    out = np.empty(n_valid, dtype=np.int32)
+    cdef int32_t[::1] view = out
+    cdef int32_t s
+    for s in range(n_valid):
+        view[s] = tables.c.ids[bucket * tables.c.bucket_size + s]
+    return out
