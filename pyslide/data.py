@@ -7,7 +7,12 @@ values and int32 indices: features ``X`` (``n_samples x n_features``) and a
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["make_xc", "PRESETS"]
+from . import _io
+
+__all__ = [
+    "make_xc", "PRESETS", "load_xc", "save_xc", "load_libsvm", "save_libsvm",
+    "read_split", "load_xc_split", "labels_to_csr", "check_features", "XCFormatError",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -384,3 +389,587 @@ def _stack_rows(parts, n_columns):
     out.has_sorted_indices = True
     out.has_canonical_format = True
     return out
+
+
+# ---------------------------------------------------------------------------
+# Validation and conversion of features and labels
+# ---------------------------------------------------------------------------
+
+def _is_int(value):
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
+
+
+def _check_count(value, name):
+    """``None`` or a positive int, else a ValueError naming ``name``."""
+    if value is None:
+        return None
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be None or a positive int, got {value!r}")
+    return int(value)
+
+
+def _canonical_csr(M, n_columns):
+    """float32 CSR with int32 indices, sorted and summed duplicates, width ``n_columns``."""
+    M = M.tocsr()
+    if M.dtype != np.float32:
+        M = M.astype(np.float32)
+    if M.indices.dtype != np.int32 or M.indptr.dtype != np.int32:
+        if M.nnz < 2**31:
+            M = sp.csr_matrix((M.data, M.indices.astype(np.int32), M.indptr.astype(np.int32)),
+                              shape=M.shape)
+    if not M.has_canonical_format:
+        M = M.copy()
+        M.sum_duplicates()
+    if n_columns != M.shape[1]:
+        M = sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))
+        M.has_canonical_format = True
+    return M
+
+
+def check_features(X, n_features=None, name="X"):
+    """Validate features and convert them to float32 CSR with int32 indices.
+
+    Parameters
+    ----------
+    X : scipy.sparse matrix or array-like, shape (n_samples, n_features)
+        Any SciPy sparse format (CSR, CSC, COO, ...) or a dense 2-D array.
+    n_features : int, optional
+        The width the caller expects. A dense ``X`` must have exactly this
+        many columns; a sparse ``X`` may be narrower (it is widened: the
+        missing features are zero, as when a test file has no header) but
+        not wider.
+    name : str, default "X"
+        The argument name used in error messages.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        float32 values, int32 indices, sorted within rows, duplicate entries
+        summed. A matrix already in that form is returned as is (no copy).
+
+    Raises
+    ------
+    TypeError
+        If ``X`` is not numeric.
+    ValueError
+        If ``X`` is not 2-D, has the wrong width, or holds NaN or inf.
+    """
+    n_features = _check_count(n_features, "n_features")
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+        if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+            raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+        if n_features is not None and X.shape[1] > n_features:
+            raise ValueError(f"{name} has {X.shape[1]} features (columns) but the model expects "
+                             f"n_features={n_features}")
+        width = X.shape[1] if n_features is None else n_features
+        X = _canonical_csr(X, width)
+    else:
+        try:
+            dense = np.asarray(X)
+        except Exception as error:  # ragged lists and the like
+            raise TypeError(f"{name} must be a SciPy sparse matrix or a 2-D array, "
+                            f"got {type(X).__name__} ({error})") from None
+        if dense.dtype == object or not (np.issubdtype(dense.dtype, np.number)
+                                         or dense.dtype == bool):
+            raise TypeError(f"{name} must be a SciPy sparse matrix or a numeric 2-D array, "
+                            f"got {type(X).__name__} with dtype {dense.dtype}")
+        if np.issubdtype(dense.dtype, np.complexfloating):
+            raise TypeError(f"{name} must hold real numbers, got dtype {dense.dtype}")
+        if dense.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {dense.shape}")
+        if n_features is not None and dense.shape[1] != n_features:
+            raise ValueError(f"{name} has {dense.shape[1]} features (columns) but the model "
+                             f"expects n_features={n_features}")
+        X = _canonical_csr(sp.csr_matrix(dense.astype(np.float32, copy=False)), dense.shape[1])
+    if not np.all(np.isfinite(X.data)):
+        bad = int(np.count_nonzero(~np.isfinite(X.data)))
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
+    return X
+
+
+def labels_to_csr(labels, n_labels=None, name="Y"):
+    """Turn labels into a float32 CSR 0/1 indicator with int32 sorted indices.
+
+    Parameters
+    ----------
+    labels : sparse matrix, 2-D array, list of label lists, or 1-D int array
+        * a SciPy sparse or dense 2-D 0/1 indicator ``(n_samples, n_labels)``
+          (explicitly stored zeros are dropped);
+        * a sequence with one list (or array) of label ids per sample
+          (multi-label; repeated ids count once; an empty list is allowed);
+        * a 1-D integer array or list of ints, one class id per sample
+          (multi-class).
+    n_labels : int, optional
+        Number of labels. Default: the indicator's width, or the largest id
+        plus one. A sparse indicator may be narrower (it is widened) but
+        not wider.
+    name : str, default "Y"
+        The argument name used in error messages.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix, shape (n_samples, n_labels)
+
+    Raises
+    ------
+    TypeError
+        For an unsupported type or non-integer ids.
+    ValueError
+        For negative ids, ids >= ``n_labels``, values other than 0/1 in an
+        indicator, or a wrong number of dimensions.
+    """
+    n_labels = _check_count(n_labels, "n_labels")
+    if sp.issparse(labels) or (isinstance(labels, np.ndarray) and labels.ndim == 2):
+        M = labels if sp.issparse(labels) else sp.csr_matrix(labels)
+        if M.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, n_labels), got shape {M.shape}")
+        if not (np.issubdtype(M.dtype, np.number) or M.dtype == bool):
+            raise TypeError(f"{name} must be a numeric 0/1 indicator, got dtype {M.dtype}")
+        if n_labels is not None and M.shape[1] > n_labels:
+            raise ValueError(f"{name} has {M.shape[1]} label columns but n_labels={n_labels}")
+        M = M.tocsr(copy=True)
+        M.eliminate_zeros()
+        if M.nnz and not np.all(M.data == 1):
+            raise ValueError(f"{name} must be a 0/1 label indicator; it holds values other "
+                             f"than 0 and 1")
+        return _canonical_csr(M, M.shape[1] if n_labels is None else n_labels)
+    if isinstance(labels, np.ndarray) and labels.ndim == 1 and labels.dtype != object:
+        return _multiclass_to_csr(labels, n_labels, name)
+    if isinstance(labels, np.ndarray) and labels.ndim not in (1, 2):
+        raise ValueError(f"{name} must be a 2-D indicator, a 1-D array of class ids or a list "
+                         f"of label lists, got an array of shape {labels.shape}")
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+        raise TypeError(f"{name} must be a sparse or dense 0/1 indicator, a list of label lists "
+                        f"or a 1-D int array, got {type(labels).__name__}")
+    rows = list(labels)
+    if all(_is_int(r) for r in rows):
+        return _multiclass_to_csr(np.asarray(rows, dtype=np.int64), n_labels, name)
+    lengths = np.zeros(len(rows), dtype=np.int64)
+    parts = []
+    for i, row in enumerate(rows):
+        if _is_int(row) or isinstance(row, (str, bytes)) or not hasattr(row, "__len__"):
+            raise TypeError(f"{name}[{i}] must be a list of label ids (mixing lists and single "
+                            f"ids is ambiguous), got {row!r}")
+        ids = np.asarray(row)
+        if ids.size and (ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer)):
+            raise TypeError(f"{name}[{i}] must be a flat list of integer label ids, got {row!r}")
+        lengths[i] = ids.size
+        parts.append(ids.astype(np.int64, copy=False).ravel())
+    flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    if flat.size and flat.min() < 0:
+        i = int(np.searchsorted(np.cumsum(lengths), int(np.argmax(flat < 0)), side="right"))
+        raise ValueError(f"{name}[{i}] holds a negative label id; ids must be >= 0")
+    _check_label_range(flat, lengths, n_labels, name)
+    width = n_labels if n_labels is not None else (int(flat.max()) + 1 if flat.size else 0)
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    M = sp.csr_matrix((np.ones(flat.size, dtype=np.float32), flat, indptr),
+                      shape=(len(rows), width))
+    M.sum_duplicates()
+    M.data[:] = 1.0
+    return _canonical_csr(M, width)
+
+
+def _check_label_range(flat, lengths, n_labels, name):
+    if n_labels is not None and flat.size and flat.max() >= n_labels:
+        i = int(np.searchsorted(np.cumsum(lengths), int(np.argmax(flat >= n_labels)),
+                                side="right"))
+        raise ValueError(f"{name}[{i}] holds label id {int(flat.max())} but n_labels={n_labels}; "
+                         f"ids must be < n_labels")
+
+
+def _multiclass_to_csr(ids, n_labels, name):
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"{name} as a 1-D array must hold integer class ids, got dtype {ids.dtype}")
+    ids = ids.astype(np.int64, copy=False)
+    if ids.size and ids.min() < 0:
+        i = int(np.argmax(ids < 0))
+        raise ValueError(f"{name}[{i}] is a negative class id ({int(ids[i])}); ids must be >= 0")
+    _check_label_range(ids, np.ones(ids.size, dtype=np.int64), n_labels, name)
+    width = n_labels if n_labels is not None else (int(ids.max()) + 1 if ids.size else 0)
+    return sp.csr_matrix((np.ones(ids.size, dtype=np.float32), ids.astype(np.int32),
+                          np.arange(ids.size + 1, dtype=np.int32)), shape=(ids.size, width))
+
+
+# ---------------------------------------------------------------------------
+# XC-repository and libsvm text files
+# ---------------------------------------------------------------------------
+
+class XCFormatError(ValueError):
+    """A data file that does not follow the XC / libsvm text format.
+
+    The message names the file and the 1-based line number (the header
+    line counts as line 1).
+    """
+
+
+_PARSE_ERRORS = {
+    _io.ERR_LABEL_SYNTAX: "malformed label list (expected 'l1,l2,...' of non-negative integers)",
+    _io.ERR_LABEL_NEGATIVE: "negative label id (ids must be >= 0)",
+    _io.ERR_FEATURE_SYNTAX: "malformed feature token (expected 'id:value')",
+    _io.ERR_FEATURE_NEGATIVE: "negative feature id (ids must be >= 0)",
+    _io.ERR_MISSING_COLON: "feature token without ':' (expected 'id:value')",
+    _io.ERR_VALUE_SYNTAX: "malformed feature value (expected a decimal number)",
+    _io.ERR_VALUE_NONFINITE: "non-finite feature value (nan, inf or beyond float32 range)",
+    _io.ERR_ID_TOO_LARGE: "id too large (ids must be < 2**31)",
+}
+
+
+def _read_bytes(path):
+    """The whole file as bytes, and a name for messages."""
+    if hasattr(path, "read"):
+        data = path.read()
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        return bytes(data), getattr(path, "name", "<file>")
+    try:
+        with open(path, "rb") as f:
+            return f.read(), str(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"data file not found: {path}") from None
+
+
+def _token_at(buffer, position):
+    end = position
+    limit = min(len(buffer), position + 40)
+    while end < limit and buffer[end] not in b" \t\r\n":
+        end += 1
+    return buffer[position:end].decode("utf-8", "replace")
+
+
+def _parse_header(buffer, name, header):
+    """``(N, D, L)`` or None, and the offset where the data lines start."""
+    newline = buffer.find(b"\n")
+    first = buffer[:newline if newline >= 0 else len(buffer)]
+    tokens = first.split()
+    is_header = len(tokens) == 3 and all(t.isdigit() for t in tokens)
+    if header == "auto":
+        header = is_header
+    elif header not in (True, False):
+        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
+    if not header:
+        return None, 0
+    if not is_header:
+        shown = first.decode("utf-8", "replace").strip()[:60]
+        raise XCFormatError(f"{name}, line 1: expected a header 'N D L' (three non-negative "
+                            f"integers), got {shown!r}")
+    counts = tuple(int(t) for t in tokens)
+    return counts, (newline + 1 if newline >= 0 else len(buffer))
+
+
+def _parse(buffer, name, start, first_line, feature_bound, label_bound,
+           feature_bound_source, label_bound_source, feature_offset=0):
+    result = _io.parse_xc(buffer, start, -1 if feature_bound is None else feature_bound,
+                          -1 if label_bound is None else label_bound)
+    status = result["status"]
+    if status != _io.OK:
+        line = result["row"] + first_line
+        token = _token_at(buffer, result["position"])
+        if status == _io.ERR_FEATURE_RANGE:
+            what = (f"feature id {result['bad_id'] - feature_offset} out of range: "
+                    f"n_features={feature_bound - feature_offset} ({feature_bound_source})")
+        elif status == _io.ERR_LABEL_RANGE:
+            what = (f"label id {result['bad_id']} out of range: n_labels={label_bound} "
+                    f"({label_bound_source})")
+        else:
+            what = _PARSE_ERRORS[status]
+        raise XCFormatError(f"{name}, line {line}: {what}: {token!r}")
+    return result
+
+
+def _build(result, n_features, n_labels):
+    n_rows = result["n_rows"]
+    x_indptr, y_indptr = result["x_indptr"], result["y_indptr"]
+    if x_indptr[-1] < 2**31 and y_indptr[-1] < 2**31:
+        x_indptr = x_indptr.astype(np.int32)
+        y_indptr = y_indptr.astype(np.int32)
+    X = sp.csr_matrix((result["x_data"], result["x_indices"], x_indptr),
+                      shape=(n_rows, n_features), copy=False)
+    Y = sp.csr_matrix((np.ones(result["y_indices"].size, dtype=np.float32),
+                       result["y_indices"], y_indptr), shape=(n_rows, n_labels), copy=False)
+    if result["unsorted"]:
+        X.sum_duplicates()
+        Y.sum_duplicates()
+        Y.data[:] = 1.0
+    else:
+        X.has_canonical_format = True
+        Y.has_canonical_format = True
+    return X, Y
+
+
+def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=True):
+    """Read an Extreme Classification Repository text file.
+
+    The format: an optional header line ``N D L`` (rows, features, labels),
+    then one line per point, ``l1,l2,... f:v f:v ...`` with 0-based label
+    and feature ids. A line starting with white space (or directly with
+    ``f:v``) has no labels; a line with no ``f:v`` tokens has no features;
+    such rows are kept. Every line is one row, blank lines included (a
+    final newline does not add a row). CRLF line ends are accepted.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+        The file to read.
+    n_features, n_labels : int, optional
+        Widths of the returned matrices; ids must be below them. Default:
+        the header's ``D`` and ``L``, or without a header the largest id
+        plus one.
+    header : {"auto", True, False}, default "auto"
+        Whether the first line is ``N D L``. ``"auto"`` takes it as a
+        header when it is exactly three non-negative integers (a data line
+        never is).
+    strict_rows : bool, default True
+        When the header's ``N`` differs from the number of data lines,
+        raise :class:`XCFormatError`. ``False`` loads the rows present (for
+        truncated files such as partial dumps whose header still counts
+        the full set).
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix, float32, shape (n_rows, n_features)
+    Y : scipy.sparse.csr_matrix, float32 0/1, shape (n_rows, n_labels)
+        Both with int32 indices sorted within each row. A feature id listed
+        twice in one line has its values summed; a repeated label counts
+        once.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    XCFormatError
+        (a ``ValueError``) for an empty file, a malformed token, a negative
+        or out-of-range id, a non-finite value or a header that does not
+        match; the message names the file and the 1-based line number.
+    """
+    n_features = _check_count(n_features, "n_features")
+    n_labels = _check_count(n_labels, "n_labels")
+    if strict_rows not in (True, False):
+        raise ValueError(f"strict_rows must be True or False, got {strict_rows!r}")
+    buffer, name = _read_bytes(path)
+    if not buffer:
+        raise XCFormatError(f"{name}: empty file (expected an XC header 'N D L' or data lines)")
+    counts, start = _parse_header(buffer, name, header)
+    feature_bound, label_bound = n_features, n_labels
+    feature_source = label_source = "given"
+    if counts is not None:
+        if feature_bound is None:
+            feature_bound, feature_source = counts[1], "from the header"
+        if label_bound is None:
+            label_bound, label_source = counts[2], "from the header"
+    first_line = 2 if counts is not None else 1
+    result = _parse(buffer, name, start, first_line, feature_bound, label_bound,
+                    feature_source, label_source)
+    if counts is not None and strict_rows and result["n_rows"] != counts[0]:
+        raise XCFormatError(
+            f"{name}: the header (line 1) says {counts[0]} rows but the file has "
+            f"{result['n_rows']} data lines (blank lines count as rows); pass "
+            f"strict_rows=False to load the rows present")
+    if feature_bound is None:
+        feature_bound = result["max_feature"] + 1
+    if label_bound is None:
+        label_bound = result["max_label"] + 1
+    return _build(result, feature_bound, label_bound)
+
+
+def load_libsvm(path, n_features=None, n_labels=None, zero_based="auto"):
+    """Read a multi-label libsvm / svmlight file: ``l1,l2,... f:v f:v ...``.
+
+    Same line format as :func:`load_xc`, without a header. Label ids are
+    taken as written (0-based); feature ids are 0- or 1-based.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+    n_features, n_labels : int, optional
+        Widths of the returned matrices. Default: largest id plus one
+        (after the one-based shift).
+    zero_based : {"auto", True, False}, default "auto"
+        Whether feature ids start at 0. ``"auto"``: 0-based if some feature
+        id is 0, else 1-based (ids are shifted down by one), as
+        scikit-learn's ``load_svmlight_file`` guesses.
+
+    Returns
+    -------
+    X, Y : scipy.sparse.csr_matrix
+        As :func:`load_xc`.
+
+    Raises
+    ------
+    FileNotFoundError, XCFormatError
+        As :func:`load_xc`; also a feature id 0 in a file read as 1-based.
+    """
+    n_features = _check_count(n_features, "n_features")
+    n_labels = _check_count(n_labels, "n_labels")
+    if zero_based not in ("auto", True, False):
+        raise ValueError(f"zero_based must be 'auto', True or False, got {zero_based!r}")
+    buffer, name = _read_bytes(path)
+    if not buffer:
+        raise XCFormatError(f"{name}: empty file (expected libsvm data lines)")
+    # Parse raw ids; a one-based file may use id n_features.
+    offset_bound = 0 if zero_based is True else 1
+    feature_bound = None if n_features is None else n_features + offset_bound
+    result = _parse(buffer, name, 0, 1, feature_bound, n_labels, "given", "given",
+                    feature_offset=offset_bound)
+    indices = result["x_indices"]
+    has_zero = result["min_feature"] == 0
+    one_based = zero_based is False or (zero_based == "auto" and not has_zero)
+    if one_based and has_zero:
+        position = int(np.argmax(indices == 0))
+        row = int(np.searchsorted(result["x_indptr"], position, side="right")) - 1
+        raise XCFormatError(f"{name}, line {row + 1}: feature id 0 in a file read as one-based "
+                            f"(zero_based=False); pass zero_based=True or 'auto'")
+    if one_based:
+        indices -= 1
+        max_feature = result["max_feature"] - 1
+    else:
+        max_feature = result["max_feature"]
+        if n_features is not None and max_feature >= n_features:
+            position = int(np.argmax(indices >= n_features))
+            row = int(np.searchsorted(result["x_indptr"], position, side="right")) - 1
+            raise XCFormatError(f"{name}, line {row + 1}: feature id {int(indices[position])} "
+                                f"out of range: n_features={n_features} (given; ids read as "
+                                f"zero-based)")
+    if n_features is None:
+        n_features = max_feature + 1 if result["x_indices"].size else 0
+    if n_labels is None:
+        n_labels = result["max_label"] + 1
+    return _build(result, n_features, n_labels)
+
+
+_WRITE_BLOCK_ROWS = 4096
+
+
+def _write(path, X, Y, header_line, feature_offset):
+    X = check_features(X, name="X")
+    Y = labels_to_csr(Y, name="Y")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X and Y must have the same number of rows, got {X.shape[0]} "
+                         f"and {Y.shape[0]}")
+    x_indptr = X.indptr.astype(np.int64)
+    y_indptr = Y.indptr.astype(np.int64)
+    with open(path, "wb") as f:
+        if header_line:
+            f.write(f"{X.shape[0]} {X.shape[1]} {Y.shape[1]}\n".encode())
+        for start in range(0, X.shape[0], _WRITE_BLOCK_ROWS):
+            stop = min(start + _WRITE_BLOCK_ROWS, X.shape[0])
+            size = ((x_indptr[stop] - x_indptr[start]) * _io.MAX_FEATURE_CHARS
+                    + (y_indptr[stop] - y_indptr[start]) * _io.MAX_LABEL_CHARS
+                    + (stop - start) * _io.MAX_LINE_EXTRA)
+            out = np.empty(max(int(size), 1), dtype=np.uint8)
+            n = _io.format_rows(x_indptr, X.indices, X.data, y_indptr, Y.indices,
+                                start, stop, feature_offset, out)
+            f.write(memoryview(out)[:n])
+
+
+def save_xc(path, X, Y, header=True):
+    """Write features and labels in the Extreme Classification Repository text format.
+
+    Each value is written as the shortest plain decimal (6 to 9
+    significant digits) that reads back as the same float32, so
+    ``load_xc(save_xc(...))`` returns identical matrices.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    X : sparse matrix or 2-D array, shape (n_samples, n_features)
+        Converted with :func:`check_features` (float32: values of a float64
+        ``X`` are rounded to float32).
+    Y : labels accepted by :func:`labels_to_csr`
+    header : bool, default True
+        Write the ``N D L`` header line first.
+    """
+    _write(path, X, Y, header, 0)
+
+
+def save_libsvm(path, X, Y, zero_based=False):
+    """Write a multi-label libsvm file (no header), one-based feature ids by default.
+
+    One-based ids (libsvm's convention) also make ``load_libsvm``'s
+    ``zero_based="auto"`` read the file back correctly even when feature 0
+    never occurs.
+    """
+    if zero_based not in (True, False):
+        raise ValueError(f"zero_based must be True or False, got {zero_based!r}")
+    _write(path, X, Y, False, 0 if zero_based else 1)
+
+
+def read_split(path, column=0):
+    """Row indices of one split from an XC repository ``trSplit`` / ``tstSplit`` file.
+
+    Those files hold one column per random split, white-space separated,
+    with 1-based row numbers into the full data file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    column : int, default 0
+        Which split (0-based column).
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        0-based row indices.
+    """
+    if not _is_int(column) or column < 0:
+        raise ValueError(f"column must be a non-negative int, got {column!r}")
+    buffer, name = _read_bytes(path)
+    values = []
+    n_columns = None
+    for line_number, line in enumerate(buffer.decode("utf-8", "replace").splitlines(), 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        if n_columns is None:
+            n_columns = len(tokens)
+            if column >= n_columns:
+                raise ValueError(f"{name} has {n_columns} split column(s); column={column} "
+                                 f"is out of range")
+        elif len(tokens) != n_columns:
+            raise XCFormatError(f"{name}, line {line_number}: expected {n_columns} columns, "
+                                f"got {len(tokens)}")
+        token = tokens[column]
+        if not token.isdigit() or int(token) < 1:
+            raise XCFormatError(f"{name}, line {line_number}: expected a 1-based row number, "
+                                f"got {token!r}")
+        values.append(int(token))
+    if n_columns is None:
+        raise XCFormatError(f"{name}: empty split file")
+    return np.asarray(values, dtype=np.int64) - 1
+
+
+def load_xc_split(data_path, train_split_path, test_split_path=None, column=0, **load_kwargs):
+    """Load an XC repository data file and cut it with its split files.
+
+    Parameters
+    ----------
+    data_path : str or os.PathLike
+        The full data file (e.g. ``Bibtex_data.txt``), read with
+        :func:`load_xc` (extra keyword arguments are passed on).
+    train_split_path : str or os.PathLike
+        Its ``trSplit`` file.
+    test_split_path : str or os.PathLike, optional
+        Its ``tstSplit`` file. Default: the test part is every row not in
+        the training split.
+    column : int, default 0
+        Which of the random splits to use.
+
+    Returns
+    -------
+    X_train, Y_train, X_test, Y_test : scipy.sparse.csr_matrix
+    """
+    X, Y = load_xc(data_path, **load_kwargs)
+    train = read_split(train_split_path, column)
+    if test_split_path is None:
+        mask = np.ones(X.shape[0], dtype=bool)
+        mask[train[train < X.shape[0]]] = False
+        test = np.flatnonzero(mask)
+    else:
+        test = read_split(test_split_path, column)
+    for split, path in ((train, train_split_path), (test, test_split_path)):
+        if split.size and split.max() >= X.shape[0]:
+            raise ValueError(f"{path} refers to row {int(split.max()) + 1} but {data_path} has "
+                             f"only {X.shape[0]} rows")
+    return X[train], Y[train], X[test], Y[test]
