@@ -4,6 +4,11 @@ Everything here returns ``scipy.sparse.csr_matrix`` objects with float32
 values and int32 indices: features ``X`` (``n_samples x n_features``) and a
 0/1 label indicator ``Y`` (``n_samples x n_labels``).
 """
+import contextlib
+import mmap
+import os
+import stat
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -631,6 +636,30 @@ def _read_bytes(path):
         raise FileNotFoundError(f"data file not found: {path}") from None
 
 
+@contextlib.contextmanager
+def _file_buffer(path):
+    """The file's bytes without a copy (memory-mapped) where possible, and its name."""
+    if hasattr(path, "read"):
+        yield _read_bytes(path)
+        return
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"data file not found: {path}") from None
+    with f:
+        info = os.fstat(f.fileno())
+        if info.st_size == 0 or not stat.S_ISREG(info.st_mode):
+            yield f.read(), str(path)
+            return
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+                mapped.madvise(mmap.MADV_SEQUENTIAL)
+            yield mapped, str(path)
+        finally:
+            mapped.close()
+
+
 def _token_at(buffer, position):
     end = position
     limit = min(len(buffer), position + 40)
@@ -647,8 +676,6 @@ def _parse_header(buffer, name, header):
     is_header = len(tokens) == 3 and all(t.isdigit() for t in tokens)
     if header == "auto":
         header = is_header
-    elif header not in (True, False):
-        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
     if not header:
         return None, 0
     if not is_header:
@@ -748,20 +775,22 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
     n_labels = _check_count(n_labels, "n_labels")
     if strict_rows not in (True, False):
         raise ValueError(f"strict_rows must be True or False, got {strict_rows!r}")
-    buffer, name = _read_bytes(path)
-    if not buffer:
-        raise XCFormatError(f"{name}: empty file (expected an XC header 'N D L' or data lines)")
-    counts, start = _parse_header(buffer, name, header)
-    feature_bound, label_bound = n_features, n_labels
-    feature_source = label_source = "given"
-    if counts is not None:
-        if feature_bound is None:
-            feature_bound, feature_source = counts[1], "from the header"
-        if label_bound is None:
-            label_bound, label_source = counts[2], "from the header"
-    first_line = 2 if counts is not None else 1
-    result = _parse(buffer, name, start, first_line, feature_bound, label_bound,
-                    feature_source, label_source)
+    if header not in ("auto", True, False):
+        raise ValueError(f"header must be 'auto', True or False, got {header!r}")
+    with _file_buffer(path) as (buffer, name):
+        if not len(buffer):
+            raise XCFormatError(f"{name}: empty file (expected an XC header 'N D L' or data lines)")
+        counts, start = _parse_header(buffer, name, header)
+        feature_bound, label_bound = n_features, n_labels
+        feature_source = label_source = "given"
+        if counts is not None:
+            if feature_bound is None:
+                feature_bound, feature_source = counts[1], "from the header"
+            if label_bound is None:
+                label_bound, label_source = counts[2], "from the header"
+        first_line = 2 if counts is not None else 1
+        result = _parse(buffer, name, start, first_line, feature_bound, label_bound,
+                        feature_source, label_source)
     if counts is not None and strict_rows and result["n_rows"] != counts[0]:
         raise XCFormatError(
             f"{name}: the header (line 1) says {counts[0]} rows but the file has "
@@ -805,14 +834,14 @@ def load_libsvm(path, n_features=None, n_labels=None, zero_based="auto"):
     n_labels = _check_count(n_labels, "n_labels")
     if zero_based not in ("auto", True, False):
         raise ValueError(f"zero_based must be 'auto', True or False, got {zero_based!r}")
-    buffer, name = _read_bytes(path)
-    if not buffer:
-        raise XCFormatError(f"{name}: empty file (expected libsvm data lines)")
     # Parse raw ids; a one-based file may use id n_features.
     offset_bound = 0 if zero_based is True else 1
     feature_bound = None if n_features is None else n_features + offset_bound
-    result = _parse(buffer, name, 0, 1, feature_bound, n_labels, "given", "given",
-                    feature_offset=offset_bound)
+    with _file_buffer(path) as (buffer, name):
+        if not len(buffer):
+            raise XCFormatError(f"{name}: empty file (expected libsvm data lines)")
+        result = _parse(buffer, name, 0, 1, feature_bound, n_labels, "given", "given",
+                        feature_offset=offset_bound)
     indices = result["x_indices"]
     has_zero = result["min_feature"] == 0
     one_based = zero_based is False or (zero_based == "auto" and not has_zero)
