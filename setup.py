@@ -75,7 +75,9 @@ if not USE_OPENMP:
         "kernels (correct but single-threaded). Install a compiler with OpenMP "
         "support (gcc, or clang with libomp) and rebuild to use all cores.")
 
-compile_args = ["-O3", "-fno-strict-aliasing"]
+# -fno-math-errno lets gcc vectorise sqrtf (results are unchanged; only errno
+# is not set), which the Adam update needs.
+compile_args = ["-O3", "-fno-strict-aliasing", "-fno-math-errno"]
 link_args = []
 if _flag("PYSLIDE_NATIVE"):
     compile_args.append("-march=native")

@@ -50,6 +50,7 @@ cdef struct LayerC:
     int32_t min_active
     int32_t max_active
     int32_t all_active      # min_active >= units: no sampling at all
+    int32_t fused_grad      # first Dense layer: gradient formed inside the optimizer
     float* W
     float* b
     float* gW               # NULL for a batch-shared output layer
@@ -341,6 +342,17 @@ cdef class Engine:
     cdef int32_t loss_kind
     cdef int32_t shared_output
     cdef int32_t max_labels
+    # the first Dense layer's gradient rows are X_batch^T @ deltas, formed
+    # row by row inside the optimizer from this transpose of the batch
+    cdef int32_t* row_slot        # (in_dim,) slot of a feature in the batch, or -1
+    cdef int32_t* feat_ids        # (max_entries,) distinct features of the batch
+    cdef int64_t* feat_start      # (max_entries + 1,)
+    cdef int32_t* entry_sample    # (max_entries,)
+    cdef float* entry_value       # (max_entries,)
+    cdef float* row_scratch       # (n_threads, units) one gradient row per thread
+    cdef int32_t n_feats
+    cdef int64_t max_entries
+    cdef int32_t _last_batch
     cdef uint64_t seed
     cdef int32_t mark_base
     cdef object keepalive
@@ -374,7 +386,7 @@ cdef class Engine:
             free(self.thread_time)
 
     def __init__(self, list layer_specs, int batch_size, int n_threads, str loss,
-                 int max_labels, uint64_t seed, bint shared_output, int max_shared=0):
+                 int max_labels, uint64_t seed, bint shared_output, int64_t max_row_nnz=0):
         """layer_specs: one dict per layer with the arrays named in LayerC."""
         cdef int32_t l
         cdef LayerC* layer
@@ -413,7 +425,8 @@ cdef class Engine:
             layer.b = self._ptr(spec["b"])
             layer.gW = self._ptr(spec["gW"]) if spec.get("gW") is not None else NULL
             layer.gb = self._ptr(spec["gb"]) if spec.get("gb") is not None else NULL
-            layer.touched = self._iptr(spec["touched"])
+            layer.fused_grad = l == 0 and not layer.sampled and spec.get("gW") is None
+            layer.touched = self._iptr(spec["touched"]) if spec.get("touched") is not None else NULL
             layer.mW = layer.vW = layer.mb = layer.vb = NULL
             if spec.get("mW") is not None:
                 layer.mW = self._ptr(spec["mW"])
@@ -459,6 +472,18 @@ cdef class Engine:
             self.grad_shared = self._ptr(np.zeros(self.max_shared * d, np.float32))
             self.gb_shared = self._ptr(np.zeros(self.max_shared, np.float32))
         self.label_pos = self._iptr(np.zeros(batch_size * self.max_labels, np.int32))
+        self.n_feats = 0
+        self.max_entries = 0
+        if self.layers[0].fused_grad:
+            self.max_entries = max(1, <int64_t>batch_size * max_row_nnz)
+            self.row_slot = self._iptr(np.full(self.layers[0].in_dim, -1, np.int32))
+            self.feat_ids = self._iptr(np.zeros(self.max_entries, np.int32))
+            self.entry_sample = self._iptr(np.zeros(self.max_entries, np.int32))
+            self.entry_value = self._ptr(np.zeros(self.max_entries, np.float32))
+            starts = np.zeros(self.max_entries + 1, np.int64)
+            self.keepalive.append(starts)
+            self.feat_start = <int64_t*>cnp.PyArray_DATA(starts)
+            self.row_scratch = self._ptr(np.zeros(n_threads * self.layers[0].units, np.float32))
 
     cdef float* _ptr(self, object arr) except NULL:
         cdef float[::1] view = arr.reshape(-1)
@@ -544,18 +569,82 @@ cdef class Engine:
         """
         cdef int32_t n_batch = rows.shape[0]
         cdef int32_t mark_base
+        self._last_batch = n_batch
         if n_batch > self.batch_size or n_batch > losses.shape[0]:
             raise ValueError("pyslide internal error: batch larger than the engine's scratch")
         if self.mark_base > 2000000000 - n_batch:
             self.reset_stamps()
         mark_base = self.mark_base
         self.mark_base += n_batch
+        if self.layers[0].fused_grad:
+            with nogil:
+                self._transpose_batch(x_indptr, x_indices, x_data, rows)
         if self.shared_output:
             self._train_shared(x_indptr, x_indices, x_data, y_indptr, y_indices, rows,
                                step, losses, mark_base)
         else:
             self._train_per_sample(x_indptr, x_indices, x_data, y_indptr, y_indices, rows,
                                    step, losses, mark_base)
+
+    cdef void _transpose_batch(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                               const float[::1] x_data, const int64_t[::1] rows) noexcept nogil:
+        """Group the batch's non-zeros by feature (a counting sort, no sort call)."""
+        cdef int32_t n_batch = rows.shape[0], b, f, slot, n_feats = 0
+        cdef int64_t k, r, pos, total = 0
+        for b in range(n_batch):
+            r = rows[b]
+            for k in range(x_indptr[r], x_indptr[r + 1]):
+                if total >= self.max_entries:
+                    break
+                total += 1
+                f = x_indices[k]
+                if self.row_slot[f] < 0:
+                    self.row_slot[f] = n_feats
+                    self.feat_ids[n_feats] = f
+                    self.feat_start[n_feats + 1] = 0
+                    n_feats += 1
+                self.feat_start[self.row_slot[f] + 1] += 1
+        self.feat_start[0] = 0
+        for slot in range(n_feats):
+            self.feat_start[slot + 1] += self.feat_start[slot]
+        # fill, using feat_start[slot] as a cursor, then shift the cursors back
+        total = 0
+        for b in range(n_batch):
+            r = rows[b]
+            for k in range(x_indptr[r], x_indptr[r + 1]):
+                if total >= self.max_entries:
+                    break
+                total += 1
+                slot = self.row_slot[x_indices[k]]
+                pos = self.feat_start[slot]
+                self.entry_sample[pos] = b
+                self.entry_value[pos] = x_data[k]
+                self.feat_start[slot] = pos + 1
+        for slot in range(n_feats - 1, 0, -1):
+            self.feat_start[slot] = self.feat_start[slot - 1]
+        self.feat_start[0] = 0
+        self.n_feats = n_feats
+
+    def input_gradient(self):
+        """(feature ids, gradient rows, bias gradient) of the first layer for
+        the last batch, when that layer's gradient is fused (tests)."""
+        cdef LayerC* layer = &self.layers[0]
+        cdef int32_t s, units = layer.units
+        cdef int64_t e
+        if not layer.fused_grad:
+            raise ValueError("the first layer's gradient is not fused")
+        ids = np.array(<int32_t[:max(1, self.n_feats)]>self.feat_ids, copy=True)[:self.n_feats]
+        grad = np.zeros((self.n_feats, units), np.float32)
+        cdef float[:, ::1] g = grad
+        for s in range(self.n_feats):
+            for e in range(self.feat_start[s], self.feat_start[s + 1]):
+                axpy(&g[s, 0], layer.deltas + <int64_t>self.entry_sample[e] * layer.width,
+                     self.entry_value[e], units)
+        grad_b = np.zeros(units, np.float32)
+        cdef float[::1] gb = grad_b
+        for s in range(self._last_batch):
+            axpy(&gb[0], layer.deltas + <int64_t>s * layer.width, 1.0, units)
+        return ids, grad, grad_b
 
     # One sample through layers [0, n_forward): the active sets, then the
     # activations. Each sample is carried end to end by one thread.
@@ -600,7 +689,7 @@ cdef class Engine:
             if l > 0:
                 layer_output(&self.layers[l - 1], b, &in_ids, &in_vals, &n_in)
                 backward_layer(&self.layers[l], &self.layers[l - 1], b, in_ids, in_vals, n_in, step)
-            else:
+            elif not self.layers[0].fused_grad:
                 backward_layer(&self.layers[0], NULL, b, x_ids, x_vals, x_n, step)
 
     cdef void _train_per_sample(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
@@ -865,6 +954,10 @@ cdef class Engine:
                 n_rows, n_cols = layer.units, layer.in_dim
             else:
                 n_rows, n_cols = layer.in_dim, layer.units
+            if layer.fused_grad:
+                with nogil:
+                    self._update_fused_input(adam, lazy, step_size, beta1, beta2, eps)
+                continue
             with nogil:
                 if self.shared_output and l == last:
                     update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
@@ -888,13 +981,58 @@ cdef class Engine:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, NULL, step, 1, n_cols,
                                 adam, lazy, step_size, beta1, beta2, eps, 1)
 
+    cdef void _update_fused_input(self, bint adam, bint lazy, float step_size, float beta1,
+                                  float beta2, float eps) noexcept nogil:
+        """Optimizer for the first Dense layer: each of the batch's features gets
+        its gradient row (sum of value * delta over the samples holding it)
+        formed in thread-local scratch and applied at once: no gradient
+        buffer, no race, one pass over w, m, v."""
+        cdef LayerC* layer = &self.layers[0]
+        cdef int32_t units = layer.units, s, b, tid
+        cdef int64_t e, f, r
+        cdef float* g
+        cdef float* gb = self.row_scratch
+        if adam and not lazy:
+            decay_unshared_rows(layer.W, NULL, layer.mW, layer.vW, NULL, NULL,
+                                self.row_slot, layer.in_dim, units, step_size, beta1, beta2,
+                                eps, self.n_threads)
+        for s in prange(self.n_feats, num_threads=self.n_threads, schedule="static"):
+            tid = threadid()
+            g = self.row_scratch + <int64_t>tid * units
+            memset(g, 0, units * sizeof(float))
+            for e in range(self.feat_start[s], self.feat_start[s + 1]):
+                axpy(g, layer.deltas + <int64_t>self.entry_sample[e] * layer.width,
+                     self.entry_value[e], units)
+            f = self.feat_ids[s]
+            if adam:
+                adam_update(layer.W + f * units, layer.mW + f * units, layer.vW + f * units,
+                            g, units, step_size, beta1, beta2, eps)
+            else:
+                sgd_update(layer.W + f * units, g, units, step_size)
+            self.row_slot[f] = -1
+        # the bias gradient is the sum of the batch's deltas
+        memset(gb, 0, units * sizeof(float))
+        for b in range(self._last_batch):
+            axpy(gb, layer.deltas + <int64_t>b * layer.width, 1.0, units)
+        if adam:
+            adam_update(layer.b, layer.mb, layer.vb, gb, units, step_size, beta1, beta2, eps)
+        else:
+            sgd_update(layer.b, gb, units, step_size)
+        self.n_feats = 0
+
     def discard_gradients(self, int32_t step):
         """Zero the gradients of ``step`` without applying them (error / Ctrl-C)."""
         cdef int32_t l, n_rows, n_cols
         cdef int64_t r
         cdef LayerC* layer
+        if self.layers[0].fused_grad:
+            for l in range(self.n_feats):
+                self.row_slot[self.feat_ids[l]] = -1
+            self.n_feats = 0
         for l in range(self.n_layers):
             layer = &self.layers[l]
+            if layer.fused_grad:
+                continue
             if self.shared_output and l == self.n_layers - 1:
                 clear_shared(self.shared_pos, self.shared_ids, self.n_shared)
                 continue
@@ -970,7 +1108,8 @@ cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* m
                               const int32_t* pos, int32_t n_rows, int32_t n_cols,
                               float step_size, float beta1, float beta2, float eps,
                               int32_t n_threads) noexcept nogil:
-    """Dense Adam for rows outside the shared set: a zero-gradient step."""
+    """Dense Adam for rows outside the batch's set (pos[row] < 0): a
+    zero-gradient step. ``b`` NULL: the bias is not per row."""
     cdef int64_t r, off
     cdef int32_t i
     for r in prange(n_rows, num_threads=n_threads, schedule="static"):
@@ -981,6 +1120,8 @@ cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* m
             mW[off + i] = beta1 * mW[off + i]
             vW[off + i] = beta2 * vW[off + i]
             W[off + i] -= step_size * mW[off + i] / (sqrtf(vW[off + i]) + eps)
+        if b == NULL:
+            continue
         mb[r] = beta1 * mb[r]
         vb[r] = beta2 * vb[r]
         b[r] -= step_size * mb[r] / (sqrtf(vb[r]) + eps)

@@ -142,10 +142,16 @@ class Network:
         for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims)):
             shape = (d_out, d_in) if isinstance(layer, Sampled) else (d_in, d_out)
             rows = shape[0]
-            arrays = [("W", shape, np.float32), ("b", (d_out,), np.float32),
-                      ("touched", (rows,), np.int32)]
-            if not (shared and i == len(self.layers) - 1):
+            arrays = [("W", shape, np.float32), ("b", (d_out,), np.float32)]
+            # a first Dense layer forms its gradient rows inside the optimizer
+            # and a batch-shared output keeps a compact one: neither needs a
+            # full-size gradient buffer
+            fused = i == 0 and isinstance(layer, Dense)
+            compact = shared and i == len(self.layers) - 1
+            if not (fused or compact):
                 arrays += [("gW", shape, np.float32), ("gb", (d_out,), np.float32)]
+            if not fused:
+                arrays += [("touched", (rows,), np.int32)]
             if adam:
                 arrays += [("mW", shape, np.float32), ("vW", shape, np.float32),
                            ("mb", (d_out,), np.float32), ("vb", (d_out,), np.float32)]
@@ -274,14 +280,14 @@ class Network:
 
     # ------------------------------------------------------------ training
 
-    def _make_engine(self, batch_size, max_labels):
+    def _make_engine(self, batch_size, max_labels, max_row_nnz):
         specs = []
         for i, (layer, params) in enumerate(zip(self.layers, self._params)):
             d_in, d_out = self._dims[i]
             spec = {"sampled": int(isinstance(layer, Sampled)), "in_dim": d_in, "units": d_out,
                     "relu": int(layer.activation == "relu"), "W": params["W"],
                     "b": params["b"], "gW": params.get("gW"), "gb": params.get("gb"),
-                    "touched": params["touched"], "mW": params.get("mW"),
+                    "touched": params.get("touched"), "mW": params.get("mW"),
                     "vW": params.get("vW"), "mb": params.get("mb"), "vb": params.get("vb")}
             if isinstance(layer, Sampled):
                 spec["min_active"] = layer.min_active
@@ -291,7 +297,7 @@ class Network:
                     spec["tables"] = self._tables[i].compiled
             specs.append(spec)
         return _kernels.Engine(specs, batch_size, self.n_threads, self.loss, max_labels,
-                               self.seed, self._is_shared_output())
+                               self.seed, self._is_shared_output(), max_row_nnz)
 
     def fit(self, X, Y, epochs=1, batch_size=128, validation_data=None, shuffle=True,
             callbacks=None, verbose=1, eval_k=(1, 3, 5)):
@@ -344,7 +350,8 @@ class Network:
             row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
             self._init_weights(float(row_sq.mean()) if n else 1.0)
         self._setup_hashing()
-        engine = self._make_engine(batch_size, max_labels)
+        max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
+        engine = self._make_engine(batch_size, max_labels, max_row_nnz)
         self._engine = engine
         losses = np.zeros(batch_size, dtype=np.float32)
         steps_per_epoch = (n + batch_size - 1) // batch_size

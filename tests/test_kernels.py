@@ -34,7 +34,7 @@ def prepared(net, X, Y, batch):
     net._setup_hashing()
     net._maybe_rebuild(force=True)
     max_labels = int(np.diff(Y.indptr).max())
-    engine = net._make_engine(batch, max_labels)
+    engine = net._make_engine(batch, max_labels, int(np.diff(X.indptr).max()))
     return X, Y, engine
 
 
@@ -64,6 +64,11 @@ def kernel_grads(net, engine):
     for i, p in enumerate(net._params):
         if "gW" in p:
             out.append({"W": p["gW"].copy(), "b": p["gb"].copy()})
+        elif i == 0:                            # first Dense layer: fused gradient
+            ids, gW, gb = engine.input_gradient()
+            W = np.zeros_like(p["W"])
+            W[ids] = gW
+            out.append({"W": W, "b": gb})
         else:                                   # batch-shared output: compact gradient
             ids, gW, gb = engine.shared_gradient()
             W = np.zeros_like(p["W"])
