@@ -4,7 +4,7 @@ Each sample computes only the neurons that locality-sensitive hashing picks;
 many threads update shared weights without locks (HogWild). See the README.
 """
 from ._openmp import openmp_enabled, resolve_threads
-from . import data
+from . import data, metrics
 from .hashing import DOPH, DWTA, WTA, LSHTables, SimHash
 from .layers import Dense, Sampled
 from .optim import SGD, Adam
@@ -12,5 +12,5 @@ from .network import Network, load
 
 __version__ = "0.1.0"
 
-__all__ = ["openmp_enabled", "resolve_threads", "data", "SimHash", "WTA", "DWTA", "DOPH",
-           "LSHTables", "Dense", "Sampled", "Adam", "SGD", "Network", "load", "__version__"]
+__all__ = ["openmp_enabled", "resolve_threads", "data", "metrics", "SimHash", "WTA", "DWTA",
+           "DOPH", "LSHTables", "Dense", "Sampled", "Adam", "SGD", "Network", "load", "__version__"]
