@@ -1,0 +1,1183 @@
+"""The ``pyslide`` command line: ``train``, ``evaluate``, ``predict``, ``demo``, ``bench``.
+
+Run ``pyslide --help`` or ``pyslide COMMAND --help``; ``docs/cli.md`` has an
+example of every command. Exit status: 0 success, 1 failure (a missing or
+malformed file, not enough memory, a diverging run), 2 usage error (a bad
+option or option value, also inside a ``--config`` file), 130 interrupted.
+Errors are one line on stderr, ``pyslide: error: ...``; ``--debug`` adds the
+traceback.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_DESCRIPTION = """\
+Train networks with enormous output layers on CPUs: each sample computes only
+the output neurons that locality-sensitive hashing picks (SLIDE).
+Run 'pyslide COMMAND --help' for the options of a command."""
+_EPILOG = """\
+examples:
+  pyslide demo --quick
+  pyslide train train.txt --test test.txt --epochs 5 --save model.npz
+  pyslide evaluate model.npz test.txt --train train.txt
+  pyslide predict model.npz test.txt -k 5 -o predictions.txt
+
+exit status: 0 ok, 1 failure, 2 usage error, 130 interrupted."""
+
+
+class UsageError(Exception):
+    """A bad option, option value or config entry: exit status 2."""
+
+
+class CommandError(Exception):
+    """A failure worth one line to the user (bad file, ...): exit status 1."""
+
+
+# --------------------------------------------------------------------------- parsing helpers
+
+class _Parser(argparse.ArgumentParser):
+    """Reports usage errors as exceptions so ``main`` prints them on one line."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _int_at_least(minimum):
+    def convert(text):
+        value = _as_int(text)
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+    convert.__name__ = f"int>={minimum}"
+    return convert
+
+
+def _as_int(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(text, bool) or not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(text, bool) or not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _threads(text):
+    value = _as_int(text)
+    if value is None or (value < 1 and value != -1):
+        raise argparse.ArgumentTypeError(
+            f"expected a thread count >= 1 (or -1 for every core), got {text!r}")
+    return value
+
+
+def _hidden_list(text):
+    """``"128"``, ``"256,128"``, ``"none"`` (no hidden layer) or a list of ints."""
+    if isinstance(text, (list, tuple)):
+        items = list(text)
+    elif isinstance(text, int) and not isinstance(text, bool):
+        items = [text]
+    else:
+        text = str(text).strip()
+        if text.lower() in ("", "none", "0"):
+            return []
+        items = [t for t in text.split(",") if t.strip()]
+    out = []
+    for item in items:
+        value = _as_int(item)
+        if value is None or value < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected hidden layer widths like 128 or 256,128 (or 'none'), got {text!r}")
+        out.append(value)
+    return out
+
+
+def _ks(text):
+    """``"1,3,5"``, ``"5"`` or a list of ints, each >= 1."""
+    if isinstance(text, (list, tuple)):
+        items = list(text)
+    elif isinstance(text, int) and not isinstance(text, bool):
+        items = [text]
+    else:
+        items = [t for t in str(text).split(",") if t.strip()]
+    out = []
+    for item in items:
+        value = _as_int(item)
+        if value is None or value < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected k values >= 1 like 1,3,5, got {text!r}")
+        out.append(value)
+    if not out:
+        raise argparse.ArgumentTypeError(f"expected k values >= 1 like 1,3,5, got {text!r}")
+    return tuple(sorted(set(out)))
+
+
+def _active(text):
+    """A fraction of the layer in (0, 1] (``0.01``) or a count (``4096``)."""
+    if isinstance(text, bool):
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] or a count, got {text!r}")
+    if isinstance(text, (int, float)):
+        value = text
+    else:
+        s = str(text).strip()
+        try:
+            value = int(s)
+        except ValueError:
+            try:
+                value = float(s)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"expected a fraction in (0, 1] (like 0.01) or a count (like 4096), "
+                    f"got {text!r}") from None
+    if isinstance(value, float) and not (0.0 < value <= 1.0):
+        raise argparse.ArgumentTypeError(
+            f"expected a fraction in (0, 1] (like 0.01) or a count (like 4096), got {text!r}")
+    if isinstance(value, int) and value < 1:
+        raise argparse.ArgumentTypeError(f"expected an active count >= 1, got {text!r}")
+    return value
+
+
+def _bool(value):
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _text(value):
+    if not isinstance(value, str):
+        raise argparse.ArgumentTypeError(f"expected a string, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- train options
+
+# One table drives the ``train`` flags, their defaults and the config file
+# keys, so a flag and its config key can never drift apart.
+# (dest, flags, converter, default, choices, metavar, help)
+_HASH_CHOICES = ("auto", "simhash", "dwta", "wta", "doph", "none")
+_TRAIN_OPTIONS = {
+    "data": [
+        ("test", ("--test",), _text, None, None, "TEST",
+         "labelled file evaluated every --eval-every epochs"),
+        ("format", ("--format",), _text, "xc", ("xc", "libsvm"), None,
+         "file format: 'xc' (XC-repository text with a header line; default) or 'libsvm' "
+         "(multi-label libsvm, no header)"),
+    ],
+    "network": [
+        ("hidden", ("--hidden",), _hidden_list, [128], None, "UNITS",
+         "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
+         "'none' for no hidden layer (default 128)"),
+        ("activation", ("--activation",), _text, "relu", ("relu", "linear"), None,
+         "activation of the hidden layers (default relu)"),
+        ("output", ("--output",), _text, "sampled", ("sampled", "dense"), None,
+         "output layer: 'sampled' (LSH-sampled, default) or 'dense' (every label computed)"),
+        ("init_std", ("--init-std",), _positive_float, None, None, "STD",
+         "standard deviation of the initial weights (default: scaled to the fan-in)"),
+    ],
+    "output layer and LSH": [
+        ("active", ("--active",), _active, None, None, "N|FRACTION",
+         "active output neurons per batch (--share batch) or per sample (--share sample): "
+         "a count like 4096 or a fraction like 0.02 (default: 4096 per batch, "
+         "max(128, labels/200) per sample)"),
+        ("min_active", ("--min-active",), _int_at_least(0), None, None, "N",
+         "fewer LSH candidates than this are topped up with random neurons (default: --active)"),
+        ("max_active", ("--max-active",), _int_at_least(1), None, None, "N",
+         "LSH candidates beyond this are dropped (default: --active)"),
+        ("share", ("--share",), _text, "batch", ("batch", "sample"), None,
+         "'batch': one active set per batch, logits as one matrix product (default); "
+         "'sample': every sample its own active set (SLIDE)"),
+        ("hash", ("--hash",), _text, "auto", _HASH_CHOICES, None,
+         "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than 4096), "
+         "simhash, dwta, wta, doph, or none (uniform sampling)"),
+        ("K", ("-K",), _int_at_least(1), None, None, "K",
+         "bits (SimHash) or codes (WTA, DWTA, DOPH) per table (default: the family's, "
+         "or from the layer's shape with --hash auto)"),
+        ("L", ("-L",), _int_at_least(1), None, None, "L",
+         "number of hash tables (default: 16 with --share batch, 50 with --share sample)"),
+        ("bin_size", ("--bin-size",), _int_at_least(2), None, None, "N",
+         "WTA/DWTA: dims per bin, a power of two (default 8)"),
+        ("bits", ("--bits",), _int_at_least(1), None, None, "N",
+         "DOPH: bits kept per code (default min(8, 16 // K))"),
+        ("density", ("--density",), _positive_float, None, None, "FRACTION",
+         "SimHash: sparse +-1 projections over this fraction of dims (default: dense Gaussian)"),
+        ("bucket_size", ("--bucket-size",), _int_at_least(1), None, None, "N",
+         "slots per hash bucket (default 128)"),
+        ("policy", ("--policy",), _text, "fifo", ("fifo", "reservoir"), None,
+         "what a full bucket does with a new neuron (default fifo)"),
+        ("rebuild_every", ("--rebuild-every",), _int_at_least(1), 50, None, "STEPS",
+         "re-hash every output neuron into the tables every this many steps (default 50)"),
+        ("rebuild_growth", ("--rebuild-growth",), _positive_float, None, None, "FACTOR",
+         "grow the rebuild interval by this factor (>= 1) after every rebuild"),
+    ],
+    "loss and optimizer": [
+        ("loss", ("--loss",), _text, "softmax", ("softmax", "bce"), None,
+         "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
+         "(independent sigmoids)"),
+        ("optimizer", ("--optimizer",), _text, "adam", ("adam", "sgd"), None,
+         "lazy Adam (default) or plain SGD"),
+        ("lr", ("--lr",), _positive_float, None, None, "LR",
+         "learning rate (default 1e-3 for adam, 0.1 for sgd)"),
+        ("beta1", ("--beta1",), _positive_float, 0.9, None, "B", "Adam beta1 (default 0.9)"),
+        ("beta2", ("--beta2",), _positive_float, 0.999, None, "B",
+         "Adam beta2 (default 0.999)"),
+        ("eps", ("--eps",), _positive_float, 1e-8, None, "EPS", "Adam epsilon (default 1e-8)"),
+        ("dense_adam", ("--dense-adam",), _bool, False, None, None,
+         "update every row every step (textbook Adam; slow, for comparisons)"),
+    ],
+    "training": [
+        ("epochs", ("--epochs",), _int_at_least(1), 5, None, "N", "passes over the data (default 5)"),
+        ("batch_size", ("--batch-size",), _int_at_least(1), 128, None, "N",
+         "samples per step (default 128)"),
+        ("threads", ("--threads",), _threads, None, None, "N",
+         "threads of every kernel (default: the cores available; -1 every core)"),
+        ("seed", ("--seed",), _int_at_least(0), 0, None, "N",
+         "seed of weights, hashing, shuffling (default 0); with --threads 1 runs repeat exactly"),
+        ("shuffle", ("--no-shuffle",), _bool, True, None, None,
+         "keep the file's row order instead of shuffling every epoch"),
+        ("eval_every", ("--eval-every",), _int_at_least(0), 1, None, "EPOCHS",
+         "evaluate on --test every this many epochs, and after the last (0: after the last only; "
+         "default 1)"),
+        ("eval_k", ("--eval-k",), _ks, (1, 3, 5), None, "K,...",
+         "k values of the periodic P@k / nDCG@k (default 1,3,5)"),
+        ("save", ("--save",), _text, None, None, "MODEL", "write the trained model here (.npz)"),
+        ("progress", ("--progress",), _bool, None, None, None,
+         "show a progress bar (default: when stderr is a terminal)"),
+    ],
+}
+_TRAIN_SPEC = {row[0]: row for rows in _TRAIN_OPTIONS.values() for row in rows}
+_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "progress": True}   # value the flag sets
+# Keys a config file may also hold besides the options above.
+_CONFIG_EXTRA_KEYS = ("train", "layers")
+_CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "training")
+
+
+def _add_train_options(p):
+    p.add_argument("train", nargs="?", default=None, metavar="TRAIN",
+                   help="training file (XC format by default); may come from --config instead")
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML (Python >= 3.11) or JSON file of options; keys are the long "
+                        "option names (dashes or underscores), e.g. hidden = [256, 128], "
+                        "lr = 1e-3; flags given on the command line win")
+    for group_name, rows in _TRAIN_OPTIONS.items():
+        group = p.add_argument_group(group_name)
+        for dest, flags, convert, default, choices, metavar, help_text in rows:
+            kwargs = dict(dest=dest, default=None, help=help_text)
+            if dest in _BOOL_FLAGS:
+                kwargs["action"] = "store_const"
+                kwargs["const"] = _BOOL_FLAGS[dest]
+                group.add_argument(*flags, **kwargs)
+                if dest == "progress":
+                    group.add_argument("--no-progress", dest="progress", action="store_const",
+                                       const=False, default=None, help="never show a progress bar")
+                continue
+            if dest == "hidden":
+                kwargs["action"] = "append"
+            kwargs["type"] = convert
+            if choices:
+                kwargs["choices"] = choices
+            if metavar:
+                kwargs["metavar"] = metavar
+            group.add_argument(*flags, **kwargs)
+
+
+def _read_config(path):
+    """The options of a TOML or JSON file as a flat dict (sections merged)."""
+    if not os.path.isfile(path):
+        raise UsageError(f"--config: no such file {path!r}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if path.lower().endswith(".json"):
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UsageError(f"--config {path}: not valid JSON ({exc})") from None
+    else:
+        try:
+            import tomllib
+        except ImportError:
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise UsageError(
+                    f"--config {path}: TOML config files need Python 3.11 or later (tomllib); "
+                    f"this is Python {sys.version_info.major}.{sys.version_info.minor}. "
+                    f"Write the same keys as a JSON file (cfg.json) instead") from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"--config {path}: not valid TOML ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: the top level must be a table of options")
+    flat = {}
+    for key, value in data.items():
+        if key in _CONFIG_SECTIONS and isinstance(value, dict):
+            for sub_key, sub_value in value.items():
+                _put_config_key(flat, sub_key, sub_value, path, f"[{key}] ")
+        else:
+            _put_config_key(flat, key, value, path, "")
+    base = os.path.dirname(os.path.abspath(path))
+    for key in ("train", "test", "save"):
+        if isinstance(flat.get(key), str) and not os.path.isabs(flat[key]):
+            flat[key] = os.path.join(base, flat[key])   # relative to the config file
+    return flat
+
+
+def _put_config_key(flat, key, value, path, where):
+    name = key if key in ("K", "L") else key.replace("-", "_")
+    if name in ("k", "l"):
+        name = name.upper()
+    if name not in _TRAIN_SPEC and name not in _CONFIG_EXTRA_KEYS:
+        known = ", ".join(sorted(list(_TRAIN_SPEC) + list(_CONFIG_EXTRA_KEYS)))
+        raise UsageError(f"--config {path}: unknown key {where}{key!r}; known keys: {known}")
+    if name in flat:
+        raise UsageError(f"--config {path}: key {key!r} is given twice")
+    if name == "train":
+        if not isinstance(value, str):
+            raise UsageError(f"--config {path}: key 'train' must be a file path, got {value!r}")
+        flat[name] = value
+        return
+    if name == "layers":
+        flat[name] = value
+        return
+    _, flags, convert, _, choices, _, _ = _TRAIN_SPEC[name]
+    try:
+        converted = convert(value)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"--config {path}: key {key!r}: {exc}") from None
+    if choices and converted not in choices:
+        raise UsageError(f"--config {path}: key {key!r}: {converted!r} is not one of "
+                         f"{', '.join(choices)}")
+    flat[name] = converted
+
+
+def _resolve_train_options(args):
+    """Defaults < config file < flags, as one namespace."""
+    opts = {dest: row[3] for dest, row in _TRAIN_SPEC.items()}
+    opts["train"] = None
+    opts["layers"] = None
+    if args.config:
+        opts.update(_read_config(args.config))
+    for dest in _TRAIN_SPEC:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if dest == "hidden":   # repeated flags: concatenate each flag's list
+            value = [u for part in value for u in part]
+        opts[dest] = value
+    if args.train is not None:
+        opts["train"] = args.train
+    if opts["train"] is None:
+        raise UsageError("the training file is missing: give TRAIN or "
+                         "'train = \"file\"' in --config (see 'pyslide train --help')")
+    return argparse.Namespace(**opts)
+
+
+# --------------------------------------------------------------------------- network from options
+
+def _hash_family(opts, layer_units, in_dim):
+    """The output layer's hash family from the flags (None: uniform sampling)."""
+    import pyslide as ps
+
+    kind = opts.hash
+    extra = {"bin_size": opts.bin_size, "bits": opts.bits, "density": opts.density}
+    allowed = {"simhash": ("density",), "wta": ("bin_size",), "dwta": ("bin_size",),
+               "doph": ("bits",), "auto": (), "none": ()}[kind]
+    for name, value in extra.items():
+        if value is not None and name not in allowed:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} does not apply to --hash {kind}"
+                             + (" (it belongs to a specific family)" if kind == "auto" else ""))
+    if kind == "none":
+        for name in ("K", "L"):
+            if getattr(opts, name) is not None:
+                raise UsageError(f"-{name} does not apply to --hash none (uniform sampling)")
+        return None
+    kw = {}
+    if opts.K is not None:
+        kw["K"] = opts.K
+    if opts.L is not None:
+        kw["L"] = opts.L
+    for name in allowed:
+        if extra[name] is not None:
+            kw[name] = extra[name]
+    seed = opts.seed
+    if kind == "auto":
+        if not kw:
+            return "auto"
+        # the family 'auto' would pick for this shape, with K / L replaced
+        from .hashing import family_from_config
+        probe = ps.Sampled(layer_units, hash="auto", share=opts.share, active=1)
+        config = probe.resolve_hash(in_dim, seed).get_config()
+        config.update(kw)
+        return family_from_config(config)
+    cls = {"simhash": ps.SimHash, "wta": ps.WTA, "dwta": ps.DWTA, "doph": ps.DOPH}[kind]
+    return cls(seed=seed, **kw)
+
+
+def _optimizer(opts):
+    import pyslide as ps
+
+    if opts.optimizer == "sgd":
+        return ps.SGD(lr=0.1 if opts.lr is None else opts.lr)
+    return ps.Adam(lr=1e-3 if opts.lr is None else opts.lr, beta1=opts.beta1,
+                   beta2=opts.beta2, eps=opts.eps, lazy=not opts.dense_adam)
+
+
+def _layers_from_flags(opts, input_dim, n_labels):
+    import pyslide as ps
+
+    layers = [ps.Dense(u, activation=opts.activation, init_std=opts.init_std)
+              for u in opts.hidden]
+    if opts.output == "dense":
+        for dest in ("active", "min_active", "max_active", "K", "L", "bin_size", "bits",
+                     "density", "bucket_size"):
+            if getattr(opts, dest) is not None:
+                raise UsageError(f"{_flag_name(dest)} applies to a sampled output layer, "
+                                 f"not to --output dense")
+        layers.append(ps.Dense(n_labels, init_std=opts.init_std))
+        return layers
+    in_dim = opts.hidden[-1] if opts.hidden else input_dim
+    family = _hash_family(opts, n_labels, in_dim)
+    layers.append(ps.Sampled(
+        n_labels, hash=family, active=opts.active, min_active=opts.min_active,
+        max_active=opts.max_active, share=opts.share, bucket_size=opts.bucket_size,
+        policy=opts.policy, rebuild_every=opts.rebuild_every,
+        rebuild_growth=opts.rebuild_growth, init_std=opts.init_std))
+    return layers
+
+
+def _layers_from_config(specs, n_labels, source="--config"):
+    """``layers = [{kind = "dense", units = 128}, {kind = "sampled", ...}]``."""
+    import pyslide as ps
+    from .hashing import family_from_config
+
+    if not isinstance(specs, list) or not specs:
+        raise UsageError(f"{source}: 'layers' must be a non-empty list of tables such as "
+                         f"{{kind = \"dense\", units = 128}}")
+    layers = []
+    for i, spec in enumerate(specs):
+        where = f"{source}: layers[{i}]"
+        if not isinstance(spec, dict):
+            raise UsageError(f"{where} must be a table, got {spec!r}")
+        spec = {k.replace("-", "_"): v for k, v in spec.items()}
+        kind = spec.pop("kind", None)
+        last = i == len(specs) - 1
+        units = spec.pop("units", "labels" if last else None)
+        if units == "labels":
+            units = n_labels
+        if last and units != n_labels:
+            raise UsageError(f"{where} is the output layer: units must be the number of labels "
+                             f"({n_labels}) or \"labels\", got {units!r}")
+        try:
+            if kind == "dense":
+                layers.append(ps.Dense(units, **spec))
+            elif kind == "sampled":
+                family = spec.pop("hash", "auto")
+                if isinstance(family, dict):
+                    config = dict(family)
+                    name = str(config.pop("family", "")).lower()
+                    classes = {"simhash": "SimHash", "wta": "WTA", "dwta": "DWTA",
+                               "doph": "DOPH"}
+                    if name not in classes:
+                        raise UsageError(f"{where}: hash.family must be one of "
+                                         f"{', '.join(classes)}, got {name!r}")
+                    family = family_from_config({"family": classes[name], **config})
+                elif family in ("none", "uniform"):
+                    family = None
+                elif family not in ("auto", None):
+                    raise UsageError(f"{where}: hash must be \"auto\", \"none\" or a table "
+                                     f"{{family = \"simhash\", K = 9, L = 50}}, got {family!r}")
+                layers.append(ps.Sampled(units, hash=family, **spec))
+            else:
+                raise UsageError(f"{where}: kind must be \"dense\" or \"sampled\", got {kind!r}")
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{where}: {_one_line(exc)}") from None
+    return layers
+
+
+def _flag_name(dest):
+    return _TRAIN_SPEC[dest][1][0]
+
+
+# --------------------------------------------------------------------------- data files
+
+def _read_labelled(path, fmt, what, n_features=None, n_labels=None):
+    """(X, Y) of a data file, widened to the given feature / label counts."""
+    from . import data
+
+    if not os.path.exists(path):
+        raise CommandError(f"{what} file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise CommandError(f"{what} file {path!r} is a directory")
+    reader = data.load_xc if fmt == "xc" else data.load_libsvm
+    # with the model's widths given, an id beyond them is reported with its line
+    return reader(path, n_features=n_features, n_labels=n_labels)
+
+
+def _fit_columns(M, n_columns, path, noun, plural):
+    """M with exactly n_columns columns; test files may declare fewer or more."""
+    import scipy.sparse as sp
+
+    if M.shape[1] == n_columns:
+        return M
+    if M.shape[1] > n_columns and M.nnz and int(M.indices.max()) >= n_columns:
+        raise CommandError(f"{path}: {noun} id {int(M.indices.max())} is out of range: the "
+                           f"model has {n_columns} {plural} (ids 0 to {n_columns - 1})")
+    M = sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))
+    return M
+
+
+def _describe(path, X, Y):
+    return (f"{path}: {X.shape[0]} rows, {X.shape[1]} features "
+            f"({X.nnz / max(X.shape[0], 1):.1f} per row), {Y.shape[1]} labels "
+            f"({Y.nnz / max(Y.shape[0], 1):.2f} per row)")
+
+
+# --------------------------------------------------------------------------- train
+
+def _cmd_train(args):
+    import pyslide as ps
+
+    opts = _resolve_train_options(args)
+    optimizer = _optimizer_or_usage(opts)
+    _check_threads(opts.threads)
+    if opts.save:
+        _check_writable(opts.save, "--save")
+    verbose = not args.quiet
+    progress = opts.progress
+    if progress is None:
+        progress = verbose and sys.stderr.isatty()
+
+    X, Y = _read_labelled(opts.train, opts.format, "training")
+    Xt = Yt = None
+    if opts.test:
+        Xt, Yt = _read_labelled(opts.test, opts.format, "test")
+        n_features = max(X.shape[1], Xt.shape[1])
+        n_labels = max(Y.shape[1], Yt.shape[1])
+        X = _fit_columns(X, n_features, opts.train, "feature", "features")
+        Y = _fit_columns(Y, n_labels, opts.train, "label", "labels")
+        Xt = _fit_columns(Xt, n_features, opts.test, "feature", "features")
+        Yt = _fit_columns(Yt, n_labels, opts.test, "label", "labels")
+    if verbose:
+        print(_describe(opts.train, X, Y))
+        if opts.test:
+            print(_describe(opts.test, Xt, Yt))
+
+    if opts.layers is not None:
+        layers = _layers_from_config(opts.layers, Y.shape[1])
+    else:
+        try:
+            layers = _layers_from_flags(opts, X.shape[1], Y.shape[1])
+        except (TypeError, ValueError) as exc:
+            raise UsageError(_one_line(exc)) from None
+    try:
+        net = ps.Network(X.shape[1], layers, loss=opts.loss, optimizer=optimizer,
+                         threads=opts.threads, seed=opts.seed)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(_one_line(exc)) from None
+    if verbose:
+        print(f"{net!r}")
+        print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {opts.batch_size}")
+
+    state = {"steps": 0, "time": 0.0}
+
+    def report(network, epoch, logs):
+        steps = network.step_ - state["steps"]
+        seconds = logs["time"] - state["time"]
+        state["steps"], state["time"] = network.step_, logs["time"]
+        parts = [f"epoch {epoch}/{opts.epochs}", f"loss {logs['loss']:.4f}",
+                 f"{seconds:.1f} s", f"{steps / max(seconds, 1e-9):.1f} steps/s"]
+        evaluate_now = Xt is not None and (
+            epoch == opts.epochs or (opts.eval_every and epoch % opts.eval_every == 0))
+        if evaluate_now:
+            scores = network.evaluate(Xt, Yt, k=opts.eval_k)
+            logs.update({f"test_{k}": v for k, v in scores.items()})
+            parts += [f"{k} {v:.4f}" for k, v in scores.items()]
+        if verbose:
+            print("  ".join(parts), flush=True)
+
+    net.fit(X, Y, epochs=opts.epochs, batch_size=opts.batch_size, shuffle=opts.shuffle,
+            callbacks=[report], verbose=1 if progress else 0, eval_k=opts.eval_k)
+    if verbose:
+        total = float(sum(net.step_times_)) if len(net.step_times_) else 0.0
+        print(f"trained {net.step_} steps in {state['time']:.1f} s "
+              f"({net.step_ / max(state['time'], 1e-9):.1f} steps/s)")
+        if net.timings_ and total > 0:
+            phases = ", ".join(f"{k} {v:.1f} s" for k, v in net.timings_.items())
+            print(f"time by phase: {phases}")
+    if opts.save:
+        net.save(opts.save)
+        if verbose:
+            print(f"saved the model to {opts.save}")
+    return EXIT_OK
+
+
+def _optimizer_or_usage(opts):
+    try:
+        return _optimizer(opts)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(_one_line(exc)) from None
+
+
+def _check_threads(threads):
+    from ._openmp import resolve_threads
+    try:
+        resolve_threads(threads, "--threads")
+    except (TypeError, ValueError) as exc:
+        raise UsageError(_one_line(exc)) from None
+
+
+def _check_writable(path, option):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"{option} {path}: the folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise CommandError(f"{option} {path}: is a directory")
+
+
+# --------------------------------------------------------------------------- evaluate
+
+def _load_model(path, threads=None):
+    import pyslide as ps
+
+    if not os.path.exists(path):
+        raise CommandError(f"model file {path!r} does not exist")
+    return ps.load(path, threads=threads)
+
+
+def _cmd_evaluate(args):
+    from . import metrics
+
+    _check_threads(args.threads)
+    ks = args.k
+    net = _load_model(args.model, args.threads)
+    X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs)
+    ids, _ = _topk(net, X, max(ks), args.sampled)
+    prop = None
+    if args.train:
+        _, Y_train = _read_labelled(args.train, args.format, "training", net.input_dim,
+                                    net.n_outputs)
+        prop = metrics.propensities(Y_train, A=args.propensity_a, B=args.propensity_b)
+    results = metrics.evaluate_topk(ids, Y, ks=ks, propensities=prop)
+    results = {key: float(value) for key, value in results.items()}
+    if args.json:
+        print(json.dumps(results, indent=1, sort_keys=False))
+    else:
+        print(f"{args.test}: {X.shape[0]} rows")
+        print(_metrics_table(results, ks))
+    return EXIT_OK
+
+
+def _metrics_table(results, ks):
+    names = [("p", "P@k"), ("ndcg", "nDCG@k"), ("psp", "PSP@k"),
+             ("psp_norm", "PSP@k / best PSP@k")]
+    rows = [(label, [results.get(f"{key}@{k}") for k in ks]) for key, label in names
+            if any(f"{key}@{k}" in results for k in ks)]
+    width = max(len(label) for label, _ in rows)
+    header = " " * width + "".join(f"{'k=' + str(k):>9}" for k in ks)
+    lines = [header]
+    for label, values in rows:
+        cells = "".join(f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in values)
+        lines.append(f"{label:<{width}}{cells}")
+    return "\n".join(lines)
+
+
+def _topk(net, X, k, sampled):
+    try:
+        return net.predict_topk(X, k=k, sampled=sampled)
+    except ValueError as exc:
+        if sampled:
+            raise UsageError(f"--sampled: {_one_line(exc)}") from None
+        raise
+
+
+# --------------------------------------------------------------------------- predict
+
+def _cmd_predict(args):
+    import numpy as np
+
+    _check_threads(args.threads)
+    net = _load_model(args.model, args.threads)
+    if args.output != "-":
+        _check_writable(args.output, "-o")
+    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, net.n_outputs)
+    ids, scores = _topk(net, X, args.k, args.sampled)
+    if args.scores == "prob":
+        scores = _probabilities(net, X, ids, scores)
+    out = sys.stdout if args.output == "-" else open(args.output, "w")
+    try:
+        for row_ids, row_scores in zip(ids, scores):
+            keep = row_ids >= 0
+            out.write(" ".join(f"{i}:{s:.6g}" for i, s in
+                               zip(row_ids[keep].tolist(), row_scores[keep].tolist())))
+            out.write("\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.output != "-" and not args.quiet:
+        print(f"wrote top-{args.k} labels of {X.shape[0]} rows to {args.output}")
+    return EXIT_OK
+
+
+def _probabilities(net, X, ids, logits):
+    """Logits -> probabilities: sigmoid (bce) or softmax over every label."""
+    import numpy as np
+
+    probs = np.zeros_like(logits)
+    valid = ids >= 0
+    if net.loss == "bce":
+        probs[valid] = 1.0 / (1.0 + np.exp(-logits[valid]))
+        return probs
+    # the softmax denominator needs every label's logit: dense, in row chunks
+    chunk = max(1, (1 << 24) // max(1, net.n_outputs))
+    for start in range(0, X.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        p = net.predict_proba(X[rows])
+        safe = np.where(valid[rows], ids[rows], 0)
+        probs[rows] = np.where(valid[rows], np.take_along_axis(p, safe, axis=1), 0.0)
+    return probs
+
+
+# --------------------------------------------------------------------------- demo
+
+_DEMO_FULL = dict(samples=12_000, test=2_000, epochs=4)
+_DEMO_QUICK = dict(samples=600, test=200, epochs=1)
+
+
+def _cmd_demo(args):
+    import numpy as np
+    import pyslide as ps
+
+    _check_threads(args.threads)
+    sizes = dict(_DEMO_QUICK if args.quick else _DEMO_FULL)
+    for key in ("samples", "test", "epochs"):
+        if getattr(args, key) is not None:
+            sizes[key] = getattr(args, key)
+    threads = args.threads if args.threads is not None else 2
+    threads = ps.resolve_threads(threads, "--threads")
+    ks = (1, 3, 5)
+    print(f"pyslide {ps.__version__} demo: a Delicious-200K-shaped synthetic problem "
+          f"(782,585 features, 205,443 labels), {sizes['samples']} training and "
+          f"{sizes['test']} test rows, {sizes['epochs']} epochs, {threads} threads"
+          + (", OpenMP" if ps.openmp_enabled() else ", no OpenMP (serial kernels)"))
+    t0 = time.perf_counter()
+    X, Y, Xt, Yt = ps.data.make_xc("delicious", n_samples=sizes["samples"],
+                                   n_test=sizes["test"], seed=args.seed)
+    print(f"generated the data in {time.perf_counter() - t0:.1f} s: "
+          f"{X.nnz / X.shape[0]:.0f} features and {Y.nnz / Y.shape[0]:.1f} labels per row")
+
+    net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1])],
+                     loss="softmax", optimizer=ps.Adam(lr=1e-3), threads=threads,
+                     seed=args.seed)
+    print(f"\npyslide: {net!r}")
+    rows = []
+
+    def report(network, epoch, logs):
+        scores = network.evaluate(Xt, Yt, k=ks)
+        rows.append((epoch, logs["time"], scores))
+        print(f"  epoch {epoch}  loss {logs['loss']:.4f}  train {logs['time']:6.1f} s  "
+              + "  ".join(f"P@{k} {scores[f'p@{k}']:.4f}" for k in ks), flush=True)
+
+    net.fit(X, Y, epochs=sizes["epochs"], batch_size=128, callbacks=[report], verbose=0)
+    ps_time = rows[-1][1]
+    ps_steps = net.step_
+    ps_median = float(np.median(net.step_times_)) if len(net.step_times_) else float("nan")
+    summary = [("pyslide (LSH-sampled softmax)", ps_time, ps_steps, ps_median, rows[-1][2])]
+
+    if args.no_torch:
+        print("\nPyTorch baseline skipped (--no-torch)")
+    else:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("\nPyTorch not installed: skipping the baseline "
+                  "(pip install torch to see pyslide beside a PyTorch sampled softmax)")
+        else:
+            summary.append(_demo_torch(X, Y, Xt, Yt, sizes["epochs"], threads, args.seed, ks))
+
+    print("\nsummary (training time excludes data generation and evaluation)")
+    header = f"  {'method':<38}{'train s':>9}{'steps/s':>9}" + "".join(f"{'P@' + str(k):>8}" for k in ks)
+    print(header)
+    for name, seconds, steps, median, scores in summary:
+        print(f"  {name:<38}{seconds:9.1f}{steps / max(seconds, 1e-9):9.1f}"
+              + "".join(f"{scores[f'p@{k}']:8.4f}" for k in ks))
+    if len(summary) == 2:
+        print(f"  pyslide steps/s / PyTorch steps/s: "
+              f"{(summary[0][2] / summary[0][1]) / (summary[1][2] / summary[1][1]):.2f}x "
+              f"(same data, architecture, batch, threads)")
+    return EXIT_OK
+
+
+def _demo_torch(X, Y, Xt, Yt, epochs, threads, seed, ks, n_sample=8192):
+    """The same architecture in PyTorch: sparse input -> 128 ReLU -> sampled softmax.
+
+    The output layer computes the rows of the batch's true labels plus
+    uniform random negatives, up to ``n_sample`` rows shared by the batch,
+    with SparseAdam on the embedding tables; evaluation is exact.
+    """
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from .metrics import evaluate_topk
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    n_features, n_labels, hidden = X.shape[1], Y.shape[1], 128
+    bag = nn.EmbeddingBag(n_features, hidden, mode="sum", sparse=True)
+    nn.init.normal_(bag.weight, 0.0, 1.0 / math.sqrt(max(X.multiply(X).sum(1).mean(), 1e-12)))
+    bias = nn.Parameter(torch.zeros(hidden))
+    out_w = nn.Embedding(n_labels, hidden, sparse=True)
+    nn.init.normal_(out_w.weight, 0.0, 1.0 / math.sqrt(hidden))
+    out_b = nn.Embedding(n_labels, 1, sparse=True)
+    nn.init.zeros_(out_b.weight)
+    sparse_opt = torch.optim.SparseAdam([bag.weight, out_w.weight, out_b.weight], lr=1e-3)
+    dense_opt = torch.optim.Adam([bias], lr=1e-3)
+
+    def hidden_of(M):
+        indices = torch.from_numpy(M.indices.astype(np.int64))
+        offsets = torch.from_numpy(M.indptr[:-1].astype(np.int64))
+        weights = torch.from_numpy(np.ascontiguousarray(M.data, dtype=np.float32))
+        return torch.relu(bag(indices, offsets, per_sample_weights=weights) + bias)
+
+    def step(rows):
+        xb, yb = X[rows], Y[rows]
+        counts = np.diff(yb.indptr)
+        positives = np.unique(yb.indices)
+        need = n_sample - positives.size
+        if need > 0:
+            draw = rng.choice(n_labels, size=min(n_labels, need + positives.size), replace=False)
+            negatives = np.setdiff1d(draw, positives, assume_unique=True)[:need]
+            rng.shuffle(negatives)
+            out_rows = np.concatenate([positives, negatives])
+        else:
+            out_rows = positives
+        h = hidden_of(xb)
+        ids = torch.from_numpy(out_rows.astype(np.int64))
+        logits = torch.addmm(out_b(ids).squeeze(1), h, out_w(ids).t())
+        logp = torch.log_softmax(logits, dim=1)
+        r = torch.from_numpy(np.repeat(np.arange(len(rows)), counts))
+        c = torch.from_numpy(np.searchsorted(positives, yb.indices).astype(np.int64))
+        w = torch.from_numpy(np.repeat(1.0 / np.maximum(counts, 1), counts).astype(np.float32))
+        loss = -(logp[r, c] * w).sum() / len(rows)
+        sparse_opt.zero_grad(set_to_none=True)
+        dense_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sparse_opt.step()
+        dense_opt.step()
+        return float(loss)
+
+    @torch.no_grad()
+    def topk(M, k):
+        out = np.empty((M.shape[0], k), dtype=np.int64)
+        for s in range(0, M.shape[0], 256):
+            z = torch.addmm(out_b.weight.squeeze(1), hidden_of(M[s:s + 256]), out_w.weight.t())
+            out[s:s + 256] = torch.topk(z, k, dim=1).indices.numpy()
+        return out
+
+    print(f"\nPyTorch {torch.__version__}: EmbeddingBag(sum) -> ReLU(128) -> sampled softmax "
+          f"over the batch's labels + uniform negatives ({n_sample} rows), SparseAdam")
+    train_time, steps, step_times, scores = 0.0, 0, [], None
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(X.shape[0])
+        loss_sum = 0.0
+        t_epoch = time.perf_counter()
+        for s in range(0, X.shape[0], 128):
+            t0 = time.perf_counter()
+            rows = order[s:s + 128]
+            loss_sum += step(rows) * len(rows)
+            step_times.append(time.perf_counter() - t0)
+            steps += 1
+        train_time += time.perf_counter() - t_epoch
+        scores = evaluate_topk(topk(Xt, max(ks)), Yt, ks=ks)
+        print(f"  epoch {epoch}  loss {loss_sum / X.shape[0]:.4f}  train {train_time:6.1f} s  "
+              + "  ".join(f"P@{k} {scores[f'p@{k}']:.4f}" for k in ks), flush=True)
+    return ("PyTorch (uniform sampled softmax)", train_time, steps,
+            float(np.median(step_times)), scores)
+
+
+# --------------------------------------------------------------------------- bench
+
+def _find_benchmarks(folder):
+    candidates = [folder] if folder else [os.path.join(os.getcwd(), "benchmarks")]
+    for candidate in candidates:
+        script = os.path.join(candidate, "bench_train.py")
+        if os.path.isfile(script):
+            return script
+    if folder:
+        raise CommandError(f"--benchmarks-dir {folder}: no bench_train.py there")
+    return None
+
+
+def _cmd_bench(args):
+    _check_threads(args.threads)
+    script = _find_benchmarks(args.benchmarks_dir)
+    if script is not None and not args.builtin:
+        out = args.out or os.path.join(os.path.dirname(script), "results", "bench_train.json")
+        command = [sys.executable, script, "--out", out]
+        if args.threads is not None:
+            command += ["--threads", str(args.threads)]
+        if args.quick:
+            command += ["--preset", "small", "--epochs", "1", "--max-steps", "20"]
+        command += args.extra
+        print("running: " + " ".join(command), flush=True)
+        result = subprocess.run(command)
+        if result.returncode != 0:
+            raise CommandError(f"{script} failed with exit status {result.returncode}")
+        print(f"tables written to {out} and {os.path.splitext(out)[0]}.md")
+        return EXIT_OK
+    if args.extra:
+        raise UsageError("extra benchmark arguments need benchmarks/bench_train.py "
+                         "(run from a source checkout or give --benchmarks-dir)")
+    print("benchmarks/bench_train.py not found (run from a source checkout, or give "
+          "--benchmarks-dir): running the built-in quick speed benchmark instead")
+    return _builtin_bench(args)
+
+
+def _builtin_bench(args):
+    import numpy as np
+    import pyslide as ps
+
+    threads = ps.resolve_threads(args.threads, "--threads")
+    n_samples, steps = (1_500, 8) if args.quick else (8_000, 60)
+    X, Y = ps.data.make_xc("delicious", n_samples=n_samples, seed=0)
+    configs = [("lsh batch", dict(share="batch")),
+               ("uniform batch", dict(share="batch", hash=None)),
+               ("lsh sample", dict(share="sample"))]
+    lines = [f"pyslide {ps.__version__}, {threads} threads, Delicious-shaped synthetic "
+             f"({X.shape[1]} features, {Y.shape[1]} labels), batch 128, Dense(128) -> Sampled",
+             "", "| output layer | median step ms | steps/s |", "|---|---:|---:|"]
+    for name, kw in configs:
+        net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1], **kw)],
+                         threads=threads, seed=0)
+        rows = slice(0, min(n_samples, 128 * steps))
+        net.fit(X[rows], Y[rows], epochs=1, batch_size=128, verbose=0)
+        median = float(np.median(net.step_times_[2:] if len(net.step_times_) > 4
+                                 else net.step_times_))
+        lines.append(f"| {name} | {1e3 * median:.1f} | {1.0 / median:.1f} |")
+        print(lines[-1], flush=True)
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.out:
+        _check_writable(args.out, "--out")
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
+        print(f"table written to {args.out}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser and main
+
+def build_parser():
+    """The ``pyslide`` argument parser (one sub-parser per command)."""
+    from . import __version__
+
+    parser = _Parser(prog="pyslide", description=_DESCRIPTION, epilog=_EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"pyslide {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name, help_text, epilog, handler):
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(handler=handler)
+        p.add_argument("--debug", action="store_true",
+                       help="show the full traceback of an error")
+        return p
+
+    p = command("train", "train a network on an XC-format (or libsvm) file",
+                "example:\n  pyslide train train.txt --test test.txt --hidden 128 "
+                "--epochs 5 --save model.npz\n  pyslide train --config cfg.toml --lr 5e-4",
+                _cmd_train)
+    _add_train_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    p = command("evaluate", "P@k, nDCG@k (and PSP@k) of a saved model on a labelled file",
+                "example:\n  pyslide evaluate model.npz test.txt --train train.txt -k 1,3,5",
+                _cmd_evaluate)
+    p.add_argument("model", metavar="MODEL", help="model file written by 'pyslide train --save'")
+    p.add_argument("test", metavar="TEST", help="labelled file to score")
+    p.add_argument("--train", metavar="TRAIN",
+                   help="training file: its label frequencies give the propensities of PSP@k")
+    p.add_argument("-k", type=_ks, default=(1, 3, 5), metavar="K,...",
+                   help="k values (default 1,3,5)")
+    p.add_argument("--format", choices=("xc", "libsvm"), default="xc",
+                   help="file format (default xc)")
+    p.add_argument("--propensity-a", type=_positive_float, default=0.55, metavar="A",
+                   help="propensity model parameter A > 0 (default 0.55; the XC repository "
+                        "uses 0.5 for Amazon, 0.6 for Wikipedia datasets)")
+    p.add_argument("--propensity-b", type=_non_negative_float, default=1.5, metavar="B",
+                   help="propensity model parameter B >= 0 (default 1.5; 0.4 for Amazon, "
+                        "2.6 for Wikipedia datasets)")
+    p.add_argument("--sampled", action="store_true",
+                   help="score only the labels the LSH tables return (faster, approximate)")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+                   help="threads (default: the cores available)")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    p = command("predict", "top-k labels with scores for every row of a file",
+                "output: one line per input row, best label first:\n"
+                "  label:score label:score ...\n"
+                "scores are the output layer's logits (--scores prob for probabilities).\n"
+                "example:\n  pyslide predict model.npz test.txt -k 5 -o predictions.txt",
+                _cmd_predict)
+    p.add_argument("model", metavar="MODEL", help="model file written by 'pyslide train --save'")
+    p.add_argument("input", metavar="INPUT",
+                   help="rows to predict, in the model's file format (labels, if any, are "
+                        "ignored)")
+    p.add_argument("-k", type=_int_at_least(1), default=5, help="labels per row (default 5)")
+    p.add_argument("-o", "--output", default="-", metavar="OUT",
+                   help="output file (default '-': standard output)")
+    p.add_argument("--scores", choices=("logit", "prob"), default="logit",
+                   help="logit (default) or prob: sigmoid (bce) or softmax over every label")
+    p.add_argument("--format", choices=("xc", "libsvm"), default="xc",
+                   help="input file format (default xc)")
+    p.add_argument("--sampled", action="store_true",
+                   help="score only the labels the LSH tables return (faster, approximate)")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+                   help="threads (default: the cores available)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+
+    p = command("demo", "generate a Delicious-200K-shaped problem, train, print P@k and speed",
+                "Trains Dense(128) -> Sampled(labels) with the engine defaults and, when\n"
+                "PyTorch is installed, the same architecture with a PyTorch sampled softmax.\n"
+                f"Default size: {_DEMO_FULL['samples']} training rows, {_DEMO_FULL['epochs']} "
+                "epochs (about two minutes on two cores).\n"
+                "example:\n  pyslide demo\n  pyslide demo --quick", _cmd_demo)
+    p.add_argument("--samples", type=_int_at_least(1), default=None, metavar="N",
+                   help=f"training rows (default {_DEMO_FULL['samples']})")
+    p.add_argument("--test", type=_int_at_least(1), default=None, metavar="N",
+                   help=f"test rows (default {_DEMO_FULL['test']})")
+    p.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",
+                   help=f"epochs (default {_DEMO_FULL['epochs']})")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+                   help="threads for pyslide and PyTorch (default 2)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="N",
+                   help="seed of the data and the models (default 0)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a tiny run ({_DEMO_QUICK['samples']} rows, {_DEMO_QUICK['epochs']} "
+                        f"epoch) to check the installation")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
+
+    p = command("bench", "run the benchmark suite and write its tables",
+                "Runs benchmarks/bench_train.py of a source checkout (looked for in the\n"
+                "current directory, or --benchmarks-dir); arguments after '--' go to it.\n"
+                "Without it, a built-in quick speed benchmark (steps/s) runs instead.\n"
+                "example:\n  pyslide bench --quick\n"
+                "  pyslide bench -- --preset delicious --epochs 8 --methods pyslide:lsh-batch",
+                _cmd_bench)
+    p.add_argument("--benchmarks-dir", metavar="DIR",
+                   help="folder holding bench_train.py (default ./benchmarks)")
+    p.add_argument("--out", metavar="FILE",
+                   help="results file (default benchmarks/results/bench_train.json; the "
+                        "built-in benchmark writes a Markdown table)")
+    p.add_argument("--threads", type=_threads, default=None, metavar="N",
+                   help="threads (default: the suite's own, or the cores available)")
+    p.add_argument("--quick", action="store_true", help="a short smoke run")
+    p.add_argument("--builtin", action="store_true",
+                   help="run the built-in quick speed benchmark even in a source checkout")
+    p.add_argument("extra", nargs=argparse.REMAINDER, metavar="-- ARGS",
+                   help="passed on to bench_train.py")
+    return parser
+
+
+def _one_line(exc):
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, MemoryError):
+        text = ("not enough memory" + (f": {text}" if text else "")
+                + " (use a smaller network, fewer rows, or pyslide.SGD)")
+    elif isinstance(exc, KeyError):
+        text = f"missing entry {text}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _error(message):
+    print(f"pyslide: error: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        if args.command == "bench" and args.extra and args.extra[0] == "--":
+            args.extra = args.extra[1:]
+        return args.handler(args)
+    except SystemExit as exc:   # --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except UsageError as exc:
+        if debug:
+            traceback.print_exc()
+        _error(_one_line(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\npyslide: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (pyslide predict ... | head): not an error
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except (CommandError, ValueError, TypeError, OSError, MemoryError, FloatingPointError,
+            KeyError) as exc:
+        if debug:
+            traceback.print_exc()
+        _error(_one_line(exc))
+        return EXIT_FAILURE
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, without a wall of text
+        if debug:
+            traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {_one_line(exc)} "
+               f"(rerun with --debug for the traceback, and please report it)")
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
