@@ -527,11 +527,11 @@ def labels_to_csr(labels, n_labels=None, name="Y"):
     """
     n_labels = _check_count(n_labels, "n_labels")
     if sp.issparse(labels) or (isinstance(labels, np.ndarray) and labels.ndim == 2):
+        if not (np.issubdtype(labels.dtype, np.number) or labels.dtype == bool):
+            raise TypeError(f"{name} must be a numeric 0/1 indicator, got dtype {labels.dtype}")
         M = labels if sp.issparse(labels) else sp.csr_matrix(labels)
         if M.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n_samples, n_labels), got shape {M.shape}")
-        if not (np.issubdtype(M.dtype, np.number) or M.dtype == bool):
-            raise TypeError(f"{name} must be a numeric 0/1 indicator, got dtype {M.dtype}")
         if n_labels is not None and M.shape[1] > n_labels:
             raise ValueError(f"{name} has {M.shape[1]} label columns but n_labels={n_labels}")
         M = M.tocsr(copy=True)
@@ -695,8 +695,10 @@ def _parse(buffer, name, start, first_line, feature_bound, label_bound,
         line = result["row"] + first_line
         token = _token_at(buffer, result["position"])
         if status == _io.ERR_FEATURE_RANGE:
-            what = (f"feature id {result['bad_id'] - feature_offset} out of range: "
-                    f"n_features={feature_bound - feature_offset} ({feature_bound_source})")
+            n = feature_bound - feature_offset
+            note = f"; one-based ids go up to {n}" if feature_offset else ""
+            what = (f"feature id {result['bad_id']} out of range: n_features={n} "
+                    f"({feature_bound_source}{note})")
         elif status == _io.ERR_LABEL_RANGE:
             what = (f"label id {result['bad_id']} out of range: n_labels={label_bound} "
                     f"({label_bound_source})")
