@@ -775,9 +775,9 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
     """
     n_features = _check_count(n_features, "n_features")
     n_labels = _check_count(n_labels, "n_labels")
-    if strict_rows not in (True, False):
+    if not isinstance(strict_rows, (bool, np.bool_)):
         raise ValueError(f"strict_rows must be True or False, got {strict_rows!r}")
-    if header not in ("auto", True, False):
+    if not (isinstance(header, (bool, np.bool_)) or header == "auto"):
         raise ValueError(f"header must be 'auto', True or False, got {header!r}")
     with _file_buffer(path) as (buffer, name):
         if not len(buffer):
@@ -834,9 +834,11 @@ def load_libsvm(path, n_features=None, n_labels=None, zero_based="auto"):
     """
     n_features = _check_count(n_features, "n_features")
     n_labels = _check_count(n_labels, "n_labels")
-    if zero_based not in ("auto", True, False):
+    if not (isinstance(zero_based, (bool, np.bool_)) or zero_based == "auto"):
         raise ValueError(f"zero_based must be 'auto', True or False, got {zero_based!r}")
     # Parse raw ids; a one-based file may use id n_features.
+    if not isinstance(zero_based, str):
+        zero_based = bool(zero_based)
     offset_bound = 0 if zero_based is True else 1
     feature_bound = None if n_features is None else n_features + offset_bound
     with _file_buffer(path) as (buffer, name):
@@ -922,7 +924,7 @@ def save_libsvm(path, X, Y, zero_based=False):
     ``zero_based="auto"`` read the file back correctly even when feature 0
     never occurs.
     """
-    if zero_based not in (True, False):
+    if not isinstance(zero_based, (bool, np.bool_)):
         raise ValueError(f"zero_based must be True or False, got {zero_based!r}")
     _write(path, X, Y, False, 0 if zero_based else 1)
 

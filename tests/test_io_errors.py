@@ -121,6 +121,8 @@ def test_missing_file(tmp_path):
     (dict(n_labels=2.5), "n_labels must be None or a positive int, got 2.5"),
     (dict(header="yes"), "header must be 'auto', True or False, got 'yes'"),
     (dict(strict_rows=None), "strict_rows must be True or False, got None"),
+    (dict(strict_rows=1), "strict_rows must be True or False, got 1"),
+    (dict(header=1), "header must be 'auto', True or False, got 1"),
 ])
 def test_load_xc_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
