@@ -35,6 +35,31 @@ cdef extern from *:
     """
     int pyslide_ctz64(unsigned long long x) noexcept nogil
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
+    /* words[i / 64] bit i % 64 = (x[i] > 0), for i < n; words must hold
+       n / 64 + 1 entries. */
+    static inline void pyslide_sign_bits(const float* x, int n, uint64_t* words) {
+        int i = 0;
+        memset(words, 0, (size_t)(n / 64 + 1) * sizeof(uint64_t));
+    #if defined(__SSE2__)
+        const __m128 zero = _mm_setzero_ps();
+        for (; i + 4 <= n; i += 4) {
+            unsigned m = (unsigned)_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(x + i), zero));
+            words[i >> 6] |= (uint64_t)m << (i & 63);
+        }
+    #endif
+        for (; i < n; i++)
+            words[i >> 6] |= (uint64_t)(x[i] > 0.0f) << (i & 63);
+    }
+    """
+    void pyslide_sign_bits(const float* x, int n, uint64_t* words) noexcept nogil
+
 
 KIND_NAMES = {
     FAMILY_SIMHASH: "simhash",
@@ -51,6 +76,8 @@ LIMIT_CODE_BITS = MAX_CODE_BITS
 POLICIES = {"fifo": POLICY_FIFO, "reservoir": POLICY_RESERVOIR}
 
 cdef enum:
+    # 64-bit words of a row's L*K sign bits (MAX_HASH_FUNCTIONS / 64 + 1).
+    SIGN_WORDS = 65
     # Rows of a batch multiplied by one sgemm call: 4096 x L*K floats of
     # output (7 MB for L*K = 450) keeps the temporary bounded.
     BLAS_CHUNK_ROWS = 4096
@@ -79,12 +106,19 @@ cdef inline void _pack_codes(const int32_t* codes, int32_t K, int32_t L,
 cdef inline void _pack_sign_bits(const float* acc, int32_t K, int32_t L,
                                  int32_t* bucket_ids, int64_t stride) noexcept nogil:
     # Bit k of table l is 1 when projection l*K + k is strictly positive.
-    cdef int32_t l, k, bucket
+    # All L*K sign bits are first gathered into a bit string (4 at a time
+    # with SSE2 movemask), then each table's K bits are cut out of it.
+    cdef uint64_t words[SIGN_WORDS]
+    cdef int32_t l, offset, shift
+    cdef uint64_t bits, mask = ((<uint64_t>1) << K) - 1
+    pyslide_sign_bits(acc, K * L, words)
     for l in range(L):
-        bucket = 0
-        for k in range(K):
-            bucket |= (acc[l * K + k] > 0) << k
-        bucket_ids[l * stride] = bucket
+        offset = l * K
+        shift = offset & 63
+        bits = words[offset >> 6] >> shift
+        if shift + K > 64:
+            bits |= words[(offset >> 6) + 1] << (64 - shift)
+        bucket_ids[l * stride] = <int32_t>(bits & mask)
 
 
 cdef inline void _densify(int32_t* codes, int32_t n, uint64_t seed,
@@ -309,29 +343,46 @@ cdef void hash_sparse_row(const HashFamily* family, const int32_t* indices,
 # Per-row queries
 # ---------------------------------------------------------------------------
 
+cdef inline int32_t _collect_bucket(const int32_t* slots, int32_t n_valid,
+                                    int32_t* out_ids, int32_t n_out, int32_t max_new,
+                                    int32_t* stamp, int32_t mark) noexcept nogil:
+    """Append the bucket's ids not stamped with mark; stop at max_new."""
+    cdef int32_t s, item
+    if n_valid <= max_new - n_out:
+        # Whole bucket fits: branch-free (whether an id is new is data-
+        # dependent and mispredicts); out_ids[n_out] stays below max_new.
+        for s in range(n_valid):
+            item = slots[s]
+            out_ids[n_out] = item
+            n_out += stamp[item] != mark
+            stamp[item] = mark
+        return n_out
+    for s in range(n_valid):
+        item = slots[s]
+        if stamp[item] != mark:
+            stamp[item] = mark
+            out_ids[n_out] = item
+            n_out += 1
+            if n_out == max_new:
+                break
+    return n_out
+
+
 cdef int32_t query_union_row(const BucketTables* tables, const int32_t* bucket_ids,
                              int32_t* out_ids, int32_t max_new,
                              int32_t* stamp, int32_t mark) noexcept nogil:
-    cdef int32_t l, s, n_valid, item, n_out = 0
+    cdef int32_t l, n_valid, n_out = 0
     cdef int32_t bucket_size = tables.bucket_size
-    cdef int64_t bucket
-    cdef const int32_t* slots
-    if max_new <= 0:
-        return 0
+    cdef int64_t bucket, n_buckets = tables.n_buckets
     for l in range(tables.L):
-        bucket = <int64_t>l * tables.n_buckets + bucket_ids[l]
+        if n_out >= max_new:
+            break
+        bucket = <int64_t>l * n_buckets + bucket_ids[l]
         n_valid = tables.counts[bucket]
         if n_valid > bucket_size:
             n_valid = bucket_size
-        slots = tables.ids + bucket * bucket_size
-        for s in range(n_valid):
-            item = slots[s]
-            if stamp[item] != mark:
-                stamp[item] = mark
-                out_ids[n_out] = item
-                n_out += 1
-                if n_out == max_new:
-                    return n_out
+        n_out = _collect_bucket(tables.ids + bucket * bucket_size, n_valid, out_ids,
+                                n_out, max_new, stamp, mark)
     return n_out
 
 
@@ -394,15 +445,10 @@ cdef int32_t query_sample_row(const BucketTables* tables, const int32_t* bucket_
         n_valid = tables.counts[bucket]
         if n_valid > bucket_size:
             n_valid = bucket_size
-        slots = tables.ids + bucket * bucket_size
-        for s in range(n_valid):
-            item = slots[s]
-            if stamp[item] != mark:
-                stamp[item] = mark
-                out_ids[n_out] = item
-                n_out += 1
-                if n_out == n_wanted:
-                    return n_out
+        n_out = _collect_bucket(tables.ids + bucket * bucket_size, n_valid, out_ids,
+                                n_out, n_wanted, stamp, mark)
+        if n_out == n_wanted:
+            return n_out
     # Top up with uniform random ids; rejection is cheap while most ids are
     # free, and a scan from a random start guarantees termination.
     attempts = 0
@@ -777,47 +823,69 @@ def _all_finite(const float[::1] values, int n_threads):
 # Filling tables
 # ---------------------------------------------------------------------------
 
-cdef inline void _insert(BucketTables* t, int32_t l, int32_t bucket_id, int32_t item,
-                         int policy, uint64_t seed) noexcept nogil:
-    cdef int64_t bucket = <int64_t>l * t.n_buckets + bucket_id
-    cdef int32_t count = t.counts[bucket]
-    cdef int32_t bucket_size = t.bucket_size
-    cdef int32_t slot
-    cdef uint64_t state
-    if count < bucket_size:
-        slot = count
-    elif policy == POLICY_FIFO:
-        # Ring buffer: the oldest of the newest bucket_size is overwritten.
-        if (bucket_size & (bucket_size - 1)) == 0:
-            slot = count & (bucket_size - 1)
-        else:
-            slot = count % bucket_size
-    else:
-        # Reservoir sampling (Algorithm R): insertion number `count` is kept
-        # with probability bucket_size / (count + 1), replacing a uniform
-        # slot. The draw is keyed by (seed, table, item, count) so contents
-        # do not depend on threads.
-        state = mix_seed(seed, <uint64_t>l, <uint64_t>item) ^ (<uint64_t>count * <uint64_t>0x9E3779B97F4A7C15)
-        slot = <int32_t>rand_below(&state, <uint32_t>count + 1)
-        if slot >= bucket_size:
-            slot = -1
-    if slot >= 0:
-        t.ids[bucket * bucket_size + slot] = item
-    if count < INT32_MAX:
-        t.counts[bucket] = count + 1
+cdef inline uint64_t _reservoir_key(uint64_t seed, int32_t table) noexcept nogil:
+    return mix_seed(seed, <uint64_t>table, 0x7E5E)
 
 
-cdef inline bint _already_in_bucket(const BucketTables* t, int32_t l, int32_t bucket_id,
+cdef inline int32_t _reservoir_slot(uint64_t table_key, int32_t item,
+                                    int32_t count) noexcept nogil:
+    """Algorithm R: insertion number ``count`` (>= bucket_size) replaces a
+    uniform slot with probability bucket_size / (count + 1): draw r in
+    [0, count]; r < bucket_size names the slot. The draw is keyed by
+    (seed, table, item, count), so contents do not depend on threads."""
+    cdef uint64_t state = table_key ^ (<uint64_t>item * <uint64_t>0xD6E8FEB86659FD93) \
+        ^ (<uint64_t>count * <uint64_t>0xA0761D6478BD642F)
+    return <int32_t>rand_below(&state, <uint32_t>count + 1)
+
+
+cdef inline bint _already_in_bucket(const int32_t* slots, int32_t n_valid,
                                     int32_t item) noexcept nogil:
-    cdef int64_t bucket = <int64_t>l * t.n_buckets + bucket_id
-    cdef int32_t s, n_valid = t.counts[bucket]
-    cdef const int32_t* slots = t.ids + bucket * t.bucket_size
-    if n_valid > t.bucket_size:
-        n_valid = t.bucket_size
+    cdef int32_t s
     for s in range(n_valid):
         if slots[s] == item:
             return True
     return False
+
+
+cdef void _fill_table(int32_t* ids, int32_t* counts, int32_t bucket_size,
+                      const int32_t* codes, int64_t n_rows, const int32_t* items,
+                      int32_t first_item, int policy, uint64_t table_key,
+                      bint skip_present) noexcept nogil:
+    """Insert rows [0, n_rows) into one table (ids / counts point at it)."""
+    cdef int64_t r
+    cdef int32_t b, count, item, slot, n_valid
+    cdef int32_t mask = bucket_size - 1
+    cdef int32_t* slots
+    if (policy == POLICY_FIFO and (bucket_size & mask) == 0 and items == NULL
+            and not skip_present):
+        # The build's hot loop: ring slot = count & (bucket_size - 1), which
+        # is also the append position while count < bucket_size. Counts stay
+        # below n_rows < 2^31 (tables are cleared first).
+        for r in range(n_rows):
+            b = codes[r]
+            count = counts[b]
+            counts[b] = count + 1
+            ids[<int64_t>b * bucket_size + (count & mask)] = first_item + <int32_t>r
+        return
+    for r in range(n_rows):
+        b = codes[r]
+        item = items[r] if items != NULL else first_item + <int32_t>r
+        count = counts[b]
+        slots = ids + <int64_t>b * bucket_size
+        if skip_present:
+            n_valid = count if count < bucket_size else bucket_size
+            if _already_in_bucket(slots, n_valid, item):
+                continue
+        if count < bucket_size:
+            slot = count
+        elif policy == POLICY_FIFO:
+            slot = count % bucket_size
+        else:
+            slot = _reservoir_slot(table_key, item, count)
+        if slot < bucket_size:
+            slots[slot] = item
+        if count < INT32_MAX:
+            counts[b] = count + 1
 
 
 cdef void _fill(BucketTables* t, const int32_t* codes, int64_t n_rows,
@@ -825,16 +893,17 @@ cdef void _fill(BucketTables* t, const int32_t* codes, int64_t n_rows,
                 bint skip_present, int n_threads) noexcept nogil:
     """Insert rows [0, n_rows) of codes (L, n_rows) in row order; one thread
     per table so no two threads write one table."""
-    cdef int32_t l, item
-    cdef int64_t r
-    cdef const int32_t* table_codes
+    cdef int32_t l
+    cdef int32_t* table_ids
+    cdef int32_t* table_counts
+    cdef int64_t n_buckets = t.n_buckets
+    cdef int32_t bucket_size = t.bucket_size
     for l in prange(t.L, num_threads=n_threads, schedule="static"):
-        table_codes = codes + <int64_t>l * n_rows
-        for r in range(n_rows):
-            item = items[r] if items != NULL else first_item + <int32_t>r
-            if skip_present and _already_in_bucket(t, l, table_codes[r], item):
-                continue
-            _insert(t, l, table_codes[r], item, policy, seed)
+        table_ids = t.ids + <int64_t>l * n_buckets * bucket_size
+        table_counts = t.counts + <int64_t>l * n_buckets
+        _fill_table(table_ids, table_counts, bucket_size, codes + <int64_t>l * n_rows,
+                    n_rows, items, first_item, policy, _reservoir_key(seed, l),
+                    skip_present)
 
 
 def _build(CompiledFamily fam, CompiledTables tables, const float[:, ::1] X,

@@ -151,7 +151,9 @@ def fill_tables(codes, n_buckets, bucket_size, policy, seed, ids=None, tables=No
             elif policy == "fifo":
                 slots[count % bucket_size] = item
             else:
-                state = mix_seed(seed, l, item) ^ ((count * GOLDEN) & M64)
+                state = (mix_seed(seed, l, 0x7E5E)
+                         ^ ((item * 0xD6E8FEB86659FD93) & M64)
+                         ^ ((count * 0xA0761D6478BD642F) & M64))
                 _, slot = rand_below(state, count + 1)
                 if slot < bucket_size:
                     slots[slot] = item
