@@ -31,6 +31,27 @@ cimport numpy as cnp
 
 cnp.import_array()
 
+cdef extern from *:
+    """
+    /* Rows of the wide layers are read in random order, so the loops are
+       bound by memory latency, not bandwidth: asking for a row a few
+       iterations ahead overlaps the misses. */
+    #if defined(__GNUC__) || defined(__clang__)
+    static inline void pyslide_prefetch(const void* p, long n_bytes, int for_write) {
+        const char* c = (const char*)p;
+        long o;
+        if (for_write) { for (o = 0; o < n_bytes; o += 64) __builtin_prefetch(c + o, 1, 3); }
+        else { for (o = 0; o < n_bytes; o += 64) __builtin_prefetch(c + o, 0, 3); }
+    }
+    #else
+    static inline void pyslide_prefetch(const void* p, long n_bytes, int for_write) {}
+    #endif
+    """
+    void pyslide_prefetch(const void* p, long n_bytes, int for_write) noexcept nogil
+
+# rows asked for ahead of their use
+DEF PREFETCH_AHEAD = 6
+
 DEF LOSS_SOFTMAX = 0
 DEF LOSS_BCE = 1
 
@@ -171,6 +192,9 @@ cdef void forward_layer(LayerC* layer, int32_t b, const int32_t* in_ids,
                     axpy(out, layer.W + t * units, x, <int32_t>units)
         else:
             for t in range(n_in):
+                if t + PREFETCH_AHEAD < n_in:
+                    pyslide_prefetch(layer.W + in_ids[t + PREFETCH_AHEAD] * units,
+                                     units * sizeof(float), 0)
                 axpy(out, layer.W + in_ids[t] * units, in_vals[t], <int32_t>units)
         n = <int32_t>units
     else:
@@ -179,6 +203,9 @@ cdef void forward_layer(LayerC* layer, int32_t b, const int32_t* in_ids,
         if in_ids == NULL:
             for t in range(n):
                 j = ids[t]
+                if t + PREFETCH_AHEAD < n:
+                    pyslide_prefetch(layer.W + ids[t + PREFETCH_AHEAD] * in_dim,
+                                     in_dim * sizeof(float), 0)
                 out[t] = layer.b[j] + dot(layer.W + j * in_dim, in_vals, n_in)
         else:
             for t in range(n):
@@ -875,6 +902,9 @@ cdef class Engine:
 
             t0 = now()
             for j in prange(n_shared, num_threads=self.n_threads, schedule="static"):
+                if j + PREFETCH_AHEAD < n_shared:
+                    pyslide_prefetch(out_layer.W + <int64_t>self.shared_ids[j + PREFETCH_AHEAD] * d,
+                                     d * sizeof(float), 0)
                 memcpy(self.w_shared + <int64_t>j * d,
                        out_layer.W + <int64_t>self.shared_ids[j] * d, d * sizeof(float))
                 self.b_shared[j] = out_layer.b[self.shared_ids[j]]
@@ -998,6 +1028,12 @@ cdef class Engine:
                                 eps, self.n_threads)
         for s in prange(self.n_feats, num_threads=self.n_threads, schedule="static"):
             tid = threadid()
+            if s + PREFETCH_AHEAD < self.n_feats:
+                r = <int64_t>self.feat_ids[s + PREFETCH_AHEAD] * units
+                pyslide_prefetch(layer.W + r, units * sizeof(float), 1)
+                if adam:
+                    pyslide_prefetch(layer.mW + r, units * sizeof(float), 1)
+                    pyslide_prefetch(layer.vW + r, units * sizeof(float), 1)
             g = self.row_scratch + <int64_t>tid * units
             memset(g, 0, units * sizeof(float))
             for e in range(self.feat_start[s], self.feat_start[s + 1]):
@@ -1054,10 +1090,14 @@ cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
                              float step_size, float beta1, float beta2, float eps) noexcept nogil:
     cdef int32_t i
     cdef float gi
+    # float locals: a literal 1.0 would make C compute the loop in double
+    cdef float keep1 = 1, keep2 = 1
+    keep1 = keep1 - beta1
+    keep2 = keep2 - beta2
     for i in range(n):
         gi = g[i]
-        m[i] = beta1 * m[i] + (1 - beta1) * gi
-        v[i] = beta2 * v[i] + (1 - beta2) * gi * gi
+        m[i] = beta1 * m[i] + keep1 * gi
+        v[i] = beta2 * v[i] + keep2 * gi * gi
         w[i] -= step_size * m[i] / (sqrtf(v[i]) + eps)
         g[i] = 0
 
@@ -1095,6 +1135,11 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
     cdef int64_t j, row
     for j in prange(n_ids, num_threads=n_threads, schedule="static"):
         row = ids[j]
+        if j + PREFETCH_AHEAD < n_ids:
+            pyslide_prefetch(W + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
+            if adam:
+                pyslide_prefetch(mW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
+                pyslide_prefetch(vW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
         if adam:
             adam_update(W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
                         grad + j * n_cols, n_cols, step_size, beta1, beta2, eps)
