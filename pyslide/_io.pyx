@@ -16,7 +16,7 @@
 import numpy as np
 cimport numpy as cnp
 
-from libc.stdint cimport int32_t, int64_t, uint64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uint8_t
 from libc.stdlib cimport strtod, malloc, free
 from libc.stdio cimport snprintf
 from libc.math cimport log10, floor, isfinite
@@ -196,24 +196,30 @@ cdef inline bint looks_non_finite(const char* p, const char* end) noexcept nogil
     return p < end and (p[0] == b'n' or p[0] == b'N' or p[0] == b'i' or p[0] == b'I')
 
 
-cdef inline int64_t count_byte(const char* p, const char* end, int c) noexcept nogil:
-    # memchr is vectorised in every libc: far faster than a byte loop.
-    cdef int64_t n = 0
-    cdef const char* hit
-    while p < end:
-        hit = <const char*>memchr(p, c, end - p)
-        if hit == NULL:
-            break
-        n += 1
-        p = hit + 1
-    return n
-
-
 cdef void count_pass(const char* p, const char* end, int64_t* newlines,
                      int64_t* colons, int64_t* commas) noexcept nogil:
-    newlines[0] = count_byte(p, end, b'\n')
-    colons[0] = count_byte(p, end, b':')
-    commas[0] = count_byte(p, end, b',')
+    # Branch-free compares summed in 32-bit block counters: GCC vectorises
+    # this loop, twice as fast as memchr on bytes as frequent as ':'.
+    cdef const uint8_t* text = <const uint8_t*>p
+    cdef int64_t n = end - p, i = 0, j, stop
+    cdef int64_t n_newlines = 0, n_colons = 0, n_commas = 0
+    cdef uint32_t block_newlines, block_colons, block_commas
+    while i < n:
+        stop = i + 65536 if i + 65536 < n else n
+        block_newlines = 0
+        block_colons = 0
+        block_commas = 0
+        for j in range(i, stop):
+            block_newlines += text[j] == 10
+            block_colons += text[j] == 58
+            block_commas += text[j] == 44
+        n_newlines += block_newlines
+        n_colons += block_colons
+        n_commas += block_commas
+        i = stop
+    newlines[0] = n_newlines
+    colons[0] = n_colons
+    commas[0] = n_commas
 
 
 cdef void parse_pass(const char* buffer, int64_t length, int64_t start,
