@@ -355,6 +355,12 @@ def test_labels_to_csr_accepts_every_form():
     assert Y.shape == (3, 6)
 
 
+def test_labels_to_csr_returns_canonical_input_unchanged():
+    _, Y = make_xc("small", n_samples=50)
+    assert labels_to_csr(Y) is Y
+    assert labels_to_csr(Y, n_labels=Y.shape[1]) is Y
+
+
 def test_labels_to_csr_multiclass():
     for labels in (np.array([2, 0, 2]), [2, 0, 2], np.array([2, 0, 2], dtype=np.int8)):
         Y = labels_to_csr(labels)
