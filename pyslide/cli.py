@@ -778,7 +778,9 @@ def _probabilities(net, X, ids, logits):
 # --------------------------------------------------------------------------- demo
 
 _DEMO_FULL = dict(samples=12_000, test=2_000, epochs=4)
-_DEMO_QUICK = dict(samples=600, test=200, epochs=1)
+# --quick keeps Delicious' densities (features and labels per row) but narrows
+# the matrices, so a check of the installation takes seconds and little memory.
+_DEMO_QUICK = dict(samples=400, test=100, epochs=2, n_features=20_000, n_labels=20_000)
 
 
 def _cmd_demo(args):
@@ -790,16 +792,21 @@ def _cmd_demo(args):
     for key in ("samples", "test", "epochs"):
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)
-    threads = args.threads if args.threads is not None else 2
-    threads = ps.resolve_threads(threads, "--threads")
+    threads = ps.resolve_threads(args.threads, "--threads")
     ks = (1, 3, 5)
+    shape = ps.data.PRESETS["delicious"]
+    n_features = sizes.get("n_features", shape["n_features"])
+    n_labels = sizes.get("n_labels", shape["n_labels"])
     print(f"pyslide {ps.__version__} demo: a Delicious-200K-shaped synthetic problem "
-          f"(782,585 features, 205,443 labels), {sizes['samples']} training and "
-          f"{sizes['test']} test rows, {sizes['epochs']} epochs, {threads} threads"
+          f"({n_features:,} features, {n_labels:,} labels"
+          + (", narrowed by --quick" if args.quick else "") + "), "
+          f"{sizes['samples']} training and {sizes['test']} test rows, {sizes['epochs']} "
+          f"epochs, {threads} threads"
           + (", OpenMP" if ps.openmp_enabled() else ", no OpenMP (serial kernels)"))
     t0 = time.perf_counter()
     X, Y, Xt, Yt = ps.data.make_xc("delicious", n_samples=sizes["samples"],
-                                   n_test=sizes["test"], seed=args.seed)
+                                   n_test=sizes["test"], n_features=n_features,
+                                   n_labels=n_labels, seed=args.seed)
     print(f"generated the data in {time.perf_counter() - t0:.1f} s: "
           f"{X.nnz / X.shape[0]:.0f} features and {Y.nnz / Y.shape[0]:.1f} labels per row")
 
@@ -903,7 +910,7 @@ def _demo_torch(X, Y, Xt, Yt, epochs, threads, seed, ks, n_sample=8192):
         loss.backward()
         sparse_opt.step()
         dense_opt.step()
-        return float(loss)
+        return loss.item()
 
     @torch.no_grad()
     def topk(M, k):
@@ -913,6 +920,7 @@ def _demo_torch(X, Y, Xt, Yt, epochs, threads, seed, ks, n_sample=8192):
             out[s:s + 256] = torch.topk(z, k, dim=1).indices.numpy()
         return out
 
+    n_sample = min(n_sample, n_labels)
     print(f"\nPyTorch {torch.__version__}: EmbeddingBag(sum) -> ReLU(128) -> sampled softmax "
           f"over the batch's labels + uniform negatives ({n_sample} rows), SparseAdam")
     train_time, steps, step_times, scores = 0.0, 0, [], None
@@ -977,8 +985,14 @@ def _builtin_bench(args):
     import pyslide as ps
 
     threads = ps.resolve_threads(args.threads, "--threads")
-    n_samples, steps = (1_500, 8) if args.quick else (8_000, 60)
-    X, Y = ps.data.make_xc("delicious", n_samples=n_samples, seed=0)
+    if args.quick:   # narrowed like 'pyslide demo --quick': a smoke run of seconds
+        steps = 8
+        X, Y = ps.data.make_xc("delicious", n_samples=128 * steps, seed=0,
+                               n_features=_DEMO_QUICK["n_features"],
+                               n_labels=_DEMO_QUICK["n_labels"])
+    else:
+        steps = 60
+        X, Y = ps.data.make_xc("delicious", n_samples=128 * steps, seed=0)
     configs = [("lsh batch", dict(share="batch")),
                ("uniform batch", dict(share="batch", hash=None)),
                ("lsh sample", dict(share="sample"))]
@@ -988,8 +1002,7 @@ def _builtin_bench(args):
     for name, kw in configs:
         net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1], **kw)],
                          threads=threads, seed=0)
-        rows = slice(0, min(n_samples, 128 * steps))
-        net.fit(X[rows], Y[rows], epochs=1, batch_size=128, verbose=0)
+        net.fit(X, Y, epochs=1, batch_size=128, verbose=0)
         median = float(np.median(net.step_times_[2:] if len(net.step_times_) > 4
                                  else net.step_times_))
         lines.append(f"| {name} | {1e3 * median:.1f} | {1.0 / median:.1f} |")
@@ -1089,7 +1102,7 @@ def build_parser():
     p.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",
                    help=f"epochs (default {_DEMO_FULL['epochs']})")
     p.add_argument("--threads", type=_threads, default=None, metavar="N",
-                   help="threads for pyslide and PyTorch (default 2)")
+                   help="threads for pyslide and PyTorch (default: the cores available)")
     p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="N",
                    help="seed of the data and the models (default 0)")
     p.add_argument("--quick", action="store_true",

@@ -1,0 +1,422 @@
+"""The ``pyslide`` command line.
+
+The main flows run as real subprocesses (``python -m pyslide ...``) on tiny
+files; the long list of error messages runs ``pyslide.cli.main`` in-process
+(the same code path, minus a second of interpreter start-up per case) and
+checks the exit status and the one-line message of each.
+"""
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pyslide as ps
+from pyslide import cli
+
+N_FEATURES, N_LABELS = 800, 200
+
+
+def run_cli(*args, cwd=None, timeout=240):
+    return subprocess.run([sys.executable, "-m", "pyslide", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def call(capsys, *args):
+    """``cli.main`` in-process: (exit status, stdout, stderr)."""
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err, *fragments):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pyslide: error: "), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return ps.data.make_xc("small", n_samples=300, n_test=60, n_features=N_FEATURES,
+                           n_labels=N_LABELS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, problem):
+    """Train/test files in XC and libsvm format, a malformed file, a trained model."""
+    folder = tmp_path_factory.mktemp("cli")
+    X, Y, Xt, Yt = problem
+    ps.data.save_xc(folder / "train.txt", X, Y)
+    ps.data.save_xc(folder / "test.txt", Xt, Yt)
+    ps.data.save_libsvm(folder / "train.svm", X, Y)
+    ps.data.save_libsvm(folder / "test.svm", Xt, Yt)
+    lines = (folder / "test.txt").read_text().splitlines()
+    lines[3] = "1,2 5:0.5 7:abc"          # line 4 of the file: a malformed value
+    (folder / "bad.txt").write_text("\n".join(lines) + "\n")
+    wide = ps.data.make_xc("small", n_samples=5, n_features=N_FEATURES + 50,
+                           n_labels=N_LABELS, seed=1)
+    ps.data.save_xc(folder / "wide.txt", *wide)
+    result = run_cli("train", "train.txt", "--test", "test.txt", "--hidden", "32",
+                     "--active", "48", "--hash", "simhash", "-K", "4", "-L", "8",
+                     "--epochs", "2", "--threads", "1", "--lr", "0.01",
+                     "--save", "model.npz", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return {"dir": folder, "train_output": result.stdout,
+            **{name: folder / name for name in ("train.txt", "test.txt", "train.svm",
+                                                 "test.svm", "bad.txt", "wide.txt",
+                                                 "model.npz")}}
+
+
+# --------------------------------------------------------------------------- subprocess flows
+
+def test_train_prints_progress_evaluates_and_saves(files):
+    out = files["train_output"]
+    assert re.search(r"train\.txt: 300 rows, 800 features", out)
+    for epoch in (1, 2):
+        assert re.search(rf"epoch {epoch}/2  loss \d+\.\d+ .* p@1 \d\.\d{{4}}", out), out
+    assert "steps/s" in out and "time by phase:" in out
+    assert files["model.npz"].exists()
+    net = ps.load(files["model.npz"])
+    assert net.epoch_ == 2
+    assert [layer.units for layer in net.layers] == [32, N_LABELS]
+    assert net.layers[-1].hash == ps.SimHash(K=4, L=8, seed=0)
+
+
+def test_evaluate_json_matches_the_api(files, problem):
+    X, Y, Xt, Yt = problem
+    result = run_cli("evaluate", files["model.npz"], files["test.txt"], "--json",
+                     "--train", files["train.txt"], "-k", "1,3", "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    net = ps.load(files["model.npz"], threads=1)
+    ids = net.predict(Xt, k=3)
+    expected = ps.metrics.evaluate_topk(ids, Yt, ks=(1, 3),
+                                        propensities=ps.metrics.propensities(Y))
+    assert scores.keys() == expected.keys()
+    for key in expected:
+        assert scores[key] == pytest.approx(expected[key], rel=1e-12)
+
+
+def test_predict_writes_one_line_per_row(files, problem):
+    X, Y, Xt, Yt = problem
+    out_file = files["dir"] / "pred.txt"
+    result = run_cli("predict", files["model.npz"], files["test.txt"], "-k", "4",
+                     "-o", out_file, "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    assert "wrote top-4 labels of 60 rows" in result.stdout
+    lines = out_file.read_text().splitlines()
+    assert len(lines) == Xt.shape[0]
+    net = ps.load(files["model.npz"], threads=1)
+    ids, scores = net.predict_topk(Xt, k=4)
+    for line, row_ids, row_scores in zip(lines, ids, scores):
+        pairs = [p.split(":") for p in line.split()]
+        assert [int(i) for i, _ in pairs] == row_ids.tolist()
+        np.testing.assert_allclose([float(s) for _, s in pairs], row_scores, rtol=1e-5)
+
+
+def test_train_from_config_with_flag_override(files, tmp_path):
+    config = tmp_path / "cfg.toml"
+    config.write_text(f'train = "{files["train.txt"]}"\n'
+                      "[network]\nhidden = [24, 16]\n"
+                      "[optimizer]\nlr = 0.5\noptimizer = \"sgd\"\n"
+                      "[training]\nepochs = 1\nthreads = 1\nbatch-size = 64\n")
+    result = run_cli("train", "--config", config, "--lr", "0.05", "--quiet", "--save",
+                     tmp_path / "m.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    net = ps.load(tmp_path / "m.npz")
+    assert [layer.units for layer in net.layers] == [24, 16, N_LABELS]
+    assert isinstance(net.optimizer, ps.SGD) and net.optimizer.lr == 0.05
+    assert net.step_ == -(-300 // 64)
+
+
+def test_demo_quick_runs(tmp_path):
+    result = run_cli("demo", "--quick", "--threads", "1", "--no-torch", "--samples", "200",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"epoch 2 .* P@1 \d\.\d{4}  P@3 \d\.\d{4}  P@5 \d\.\d{4}", result.stdout)
+    assert "PyTorch baseline skipped (--no-torch)" in result.stdout
+    assert re.search(r"pyslide \(LSH-sampled softmax\) +\d+\.\d +\d+\.\d", result.stdout)
+
+
+def test_demo_pytorch_baseline_or_honest_note(tmp_path):
+    result = run_cli("demo", "--quick", "--threads", "1", "--samples", "128", "--test", "20",
+                     "--epochs", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        assert "PyTorch not installed: skipping the baseline" in result.stdout
+    else:
+        assert re.search(r"PyTorch \(uniform sampled softmax\) +\d+\.\d", result.stdout)
+        assert "pyslide steps/s / PyTorch steps/s" in result.stdout
+
+
+def test_usage_error_exit_status_from_a_subprocess(tmp_path):
+    result = run_cli("train", "x.txt", "--epochs", "zero", cwd=tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, "argument --epochs", "'zero'",
+                          "see 'pyslide train --help'")
+    result = run_cli("evaluate", "missing.npz", "t.txt", cwd=tmp_path)
+    assert result.returncode == 1
+    assert_one_line_error(result.stderr, "model file 'missing.npz' does not exist")
+
+
+def test_console_script_is_installed():
+    script = shutil.which("pyslide")
+    if script is None:
+        pytest.skip("the pyslide console script is not on PATH (package not installed)")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"pyslide {ps.__version__}"
+
+
+# --------------------------------------------------------------------------- in-process flows
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo", "bench"])
+def test_help_of_every_command(capsys, command):
+    code, out, err = call(capsys, command, "--help")
+    assert code == 0 and err == ""
+    assert out.startswith(f"usage: pyslide {command}")
+    assert "example" in out
+
+
+def test_top_level_help_and_no_command(capsys):
+    code, out, _ = call(capsys, "--help")
+    assert code == 0
+    for command in ("train", "evaluate", "predict", "demo", "bench"):
+        assert command in out
+    code, out, err = call(capsys)
+    assert code == 2 and "usage: pyslide" in err
+
+
+def test_evaluate_table(capsys, files):
+    code, out, err = call(capsys, "evaluate", files["model.npz"], files["test.txt"],
+                          "--train", files["train.txt"], "--threads", "1")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].split() == ["k=1", "k=3", "k=5"]
+    assert [line.split("  ")[0] for line in lines[2:]] == [
+        "P@k", "nDCG@k", "PSP@k", "PSP@k / best PSP@k"]
+    for line in lines[2:]:
+        values = [float(v) for v in line.split()[-3:]]
+        assert all(v >= 0 for v in values)
+
+
+def test_evaluate_without_train_has_no_psp(capsys, files):
+    code, out, _ = call(capsys, "evaluate", files["model.npz"], files["test.txt"], "-k", "2",
+                        "--json", "--threads", "1")
+    assert code == 0
+    assert set(json.loads(out)) == {"p@2", "ndcg@2"}
+
+
+def test_predict_probabilities_and_sampled(capsys, files, tmp_path):
+    out_file = tmp_path / "p.txt"
+    code, _, err = call(capsys, "predict", files["model.npz"], files["test.txt"], "-k", "3",
+                        "--scores", "prob", "-o", out_file, "--threads", "1", "-q")
+    assert code == 0, err
+    for line in out_file.read_text().splitlines():
+        probs = [float(pair.split(":")[1]) for pair in line.split()]
+        assert len(probs) == 3
+        assert all(0 < p <= 1 for p in probs) and probs == sorted(probs, reverse=True)
+    code, out, err = call(capsys, "predict", files["model.npz"], files["test.txt"], "-k", "3",
+                          "--sampled", "--threads", "1")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 60
+    assert all(re.fullmatch(r"(\d+:-?[\d.e+-]+ ?){0,3}", line) for line in lines)
+
+
+def test_predict_reads_the_model_width_from_a_narrower_file(capsys, files, tmp_path):
+    narrow = tmp_path / "narrow.txt"
+    narrow.write_text("2 10 5\n1 3:0.5 7:1\n 2:1\n")    # the header declares fewer columns
+    code, out, err = call(capsys, "predict", files["model.npz"], narrow, "-k", "2",
+                          "--threads", "1")
+    assert code == 0, err
+    assert len(out.splitlines()) == 2
+
+
+def test_train_libsvm(capsys, files, tmp_path):
+    code, out, err = call(capsys, "train", files["train.svm"], "--test", files["test.svm"],
+                          "--format", "libsvm", "--hidden", "16", "--epochs", "1",
+                          "--threads", "1", "--eval-k", "1", "--save", tmp_path / "s.npz")
+    assert code == 0, err
+    assert re.search(r"epoch 1/1 .* p@1 \d\.\d{4}  ndcg@1", out)
+    code, out, err = call(capsys, "predict", tmp_path / "s.npz", files["test.svm"],
+                          "--format", "libsvm", "-k", "1", "--threads", "1")
+    assert code == 0, err
+    assert len(out.splitlines()) == 60
+
+
+def test_train_json_config_and_layers_table(capsys, files, tmp_path):
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps({
+        "train": str(files["train.txt"]), "epochs": 1, "threads": 1, "eval_every": 0,
+        "layers": [{"kind": "dense", "units": 16},
+                   {"kind": "sampled", "units": 64, "active": 16, "share": "sample",
+                    "hash": {"family": "dwta", "K": 2, "L": 4}},
+                   {"kind": "sampled", "units": "labels", "active": 40}]}))
+    code, out, err = call(capsys, "train", "--config", config, "--save", tmp_path / "m.npz")
+    assert code == 0, err
+    net = ps.load(tmp_path / "m.npz")
+    assert [type(layer).__name__ for layer in net.layers] == ["Dense", "Sampled", "Sampled"]
+    assert net.layers[1].hash == ps.DWTA(K=2, L=4)
+
+
+def test_train_hash_options_build_the_family(capsys, files, tmp_path):
+    code, _, err = call(capsys, "train", files["train.txt"], "--hidden", "16", "--epochs", "1",
+                        "--threads", "1", "--hash", "dwta", "-K", "2", "-L", "6",
+                        "--bin-size", "4", "--share", "sample", "--active", "0.1",
+                        "--rebuild-every", "3", "--policy", "reservoir", "-q",
+                        "--save", tmp_path / "m.npz")
+    assert code == 0, err
+    out = ps.load(tmp_path / "m.npz").layers[-1]
+    assert out.hash == ps.DWTA(K=2, L=6, bin_size=4, seed=0)
+    assert (out.share, out.active, out.rebuild_every, out.policy) == (
+        "sample", 20, 3, "reservoir")
+
+
+def test_bench_builtin_quick(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = call(capsys, "bench", "--quick", "--threads", "1", "--out", "t.md")
+    assert code == 0, err
+    assert "bench_train.py not found" in out
+    table = (tmp_path / "t.md").read_text()
+    assert table.count("| lsh") == 2 and "| uniform batch |" in table
+
+
+# --------------------------------------------------------------------------- error messages
+
+USAGE_ERRORS = [
+    (["train", "t.txt", "--lr", "abc"], ["argument --lr: expected a positive number, got 'abc'"]),
+    (["train", "t.txt", "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
+    (["frobnicate"], ["invalid choice: 'frobnicate'"]),
+    (["train", "t.txt", "--hidden", "12x"], ["argument --hidden", "'12x'"]),
+    (["train", "t.txt", "--active", "1.5"], ["argument --active", "fraction in (0, 1]"]),
+    (["train", "t.txt", "--active", "0"], ["argument --active", "count >= 1"]),
+    (["train", "t.txt", "--threads", "0"], ["argument --threads", "-1 for every core"]),
+    (["train", "t.txt", "--share", "row"], ["argument --share: invalid choice: 'row'"]),
+    (["train", "t.txt", "--hash", "md5"], ["argument --hash: invalid choice: 'md5'"]),
+    (["train", "t.txt", "--epochs", "0"], ["argument --epochs", "integer >= 1"]),
+    (["train", "t.txt", "--eval-k", "0,1"], ["argument --eval-k", "k values >= 1"]),
+    (["train"], ["the training file is missing"]),
+    (["evaluate", "m.npz", "t.txt", "-k", "0"], ["argument -k", "k values >= 1", "'0'"]),
+    (["evaluate", "m.npz", "t.txt", "-k", "a,b"], ["argument -k", "'a,b'"]),
+    (["evaluate", "m.npz"], ["the following arguments are required: TEST"]),
+    (["evaluate", "m.npz", "t.txt", "--propensity-a", "0"], ["argument --propensity-a"]),
+    (["predict", "m.npz", "t.txt", "-k", "-3"], ["argument -k", "integer >= 1"]),
+    (["predict", "m.npz", "t.txt", "--scores", "raw"], ["argument --scores: invalid choice"]),
+    (["demo", "--samples", "0"], ["argument --samples", "integer >= 1"]),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", USAGE_ERRORS,
+                         ids=[" ".join(a) for a, _ in USAGE_ERRORS])
+def test_usage_errors(capsys, argv, fragments):
+    code, _, err = call(capsys, *argv)
+    assert code == 2
+    assert_one_line_error(err, *fragments)
+
+
+def test_usage_errors_found_after_reading_the_data(capsys, files):
+    cases = [
+        (["--hash", "simhash", "--bin-size", "4"], "--bin-size does not apply to --hash simhash"),
+        (["--hash", "none", "-K", "3"], "-K does not apply to --hash none"),
+        (["--output", "dense", "--active", "10"], "--active applies to a sampled output layer"),
+        (["--hash", "dwta", "--bin-size", "3"], "bin_size must be a power of two"),
+        (["--hash", "simhash", "-K", "30"], "K = 30 gives 30-bit bucket ids"),
+        (["--hidden", "none"], "needs a hidden layer"),
+        (["--min-active", "50", "--max-active", "10"], "min_active (50) must not exceed "
+                                                       "max_active (10)"),
+    ]
+    for extra, fragment in cases:
+        code, _, err = call(capsys, "train", files["train.txt"], "--epochs", "1",
+                            "--threads", "1", "-q", *extra)
+        assert code == 2, (extra, err)
+        assert_one_line_error(err, fragment)
+
+
+def test_config_errors(capsys, files, tmp_path):
+    def run_with(name, text):
+        path = tmp_path / name
+        path.write_text(text)
+        code, _, err = call(capsys, "train", files["train.txt"], "--config", path)
+        assert code == 2, err
+        return err
+
+    assert_one_line_error(run_with("a.toml", "hiden = 3\n"), "unknown key 'hiden'",
+                          "known keys:")
+    assert_one_line_error(run_with("b.toml", "[network]\nhidden = \"x\"\n"),
+                          "key 'hidden'", "'x'")
+    assert_one_line_error(run_with("c.toml", "lr = [\n"), "b.toml" if False else "c.toml",
+                          "not valid TOML")
+    assert_one_line_error(run_with("d.json", "{\"lr\": }"), "not valid JSON")
+    assert_one_line_error(run_with("e.toml", "share = \"row\"\n"),
+                          "key 'share': 'row' is not one of batch, sample")
+    assert_one_line_error(run_with("f.toml", "lr = 1\n[optimizer]\nlr = 2\n"),
+                          "key 'lr' is given twice")
+    assert_one_line_error(run_with("g.json", "[1, 2]"), "top level must be a table")
+    assert_one_line_error(
+        run_with("h.toml", "epochs = 1\n[[layers]]\nkind = \"dense\"\nunits = 8\n"
+                 "[[layers]]\nkind = \"sampled\"\nunits = 3\n"),
+        "layers[1] is the output layer: units must be the number of labels (200)")
+    assert_one_line_error(
+        run_with("i.toml", "[[layers]]\nkind = \"conv\"\n"), "layers[0]", "kind must be")
+    code, _, err = call(capsys, "train", "--config", tmp_path / "nope.toml")
+    assert code == 2
+    assert_one_line_error(err, "--config: no such file", "nope.toml")
+
+
+def test_failures_name_the_file_and_line(capsys, files, tmp_path):
+    cases = [
+        (["train", tmp_path / "none.txt"], ["training file", "none.txt", "does not exist"]),
+        (["train", files["train.txt"], "--test", files["bad.txt"], "-q"],
+         ["bad.txt, line 4", "'7:abc'"]),
+        (["evaluate", files["model.npz"], files["bad.txt"]], ["bad.txt, line 4"]),
+        (["evaluate", files["model.npz"], files["wide.txt"]],
+         ["wide.txt, line", "feature id", "out of range: n_features=800"]),
+        (["evaluate", files["train.txt"], files["test.txt"]],
+         ["train.txt", "is not a pyslide model file"]),
+        (["evaluate", tmp_path / "m.npz", files["test.txt"]], ["model file", "does not exist"]),
+        (["predict", files["model.npz"], tmp_path], ["input file", "is a directory"]),
+        (["predict", files["model.npz"], files["test.txt"], "-o", tmp_path / "no" / "p.txt"],
+         ["-o", "the folder", "does not exist"]),
+        (["train", files["train.txt"], "--save", tmp_path / "no" / "m.npz"],
+         ["--save", "does not exist"]),
+        (["bench", "--benchmarks-dir", tmp_path], ["--benchmarks-dir", "no bench_train.py"]),
+    ]
+    for argv, fragments in cases:
+        code, _, err = call(capsys, *argv)
+        assert code == 1, (argv, err)
+        assert_one_line_error(err, *fragments)
+
+
+def test_debug_shows_the_traceback(capsys, tmp_path):
+    code, _, err = call(capsys, "train", tmp_path / "none.txt", "--debug")
+    assert code == 1
+    assert "Traceback" in err
+    assert err.strip().splitlines()[-1].startswith("pyslide: error: training file")
+
+
+def test_interrupt_exits_130(capsys, files, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ps.Network, "fit", interrupted)
+    code, _, err = call(capsys, "train", files["train.txt"], "--threads", "1", "-q")
+    assert code == 130
+    assert err.strip() == "pyslide: interrupted"
+
+
+def test_memory_error_is_one_line(capsys, files, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError("this network needs about 9.0 GB")
+    monkeypatch.setattr(ps.Network, "fit", no_memory)
+    code, _, err = call(capsys, "train", files["train.txt"], "--threads", "1", "-q")
+    assert code == 1
+    assert_one_line_error(err, "not enough memory: this network needs about 9.0 GB")
