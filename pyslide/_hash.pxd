@@ -43,10 +43,11 @@ cdef struct HashFamily:
     int32_t bin_size            # WTA / DWTA: dims per bin
     int32_t bin_width           # DOPH: permuted positions per bin
     int32_t max_probes          # DWTA / DOPH: universal-hash densification attempts
-    const float* gaussian_t     # SimHash: (dim, n_hashes) row-major, i.e. projections transposed
+    const float* proj_t         # SimHash: projections transposed, dense (dim, n_hashes)
+                                # row-major (Gaussian; sparse +-1 too when small), or NULL
     const int32_t* bin_dims     # WTA / DWTA: (n_hashes, bin_size) dims of each bin
     const int64_t* dim_ptr      # (dim + 1) CSR offsets into dim_entries, per input dim
-    const int32_t* dim_entries  # sparse SimHash: 2 * projection + (sign < 0);
+    const int32_t* dim_entries  # sparse SimHash without proj_t: 2 * projection + (sign < 0);
                                 # WTA / DWTA: bin * MAX_BIN_SIZE + position in bin
     const int32_t* perm         # DOPH: (dim,) permuted position of each dim
     uint64_t seed               # densification probes

@@ -25,6 +25,7 @@ cimport cython
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t, INT32_MAX
 from libc.string cimport memset
+from libc.math cimport INFINITY
 from scipy.linalg.cython_blas cimport sgemm
 
 from ._common cimport mix_seed, rand_below, splitmix64_next
@@ -78,9 +79,9 @@ POLICIES = {"fifo": POLICY_FIFO, "reservoir": POLICY_RESERVOIR}
 cdef enum:
     # 64-bit words of a row's L*K sign bits (MAX_HASH_FUNCTIONS / 64 + 1).
     SIGN_WORDS = 65
-    # Rows of a batch multiplied by one sgemm call: 4096 x L*K floats of
-    # output (7 MB for L*K = 450) keeps the temporary bounded.
-    BLAS_CHUNK_ROWS = 4096
+    # Rows one thread multiplies per sgemm call: 512 x L*K floats of output
+    # (0.9 MB for L*K = 450) stay in its L2 cache for the sign packing.
+    BLAS_CHUNK_ROWS = 512
     # Rows hashed then inserted per step of a build: bounds the code buffer.
     BUILD_CHUNK_ROWS = 16384
     # Separates the table-order stream of sample queries from other streams.
@@ -162,7 +163,7 @@ cdef inline void _densify(int32_t* codes, int32_t n, uint64_t seed,
 
 cdef inline void _simhash_add(const HashFamily* f, int32_t j, float v,
                               float* acc) noexcept nogil:
-    cdef const float* column = f.gaussian_t + <int64_t>j * f.n_hashes
+    cdef const float* column = f.proj_t + <int64_t>j * f.n_hashes
     cdef int32_t p
     for p in range(f.n_hashes):
         acc[p] += v * column[p]
@@ -187,7 +188,10 @@ cdef void _simhash_row(const HashFamily* f, const int32_t* indices,
     cdef float acc[MAX_HASH_FUNCTIONS]
     cdef int32_t j, e
     cdef float v
-    cdef bint gaussian = f.kind == FAMILY_SIMHASH
+    # Dense projections (Gaussian, or +-1/0 when small) vectorise over all
+    # L*K accumulators; adding v * 0 leaves a sum unchanged, so both paths
+    # give the same bits for sparse SimHash.
+    cdef bint gaussian = f.proj_t != NULL
     memset(acc, 0, f.n_hashes * sizeof(float))
     if dense != NULL:
         for j in range(f.dim):
@@ -215,25 +219,22 @@ cdef void _wta_dense_row(const HashFamily* f, const float* x,
     cdef const int32_t* dims
     cdef float best, v
     cdef bint densified = f.kind == FAMILY_DWTA
+    # Branch-free argmax (which value wins is data-dependent and would
+    # mispredict): a strict > keeps the first of equal values. For DWTA a
+    # zero reads as -inf, so it never wins and an all-zero bin stays at -1.
     for c in range(f.n_hashes):
         dims = f.bin_dims + <int64_t>c * bin_size
-        if densified:
-            # Only nonzeros compete; a bin of zeros is empty.
-            best_pos = -1
-            best = 0
-            for q in range(bin_size):
-                v = x[dims[q]]
-                if v != 0 and (best_pos < 0 or v > best):
-                    best = v
-                    best_pos = q
-        else:
-            best_pos = 0
-            best = x[dims[0]]
-            for q in range(1, bin_size):
-                v = x[dims[q]]
-                if v > best:
-                    best = v
-                    best_pos = q
+        best = -INFINITY
+        best_pos = -1
+        for q in range(bin_size):
+            v = x[dims[q]]
+            if densified and v == 0:
+                v = -INFINITY
+            if v > best:
+                best = v
+                best_pos = q
+        if best_pos < 0 and not densified:
+            best_pos = 0                         # WTA: a bin of -inf values
         codes[c] = best_pos
     if densified:
         _densify(codes, f.n_hashes, f.seed, f.max_probes)
@@ -489,7 +490,7 @@ cdef class CompiledFamily:
     def __init__(self, spec, kind, int K, int L, int dim, int code_bits,
                  int bin_size=0, int bin_width=0, int max_probes=0,
                  uint64_t seed=0, **arrays):
-        cdef const float[:, ::1] gaussian_t
+        cdef const float[:, ::1] proj_t
         cdef const int32_t[:, ::1] bin_dims
         cdef const int64_t[::1] dim_ptr
         cdef const int32_t[::1] dim_entries
@@ -506,14 +507,14 @@ cdef class CompiledFamily:
         self.c.bin_width = bin_width
         self.c.max_probes = max_probes
         self.c.seed = seed
-        self.c.gaussian_t = NULL
+        self.c.proj_t = NULL
         self.c.bin_dims = NULL
         self.c.dim_ptr = NULL
         self.c.dim_entries = NULL
         self.c.perm = NULL
-        if "gaussian_t" in arrays:
-            gaussian_t = arrays["gaussian_t"]
-            self.c.gaussian_t = &gaussian_t[0, 0]
+        if "proj_t" in arrays:
+            proj_t = arrays["proj_t"]
+            self.c.proj_t = &proj_t[0, 0]
         if "bin_dims" in arrays:
             bin_dims = arrays["bin_dims"]
             self.c.bin_dims = &bin_dims[0, 0]
@@ -610,7 +611,7 @@ cdef class CompiledFamily:
         n_threads = hashing._threads(threads)
         out = np.empty((X.shape[0], self.c.L), dtype=np.int32)
         hashing._check_finite_dense(X, "X", n_threads)
-        with hashing._blas_threads(n_threads if self.c.kind == FAMILY_SIMHASH else None):
+        with hashing._blas_threads(1 if _uses_blas(&self.c) else None):
             _hash_dense_into(self, X, out, n_threads)
         return out
 
@@ -678,25 +679,35 @@ cdef void _sgemm_rows(const HashFamily* f, const float* X, int32_t n_rows,
     cdef char no_trans = b'N'
     cdef int m = f.n_hashes, n = n_rows, k = f.dim
     cdef float alpha = 1.0, beta = 0.0
-    sgemm(&no_trans, &no_trans, &m, &n, &k, &alpha, <float*>f.gaussian_t, &m,
+    sgemm(&no_trans, &no_trans, &m, &n, &k, &alpha, <float*>f.proj_t, &m,
           <float*>X, &k, &beta, projections, &m)
 
 
 cdef void _gaussian_codes(const HashFamily* f, const float* X, int64_t n_rows,
                           float* projections, int32_t* codes, int64_t row_stride,
                           int64_t table_stride, int n_threads) noexcept nogil:
-    """Gaussian SimHash of many rows: sgemm per chunk (BLAS threads, outside
-    any prange), then sign bits packed in a prange over the chunk's rows."""
-    cdef int64_t start, r
+    """SimHash of many rows with dense projections: each thread multiplies
+    its chunk of rows with sgemm into its own buffer, then packs the sign
+    bits while the buffer is still in cache.
+
+    BLAS must be limited to one thread around this call (the Python side
+    does it): the parallelism is the prange over chunks. One pool of
+    threads, one parallel region: no hand-off between BLAS and OpenMP
+    threads, each spinning while the other works.
+    """
+    cdef int64_t n_chunks = (n_rows + BLAS_CHUNK_ROWS - 1) // BLAS_CHUNK_ROWS
+    cdef int64_t chunk, start, r
     cdef int32_t n_chunk
-    start = 0
-    while start < n_rows:
-        n_chunk = <int32_t>min(<int64_t>BLAS_CHUNK_ROWS, n_rows - start)
-        _sgemm_rows(f, X + start * f.dim, n_chunk, projections)
-        for r in prange(n_chunk, num_threads=n_threads, schedule="static"):
-            _pack_sign_bits(projections + r * f.n_hashes, f.K, f.L,
-                            codes + (start + r) * row_stride, table_stride)
-        start += n_chunk
+    cdef float* buffer
+    with parallel(num_threads=n_threads):
+        buffer = projections + <int64_t>threadid() * BLAS_CHUNK_ROWS * f.n_hashes
+        for chunk in prange(n_chunks, schedule="dynamic"):
+            start = chunk * BLAS_CHUNK_ROWS
+            n_chunk = <int32_t>min(<int64_t>BLAS_CHUNK_ROWS, n_rows - start)
+            _sgemm_rows(f, X + start * f.dim, n_chunk, buffer)
+            for r in range(n_chunk):
+                _pack_sign_bits(buffer + r * f.n_hashes, f.K, f.L,
+                                codes + (start + r) * row_stride, table_stride)
 
 
 cdef void _hash_row_strided(const HashFamily* f, const float* x, int32_t* codes,
@@ -722,21 +733,25 @@ cdef void _rows_codes(const HashFamily* f, const float* X, int64_t n_rows,
             _hash_row_strided(f, X + r * f.dim, codes + r * row_stride, table_stride)
 
 
-cdef object _projection_buffer(CompiledFamily fam, int64_t n_rows):
-    if fam.c.kind != FAMILY_SIMHASH:
+cdef inline bint _uses_blas(const HashFamily* f) noexcept nogil:
+    return f.proj_t != NULL
+
+
+cdef object _projection_buffer(CompiledFamily fam, int n_threads):
+    if not _uses_blas(&fam.c):
         return np.empty(1, dtype=np.float32)
-    return np.empty(min(n_rows, BLAS_CHUNK_ROWS) * fam.c.n_hashes + 1, dtype=np.float32)
+    return np.empty(n_threads * BLAS_CHUNK_ROWS * fam.c.n_hashes, dtype=np.float32)
 
 
 def _hash_dense_into(CompiledFamily fam, const float[:, ::1] X, int32_t[:, ::1] out,
                      int n_threads):
     """Kernel behind ``CompiledFamily.hash_dense`` (inputs already validated)."""
     cdef int64_t n_rows = X.shape[0]
-    cdef float[::1] projections = _projection_buffer(fam, n_rows)
+    cdef float[::1] projections = _projection_buffer(fam, n_threads)
     if n_rows == 0:
         return
     with nogil:
-        if fam.c.kind == FAMILY_SIMHASH:
+        if _uses_blas(&fam.c):
             _gaussian_codes(&fam.c, &X[0, 0], n_rows, &projections[0], &out[0, 0],
                             fam.c.L, 1, n_threads)
         else:
@@ -917,13 +932,13 @@ def _build(CompiledFamily fam, CompiledTables tables, const float[:, ::1] X,
     cdef int64_t chunk = min(n_rows, <int64_t>BUILD_CHUNK_ROWS)
     codes_array = np.empty(max(chunk, 1) * fam.c.L, dtype=np.int32)
     cdef int32_t[::1] codes = codes_array
-    cdef float[::1] projections = _projection_buffer(fam, chunk)
+    cdef float[::1] projections = _projection_buffer(fam, n_threads)
     with nogil:
         memset(tables.c.counts, 0, tables.c.L * tables.c.n_buckets * sizeof(int32_t))
         start = 0
         while start < n_rows:
             n_chunk = min(chunk, n_rows - start)
-            if fam.c.kind == FAMILY_SIMHASH:
+            if _uses_blas(&fam.c):
                 _gaussian_codes(&fam.c, &X[start, 0], n_chunk, &projections[0],
                                 &codes[0], 1, n_chunk, n_threads)
             else:
@@ -938,11 +953,11 @@ def _hash_dense_tables_layout(CompiledFamily fam, const float[:, ::1] X,
                               int32_t[:, ::1] out, int n_threads):
     """Codes of X written table-major, out (L, n) (for update)."""
     cdef int64_t n_rows = X.shape[0]
-    cdef float[::1] projections = _projection_buffer(fam, n_rows)
+    cdef float[::1] projections = _projection_buffer(fam, n_threads)
     if n_rows == 0:
         return
     with nogil:
-        if fam.c.kind == FAMILY_SIMHASH:
+        if _uses_blas(&fam.c):
             _gaussian_codes(&fam.c, &X[0, 0], n_rows, &projections[0], &out[0, 0],
                             1, n_rows, n_threads)
         else:

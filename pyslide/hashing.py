@@ -35,6 +35,9 @@ MAX_CODE_BITS = _hash.LIMIT_CODE_BITS
 # Attempts of the universal-hash densification before falling back to the
 # nearest non-empty bin (DWTA, DOPH).
 DENSIFY_PROBES = 32
+# Sparse SimHash keeps its +-1 projections as a dense (dim, L*K) float32
+# matrix up to this many entries (64 MiB), an inverse map beyond.
+DENSE_SPARSE_SIMHASH_FLOATS = 1 << 24
 
 
 # ---------------------------------------------------------------------------
@@ -275,10 +278,10 @@ class SimHash(_FamilySpec):
             _check_memory(4 * n_hashes * dim, f"SimHash projections ({n_hashes} x {dim})",
                           "use a smaller K * L or SimHash(density=...)")
             projections = rng.standard_normal((n_hashes, dim), dtype=np.float32)
-            gaussian_t = np.ascontiguousarray(projections.T)
-            gaussian_t.flags.writeable = False
+            proj_t = np.ascontiguousarray(projections.T)
+            proj_t.flags.writeable = False
             return _hash.CompiledFamily(self, "simhash", self.K, self.L, dim, 1,
-                                        gaussian_t=gaussian_t)
+                                        proj_t=proj_t)
         n_nonzero = min(dim, max(1, math.ceil(self.density * dim)))
         _check_memory(12 * n_hashes * n_nonzero,
                       f"sparse SimHash projections ({n_hashes} x {n_nonzero})",
@@ -287,11 +290,19 @@ class SimHash(_FamilySpec):
         for p in range(n_hashes):
             proj_dims[p] = np.sort(rng.choice(dim, size=n_nonzero, replace=False))
         proj_signs = np.where(rng.random((n_hashes, n_nonzero)) < 0.5, -1, 1).astype(np.int8)
-        entry_codes = (2 * np.arange(n_hashes, dtype=np.int64)[:, None]
-                       + (proj_signs < 0)).astype(np.int32)
-        dim_ptr, entries = _inverse_map(proj_dims, entry_codes, dim)
-        arrays = dict(proj_dims=proj_dims, proj_signs=proj_signs, dim_ptr=dim_ptr,
-                      dim_entries=entries)
+        arrays = dict(proj_dims=proj_dims, proj_signs=proj_signs)
+        if dim * n_hashes <= DENSE_SPARSE_SIMHASH_FLOATS:
+            # Small enough to store densely (+-1 and zeros): rows then hash
+            # with vectorised / sgemm kernels, bit-identical to the sparse
+            # walk (adding v * 0 changes no sum).
+            proj_t = np.zeros((dim, n_hashes), dtype=np.float32)
+            proj_t[proj_dims.ravel(), np.repeat(np.arange(n_hashes), n_nonzero)] = \
+                proj_signs.ravel()
+            arrays["proj_t"] = proj_t
+        else:
+            entry_codes = (2 * np.arange(n_hashes, dtype=np.int64)[:, None]
+                           + (proj_signs < 0)).astype(np.int32)
+            arrays["dim_ptr"], arrays["dim_entries"] = _inverse_map(proj_dims, entry_codes, dim)
         for a in arrays.values():
             a.flags.writeable = False
         return _hash.CompiledFamily(self, "sparse_simhash", self.K, self.L, dim, 1,
@@ -588,8 +599,8 @@ class LSHTables:
         """
         n_threads = _threads(threads)
         X = self._vectors(vectors, "vectors", n_threads)
-        gaussian = self.family.kind == "simhash"
-        with _blas_threads(n_threads if gaussian else None):
+        blas = "proj_t" in self.family.arrays
+        with _blas_threads(1 if blas else None):
             _hash._build(self.family, self._compiled, X, _hash.POLICIES[self.policy],
                          self.seed, n_threads)
         self._set_n_items(X.shape[0])
@@ -662,8 +673,8 @@ class LSHTables:
                 f"ids must lie in [0, n_items={self.n_items}) (build the tables first)")
         ids = np.ascontiguousarray(ids, dtype=np.int32)
         codes_by_table = np.empty((self.L, X.shape[0]), dtype=np.int32)
-        gaussian = self.family.kind == "simhash"
-        with _blas_threads(n_threads if gaussian else None):
+        blas = "proj_t" in self.family.arrays
+        with _blas_threads(1 if blas else None):
             _hash._hash_dense_tables_layout(self.family, X, codes_by_table, n_threads)
         _hash._fill_codes(self._compiled, codes_by_table, ids,
                           _hash.POLICIES[self.policy], self.seed, True, n_threads)

@@ -72,7 +72,7 @@ def simhash_projections(X, fam):
     X = np.asarray(X, dtype=np.float64)
     arrays = fam.arrays
     if fam.kind == "simhash":
-        P = arrays["gaussian_t"].T.astype(np.float64)
+        P = arrays["proj_t"].T.astype(np.float64)
     else:
         P = np.zeros((fam.K * fam.L, fam.dim))
         rows = np.repeat(np.arange(P.shape[0]), arrays["proj_dims"].shape[1])
@@ -90,7 +90,8 @@ def simhash_ambiguous(X, fam, rel=1e-4):
     in float32 (rounding of different summation orders)."""
     proj, P = simhash_projections(X, fam)
     scale = np.abs(np.asarray(X, np.float64)) @ np.abs(P).T
-    close = (np.abs(proj) <= rel * scale) & (scale > 0)   # all-zero terms: exact 0
+    # an exact 0 (no terms, or exact integer sums) is 0 in every path
+    close = (np.abs(proj) <= rel * scale) & (proj != 0)
     return close.reshape(close.shape[0], fam.L, fam.K).any(axis=2)
 
 
@@ -132,8 +133,10 @@ def hash_reference(X, fam):
             "dwta": dwta, "doph": doph}[fam.kind](X, fam)
 
 
-def fill_tables(codes, n_buckets, bucket_size, policy, seed, ids=None, tables=None):
-    """Insert item ids[i] (default i) into bucket codes[i, l] of every table l.
+def fill_tables(codes, n_buckets, bucket_size, policy, seed, ids=None, tables=None,
+                skip_present=False):
+    """Insert item ids[i] (default i) into bucket codes[i, l] of every table l
+    (with skip_present, not into a bucket already holding it).
 
     Returns a list over tables of dicts bucket -> (list of slots, count).
     """
@@ -146,6 +149,8 @@ def fill_tables(codes, n_buckets, bucket_size, policy, seed, ids=None, tables=No
             b = int(codes[i, l])
             slots, count = tables[l].get(b, ([], 0))
             item = int(ids[i])
+            if skip_present and item in slots:
+                continue
             if count < bucket_size:
                 slots.append(item)
             elif policy == "fifo":

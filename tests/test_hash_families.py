@@ -35,8 +35,8 @@ FAMILIES = [
 
 
 def _check_equal_codes(codes, expected, X, fam):
-    if fam.kind == "simhash":
-        # Gaussian projections: float32 sums in different orders (BLAS,
+    if fam.kind in ("simhash", "sparse_simhash"):
+        # Dense projections: float32 sums in different orders (BLAS,
         # row kernel, float64 reference) may disagree on the sign of a
         # projection within rounding of zero; every other table must agree.
         clear = ~ref.simhash_ambiguous(X, fam)
@@ -67,6 +67,26 @@ def test_dense_sparse_single_row_and_reference_agree(spec, dim, threads, density
     np.testing.assert_array_equal(single, single_sparse)
     _check_equal_codes(dense, single, X, fam)
     _check_equal_codes(dense, ref.hash_reference(X, fam), X, fam)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_sparse_simhash_inverse_map_path(monkeypatch, threads):
+    # Wide inputs keep sparse projections as a per-dim inverse map instead of
+    # a dense matrix; both layouts must give the same bits.
+    from pyslide import hashing
+    spec = SimHash(K=5, L=11, density=1 / 3, seed=4)
+    dense_layout = spec.compile(40)
+    monkeypatch.setattr(hashing, "DENSE_SPARSE_SIMHASH_FLOATS", 0)
+    fam = spec.compile(40)
+    assert "proj_t" not in fam.arrays and "proj_t" in dense_layout.arrays
+    X = _sparse_rows(np.random.default_rng(2), 50, 40, 0.4, integer=True)
+    codes = fam.hash_dense(X, threads=threads)
+    np.testing.assert_array_equal(codes, ref.hash_reference(X, fam))
+    np.testing.assert_array_equal(codes, fam.hash_sparse(sp.csr_matrix(X), threads=threads))
+    np.testing.assert_array_equal(codes, dense_layout.hash_dense(X, threads=threads))
+    X = _sparse_rows(np.random.default_rng(3), 50, 40, 0.4)      # float values
+    np.testing.assert_array_equal(_hash._hash_rows_single(fam, X),
+                                  _hash._hash_rows_single(dense_layout, X))
 
 
 @pytest.mark.parametrize("spec,dim", FAMILIES)

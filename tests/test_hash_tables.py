@@ -151,3 +151,54 @@ def test_query_sample_gives_exactly_n_distinct(threads, n):
             assert set(candidates) <= set(row)
     again = _rows(*tables.query(Q, mode="sample", n=n, threads=3 - threads, seed=3))
     assert again == rows                         # seeded, thread-independent
+
+
+@pytest.mark.parametrize("policy", ["fifo", "reservoir"])
+@pytest.mark.parametrize("threads", THREADS)
+def test_update_matches_reference(policy, threads):
+    import copy
+    rng = np.random.default_rng(8)
+    W = _layer(300, 12, seed=8)
+    fam = SimHash(K=3, L=4, seed=2).compile(12)
+    tables = LSHTables(fam, bucket_size=6, policy=policy, seed=1).build(W, threads=threads)
+    expected = ref.fill_tables(fam.hash_dense(W), fam.n_buckets, 6, policy, 1)
+    ids = rng.choice(300, 40, replace=False)
+    ids = np.concatenate([ids, ids[:5]])             # repeats: not inserted twice
+    new = W[ids] + 0.7 * rng.standard_normal((len(ids), 12)).astype(np.float32)
+    new[-5:] = new[:5]
+    tables.update(ids, new, threads=threads)
+    expected = ref.fill_tables(fam.hash_dense(new), fam.n_buckets, 6, policy, 1, ids=ids,
+                               tables=copy.deepcopy(expected), skip_present=True)
+    assert _tables_as_dict(tables) == expected
+    assert tables.n_items == 300
+
+
+def test_update_puts_items_where_queries_find_them():
+    W = _layer(2000, 16, seed=9)
+    fam = SimHash(K=4, L=8, seed=3).compile(16)
+    tables = LSHTables(fam, bucket_size=64).build(W)
+    target = np.random.default_rng(1).standard_normal((1, 16)).astype(np.float32)
+    tables.update([7], target)
+    indptr, ids = tables.query(target, mode="union")
+    assert 7 in ids                                   # newest entry of every hit bucket
+
+
+def test_recall_of_top_inner_products_beats_random():
+    # A random layer of 50,000 neurons (d=128) and random queries: the 1%
+    # that LSH samples (500 ids) holds far more of each query's true top-10
+    # by inner product than a uniform 1% (expected recall 0.01). Numbers for
+    # several families are in docs/performance.md (## LSH).
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((50_000, 128), dtype=np.float32)
+    Q = rng.standard_normal((100, 128), dtype=np.float32)
+    top10 = np.argsort(-(Q @ W.T), axis=1)[:, :10]
+    fam = SimHash(K=9, L=50, seed=0).compile(128)
+    tables = LSHTables(fam, bucket_size=128).build(W)
+    indptr, ids = tables.query(Q, mode="sample", n=500, seed=1)
+    recall = np.mean([np.isin(top10[r], ids[indptr[r]:indptr[r + 1]]).mean()
+                      for r in range(len(Q))])
+    random_ids = [rng.choice(50_000, 500, replace=False) for _ in range(len(Q))]
+    random_recall = np.mean([np.isin(top10[r], random_ids[r]).mean() for r in range(len(Q))])
+    # binomial s.e. of the random recall over 1,000 (query, neighbour) pairs ~ 0.003
+    assert random_recall < 0.025
+    assert recall > 0.035 and recall > 3 * random_recall, (recall, random_recall)

@@ -1,0 +1,210 @@
+"""LSH speed: hashing, table filling and queries, side by side with NumPy.
+
+Workload (SLIDE's output layer re-hash): 524,288 neurons of d=128.
+
+* hash: SimHash (Gaussian, K in {6, 9, 12}, L=50) of all neurons through
+  ``family.hash_dense`` vs NumPy ``(W @ P^T > 0)`` packed into bucket ids
+  (same chunking); sparse SimHash (density 1/3) and DWTA (bins of 8) for
+  reference. GFLOP/s of the Gaussian hash (2 * n * d * L * K flops) as a
+  fraction of NumPy's float32 matmul ``W @ P^T`` measured in the same run.
+* fill: ``LSHTables.build_from_codes`` kernel (bucket_size 128, FIFO and
+  reservoir) on precomputed codes vs a NumPy FIFO fill (stable argsort per
+  table, keep the newest bucket_size of each bucket).
+* build: ``LSHTables.build`` end to end (hash + fill).
+* query: a batch of 128 dense queries, ``mode="sample"`` for n = 1,024 to
+  8,192 ids per row, and ``mode="union"``, vs NumPy doing the same per row
+  (concatenate the hit buckets, de-duplicate, top up with random ids).
+
+Every timing is the median of ``--repeats`` runs, ours and NumPy's
+interleaved so machine load hits both alike. Run:
+
+    python benchmarks/bench_hash.py --threads 2
+"""
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from pyslide import _hash
+from pyslide.hashing import DWTA, LSHTables, SimHash
+
+N_ITEMS, DIM, L = 524_288, 128, 50
+BATCH = 128
+CHUNK = 4096
+
+
+def median_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def interleaved(fns, repeats):
+    """Median seconds of each function, runs interleaved round-robin."""
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
+
+
+def numpy_simhash(W, P, K):
+    """NumPy twin of Gaussian SimHash: sign bits of W @ P^T packed per table."""
+    n = W.shape[0]
+    codes = np.empty((n, P.shape[0] // K), dtype=np.int32)
+    weights = (1 << np.arange(K)).astype(np.int32)
+    for s in range(0, n, CHUNK):
+        bits = (W[s:s + CHUNK] @ P.T) > 0
+        codes[s:s + CHUNK] = bits.reshape(bits.shape[0], -1, K) @ weights
+    return codes
+
+
+def numpy_fifo_fill(codes, n_buckets, bucket_size):
+    """NumPy FIFO tables: the newest bucket_size ids of each bucket."""
+    n, n_tables = codes.shape
+    ids = np.empty((n_tables, n_buckets, bucket_size), dtype=np.int32)
+    counts = np.empty((n_tables, n_buckets), dtype=np.int32)
+    for l in range(n_tables):
+        order = np.argsort(codes[:, l], kind="stable")
+        sorted_codes = codes[order, l]
+        counts[l] = np.bincount(sorted_codes, minlength=n_buckets)
+        starts = np.concatenate([[0], np.cumsum(counts[l])[:-1]])
+        rank = np.arange(n) - starts[sorted_codes]          # insertion number in bucket
+        keep = rank >= counts[l][sorted_codes] - bucket_size
+        ids[l, sorted_codes[keep], rank[keep] % bucket_size] = order[keep]
+    return ids, counts
+
+
+def numpy_query(tables, codes, n_wanted, rng):
+    """Per row: ids of the hit buckets in table order, de-duplicated (first
+    occurrences), cut to n_wanted, topped up with random ids."""
+    ids, counts = tables.ids, tables.counts
+    bs = tables.bucket_size
+    out = []
+    for row in codes:
+        parts = [ids[l, b, :min(counts[l, b], bs)] for l, b in enumerate(row)]
+        cand = np.concatenate(parts)
+        _, first = np.unique(cand, return_index=True)
+        cand = cand[np.sort(first)]
+        if n_wanted is not None:
+            cand = cand[:n_wanted]
+            if len(cand) < n_wanted:
+                extra = rng.choice(tables.n_items, 2 * n_wanted, replace=False)
+                extra = extra[~np.isin(extra, cand)][:n_wanted - len(cand)]
+                cand = np.concatenate([cand, extra])
+        out.append(cand)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer configurations")
+    args = parser.parse_args()
+    threads, repeats = args.threads, args.repeats
+
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((N_ITEMS, DIM), dtype=np.float32)
+    Q = rng.standard_normal((BATCH, DIM), dtype=np.float32)
+    print(f"# bench_hash: {N_ITEMS:,} x {DIM}, L={L}, threads={threads}, repeats={repeats}")
+    print(f"# {platform.machine()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}, "
+          f"numpy {np.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
+    try:
+        print(f"# load average at start: {os.getloadavg()}")
+    except OSError:
+        pass
+
+    rows = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        # ---- hashing -----------------------------------------------------
+        print("\n## hash (seconds, median)")
+        print("| family | K | pyslide s | NumPy s | speed-up | GFLOP/s | % of NumPy sgemm |")
+        print("|---|---|---|---|---|---|---|")
+        Ks = [9] if args.quick else [6, 9, 12]
+        for K in Ks:
+            fam = SimHash(K=K, L=L, seed=0).compile(DIM)
+            P = np.ascontiguousarray(fam.arrays["proj_t"].T)
+            flops = 2.0 * N_ITEMS * DIM * L * K
+            out = np.empty((N_ITEMS, L * K), dtype=np.float32)
+            ours, numpy_hash, matmul = interleaved([
+                lambda: fam.hash_dense(W, threads=threads),
+                lambda: numpy_simhash(W, P, K),
+                lambda: np.matmul(W, P.T, out=out)], repeats)
+            gflops, sgemm_gflops = flops / ours / 1e9, flops / matmul / 1e9
+            print(f"| SimHash Gaussian | {K} | {ours:.3f} | {numpy_hash:.3f} | "
+                  f"{numpy_hash / ours:.1f}x | {gflops:.1f} | "
+                  f"{100 * gflops / sgemm_gflops:.0f}% (sgemm {sgemm_gflops:.1f} GFLOP/s, "
+                  f"{matmul:.3f} s) |")
+            rows.append(("hash", K, ours, numpy_hash, gflops / sgemm_gflops))
+        for spec in [SimHash(K=9, L=L, density=1 / 3, seed=0), DWTA(K=6, L=L, seed=0)]:
+            fam = spec.compile(DIM)
+            ours = median_time(lambda: fam.hash_dense(W, threads=threads), max(1, repeats // 2))
+            print(f"| {type(spec).__name__}{' sparse 1/3' if spec.name == 'simhash' else ''} | "
+                  f"{spec.K} | {ours:.3f} | - | - | - | - |")
+
+        # ---- filling -----------------------------------------------------
+        fam = SimHash(K=9, L=L, seed=0).compile(DIM)
+        codes = fam.hash_dense(W, threads=threads)
+        codes_by_table = np.ascontiguousarray(codes.T)
+        print("\n## fill tables, K=9, bucket_size 128 (ms, median)")
+        print("| policy | pyslide fill ms | NumPy FIFO ms | speed-up | build (hash+fill) s |")
+        print("|---|---|---|---|---|")
+        for policy in ["fifo", "reservoir"]:
+            tables = LSHTables(fam, bucket_size=128, policy=policy, seed=0)
+            code = _hash.POLICIES[policy]
+
+            def fill():
+                _hash._clear(tables.compiled)
+                _hash._fill_codes(tables.compiled, codes_by_table, None, code, 0, False,
+                                  threads)
+            fill_s, numpy_s = interleaved(
+                [fill, (lambda: numpy_fifo_fill(codes, fam.n_buckets, 128))
+                 if policy == "fifo" else (lambda: None)], repeats)
+            build_s = median_time(lambda: tables.build(W, threads=threads),
+                                  max(1, repeats // 2))
+            numpy_txt = f"{numpy_s * 1e3:.0f}" if policy == "fifo" else "-"
+            ratio = f"{numpy_s / fill_s:.1f}x" if policy == "fifo" else "-"
+            print(f"| {policy} | {fill_s * 1e3:.1f} | {numpy_txt} | {ratio} | {build_s:.3f} |")
+            rows.append(("fill", policy, fill_s, numpy_s, build_s))
+
+        # ---- queries -----------------------------------------------------
+        tables = LSHTables(fam, bucket_size=128, policy="fifo").build(W, threads=threads)
+        qcodes = fam.hash_dense(Q, threads=threads)
+        print("\n## query, batch 128, K=9 L=50 bucket_size 128 (ms, median)")
+        print("| mode | ids/row | pyslide ms | NumPy ms | speed-up |")
+        print("|---|---|---|---|---|")
+        for n in [1024, 2048, 4096, 8192]:
+            ours, numpy_q = interleaved([
+                lambda: tables.query(Q, mode="sample", n=n, threads=threads, seed=1),
+                lambda: numpy_query(tables, qcodes, n, rng)], repeats)
+            print(f"| sample | {n:,} | {ours * 1e3:.2f} | {numpy_q * 1e3:.1f} | "
+                  f"{numpy_q / ours:.0f}x |")
+            rows.append(("query", n, ours, numpy_q))
+        indptr, _ = tables.query(Q, mode="union", threads=threads)
+        mean_union = float(np.diff(indptr).mean())
+        ours, numpy_q = interleaved([
+            lambda: tables.query(Q, mode="union", threads=threads),
+            lambda: numpy_query(tables, qcodes, None, rng)], repeats)
+        print(f"| union | {mean_union:,.0f} (mean) | {ours * 1e3:.2f} | {numpy_q * 1e3:.1f} | "
+              f"{numpy_q / ours:.0f}x |")
+        ours = median_time(lambda: tables.query(Q, mode="threshold", threshold=2,
+                                                threads=threads), repeats)
+        print(f"| threshold 2 | - | {ours * 1e3:.2f} | - | - |")
+    try:
+        print(f"\n# load average at end: {os.getloadavg()}")
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    main()
