@@ -208,8 +208,11 @@ class Network:
         """Normal weights scaled so pre-activations start near unit variance.
 
         The first layer's fan-in is the data's mean squared row norm (a
-        sparse row has few non-zeros), later layers use their input width
-        (with the ReLU gain for hidden layers).
+        sparse row has few non-zeros), hidden layers use their input width
+        with the ReLU gain. The output layer starts near zero (std
+        ``0.01 / sqrt(fan_in)``): a sampled output trains only the rows it
+        samples, and rows never sampled must not outscore trained ones at
+        prediction time by the accident of a large random start.
         """
         rng = np.random.default_rng([self.seed, 1])
         for i, (layer, params) in enumerate(zip(self.layers, self._params)):
@@ -219,7 +222,7 @@ class Network:
             elif i == 0:
                 std = 1.0 / math.sqrt(max(mean_sq_norm, 1e-12))
             elif i == len(self.layers) - 1:
-                std = 1.0 / math.sqrt(d_in)
+                std = 0.01 / math.sqrt(d_in)
             else:
                 std = math.sqrt(2.0 / d_in)
             W = params["W"]

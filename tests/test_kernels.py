@@ -29,7 +29,8 @@ def prepared(net, X, Y, batch):
     Y = ps.data.labels_to_csr(Y, n_labels=net.n_outputs)
     net._init_weights(1.0)
     rng = np.random.default_rng(5)
-    for p in net._params:      # non-zero biases exercise the bias paths too
+    for p in net._params:      # unit-scale weights and non-zero biases exercise every path
+        p["W"][:] = rng.normal(0, 0.3, p["W"].shape)
         p["b"][:] = rng.normal(0, 0.1, p["b"].shape)
     net._setup_hashing()
     net._maybe_rebuild(force=True)
