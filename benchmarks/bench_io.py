@@ -7,6 +7,8 @@ core, and the script prints medians in MB/s (1 MB = 10^6 bytes of file) and
 their ratio.
 
     python benchmarks/bench_io.py --rows 30000 --repeats 5
+
+It also times ``make_xc`` itself, at ``--rows`` and at ``--generator-rows``.
 """
 import argparse
 import os
@@ -62,6 +64,8 @@ def main():
     parser.add_argument("--rows", type=int, default=30_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--naive-repeats", type=int, default=3)
+    parser.add_argument("--generator-rows", type=int, default=200_000,
+                        help="also time make_xc at this size (0: skip)")
     parser.add_argument("--all-cores", action="store_true",
                         help="do not pin the process to one core")
     args = parser.parse_args()
@@ -73,6 +77,14 @@ def main():
     print(f"make_xc({args.preset!r}, n_samples={args.rows}): median {seconds:.2f} s "
           f"({', '.join(f'{t:.2f}' for t in all_times)}); "
           f"{X.nnz / X.shape[0]:.1f} nnz and {Y.nnz / Y.shape[0]:.1f} labels per point")
+
+    if args.generator_rows:
+        seconds, all_times, (X_big, _) = timed(make_xc, args.preset, args.generator_rows,
+                                               repeats=3)
+        print(f"make_xc({args.preset!r}, n_samples={args.generator_rows}): median "
+              f"{seconds:.2f} s ({', '.join(f'{t:.2f}' for t in all_times)}); "
+              f"{X_big.nnz / 1e6:.1f} M feature non-zeros")
+        del X_big
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "data.txt")
