@@ -68,14 +68,15 @@ def _run_torch(method, args, X, Y, Xt, Yt):
     record = dict(versions=dict(torch=torch.__version__))
     if hasattr(model, "n_sample"):
         record["n_sample"] = model.n_sample
-    epochs, step_times, train_seconds = [], [], 0.0
+    epochs, step_times, train_seconds, train_cpu = [], [], 0.0, 0.0
     for epoch in range(1, args.epochs + 1):
-        times = model.train_epoch(X, Y, args.batch, max_steps=args.max_steps)
+        times, cpu_times = model.train_epoch(X, Y, args.batch, max_steps=args.max_steps)
         step_times.extend(times)
         train_seconds += sum(times)
+        train_cpu += sum(cpu_times)
         t0 = time.perf_counter()
         scores = common.topk_metrics(model.predict_topk(Xt, k=max(common.KS)), Yt)
-        epochs.append(_epoch_row(epoch, train_seconds, len(times), scores,
+        epochs.append(_epoch_row(epoch, train_seconds, train_cpu, len(times), scores,
                                  time.perf_counter() - t0))
         _progress(method, epochs[-1])
     record.update(epochs=epochs, step_times=step_times)
@@ -99,7 +100,7 @@ def _run_pyslide(method, args, X, Y, Xt, Yt):
     record = dict(versions=dict(pyslide=ps.__version__), config=config,
                   sampled_kwargs={k: repr(v) for k, v in sampled_kwargs.items()})
     rng = np.random.default_rng(args.seed)
-    epochs, step_times, train_seconds = [], [], 0.0
+    epochs, step_times, train_seconds, train_cpu = [], [], 0.0, 0.0
     timings = {}
     step_source = "step_times_"
     for epoch in range(1, args.epochs + 1):
@@ -107,10 +108,11 @@ def _run_pyslide(method, args, X, Y, Xt, Yt):
         if args.max_steps is not None and args.max_steps * args.batch < X.shape[0]:
             rows = np.sort(rng.permutation(X.shape[0])[:args.max_steps * args.batch])
             Xe, Ye = X[rows], Y[rows]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         net.fit(Xe, Ye, epochs=1, batch_size=args.batch, verbose=0)
         elapsed = time.perf_counter() - t0
         train_seconds += elapsed
+        train_cpu += time.process_time() - c0
         n_steps = -(-Xe.shape[0] // args.batch)
         times = getattr(net, "step_times_", None)
         if times is None:
@@ -123,7 +125,7 @@ def _run_pyslide(method, args, X, Y, Xt, Yt):
         t0 = time.perf_counter()
         scores = net.evaluate(Xt, Yt, k=common.KS)
         scores = {k: float(v) for k, v in scores.items() if k in _METRIC_KEYS}
-        epochs.append(_epoch_row(epoch, train_seconds, n_steps, scores,
+        epochs.append(_epoch_row(epoch, train_seconds, train_cpu, n_steps, scores,
                                  time.perf_counter() - t0))
         _progress(method, epochs[-1])
     # Score the final model with the harness's own metric code too, so that a
@@ -139,8 +141,11 @@ def _run_pyslide(method, args, X, Y, Xt, Yt):
 _METRIC_KEYS = {f"p@{k}" for k in common.KS} | {f"ndcg@{k}" for k in common.KS}
 
 
-def _epoch_row(epoch, train_seconds, n_steps, scores, eval_seconds):
-    row = dict(epoch=epoch, train_seconds=round(train_seconds, 4), steps=n_steps)
+def _epoch_row(epoch, train_seconds, train_cpu_seconds, n_steps, scores, eval_seconds):
+    # Process CPU seconds are less sensitive than wall-clock seconds to other
+    # jobs sharing the cores (though spinning OpenMP threads inflate them).
+    row = dict(epoch=epoch, train_seconds=round(train_seconds, 4),
+               train_cpu_seconds=round(train_cpu_seconds, 3), steps=n_steps)
     row.update({k: round(v, 5) for k, v in scores.items()})
     row["eval_seconds"] = round(eval_seconds, 3)
     return row
@@ -154,6 +159,7 @@ def _progress(method, row):
 
 def worker(args):
     """Run one method in this process and write its JSON record."""
+    start_load = common.loadavg()
     t0 = time.perf_counter()
     X, Y, Xt, Yt, data_info = common.load_problem(args.preset, args.data_dir, seed=args.data_seed)
     data_seconds = time.perf_counter() - t0
@@ -162,7 +168,7 @@ def worker(args):
     runner = _run_pyslide if method.split(":")[0] == "pyslide" else _run_torch
     record = dict(method=method, preset=args.preset if args.data_dir is None else None,
                   data=data_info, threads=args.threads, batch=args.batch, lr=args.lr,
-                  epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
+                  n_epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
                   data_seconds=round(data_seconds, 2))
     record.update(runner(method, args, X, Y, Xt, Yt))
     steps = record.pop("step_times")
@@ -173,7 +179,8 @@ def worker(args):
     record["n_steps"] = len(steps)
     record["rss_after_data_bytes"] = rss_after_data
     record["peak_rss_bytes"] = common.peak_rss_bytes()
-    record.update(common.machine_info())
+    record.update(common.machine_info(start_load))
+    record["load_avg_at_end"] = common.loadavg()
     with open(args.worker_out, "w") as f:
         json.dump(record, f, indent=1)
 

@@ -130,14 +130,16 @@ def current_rss_bytes():
     return None
 
 
-def machine_info():
+def machine_info(load_avg_at_start=None):
+    """Machine, software and date fields of a result record."""
     return dict(machine=MACHINE, cpu_count=os.cpu_count(), platform=platform.platform(),
                 python=platform.python_version(),
                 date=datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                load_avg_at_start=_loadavg())
+                load_avg_at_start=load_avg_at_start)
 
 
-def _loadavg():
+def loadavg():
+    """1, 5 and 15-minute load averages: how busy the shared machine was."""
     try:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
