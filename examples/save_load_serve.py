@@ -9,7 +9,8 @@ predicts exactly as before and can go on training. ``serve`` turns request
 lines in the XC feature format (``feature:value ...``) into top-k
 ``(label, score)`` lists, exactly (every label scored with one matrix product)
 or through the output layer's LSH tables (``sampled=True``: only the labels
-the tables return are scored, faster on huge label spaces, may miss some).
+the tables return are scored, so it may miss some; whether it is faster
+depends on the label count and the tables, so the script times both).
 Set ``PYSLIDE_EXAMPLE_QUICK=1`` for a seconds-long smoke run.
 """
 import io
