@@ -999,18 +999,22 @@ QUERY_MODES = {"union": QUERY_UNION, "threshold": QUERY_THRESHOLD, "sample": QUE
 
 
 cdef int32_t _query_row(const HashFamily* f, const BucketTables* t, int mode,
-                        const float* dense_row, const int32_t* indices,
+                        const int32_t* precomputed, const float* dense_row,
+                        const int32_t* indices,
                         const float* values, int32_t nnz, int32_t* out,
                         int32_t row_capacity, int32_t threshold, int32_t n_items,
                         int32_t* stamp, int32_t mark, int32_t* hit_count,
                         int32_t* last_table, int32_t* touched,
                         uint64_t rng_seed) noexcept nogil:
     # bucket_ids on this frame's stack: private to the calling thread.
-    cdef int32_t bucket_ids[MAX_HASH_FUNCTIONS]
-    if dense_row != NULL:
-        hash_dense_row(f, dense_row, bucket_ids)
+    cdef int32_t own_ids[MAX_HASH_FUNCTIONS]
+    cdef const int32_t* bucket_ids = own_ids
+    if precomputed != NULL:
+        bucket_ids = precomputed
+    elif dense_row != NULL:
+        hash_dense_row(f, dense_row, own_ids)
     else:
-        hash_sparse_row(f, indices, values, nnz, bucket_ids)
+        hash_sparse_row(f, indices, values, nnz, own_ids)
     if mode == QUERY_UNION:
         return query_union_row(t, bucket_ids, out, row_capacity, stamp, mark)
     if mode == QUERY_THRESHOLD:
@@ -1021,7 +1025,8 @@ cdef int32_t _query_row(const HashFamily* f, const BucketTables* t, int mode,
 
 
 def _query(CompiledFamily fam, CompiledTables tables, int mode,
-           const float[:, ::1] dense, const int64_t[::1] indptr,
+           const int32_t[:, ::1] codes, const float[:, ::1] dense,
+           const int64_t[::1] indptr,
            const int32_t[::1] indices, const float[::1] data,
            int32_t row_capacity, int32_t threshold, int32_t n_items,
            int32_t[:, ::1] stamps, int32_t mark_base,
@@ -1029,15 +1034,19 @@ def _query(CompiledFamily fam, CompiledTables tables, int mode,
     """Per-row candidate ids of a batch, hashed and looked up in one nogil
     region (prange over rows). Returns (counts per row, buffer (n, capacity)).
 
-    ``dense`` has rows for a dense batch; otherwise it is empty and the CSR
-    arrays describe the batch. ``stamps`` holds one int32 row of n_items per
+    ``codes`` (n, L) holds the batch's bucket ids when already computed
+    (e.g. by sgemm); otherwise it is empty and rows are hashed here:
+    ``dense`` has rows for a dense batch, or is empty and the CSR arrays
+    describe the batch. ``stamps`` holds one int32 row of n_items per
     thread for union / sample queries (marks above every value in it are
     fresh: row r uses mark_base + r + 1). ``scratch`` holds, per thread for
     threshold queries, hit counts (n_items zeros), last tables (n_items, -1)
     and a touched list (L * bucket_size); kernels restore it on return.
     """
+    cdef bint has_codes = codes.shape[0] > 0
     cdef bint is_dense = dense.shape[0] > 0
-    cdef int64_t n_rows = dense.shape[0] if is_dense else max(indptr.shape[0] - 1, 0)
+    cdef int64_t n_rows = (codes.shape[0] if has_codes else dense.shape[0] if is_dense
+                           else max(indptr.shape[0] - 1, 0))
     out_array = np.empty((n_rows, max(row_capacity, 1)), dtype=np.int32)
     n_out_array = np.zeros(n_rows, dtype=np.int64)
     cdef int32_t[:, ::1] out = out_array
@@ -1070,14 +1079,20 @@ def _query(CompiledFamily fam, CompiledTables tables, int mode,
         else:
             stamp = &stamps[tid, 0]
         for r in prange(n_rows, schedule="dynamic", chunksize=4):
-            if is_dense:
-                n_out[r] = _query_row(&fam.c, &tables.c, mode, &dense[r, 0], NULL,
+            if has_codes:
+                n_out[r] = _query_row(&fam.c, &tables.c, mode, &codes[r, 0], NULL, NULL,
+                                      NULL, 0, &out[r, 0], row_capacity, threshold,
+                                      n_items, stamp, mark_base + <int32_t>r + 1,
+                                      hit_count, last_table, touched,
+                                      mix_seed(seed, SAMPLE_ORDER_SALT, <uint64_t>r))
+            elif is_dense:
+                n_out[r] = _query_row(&fam.c, &tables.c, mode, NULL, &dense[r, 0], NULL,
                                       NULL, 0, &out[r, 0], row_capacity, threshold,
                                       n_items, stamp, mark_base + <int32_t>r + 1,
                                       hit_count, last_table, touched,
                                       mix_seed(seed, SAMPLE_ORDER_SALT, <uint64_t>r))
             else:
-                n_out[r] = _query_row(&fam.c, &tables.c, mode, NULL, idx + indptr[r],
+                n_out[r] = _query_row(&fam.c, &tables.c, mode, NULL, NULL, idx + indptr[r],
                                       val + indptr[r],
                                       <int32_t>(indptr[r + 1] - indptr[r]),
                                       &out[r, 0], row_capacity, threshold, n_items,

@@ -761,11 +761,19 @@ class LSHTables:
         if self.n_items == 0:
             return (np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
         code = _hash.QUERY_MODES[mode]
+        codes = np.zeros((0, 1), dtype=np.int32)
+        if dense.shape[0] >= 16 and "proj_t" in self.family.arrays:
+            # sgemm beats row-by-row dot products once a batch has a few rows
+            # (codes may differ from the row kernel's only where a projection
+            # is within float rounding of 0).
+            codes = np.empty((dense.shape[0], self.L), dtype=np.int32)
+            with _blas_threads(1):
+                _hash._hash_dense_into(self.family, dense, codes, n_threads)
         empty2d = np.zeros((1, 1), dtype=np.int32)
         if mode == "threshold":
             scratch, owned = self._acquire_threshold_scratch(n_threads, full)
             try:
-                n_out, out = _hash._query(self.family, self._compiled, code, dense,
+                n_out, out = _hash._query(self.family, self._compiled, code, codes, dense,
                                           indptr, indices, data, capacity, threshold,
                                           self.n_items, empty2d, 0, scratch, seed,
                                           n_threads)
@@ -780,7 +788,7 @@ class LSHTables:
                 if mark_base + n_rows + 1 >= 2**31 - 1:
                     stamps[...] = 0
                     mark_base = 0
-                n_out, out = _hash._query(self.family, self._compiled, code, dense,
+                n_out, out = _hash._query(self.family, self._compiled, code, codes, dense,
                                           indptr, indices, data, capacity, threshold,
                                           self.n_items, stamps, mark_base, empty2d,
                                           seed, n_threads)
