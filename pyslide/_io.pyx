@@ -230,6 +230,7 @@ cdef void parse_pass(const char* buffer, int64_t length, int64_t start,
     """Parse lines from ``start``; a bound < 0 means "no bound"."""
     cdef const char* end = buffer + length
     cdef const char* p = buffer + start
+    cdef const char* line_start
     cdef const char* line_end
     cdef const char* q
     cdef const char* token
@@ -245,6 +246,7 @@ cdef void parse_pass(const char* buffer, int64_t length, int64_t start,
         line_end = <const char*>memchr(p, b'\n', end - p)
         if line_end == NULL:
             line_end = end
+        line_start = p
         # labels: "l1,l2,..." unless the line starts with white space or
         # its first token is already a feature "f:v"
         previous = -1
@@ -259,7 +261,7 @@ cdef void parse_pass(const char* buffer, int64_t length, int64_t start,
             if q == NULL:
                 state.status = C_LABEL_SYNTAX
                 state.row = row
-                state.position = p - buffer
+                state.position = line_start - buffer
                 return
             if q < line_end and q[0] == b':':
                 pass  # a feature: this line has no labels
@@ -296,13 +298,13 @@ cdef void parse_pass(const char* buffer, int64_t length, int64_t start,
                         if q == NULL:
                             state.status = C_LABEL_SYNTAX
                             state.row = row
-                            state.position = token - buffer
+                            state.position = line_start - buffer
                             return
                         continue
                     if not ends_token(p, line_end):
                         state.status = C_LABEL_SYNTAX
                         state.row = row
-                        state.position = token - buffer
+                        state.position = line_start - buffer
                         return
                     break
         # features: "f:v" tokens separated by white space

@@ -45,10 +45,10 @@ BAD_LINES = [
     ("0 1:1\n1,-2 2:1\n2 1:1\n", 3, r"negative label id \(ids must be >= 0\): '-2'"),
     ("0 1:1\n-1 2:1\n2 1:1\n", 3, r"negative label id .*: '-1'"),
     ("0 1:1\n1,,2 2:1\n2 1:1\n", 3, r"malformed label list \(expected 'l1,l2,...' of "
-                                    r"non-negative integers\): ',2'"),
+                                    r"non-negative integers\): '1,,2'"),
     ("0 1:1\n1;2 2:1\n2 1:1\n", 3, r"malformed label list .*: '1;2'"),
     ("0 1:1\nx 2:1\n2 1:1\n", 3, r"malformed label list .*: 'x'"),
-    ("0 1:1\n1, 2:1\n2 1:1\n", 3, r"malformed label list .*: ''"),
+    ("0 1:1\n1, 2:1\n2 1:1\n", 3, r"malformed label list .*: '1,'"),
     ("0 1:1\n1 2:1\n2 99999999999:1\n", 4, r"id too large \(ids must be < 2\*\*31\): "
                                           r"'99999999999:1'"),
     ("0 1:1\n1 2:1\n2 1:1 4:", 4, r"malformed feature value .*: '4:'"),   # truncated end
