@@ -871,6 +871,7 @@ cdef void _fill_table(int32_t* ids, int32_t* counts, int32_t bucket_size,
     cdef int32_t b, count, item, slot, n_valid
     cdef int32_t mask = bucket_size - 1
     cdef int32_t* slots
+    cdef int32_t discard = 0
     if (policy == POLICY_FIFO and (bucket_size & mask) == 0 and items == NULL
             and not skip_present):
         # The build's hot loop: ring slot = count & (bucket_size - 1), which
@@ -881,6 +882,19 @@ cdef void _fill_table(int32_t* ids, int32_t* counts, int32_t bucket_size,
             count = counts[b]
             counts[b] = count + 1
             ids[<int64_t>b * bucket_size + (count & mask)] = first_item + <int32_t>r
+        return
+    if policy == POLICY_RESERVOIR and items == NULL and not skip_present:
+        # The build's reservoir loop. Whether an insertion is kept is a coin
+        # flip the branch predictor cannot learn: a rejected one is written
+        # to a scratch slot instead of branching around the store.
+        for r in range(n_rows):
+            b = codes[r]
+            item = first_item + <int32_t>r
+            count = counts[b]
+            counts[b] = count + 1
+            slot = count if count < bucket_size else _reservoir_slot(table_key, item, count)
+            slots = ids + <int64_t>b * bucket_size + slot if slot < bucket_size else &discard
+            slots[0] = item
         return
     for r in range(n_rows):
         b = codes[r]
