@@ -623,7 +623,7 @@ def _cmd_train(args):
         seconds = logs["time"] - state["time"]
         state["steps"], state["time"] = network.step_, logs["time"]
         parts = [f"epoch {epoch}/{opts.epochs}", f"loss {logs['loss']:.4f}",
-                 f"{seconds:.1f} s", f"{steps / max(seconds, 1e-9):.1f} steps/s"]
+                 _seconds(seconds), f"{steps / max(seconds, 1e-9):.1f} steps/s"]
         evaluate_now = Xt is not None and (
             epoch == opts.epochs or (opts.eval_every and epoch % opts.eval_every == 0))
         if evaluate_now:
@@ -637,16 +637,20 @@ def _cmd_train(args):
             callbacks=[report], verbose=1 if progress else 0, eval_k=opts.eval_k)
     if verbose:
         total = float(sum(net.step_times_)) if len(net.step_times_) else 0.0
-        print(f"trained {net.step_} steps in {state['time']:.1f} s "
+        print(f"trained {net.step_} steps in {_seconds(state['time'])} "
               f"({net.step_ / max(state['time'], 1e-9):.1f} steps/s)")
         if net.timings_ and total > 0:
-            phases = ", ".join(f"{k} {v:.1f} s" for k, v in net.timings_.items())
+            phases = ", ".join(f"{k} {_seconds(v)}" for k, v in net.timings_.items())
             print(f"time by phase: {phases}")
     if opts.save:
         net.save(opts.save)
         if verbose:
             print(f"saved the model to {opts.save}")
     return EXIT_OK
+
+
+def _seconds(value):
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
 
 
 def _optimizer_or_usage(opts):
