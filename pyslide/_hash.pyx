@@ -61,6 +61,54 @@ cdef extern from *:
     """
     void pyslide_sign_bits(const float* x, int n, uint64_t* words) noexcept nogil
 
+cdef extern from *:
+    """
+    /* acc[p] = sum over the row's nonzeros x_j, in the order given, of
+       x_j * proj_t[j * n + p], for p < n. Projections are done in blocks of
+       32 accumulators that live in registers while the nonzeros stream by;
+       each accumulator still adds its terms in the same order as a plain
+       loop would, so every build and code path gives the same bits.
+       Dense rows pass indices == NULL and walk j = 0 .. nnz - 1.
+       On x86-64 Linux with GCC an AVX2 clone is picked at load time (no FMA
+       contraction, so the same roundings as the SSE2 code). */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define PYSLIDE_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define PYSLIDE_CLONES
+    #endif
+    #define PYSLIDE_BLOCK 32
+    PYSLIDE_CLONES
+    static void pyslide_project(const int32_t* indices, const float* values, int nnz,
+                                const float* proj_t, int n, float* acc) {
+        int p0 = 0, e, q;
+        for (; p0 + PYSLIDE_BLOCK <= n; p0 += PYSLIDE_BLOCK) {
+            float a[PYSLIDE_BLOCK] = {0};
+            for (e = 0; e < nnz; e++) {
+                float v = values[e];
+                if (v != 0.0f) {
+                    const float* col = proj_t + (size_t)(indices ? indices[e] : e) * n + p0;
+                    for (q = 0; q < PYSLIDE_BLOCK; q++) a[q] += v * col[q];
+                }
+            }
+            memcpy(acc + p0, a, sizeof a);
+        }
+        if (p0 < n) {
+            int width = n - p0;
+            float a[PYSLIDE_BLOCK] = {0};
+            for (e = 0; e < nnz; e++) {
+                float v = values[e];
+                if (v != 0.0f) {
+                    const float* col = proj_t + (size_t)(indices ? indices[e] : e) * n + p0;
+                    for (q = 0; q < width; q++) a[q] += v * col[q];
+                }
+            }
+            memcpy(acc + p0, a, (size_t)width * sizeof(float));
+        }
+    }
+    """
+    void pyslide_project(const int32_t* indices, const float* values, int nnz,
+                         const float* proj_t, int n, float* acc) noexcept nogil
+
 
 KIND_NAMES = {
     FAMILY_SIMHASH: "simhash",
@@ -161,14 +209,6 @@ cdef inline void _densify(int32_t* codes, int32_t n, uint64_t seed,
             codes[c] = -2 - codes[c]
 
 
-cdef inline void _simhash_add(const HashFamily* f, int32_t j, float v,
-                              float* acc) noexcept nogil:
-    cdef const float* column = f.proj_t + <int64_t>j * f.n_hashes
-    cdef int32_t p
-    for p in range(f.n_hashes):
-        acc[p] += v * column[p]
-
-
 cdef inline void _sparse_simhash_add(const HashFamily* f, int32_t j, float v,
                                      float* acc) noexcept nogil:
     cdef int64_t e
@@ -188,27 +228,27 @@ cdef void _simhash_row(const HashFamily* f, const int32_t* indices,
     cdef float acc[MAX_HASH_FUNCTIONS]
     cdef int32_t j, e
     cdef float v
-    # Dense projections (Gaussian, or +-1/0 when small) vectorise over all
-    # L*K accumulators; adding v * 0 leaves a sum unchanged, so both paths
-    # give the same bits for sparse SimHash.
-    cdef bint gaussian = f.proj_t != NULL
+    # Dense projections (Gaussian, or +-1/0 when small) vectorise over the
+    # L*K accumulators; adding v * 0 leaves a sum unchanged, so the dense
+    # and the inverse-map layouts give the same bits for sparse SimHash.
+    if f.proj_t != NULL:
+        if dense != NULL:
+            pyslide_project(NULL, dense, f.dim, f.proj_t, f.n_hashes, acc)
+        else:
+            pyslide_project(indices, values, nnz, f.proj_t, f.n_hashes, acc)
+        _pack_sign_bits(acc, f.K, f.L, bucket_ids, 1)
+        return
     memset(acc, 0, f.n_hashes * sizeof(float))
     if dense != NULL:
         for j in range(f.dim):
             v = dense[j]
             if v != 0:
-                if gaussian:
-                    _simhash_add(f, j, v, acc)
-                else:
-                    _sparse_simhash_add(f, j, v, acc)
+                _sparse_simhash_add(f, j, v, acc)
     else:
         for e in range(nnz):
             v = values[e]
             if v != 0:
-                if gaussian:
-                    _simhash_add(f, indices[e], v, acc)
-                else:
-                    _sparse_simhash_add(f, indices[e], v, acc)
+                _sparse_simhash_add(f, indices[e], v, acc)
     _pack_sign_bits(acc, f.K, f.L, bucket_ids, 1)
 
 
@@ -698,7 +738,7 @@ cdef void _gaussian_codes(const HashFamily* f, const float* X, int64_t n_rows,
     cdef int64_t n_chunks = (n_rows + BLAS_CHUNK_ROWS - 1) // BLAS_CHUNK_ROWS
     cdef int64_t chunk, start, r
     cdef int32_t n_chunk
-    cdef float* buffer
+    cdef float* buffer = NULL
     with parallel(num_threads=n_threads):
         buffer = projections + <int64_t>threadid() * BLAS_CHUNK_ROWS * f.n_hashes
         for chunk in prange(n_chunks, schedule="dynamic"):
