@@ -195,6 +195,10 @@ class Network:
             params = {}
             for name, shape, dtype in arrays:
                 params[name] = np.zeros(shape, dtype=dtype)
+                # touch every page now: otherwise the kernel zeroes pages on
+                # first use inside training steps, and early steps cost
+                # several times the steady state
+                params[name].fill(0)
             self._params.append(params)
         self._families = [None] * len(self.layers)
         self._tables = [None] * len(self.layers)
