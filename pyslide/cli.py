@@ -963,7 +963,13 @@ def _cmd_bench(args):
     _check_threads(args.threads)
     script = _find_benchmarks(args.benchmarks_dir)
     if script is not None and not args.builtin:
-        out = args.out or os.path.join(os.path.dirname(script), "results", "bench_train.json")
+        if args.out:
+            out = args.out
+        elif args.quick:   # a smoke run must not overwrite the recorded results
+            import tempfile
+            out = os.path.join(tempfile.gettempdir(), "pyslide-bench-quick.json")
+        else:
+            out = os.path.join(os.path.dirname(script), "results", "bench_train.json")
         command = [sys.executable, script, "--out", out]
         if args.threads is not None:
             command += ["--threads", str(args.threads)]
@@ -1124,8 +1130,9 @@ def build_parser():
     p.add_argument("--benchmarks-dir", metavar="DIR",
                    help="folder holding bench_train.py (default ./benchmarks)")
     p.add_argument("--out", metavar="FILE",
-                   help="results file (default benchmarks/results/bench_train.json; the "
-                        "built-in benchmark writes a Markdown table)")
+                   help="results file (default benchmarks/results/bench_train.json, or a "
+                        "temporary file with --quick; the built-in benchmark writes a "
+                        "Markdown table)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N",
                    help="threads (default: the suite's own, or the cores available)")
     p.add_argument("--quick", action="store_true", help="a short smoke run")

@@ -291,6 +291,26 @@ def test_bench_builtin_quick(capsys, tmp_path, monkeypatch):
     assert table.count("| lsh") == 2 and "| uniform batch |" in table
 
 
+def test_bench_runs_the_suite_script_with_forwarded_arguments(capsys, tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "bench_train.py").write_text(
+        "import json, sys\n"
+        "json.dump(sys.argv[1:], open(sys.argv[sys.argv.index('--out') + 1], 'w'))\n"
+        "sys.exit(3 if '--fail' in sys.argv else 0)\n")
+    out_file = tmp_path / "r.json"
+    code, out, err = call(capsys, "bench", "--benchmarks-dir", suite, "--threads", "1",
+                          "--out", out_file, "--", "--preset", "amazon")
+    assert code == 0, err
+    assert json.loads(out_file.read_text()) == ["--out", str(out_file), "--threads", "1",
+                                                "--preset", "amazon"]
+    assert "tables written to" in out
+    code, _, err = call(capsys, "bench", "--benchmarks-dir", suite, "--out", out_file,
+                        "--", "--fail")
+    assert code == 1
+    assert_one_line_error(err, "bench_train.py failed with exit status 3")
+
+
 # --------------------------------------------------------------------------- error messages
 
 USAGE_ERRORS = [
