@@ -8,11 +8,13 @@ import contextlib
 import mmap
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _io
+from ._openmp import resolve_threads
 
 __all__ = [
     "make_xc", "PRESETS", "load_xc", "save_xc", "load_libsvm", "save_libsvm",
@@ -261,7 +263,7 @@ def _resolve_preset(preset, overrides):
 
 def make_xc(preset="small", n_samples=None, n_test=0, *, n_features=None,
             n_labels=None, nnz=None, labels_per_point=None, n_groups=None,
-            feature_noise=None, label_noise=None, seed=0):
+            feature_noise=None, label_noise=None, seed=0, threads=None):
     """Generate a synthetic extreme-classification problem.
 
     Points come from latent groups. Each group has its own vocabulary (a
@@ -302,8 +304,10 @@ def make_xc(preset="small", n_samples=None, n_test=0, *, n_features=None,
     feature_noise, label_noise : float in [0, 1], optional
         Share of feature / label draws that ignore the point's groups.
     seed : int, default 0
-        Seed of ``np.random.default_rng``; the same arguments and seed give
-        the same matrices.
+        Seed of NumPy's ``SeedSequence``; the same arguments and seed give
+        the same matrices, whatever ``threads`` is.
+    threads : int, optional
+        Threads drawing blocks of rows (None: the available cores, -1: all).
 
     Returns
     -------
@@ -330,7 +334,12 @@ def make_xc(preset="small", n_samples=None, n_test=0, *, n_features=None,
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     n_samples, n_test = int(n_samples), int(n_test)
-    rng = np.random.default_rng(seed)
+    # Independent streams for the model, the calibration and each block of
+    # rows: the result does not depend on how many threads draw the blocks.
+    n_total = n_samples + n_test
+    n_blocks = -(-n_total // _BLOCK_ROWS)
+    streams = np.random.SeedSequence(seed).spawn(2 + n_blocks)
+    rng = np.random.default_rng(streams[0])
     model = _Model(rng, params["n_features"], params["n_labels"], params["n_groups"],
                    params["group_vocabulary"], params["group_labels"],
                    params["feature_noise"], params["label_noise"], params["mix_probability"],
@@ -346,6 +355,7 @@ def make_xc(preset="small", n_samples=None, n_test=0, *, n_features=None,
                                  model.n_labels, model.label_order,
                                  model.group_label_exponent, _GLOBAL_LABEL_EXPONENT)
 
+    rng = np.random.default_rng(streams[1])
     feature_scale = _calibrate_draws(rng, model, params["nnz"], 1, draw_features,
                                      model.n_features)
     label_scale = _calibrate_draws(rng, model, params["labels_per_point"], 1, draw_labels,
@@ -358,27 +368,36 @@ def make_xc(preset="small", n_samples=None, n_test=0, *, n_features=None,
     doc_freq = -np.expm1(-draws_per_point * token_p)
     idf = (np.log((1.0 + 1e6) / (1.0 + 1e6 * doc_freq)) + 1.0).astype(np.float32)
 
-    n_total = n_samples + n_test
-    x_parts, y_parts = [], []
-    for start in range(0, n_total, _BLOCK_ROWS):
-        n = min(_BLOCK_ROWS, n_total - start)
-        groups = model.draw_groups(rng, n)
-        wanted = _counts_per_point(rng, n, params["nnz"], 1)
+    def block(index):
+        r = np.random.default_rng(streams[2 + index])
+        n = min(_BLOCK_ROWS, n_total - index * _BLOCK_ROWS)
+        groups = model.draw_groups(r, n)
+        wanted = _counts_per_point(r, n, params["nnz"], 1)
         counts = np.maximum(np.rint(wanted * feature_scale).astype(np.int64), 1)
-        x = _csr_from_tokens(counts, draw_features(rng, counts, groups), model.n_features)
+        x = _csr_from_tokens(counts, draw_features(r, counts, groups), model.n_features)
         # sublinear tf times idf, then unit rows
         np.log(x.data, out=x.data)
         x.data += 1.0
         x.data *= idf[x.indices]
-        norms = np.sqrt(np.add.reduceat(x.data * x.data, x.indptr[:-1])
-                        if x.data.size else np.zeros(n, np.float32))
+        norms = np.sqrt(np.add.reduceat(x.data * x.data, x.indptr[:-1]))
         x.data /= np.repeat(norms, np.diff(x.indptr)).astype(np.float32)
-        wanted = _counts_per_point(rng, n, params["labels_per_point"], 1)
+        wanted = _counts_per_point(r, n, params["labels_per_point"], 1)
         counts = np.maximum(np.rint(wanted * label_scale).astype(np.int64), 1)
-        y = _csr_from_tokens(counts, draw_labels(rng, counts, groups), model.n_labels)
+        y = _csr_from_tokens(counts, draw_labels(r, counts, groups), model.n_labels)
         y.data[:] = 1.0
-        x_parts.append(x)
-        y_parts.append(y)
+        return x, y
+
+    # NumPy and SciPy release the GIL in the heavy steps (drawing, power,
+    # take, per-row sorting), so blocks drawn in threads overlap.
+    n_threads = min(resolve_threads(threads), n_blocks)
+    if n_threads > 1:
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            parts = list(pool.map(block, range(n_blocks)))
+    else:
+        parts = [block(i) for i in range(n_blocks)]
+    x_parts = [x for x, _ in parts]
+    y_parts = [y for _, y in parts]
+    del parts
     X = _stack_rows(x_parts, model.n_features)
     Y = _stack_rows(y_parts, model.n_labels)
     if n_test == 0:

@@ -53,6 +53,16 @@ def test_same_seed_same_data_other_seed_other_data():
     assert (X1 != X3).nnz > 0 and (Y1 != Y3).nnz > 0
 
 
+def test_thread_count_does_not_change_the_data():
+    # more rows than one block, so several blocks are drawn concurrently
+    X1, Y1 = make_xc("small", n_samples=20_000, seed=3, threads=1)
+    X2, Y2 = make_xc("small", n_samples=20_000, seed=3, threads=2)
+    for a, b in ((X1, X2), (Y1, Y2)):
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 def test_train_test_split_returns_four_matrices_from_one_distribution():
     X, Y, Xt, Yt = make_xc("small", n_samples=3000, n_test=1000, seed=2)
     assert X.shape == (3000, 5000) and Y.shape == (3000, 1000)
@@ -137,6 +147,7 @@ def test_small_preset_is_learnable():
     (dict(label_noise=-0.1), r"label_noise must be in \[0, 1\]"),
     (dict(n_features=10, nnz=20), r"nnz \(20\) cannot exceed n_features \(10\)"),
     (dict(n_labels=2, labels_per_point=3), r"labels_per_point \(3\) cannot exceed n_labels \(2\)"),
+    (dict(threads=0), "threads must be None .* or a positive int, got 0"),
 ])
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
