@@ -532,6 +532,16 @@ def _layers_from_config(specs, n_labels, source="--config"):
     return layers
 
 
+def _check_no_layer_flags(opts):
+    """A ``layers`` list describes the whole network: layer options would be ignored."""
+    for group in ("network", "output layer and LSH"):
+        for dest, flags, _, default, *_ in _TRAIN_OPTIONS[group]:
+            if getattr(opts, dest) != default:
+                raise UsageError(f"{flags[0]} cannot be combined with a 'layers' list in "
+                                 f"--config (the list describes every layer): set it in the "
+                                 f"layer's table instead")
+
+
 def _flag_name(dest):
     return _TRAIN_SPEC[dest][1][0]
 
@@ -601,6 +611,7 @@ def _cmd_train(args):
             print(_describe(opts.test, Xt, Yt))
 
     if opts.layers is not None:
+        _check_no_layer_flags(opts)
         layers = _layers_from_config(opts.layers, Y.shape[1])
     else:
         try:
@@ -741,7 +752,8 @@ def _cmd_predict(args):
     net = _load_model(args.model, args.threads)
     if args.output != "-":
         _check_writable(args.output, "-o")
-    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, net.n_outputs)
+    # labels in the input are ignored, so their width is not checked against the model
+    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = _probabilities(net, X, ids, scores)
@@ -781,7 +793,7 @@ def _probabilities(net, X, ids, logits):
 
 # --------------------------------------------------------------------------- demo
 
-_DEMO_FULL = dict(samples=12_000, test=2_000, epochs=4)
+_DEMO_FULL = dict(samples=12_000, test=1_000, epochs=4)
 # --quick keeps Delicious' densities (features and labels per row) but narrows
 # the matrices, so a check of the installation takes seconds and little memory.
 _DEMO_QUICK = dict(samples=400, test=100, epochs=2, n_features=20_000, n_labels=20_000)

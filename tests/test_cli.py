@@ -388,6 +388,9 @@ def test_config_errors(capsys, files, tmp_path):
         "layers[1] is the output layer: units must be the number of labels (200)")
     assert_one_line_error(
         run_with("i.toml", "[[layers]]\nkind = \"conv\"\n"), "layers[0]", "kind must be")
+    assert_one_line_error(
+        run_with("j.toml", "hidden = 64\n[[layers]]\nkind = \"dense\"\nunits = \"labels\"\n"),
+        "--hidden cannot be combined with a 'layers' list")
     code, _, err = call(capsys, "train", "--config", tmp_path / "nope.toml")
     assert code == 2
     assert_one_line_error(err, "--config: no such file", "nope.toml")
