@@ -63,9 +63,14 @@ def _run_torch(method, args, X, Y, Xt, Yt):
     from torch_baselines import make_baseline
 
     torch.set_num_threads(args.threads)
+    init_std = args.init_std
+    if init_std is None:
+        # pyslide's rule: unit-variance pre-activations for the mean row norm.
+        init_std = 1.0 / np.sqrt(max(float(X.multiply(X).sum()) / max(X.shape[0], 1), 1e-12))
     model = make_baseline(method, X.shape[1], Y.shape[1], lr=args.lr, seed=args.seed,
-                          init_std=args.init_std)
-    record = dict(versions=dict(torch=torch.__version__))
+                          init_std=init_std, output_init=args.output_init)
+    record = dict(versions=dict(torch=torch.__version__),
+                  init=dict(input_std=init_std, output=args.output_init))
     if hasattr(model, "n_sample"):
         record["n_sample"] = model.n_sample
     epochs, step_times, train_seconds, train_cpu = [], [], 0.0, 0.0
@@ -279,8 +284,12 @@ def parse_args(argv):
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per epoch")
     p.add_argument("--seed", type=int, default=0, help="model and shuffling seed")
     p.add_argument("--data-seed", type=int, default=0, help="synthetic data seed")
-    p.add_argument("--init-std", type=float, default=0.01,
-                   help="std of the PyTorch input-layer (embedding-bag) initialisation")
+    p.add_argument("--init-std", type=float, default=None,
+                   help="std of the PyTorch input layer's normal start (default: "
+                        "1/sqrt(mean squared row norm), as pyslide)")
+    p.add_argument("--output-init", default="small", choices=("small", "linear"),
+                   help="PyTorch output layer start: 'small' N(0, 0.01/sqrt(128)) and zero "
+                        "bias, as pyslide; 'linear' nn.Linear's default")
     p.add_argument("--out", default=None, help="JSON results file (a .md summary is written beside it)")
     p.add_argument("--merge", action="store_true",
                    help="keep the records of other methods already in --out")

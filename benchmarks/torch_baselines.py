@@ -59,6 +59,20 @@ class _SparseInput(nn.Module):
         return torch.relu(self.bag(indices, offsets, per_sample_weights=weights) + self.bias)
 
 
+def _init_output(weight, bias, output_init):
+    """``"small"``: N(0, 0.01/sqrt(128)) weights and zero biases (pyslide's
+    start); ``"linear"``: ``nn.Linear``'s default uniform(+-1/sqrt(128))."""
+    if output_init == "small":
+        nn.init.normal_(weight, 0.0, 0.01 / np.sqrt(HIDDEN))
+        nn.init.zeros_(bias)
+    elif output_init == "linear":
+        bound = 1.0 / np.sqrt(HIDDEN)
+        nn.init.uniform_(weight, -bound, bound)
+        nn.init.uniform_(bias, -bound, bound)
+    else:
+        raise ValueError(f"output_init must be 'small' or 'linear', got {output_init!r}")
+
+
 class _Baseline:
     """Common loop: shuffled epochs, per-step timing, exact top-k evaluation."""
 
@@ -106,9 +120,12 @@ class TorchDense(_Baseline):
 
     name = "torch-dense"
 
-    def __init__(self, n_features, n_labels, lr=1e-3, seed=0, init_std=0.01, fused_adam=True):
+    def __init__(self, n_features, n_labels, lr=1e-3, seed=0, init_std=1.0,
+                 output_init="small", fused_adam=True):
         super().__init__(n_features, n_labels, lr, seed, init_std)
         self.out = nn.Linear(HIDDEN, n_labels)
+        with torch.no_grad():
+            _init_output(self.out.weight, self.out.bias, output_init)
         self.sparse_opt = torch.optim.SparseAdam([self.inp.bag.weight], lr=lr)
         dense_params = [self.inp.bias, *self.out.parameters()]
         try:
@@ -137,14 +154,14 @@ class TorchSampled(_Baseline):
 
     name = "torch-sampled"
 
-    def __init__(self, n_features, n_labels, lr=1e-3, seed=0, init_std=0.01, n_sample=8192):
+    def __init__(self, n_features, n_labels, lr=1e-3, seed=0, init_std=1.0,
+                 output_init="small", n_sample=8192):
         super().__init__(n_features, n_labels, lr, seed, init_std)
         self.n_sample = int(n_sample)
         self.out_w = nn.Embedding(n_labels, HIDDEN, sparse=True)
-        bound = 1.0 / np.sqrt(HIDDEN)  # nn.Linear's default, as in the dense baseline
-        nn.init.uniform_(self.out_w.weight, -bound, bound)
         self.out_b = nn.Embedding(n_labels, 1, sparse=True)
-        nn.init.uniform_(self.out_b.weight, -bound, bound)
+        with torch.no_grad():
+            _init_output(self.out_w.weight, self.out_b.weight, output_init)
         self.sparse_opt = torch.optim.SparseAdam(
             [self.inp.bag.weight, self.out_w.weight, self.out_b.weight], lr=lr)
         self.dense_opt = torch.optim.Adam([self.inp.bias], lr=lr)
@@ -186,15 +203,20 @@ class TorchSampled(_Baseline):
         return self.out_w.weight, self.out_b.weight.squeeze(1)
 
 
-def make_baseline(method, n_features, n_labels, lr=1e-3, seed=0, init_std=0.01):
-    """``torch-dense`` or ``torch-sampled[:n_sample]`` -> a baseline object."""
+def make_baseline(method, n_features, n_labels, lr=1e-3, seed=0, init_std=1.0,
+                  output_init="small"):
+    """``torch-dense`` or ``torch-sampled[:n_sample]`` -> a baseline object.
+
+    ``init_std`` is the std of the input layer's normal start; for inputs
+    with unit-norm rows 1.0 gives unit-variance pre-activations.
+    """
     name, _, arg = method.partition(":")
+    kw = dict(lr=lr, seed=seed, init_std=init_std, output_init=output_init)
     if name == "torch-dense":
         if arg:
             raise ValueError(f"torch-dense takes no argument, got {method!r}")
-        return TorchDense(n_features, n_labels, lr=lr, seed=seed, init_std=init_std)
+        return TorchDense(n_features, n_labels, **kw)
     if name == "torch-sampled":
         n_sample = int(arg) if arg else 8192
-        return TorchSampled(n_features, n_labels, lr=lr, seed=seed, init_std=init_std,
-                            n_sample=n_sample)
+        return TorchSampled(n_features, n_labels, n_sample=n_sample, **kw)
     raise ValueError(f"unknown torch method {method!r}")
