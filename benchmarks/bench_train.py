@@ -248,12 +248,13 @@ def summary_markdown(records):
     target_txt = f"{target:.3f}" if target is not None else "n/a"
     lines = [
         f"| method | median step (s) | speed vs torch-dense | speed vs torch-sampled | "
-        f"P@1 by epoch | P@5 final | train s to P@1 {target_txt} | peak RSS (GB) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"P@1 by epoch | P@5 final | train s (CPU s) | train s to P@1 {target_txt} | "
+        f"peak RSS (GB) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         if "error" in r:
-            lines.append(f"| {r['method']} | failed: {r['error']} | | | | | | |")
+            lines.append(f"| {r['method']} | failed: {r['error']} | | | | | | | |")
             continue
         step = r["median_step_seconds"]
         ratio = lambda ref: (f"{ref['median_step_seconds'] / step:.2f}x"
@@ -263,9 +264,20 @@ def summary_markdown(records):
         if target is not None:
             hit = [e for e in r["epochs"] if e["p@1"] >= target]
             reach = f"{hit[0]['train_seconds']:.1f}" if hit else "not reached"
+        last = r["epochs"][-1]
         lines.append(
             f"| {r['method']} | {step:.4f} | {ratio(dense)} | {ratio(sampled)} | {p1} | "
-            f"{r['epochs'][-1]['p@5']:.3f} | {reach} | {r['peak_rss_bytes'] / 2**30:.2f} |")
+            f"{last['p@5']:.3f} | {last['train_seconds']:.1f} ({last.get('train_cpu_seconds', 0):.1f}) | "
+            f"{reach} | {r['peak_rss_bytes'] / 2**30:.2f} |")
+    phases = [r for r in records if "error" not in r and r.get("phase_seconds")]
+    if phases:
+        names = list(phases[0]["phase_seconds"])
+        lines += ["", "Seconds per phase over all training steps (pyslide's own timers):", "",
+                  "| method | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for r in phases:
+            lines.append(f"| {r['method']} | " + " | ".join(
+                f"{r['phase_seconds'].get(n, 0.0):.2f}" for n in names) + " |")
     return "\n".join(lines)
 
 
