@@ -24,7 +24,8 @@ from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 from pyslide._common cimport splitmix64_next, mix_seed, rand_below
 from pyslide._hash cimport (HashFamily, BucketTables, CompiledFamily, CompiledTables,
-                            hash_dense_row, hash_sparse_row, query_union_row)
+                            hash_dense_row, hash_sparse_row, query_union_row,
+                            query_threshold_row, query_sample_row)
 
 import numpy as np
 cimport numpy as cnp
@@ -51,6 +52,10 @@ cdef extern from *:
 
 # rows asked for ahead of their use
 DEF PREFETCH_AHEAD = 6
+
+DEF QUERY_UNION = 0
+DEF QUERY_THRESHOLD = 1
+DEF QUERY_SAMPLE = 2
 
 DEF LOSS_SOFTMAX = 0
 DEF LOSS_BCE = 1
@@ -85,6 +90,11 @@ cdef struct LayerC:
     const BucketTables* tables
     int32_t n_tables
     int32_t* stamp          # (n_threads, units) de-duplication marks
+    int32_t query_mode      # QUERY_UNION / QUERY_THRESHOLD / QUERY_SAMPLE
+    int32_t threshold       # tables an id must be hit in (QUERY_THRESHOLD)
+    int32_t* hit_count      # (n_threads, units) zero between queries (threshold)
+    int32_t* last_table     # (n_threads, units) -1 between queries (threshold)
+    int32_t* hit_list       # (n_threads, L * bucket_size) (threshold)
     int32_t* bucket_ids     # (batch, n_tables)
     int32_t* act_ids        # (batch, width); NULL for Dense layers
     float* act_vals         # (batch, width)
@@ -142,7 +152,7 @@ cdef int32_t choose_active(LayerC* layer, int32_t tid, int32_t b,
     """
     cdef int32_t* ids = layer.act_ids + <int64_t>b * layer.width
     cdef int32_t* stamp = layer.stamp + <int64_t>tid * layer.units
-    cdef int32_t n = 0, j, room
+    cdef int32_t n = 0, j, room, hits, t
     cdef int32_t* bucket_ids
     for j in range(n_labels):
         if stamp[labels[j]] != mark:
@@ -163,7 +173,25 @@ cdef int32_t choose_active(LayerC* layer, int32_t tid, int32_t b,
         else:
             hash_sparse_row(layer.family, in_ids, in_vals, n_in, bucket_ids)
         room = layer.max_active - n
-        n += query_union_row(layer.tables, bucket_ids, ids + n, room, stamp, mark)
+        if layer.query_mode == QUERY_UNION:
+            n += query_union_row(layer.tables, bucket_ids, ids + n, room, stamp, mark)
+        elif layer.query_mode == QUERY_SAMPLE:
+            n += query_sample_row(layer.tables, bucket_ids, room, layer.units, ids + n,
+                                  stamp, mark, splitmix64_next(rng))
+        else:
+            hits = query_threshold_row(
+                layer.tables, bucket_ids, layer.threshold, ids + n, room + n,
+                layer.hit_count + <int64_t>tid * layer.units,
+                layer.last_table + <int64_t>tid * layer.units,
+                layer.hit_list + <int64_t>tid * layer.n_tables * layer.tables.bucket_size)
+            # the threshold query does not know the labels already held:
+            # keep the ids not yet stamped, up to max_active
+            for t in range(hits):
+                j = ids[n + t]
+                if stamp[j] != mark and n < layer.max_active:
+                    stamp[j] = mark
+                    ids[n] = j
+                    n += 1
     while n < layer.min_active:
         j = <int32_t>rand_below(rng, <uint32_t>layer.units)
         if stamp[j] != mark:
@@ -473,6 +501,14 @@ cdef class Engine:
                 layer.n_tables = 0
             max_tables = max(max_tables, layer.n_tables)
             layer.bucket_ids = self._iptr(np.zeros(batch_size * max(1, layer.n_tables), np.int32))
+            layer.query_mode = {"union": QUERY_UNION, "threshold": QUERY_THRESHOLD,
+                                "sample": QUERY_SAMPLE}[spec.get("query", "union")]
+            layer.threshold = spec.get("threshold", 1)
+            if layer.sampled and layer.family != NULL and layer.query_mode == QUERY_THRESHOLD:
+                layer.hit_count = self._iptr(np.zeros(n_threads * layer.units, np.int32))
+                layer.last_table = self._iptr(np.full(n_threads * layer.units, -1, np.int32))
+                layer.hit_list = self._iptr(np.zeros(
+                    n_threads * layer.n_tables * layer.tables.bucket_size, np.int32))
             if layer.sampled:
                 layer.stamp = self._iptr(np.zeros(n_threads * layer.units, np.int32))
                 layer.act_ids = self._iptr(np.zeros(batch_size * layer.width, np.int32))

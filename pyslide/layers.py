@@ -107,6 +107,15 @@ class Sampled:
         Slots per hash bucket (default 128).
     policy : {"fifo", "reservoir"}
         What a full bucket does with a new neuron.
+    query : {"union", "threshold", "sample"}
+        How a sample's own active set (``share="sample"``) is read from the
+        tables: ``"union"`` all ids of the hit buckets in table order (SLIDE),
+        ``"threshold"`` the ids hit in at least ``threshold`` tables,
+        ``"sample"`` buckets probed in random table order. The shared set
+        (``share="batch"``) always ranks ids by how many (sample, table)
+        pairs hit them.
+    threshold : int
+        Tables an id must be hit in, for ``query="threshold"``.
     rebuild_every : int
         Re-hash all neurons into the tables every this many steps.
     rebuild_growth : float or None
@@ -130,8 +139,8 @@ class Sampled:
     kind = "sampled"
 
     def __init__(self, units, hash="auto", active=None, min_active=None, max_active=None,
-                 share="batch", bucket_size=None, policy="fifo", rebuild_every=50,
-                 rebuild_growth=None, activation="relu", init_std=None):
+                 share="batch", bucket_size=None, policy="fifo", query="union", threshold=2,
+                 rebuild_every=50, rebuild_growth=None, activation="relu", init_std=None):
         owner = "Sampled"
         self.units = _check_int(owner, "units", units)
         if share not in ("batch", "sample"):
@@ -167,6 +176,10 @@ class Sampled:
         if policy not in ("fifo", "reservoir"):
             raise ValueError(f"Sampled: policy must be 'fifo' or 'reservoir', got {policy!r}")
         self.policy = policy
+        if query not in ("union", "threshold", "sample"):
+            raise ValueError(f"Sampled: query must be 'union', 'threshold' or 'sample', got {query!r}")
+        self.query = query
+        self.threshold = _check_int(owner, "threshold", threshold)
         self.rebuild_every = _check_int(owner, "rebuild_every", rebuild_every)
         if rebuild_growth is not None:
             if isinstance(rebuild_growth, bool) or not isinstance(rebuild_growth, numbers.Real) \
@@ -218,6 +231,7 @@ class Sampled:
         return {"kind": self.kind, "units": self.units, "active": self.active,
                 "min_active": self.min_active, "max_active": self.max_active,
                 "share": self.share, "bucket_size": self.bucket_size, "policy": self.policy,
+                "query": self.query, "threshold": self.threshold,
                 "rebuild_every": self.rebuild_every, "rebuild_growth": self.rebuild_growth,
                 "activation": self.activation, "init_std": self.init_std,
                 "hash": (self.hash if self.hash is None or isinstance(self.hash, str)

@@ -299,6 +299,8 @@ class Network:
             if isinstance(layer, Sampled):
                 spec["min_active"] = layer.min_active
                 spec["max_active"] = layer.max_active
+                spec["query"] = layer.query
+                spec["threshold"] = layer.threshold
                 if self._families[i] is not None:
                     spec["family"] = self._families[i]
                     spec["tables"] = self._tables[i].compiled

@@ -95,6 +95,14 @@ CASES = {
                                                       active=10, share="sample")],
     "lsh-batch": lambda L: [ps.Dense(16), ps.Sampled(L, hash=ps.SimHash(K=3, L=4, seed=1),
                                                      active=20, share="batch")],
+    "lsh-threshold": lambda L: [ps.Dense(16), ps.Sampled(L, hash=ps.SimHash(K=3, L=4, seed=1),
+                                                         active=10, share="sample",
+                                                         query="threshold", threshold=2)],
+    "lsh-probe-sample": lambda L: [ps.Dense(16), ps.Sampled(L, hash=ps.SimHash(K=3, L=4, seed=1),
+                                                            active=10, share="sample",
+                                                            query="sample")],
+    "dwta-sparse-first": lambda L: [ps.Sampled(L, hash=ps.DWTA(K=2, L=6, seed=1), active=12,
+                                               share="sample")],
 }
 
 
@@ -116,10 +124,12 @@ def test_gradients_match_reference(case, loss):
                                    err_msg=f"layer {i} bias")
 
 
-def test_active_sets_hold_labels_and_are_distinct():
+@pytest.mark.parametrize("query", ["union", "threshold", "sample"])
+def test_active_sets_hold_labels_and_are_distinct(query):
     X, Y = random_problem(n_labels=60)
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(60, hash=ps.SimHash(K=3, L=6, seed=2),
-                                                          active=12, share="sample")],
+                                                          active=12, share="sample",
+                                                          query=query)],
                      threads=1, seed=0)
     rows = np.arange(16)
     X, Y, engine, _ = run_step(net, X, Y, rows)

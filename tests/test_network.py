@@ -264,6 +264,8 @@ BAD_LAYERS = [
      r"min_active \(8\) must not exceed max_active \(4\)"),
     (lambda: ps.Sampled(10, share="all"), ValueError, "share must be 'batch' or 'sample'"),
     (lambda: ps.Sampled(10, policy="lru"), ValueError, "policy must be 'fifo' or 'reservoir'"),
+    (lambda: ps.Sampled(10, query="all"), ValueError, "query must be 'union', 'threshold' or"),
+    (lambda: ps.Sampled(10, threshold=0), ValueError, "threshold must be >= 1"),
     (lambda: ps.Sampled(10, rebuild_every=0), ValueError, "rebuild_every must be >= 1"),
     (lambda: ps.Sampled(10, rebuild_growth=0.5), ValueError, "rebuild_growth must be None"),
     (lambda: ps.Sampled(10, bucket_size=0), ValueError, "bucket_size must be >= 1"),
