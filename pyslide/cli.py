@@ -241,6 +241,12 @@ _TRAIN_OPTIONS = {
          "slots per hash bucket (default 128)"),
         ("policy", ("--policy",), _text, "fifo", ("fifo", "reservoir"), None,
          "what a full bucket does with a new neuron (default fifo)"),
+        ("query", ("--query",), _text, "union", ("union", "threshold", "sample"), None,
+         "with --share sample, how a sample's active set is read from the tables: union of "
+         "the hit buckets (SLIDE, default), ids hit in at least --threshold tables, or "
+         "buckets probed in random order"),
+        ("threshold", ("--threshold",), _int_at_least(1), 2, None, "TABLES",
+         "tables an id must be hit in, with --query threshold (default 2)"),
         ("rebuild_every", ("--rebuild-every",), _int_at_least(1), 50, None, "STEPS",
          "re-hash every output neuron into the tables every this many steps (default 50)"),
         ("rebuild_growth", ("--rebuild-growth",), _positive_float, None, None, "FACTOR",
@@ -478,7 +484,8 @@ def _layers_from_flags(opts, input_dim, n_labels):
     layers.append(ps.Sampled(
         n_labels, hash=family, active=opts.active, min_active=opts.min_active,
         max_active=opts.max_active, share=opts.share, bucket_size=opts.bucket_size,
-        policy=opts.policy, rebuild_every=opts.rebuild_every,
+        policy=opts.policy, query=opts.query, threshold=opts.threshold,
+        rebuild_every=opts.rebuild_every,
         rebuild_growth=opts.rebuild_growth, init_std=opts.init_std))
     return layers
 

@@ -273,13 +273,13 @@ def test_train_hash_options_build_the_family(capsys, files, tmp_path):
     code, _, err = call(capsys, "train", files["train.txt"], "--hidden", "16", "--epochs", "1",
                         "--threads", "1", "--hash", "dwta", "-K", "2", "-L", "6",
                         "--bin-size", "4", "--share", "sample", "--active", "0.1",
-                        "--rebuild-every", "3", "--policy", "reservoir", "-q",
-                        "--save", tmp_path / "m.npz")
+                        "--rebuild-every", "3", "--policy", "reservoir", "--query", "threshold",
+                        "--threshold", "3", "-q", "--save", tmp_path / "m.npz")
     assert code == 0, err
     out = ps.load(tmp_path / "m.npz").layers[-1]
     assert out.hash == ps.DWTA(K=2, L=6, bin_size=4, seed=0)
-    assert (out.share, out.active, out.rebuild_every, out.policy) == (
-        "sample", 20, 3, "reservoir")
+    assert (out.share, out.active, out.rebuild_every, out.policy, out.query, out.threshold) == (
+        "sample", 20, 3, "reservoir", "threshold", 3)
 
 
 def test_bench_builtin_quick(capsys, tmp_path, monkeypatch):
