@@ -150,114 +150,112 @@ def recall_table(threads):
               f"{np.diff(indptr).mean():,.0f} |")
 
 
+def bench_hashing(W, threads, repeats, quick):
+    print("\n## hash 524,288 x 128, L=50 (seconds)")
+    print("| family | K | pyslide s, median (min) | NumPy s | speed-up | GFLOP/s "
+          "| % of NumPy sgemm |")
+    print("|---|---|---|---|---|---|---|")
+    for K in ([9] if quick else [6, 9, 12]):
+        fam = SimHash(K=K, L=L, seed=0).compile(DIM)
+        P = np.ascontiguousarray(fam.arrays["proj_t"].T)
+        flops = 2.0 * N_ITEMS * DIM * L * K
+        out = np.empty((N_ITEMS, L * K), dtype=np.float32)
+        ours, numpy_hash, matmul = interleaved([
+            lambda: fam.hash_dense(W, threads=threads),
+            lambda: numpy_simhash(W, P, K),
+            lambda: np.matmul(W, P.T, out=out)], repeats)
+        gflops, sgemm_gflops = flops / ours / 1e9, flops / matmul / 1e9
+        print(f"| SimHash Gaussian | {K} | {ours.fmt(1, 3)} | {numpy_hash.fmt(1, 3)} | "
+              f"{numpy_hash / ours:.1f}x | {gflops:.1f} | "
+              f"{100 * gflops / sgemm_gflops:.0f}% (sgemm {sgemm_gflops:.1f} GFLOP/s, "
+              f"{matmul.fmt(1, 3)} s) |")
+    for spec in [SimHash(K=9, L=L, density=1 / 3, seed=0), DWTA(K=6, L=L, seed=0)]:
+        fam = spec.compile(DIM)
+        ours = median_time(lambda: fam.hash_dense(W, threads=threads), max(1, repeats // 2))
+        print(f"| {type(spec).__name__}{' sparse 1/3' if spec.name == 'simhash' else ''} | "
+              f"{spec.K} | {ours.fmt(1, 3)} | - | - | - | - |")
+
+
+def bench_fill(W, threads, repeats):
+    fam = SimHash(K=9, L=L, seed=0).compile(DIM)
+    codes = fam.hash_dense(W, threads=threads)
+    codes_by_table = np.ascontiguousarray(codes.T)
+    print("\n## fill tables, K=9, L=50, bucket_size 128 (26.2 M insertions)")
+    print("| policy | pyslide fill ms, median (min) | NumPy FIFO ms | speed-up "
+          "| build (hash+fill) s |")
+    print("|---|---|---|---|---|")
+    for policy in ["fifo", "reservoir"]:
+        tables = LSHTables(fam, bucket_size=128, policy=policy, seed=0)
+        code = _hash.POLICIES[policy]
+
+        def fill():
+            _hash._clear(tables.compiled)
+            _hash._fill_codes(tables.compiled, codes_by_table, None, code, 0, False, threads)
+        if policy == "fifo":
+            fill_s, numpy_s = interleaved(
+                [fill, lambda: numpy_fifo_fill(codes, fam.n_buckets, 128)], repeats)
+            numpy_txt, ratio = f"{numpy_s * 1e3:.0f}", f"{numpy_s / fill_s:.0f}x"
+        else:
+            fill_s = median_time(fill, repeats)
+            numpy_txt = ratio = "-"
+        build_s = median_time(lambda: tables.build(W, threads=threads), max(1, repeats // 2))
+        print(f"| {policy} | {fill_s.fmt(1e3, 1)} | {numpy_txt} | {ratio} | "
+              f"{build_s.fmt(1, 3)} |")
+
+
+def bench_query(W, threads, repeats, rng):
+    fam = SimHash(K=9, L=L, seed=0).compile(DIM)
+    Q = rng.standard_normal((BATCH, DIM), dtype=np.float32)
+    tables = LSHTables(fam, bucket_size=128, policy="fifo").build(W, threads=threads)
+    qcodes = _hash._hash_rows_single(fam, Q)
+    print("\n## query, batch 128, K=9 L=50 bucket_size 128, 524,288 items (ms)")
+    print("| mode | ids/row | pyslide ms, median (min) | NumPy ms | speed-up |")
+    print("|---|---|---|---|---|")
+    for n in [1024, 2048, 4096, 8192]:
+        ours, numpy_q = interleaved([
+            lambda: tables.query(Q, mode="sample", n=n, threads=threads, seed=1),
+            lambda: numpy_query(tables, qcodes, n, rng)], repeats)
+        print(f"| sample | {n:,} | {ours.fmt(1e3)} | {numpy_q * 1e3:.1f} | "
+              f"{numpy_q / ours:.0f}x |")
+    indptr, _ = tables.query(Q, mode="union", threads=threads)
+    mean_union = float(np.diff(indptr).mean())
+    ours, numpy_q = interleaved([
+        lambda: tables.query(Q, mode="union", threads=threads),
+        lambda: numpy_query(tables, qcodes, None, rng)], repeats)
+    print(f"| union | {mean_union:,.0f} (mean) | {ours.fmt(1e3)} | {numpy_q * 1e3:.1f} | "
+          f"{numpy_q / ours:.0f}x |")
+    ours = median_time(lambda: tables.query(Q, mode="threshold", threshold=2,
+                                            threads=threads), repeats)
+    print(f"| threshold 2 | - | {ours.fmt(1e3)} | - | - |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="fewer configurations")
-    parser.add_argument("--recall-only", action="store_true",
-                        help="only the recall table (no timings)")
+    parser.add_argument("--quick", action="store_true", help="only K=9 for hashing")
+    parser.add_argument("--sections", default="hash,fill,query,recall",
+                        help="comma-separated subset of hash,fill,query,recall")
     args = parser.parse_args()
     threads, repeats = args.threads, args.repeats
-    if args.recall_only:
-        recall_table(threads)
-        return
+    sections = set(args.sections.split(","))
 
     rng = np.random.default_rng(0)
     W = rng.standard_normal((N_ITEMS, DIM), dtype=np.float32)
-    Q = rng.standard_normal((BATCH, DIM), dtype=np.float32)
-    print(f"# bench_hash: {N_ITEMS:,} x {DIM}, L={L}, threads={threads}, repeats={repeats}")
+    print(f"# bench_hash: threads={threads}, repeats={repeats}, sections={args.sections}")
     print(f"# {platform.machine()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}, "
-          f"numpy {np.__version__}, {time.strftime('%Y-%m-%d %H:%M')}")
-    try:
-        print(f"# load average at start: {os.getloadavg()}")
-    except OSError:
-        pass
-
-    rows = []
+          f"numpy {np.__version__}, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"load average at start {os.getloadavg()[0]:.1f}")
     with threadpool_limits(limits=threads, user_api="blas"):
-        # ---- hashing -----------------------------------------------------
-        print("\n## hash (seconds, median)")
-        print("| family | K | pyslide s, median (min) | NumPy s | speed-up | GFLOP/s "
-              "| % of NumPy sgemm |")
-        print("|---|---|---|---|---|---|---|")
-        Ks = [9] if args.quick else [6, 9, 12]
-        for K in Ks:
-            fam = SimHash(K=K, L=L, seed=0).compile(DIM)
-            P = np.ascontiguousarray(fam.arrays["proj_t"].T)
-            flops = 2.0 * N_ITEMS * DIM * L * K
-            out = np.empty((N_ITEMS, L * K), dtype=np.float32)
-            ours, numpy_hash, matmul = interleaved([
-                lambda: fam.hash_dense(W, threads=threads),
-                lambda: numpy_simhash(W, P, K),
-                lambda: np.matmul(W, P.T, out=out)], repeats)
-            gflops, sgemm_gflops = flops / ours / 1e9, flops / matmul / 1e9
-            print(f"| SimHash Gaussian | {K} | {ours.fmt(1, 3)} | {numpy_hash.fmt(1, 3)} | "
-                  f"{numpy_hash / ours:.1f}x | {gflops:.1f} | "
-                  f"{100 * gflops / sgemm_gflops:.0f}% (sgemm {sgemm_gflops:.1f} GFLOP/s, "
-                  f"{matmul:.3f} s) |")
-            rows.append(("hash", K, ours, numpy_hash, gflops / sgemm_gflops))
-        for spec in [SimHash(K=9, L=L, density=1 / 3, seed=0), DWTA(K=6, L=L, seed=0)]:
-            fam = spec.compile(DIM)
-            ours = median_time(lambda: fam.hash_dense(W, threads=threads), max(1, repeats // 2))
-            print(f"| {type(spec).__name__}{' sparse 1/3' if spec.name == 'simhash' else ''} | "
-                  f"{spec.K} | {ours.fmt(1, 3)} | - | - | - | - |")
-
-        # ---- filling -----------------------------------------------------
-        fam = SimHash(K=9, L=L, seed=0).compile(DIM)
-        codes = fam.hash_dense(W, threads=threads)
-        codes_by_table = np.ascontiguousarray(codes.T)
-        print("\n## fill tables, K=9, bucket_size 128 (ms, median)")
-        print("| policy | pyslide fill ms, median (min) | NumPy FIFO ms | speed-up "
-              "| build (hash+fill) s |")
-        print("|---|---|---|---|---|")
-        for policy in ["fifo", "reservoir"]:
-            tables = LSHTables(fam, bucket_size=128, policy=policy, seed=0)
-            code = _hash.POLICIES[policy]
-
-            def fill():
-                _hash._clear(tables.compiled)
-                _hash._fill_codes(tables.compiled, codes_by_table, None, code, 0, False,
-                                  threads)
-            fill_s, numpy_s = interleaved(
-                [fill, (lambda: numpy_fifo_fill(codes, fam.n_buckets, 128))
-                 if policy == "fifo" else (lambda: None)], repeats)
-            build_s = median_time(lambda: tables.build(W, threads=threads),
-                                  max(1, repeats // 2))
-            numpy_txt = f"{numpy_s * 1e3:.0f}" if policy == "fifo" else "-"
-            ratio = f"{numpy_s / fill_s:.1f}x" if policy == "fifo" else "-"
-            print(f"| {policy} | {fill_s.fmt(1e3, 1)} | {numpy_txt} | {ratio} | "
-                  f"{build_s.fmt(1, 3)} |")
-            rows.append(("fill", policy, fill_s, numpy_s, build_s))
-
-        # ---- queries -----------------------------------------------------
-        tables = LSHTables(fam, bucket_size=128, policy="fifo").build(W, threads=threads)
-        qcodes = fam.hash_dense(Q, threads=threads)
-        print("\n## query, batch 128, K=9 L=50 bucket_size 128 (ms, median)")
-        print("| mode | ids/row | pyslide ms, median (min) | NumPy ms | speed-up |")
-        print("|---|---|---|---|---|")
-        for n in [1024, 2048, 4096, 8192]:
-            ours, numpy_q = interleaved([
-                lambda: tables.query(Q, mode="sample", n=n, threads=threads, seed=1),
-                lambda: numpy_query(tables, qcodes, n, rng)], repeats)
-            print(f"| sample | {n:,} | {ours.fmt(1e3)} | {numpy_q * 1e3:.1f} | "
-                  f"{numpy_q / ours:.0f}x |")
-            rows.append(("query", n, ours, numpy_q))
-        indptr, _ = tables.query(Q, mode="union", threads=threads)
-        mean_union = float(np.diff(indptr).mean())
-        ours, numpy_q = interleaved([
-            lambda: tables.query(Q, mode="union", threads=threads),
-            lambda: numpy_query(tables, qcodes, None, rng)], repeats)
-        print(f"| union | {mean_union:,.0f} (mean) | {ours.fmt(1e3)} | {numpy_q * 1e3:.1f} | "
-              f"{numpy_q / ours:.0f}x |")
-        ours = median_time(lambda: tables.query(Q, mode="threshold", threshold=2,
-                                                threads=threads), repeats)
-        print(f"| threshold 2 | - | {ours.fmt(1e3)} | - | - |")
-    recall_table(threads)
-    try:
-        print(f"\n# load average at end: {os.getloadavg()}")
-    except OSError:
-        pass
+        if "hash" in sections:
+            bench_hashing(W, threads, repeats, args.quick)
+        if "fill" in sections:
+            bench_fill(W, threads, repeats)
+        if "query" in sections:
+            bench_query(W, threads, repeats, rng)
+        if "recall" in sections:
+            recall_table(threads)
+    print(f"\n# load average at end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

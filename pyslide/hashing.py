@@ -106,7 +106,14 @@ def _as_dense_rows(X, dim, name):
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
+# Arrays smaller than this are scanned / copied by one thread: waking a
+# team costs more than the work (and much more on a loaded machine).
+_SERIAL_BELOW = 1 << 20
+
+
 def _check_finite_dense(X, name, n_threads):
+    if X.size <= _SERIAL_BELOW:
+        n_threads = 1
     if X.size and not _hash._all_finite(X.reshape(-1), n_threads):
         raise ValueError(f"{name} contains NaN or infinite values")
 
@@ -418,7 +425,9 @@ class DOPH(_FamilySpec):
         Tables.
     bits : int or None
         Bits kept of each code, ``K * bits <= 24``; None: ``min(8, 16 // K)``
-        (at least 1), i.e. at most 65,536 buckets per table.
+        (at least 1), i.e. at most 65,536 buckets per table. Compiling for
+        ``dim`` keeps at most ``(dim - 1).bit_length()`` bits (positions are
+        below dim), so every bucket is reachable.
     seed : int
     """
 
@@ -432,7 +441,11 @@ class DOPH(_FamilySpec):
         self._check_code_bits(self.bits, f"bits={self.bits} per code")
 
     def _code_bits(self, dim=None):
-        return self.bits
+        # Positions are < dim: bits beyond (dim - 1).bit_length() are always
+        # 0, and buckets they would address are unreachable.
+        if dim is None:
+            return self.bits
+        return min(self.bits, max(1, (int(dim) - 1).bit_length()))
 
     def compile(self, dim):
         dim = self._check_dim(dim)
@@ -443,7 +456,7 @@ class DOPH(_FamilySpec):
         perm.flags.writeable = False
         bin_width = -(-dim // n_hashes)
         return _hash.CompiledFamily(
-            self, "doph", self.K, self.L, dim, self.bits, bin_width=bin_width,
+            self, "doph", self.K, self.L, dim, self._code_bits(dim), bin_width=bin_width,
             max_probes=DENSIFY_PROBES,
             seed=(self.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64,
             perm=perm)
@@ -761,14 +774,10 @@ class LSHTables:
         if self.n_items == 0:
             return (np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
         code = _hash.QUERY_MODES[mode]
+        # Rows are hashed inside the query's own parallel region by the row
+        # kernels the engine uses (same codes); one region per query, since
+        # on a loaded machine every region pays for waking its threads.
         codes = np.zeros((0, 1), dtype=np.int32)
-        if dense.shape[0] >= 16 and "proj_t" in self.family.arrays:
-            # sgemm beats row-by-row dot products once a batch has a few rows
-            # (codes may differ from the row kernel's only where a projection
-            # is within float rounding of 0).
-            codes = np.empty((dense.shape[0], self.L), dtype=np.int32)
-            with _blas_threads(1):
-                _hash._hash_dense_into(self.family, dense, codes, n_threads)
         empty2d = np.zeros((1, 1), dtype=np.int32)
         if mode == "threshold":
             scratch, owned = self._acquire_threshold_scratch(n_threads, full)
@@ -797,7 +806,11 @@ class LSHTables:
             finally:
                 if owned:
                     self._scratch_lock.release()
-        return _hash._compact(n_out, out, n_threads)
+        if n_out.size and (n_out == out.shape[1]).all():
+            # every row filled its slice (e.g. sample mode): already CSR
+            indptr = np.arange(n_out.size + 1, dtype=np.int64) * out.shape[1]
+            return indptr, out.reshape(-1)
+        return _hash._compact(n_out, out, n_threads if out.size > _SERIAL_BELOW else 1)
 
     def _acquire_threshold_scratch(self, n_threads, full):
         width = 2 * self.n_items + full

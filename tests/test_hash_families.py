@@ -129,6 +129,9 @@ def test_compiled_family_attributes_and_determinism():
     assert (fam.kind, fam.K, fam.L, fam.dim, fam.n_buckets) == ("simhash", 9, 50, 128, 512)
     assert DWTA(K=6, L=50).compile(128).n_buckets == 8 ** 6
     assert DOPH(K=4, L=50, bits=5).compile(1000).n_buckets == 2 ** 20
+    # positions < 100 need 7 bits: no unreachable buckets
+    assert DOPH(K=2, L=5, bits=8).compile(100).n_buckets == 2 ** 14
+    assert DOPH(K=2, L=5, bits=8).n_buckets_for(100) == 2 ** 14
     X = _sparse_rows(np.random.default_rng(0), 30, 128, 0.2)   # DOPH needs sets
     for spec in [SimHash(K=9, L=5, seed=2), SimHash(K=9, L=5, density=0.3, seed=2),
                  WTA(K=3, L=5, seed=2), DWTA(K=3, L=5, seed=2), DOPH(K=3, L=5, seed=2)]:
