@@ -26,18 +26,6 @@ _FORMAT_VERSION = 1
 _LOSSES = ("softmax", "bce")
 
 
-def _available_memory():
-    """Bytes the kernel says a new allocation can use, or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def _format_bytes(n):
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
@@ -181,7 +169,8 @@ class Network:
 
     def _check_memory(self):
         need = self.estimate_memory()
-        have = _available_memory()
+        from .hashing import _available_memory_bytes
+        have = _available_memory_bytes()
         if have is not None and need > 0.9 * have:
             raise MemoryError(
                 f"this network needs about {_format_bytes(need)} (weights, optimizer state, "
