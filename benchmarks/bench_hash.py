@@ -7,8 +7,8 @@ Workload (SLIDE's output layer re-hash): 524,288 neurons of d=128.
   (same chunking); sparse SimHash (density 1/3) and DWTA (bins of 8) for
   reference. GFLOP/s of the Gaussian hash (2 * n * d * L * K flops) as a
   fraction of NumPy's float32 matmul ``W @ P^T`` measured in the same run.
-* fill: ``LSHTables.build_from_codes`` kernel (bucket_size 128, FIFO and
-  reservoir) on precomputed codes vs a NumPy FIFO fill (stable argsort per
+* fill: the kernel of ``LSHTables.build_from_codes`` (bucket_size 128, FIFO
+  and reservoir) on precomputed codes vs a NumPy FIFO fill (stable argsort per
   table, keep the newest bucket_size of each bucket).
 * build: ``LSHTables.build`` end to end (hash + fill).
 * recall: recall@10 (true top-10 by inner product) of a 1% LSH sample on a
@@ -189,8 +189,7 @@ def bench_fill(W, threads, repeats):
         code = _hash.POLICIES[policy]
 
         def fill():
-            _hash._clear(tables.compiled)
-            _hash._fill_codes(tables.compiled, codes_by_table, None, code, 0, False, threads)
+            _hash._build_from_codes(tables.compiled, codes_by_table, code, 0, threads)
         if policy == "fifo":
             fill_s, numpy_s = interleaved(
                 [fill, lambda: numpy_fifo_fill(codes, fam.n_buckets, 128)], repeats)

@@ -975,22 +975,88 @@ cdef void _fill(BucketTables* t, const int32_t* codes, int64_t n_rows,
                     skip_present)
 
 
+cdef void _fifo_backward_table(int32_t* ids, int32_t* counts, int32_t bucket_size,
+                               const int32_t* codes, int64_t n_rows,
+                               int32_t first_item) noexcept nogil:
+    """FIFO fill of fresh tables, visiting rows last to first.
+
+    counts[b] counts the rows seen so far from the end; only the first
+    bucket_size of them (the newest, which FIFO keeps) are stored, newest
+    first. Most rows then cost a counter increment instead of a scattered
+    store; _fifo_ring_order puts the kept ids where forward insertion would.
+    """
+    cdef int64_t r
+    cdef int32_t b, count
+    for r in range(n_rows - 1, -1, -1):
+        b = codes[r]
+        count = counts[b]
+        counts[b] = count + 1
+        if count < bucket_size:
+            ids[<int64_t>b * bucket_size + count] = first_item + <int32_t>r
+
+
+cdef inline void _reverse(int32_t* a, int32_t n) noexcept nogil:
+    cdef int32_t i, tmp
+    for i in range(n // 2):
+        tmp = a[i]
+        a[i] = a[n - 1 - i]
+        a[n - 1 - i] = tmp
+
+
+cdef void _fifo_ring_order(int32_t* ids, const int32_t* counts, int64_t n_buckets,
+                           int32_t bucket_size) noexcept nogil:
+    """Move the k-th newest id of each bucket from slot k to its ring slot
+    (total - 1 - k) % bucket_size: reversing [0, s) and [s, bucket_size),
+    s = (total - 1) % bucket_size + 1, does exactly that."""
+    cdef int64_t b
+    cdef int32_t total, split
+    for b in range(n_buckets):
+        total = counts[b]
+        if total <= 1:
+            continue
+        split = (total - 1) % bucket_size + 1
+        _reverse(ids + b * bucket_size, split)
+        if total > bucket_size:
+            _reverse(ids + b * bucket_size + split, bucket_size - split)
+
+
+cdef void _fifo_finish(BucketTables* t, int n_threads) noexcept nogil:
+    cdef int32_t l
+    for l in prange(t.L, num_threads=n_threads, schedule="static"):
+        _fifo_ring_order(t.ids + <int64_t>l * t.n_buckets * t.bucket_size,
+                         t.counts + <int64_t>l * t.n_buckets, t.n_buckets, t.bucket_size)
+
+
+cdef void _fifo_backward(BucketTables* t, const int32_t* codes, int64_t n_rows,
+                         int32_t first_item, int n_threads) noexcept nogil:
+    cdef int32_t l
+    cdef int64_t n_buckets = t.n_buckets
+    for l in prange(t.L, num_threads=n_threads, schedule="static"):
+        _fifo_backward_table(t.ids + <int64_t>l * n_buckets * t.bucket_size,
+                             t.counts + <int64_t>l * n_buckets, t.bucket_size,
+                             codes + <int64_t>l * n_rows, n_rows, first_item)
+
+
 def _build(CompiledFamily fam, CompiledTables tables, const float[:, ::1] X,
            int policy, uint64_t seed, int n_threads):
     """Clear the tables, hash row i of X, insert item i (inputs validated).
 
     Rows go through in chunks (hash a chunk, then insert it) so the code
-    buffer stays small and hot, and insertion order stays row order.
+    buffer stays small and hot. Reservoir tables take chunks in row order;
+    FIFO tables take them last to first (see _fifo_backward_table), which
+    ends with the same contents.
     """
-    cdef int64_t n_rows = X.shape[0], start, n_chunk
-    cdef int64_t chunk = min(n_rows, <int64_t>BUILD_CHUNK_ROWS)
-    codes_array = np.empty(max(chunk, 1) * fam.c.L, dtype=np.int32)
+    cdef int64_t n_rows = X.shape[0], start, n_chunk, n_chunks, chunk_index
+    cdef int64_t chunk = max(1, min(n_rows, <int64_t>BUILD_CHUNK_ROWS))
+    cdef bint backward = policy == POLICY_FIFO
+    codes_array = np.empty(chunk * fam.c.L, dtype=np.int32)
     cdef int32_t[::1] codes = codes_array
     cdef float[::1] projections = _projection_buffer(fam, n_threads)
+    n_chunks = (n_rows + chunk - 1) // chunk
     with nogil:
         memset(tables.c.counts, 0, tables.c.L * tables.c.n_buckets * sizeof(int32_t))
-        start = 0
-        while start < n_rows:
+        for chunk_index in range(n_chunks):
+            start = (n_chunks - 1 - chunk_index if backward else chunk_index) * chunk
             n_chunk = min(chunk, n_rows - start)
             if _uses_blas(&fam.c):
                 _gaussian_codes(&fam.c, &X[start, 0], n_chunk, &projections[0],
@@ -998,9 +1064,29 @@ def _build(CompiledFamily fam, CompiledTables tables, const float[:, ::1] X,
             else:
                 _rows_codes(&fam.c, &X[start, 0], n_chunk, &codes[0], 1, n_chunk,
                             n_threads)
-            _fill(&tables.c, &codes[0], n_chunk, NULL, <int32_t>start, policy, seed,
-                  False, n_threads)
-            start += n_chunk
+            if backward:
+                _fifo_backward(&tables.c, &codes[0], n_chunk, <int32_t>start, n_threads)
+            else:
+                _fill(&tables.c, &codes[0], n_chunk, NULL, <int32_t>start, policy, seed,
+                      False, n_threads)
+        if backward and n_rows > 0:
+            _fifo_finish(&tables.c, n_threads)
+
+
+def _build_from_codes(CompiledTables tables, const int32_t[:, ::1] codes_by_table,
+                      int policy, uint64_t seed, int n_threads):
+    """Clear the tables and insert ids 0..n-1 with codes (L, n)."""
+    cdef int64_t n_rows = codes_by_table.shape[1]
+    with nogil:
+        memset(tables.c.counts, 0, tables.c.L * tables.c.n_buckets * sizeof(int32_t))
+        if n_rows == 0:
+            pass
+        elif policy == POLICY_FIFO:
+            _fifo_backward(&tables.c, &codes_by_table[0, 0], n_rows, 0, n_threads)
+            _fifo_finish(&tables.c, n_threads)
+        else:
+            _fill(&tables.c, &codes_by_table[0, 0], n_rows, NULL, 0, policy, seed, False,
+                  n_threads)
 
 
 def _hash_dense_tables_layout(CompiledFamily fam, const float[:, ::1] X,

@@ -630,9 +630,8 @@ class LSHTables:
         """
         n_threads = _threads(threads)
         codes_by_table = self._codes(codes, "codes")
-        _hash._clear(self._compiled)
-        _hash._fill_codes(self._compiled, codes_by_table, None,
-                          _hash.POLICIES[self.policy], self.seed, False, n_threads)
+        _hash._build_from_codes(self._compiled, codes_by_table, _hash.POLICIES[self.policy],
+                                self.seed, n_threads)
         self._set_n_items(codes_by_table.shape[1])
         return self
 
