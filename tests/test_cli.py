@@ -242,6 +242,14 @@ def test_predict_reads_the_model_width_from_a_narrower_file(capsys, files, tmp_p
     assert len(out.splitlines()) == 2
 
 
+def test_train_progress_bar_goes_to_stderr(capsys, files):
+    code, out, err = call(capsys, "train", files["train.txt"], "--hidden", "8", "--epochs", "1",
+                          "--threads", "1", "--progress")
+    assert code == 0, err
+    assert "epoch 1" in err and "step" in err        # the bar
+    assert "epoch 1/1  loss" in out                  # the epoch line
+
+
 def test_train_libsvm(capsys, files, tmp_path):
     code, out, err = call(capsys, "train", files["train.svm"], "--test", files["test.svm"],
                           "--format", "libsvm", "--hidden", "16", "--epochs", "1",
