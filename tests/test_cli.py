@@ -19,6 +19,17 @@ from pyslide import cli
 
 N_FEATURES, N_LABELS = 800, 200
 
+try:
+    import tomllib  # noqa: F401
+    HAS_TOML = True
+except ImportError:
+    try:
+        import tomli  # noqa: F401
+        HAS_TOML = True
+    except ImportError:
+        HAS_TOML = False
+needs_toml = pytest.mark.skipif(not HAS_TOML, reason="TOML configs need Python >= 3.11")
+
 
 def run_cli(*args, cwd=None, timeout=240):
     return subprocess.run([sys.executable, "-m", "pyslide", *map(str, args)], cwd=cwd,
@@ -120,6 +131,7 @@ def test_predict_writes_one_line_per_row(files, problem):
         np.testing.assert_allclose([float(s) for _, s in pairs], row_scores, rtol=1e-5)
 
 
+@needs_toml
 def test_train_from_config_with_flag_override(files, tmp_path):
     config = tmp_path / "cfg.toml"
     config.write_text(f'train = "{files["train.txt"]}"\n'
@@ -370,6 +382,7 @@ def test_usage_errors_found_after_reading_the_data(capsys, files):
         assert_one_line_error(err, fragment)
 
 
+@needs_toml
 def test_config_errors(capsys, files, tmp_path):
     def run_with(name, text):
         path = tmp_path / name
@@ -402,6 +415,17 @@ def test_config_errors(capsys, files, tmp_path):
     code, _, err = call(capsys, "train", "--config", tmp_path / "nope.toml")
     assert code == 2
     assert_one_line_error(err, "--config: no such file", "nope.toml")
+
+
+def test_toml_config_without_tomllib_says_so(capsys, files, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tomllib", None)    # import fails, as on Python < 3.11
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    config = tmp_path / "cfg.toml"
+    config.write_text("epochs = 1\n")
+    code, _, err = call(capsys, "train", files["train.txt"], "--config", config)
+    assert code == 2
+    assert_one_line_error(err, "TOML config files need Python 3.11 or later",
+                          "as a JSON file (cfg.json)")
 
 
 def test_failures_name_the_file_and_line(capsys, files, tmp_path):
