@@ -753,8 +753,6 @@ def _topk(net, X, k, sampled):
 # --------------------------------------------------------------------------- predict
 
 def _cmd_predict(args):
-    import numpy as np
-
     _check_threads(args.threads)
     net = _load_model(args.model, args.threads)
     if args.output != "-":
