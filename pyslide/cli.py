@@ -894,7 +894,8 @@ def _demo_torch(X, Y, Xt, Yt, epochs, threads, seed, ks, n_sample=8192):
     nn.init.normal_(bag.weight, 0.0, 1.0 / math.sqrt(max(X.multiply(X).sum(1).mean(), 1e-12)))
     bias = nn.Parameter(torch.zeros(hidden))
     out_w = nn.Embedding(n_labels, hidden, sparse=True)
-    nn.init.normal_(out_w.weight, 0.0, 1.0 / math.sqrt(hidden))
+    # the same start as pyslide's: unit-variance hidden pre-activations, output near zero
+    nn.init.normal_(out_w.weight, 0.0, 0.01 / math.sqrt(hidden))
     out_b = nn.Embedding(n_labels, 1, sparse=True)
     nn.init.zeros_(out_b.weight)
     sparse_opt = torch.optim.SparseAdam([bag.weight, out_w.weight, out_b.weight], lr=1e-3)
