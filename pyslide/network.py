@@ -498,14 +498,8 @@ class Network:
             for start in starts:
                 h = self._hidden(X[start:start + chunk])
                 z = self._output_scores(h)
-                if k_eff < z.shape[1]:
-                    part = np.argpartition(-z, k_eff - 1, axis=1)[:, :k_eff]
-                else:
-                    part = np.tile(np.arange(z.shape[1]), (z.shape[0], 1))
-                top = np.take_along_axis(z, part, axis=1)
-                order = np.argsort(-top, axis=1, kind="stable")
-                ids[start:start + len(z), :k_eff] = np.take_along_axis(part, order, axis=1)
-                scores[start:start + len(z), :k_eff] = np.take_along_axis(top, order, axis=1)
+                _kernels.topk_rows(z, k_eff, self.n_threads, ids[start:start + len(z)],
+                                   scores[start:start + len(z)])
         return ids, scores
 
     def _predict_sampled(self, X, k, ids, scores):

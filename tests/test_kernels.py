@@ -280,3 +280,19 @@ def test_full_active_sampled_layer_equals_dense():
                                rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(sampled.predict_proba(X), dense.predict_proba(X),
                                rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("k", [1, 3, 10])
+def test_topk_rows_matches_numpy(threads, k):
+    from pyslide import _kernels
+    rng = np.random.default_rng(k)
+    scores = rng.normal(size=(50, 300)).astype(np.float32)
+    scores[:, 17] = scores[:, 4]          # ties: the lower id must come first
+    scores[3] = 1.0                       # a row of equal scores
+    ids = np.zeros((50, k), np.int32)
+    vals = np.zeros((50, k), np.float32)
+    _kernels.topk_rows(scores, k, threads, ids, vals)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(ids, order)
+    np.testing.assert_array_equal(vals, np.take_along_axis(scores, order, axis=1))
