@@ -1121,11 +1121,6 @@ def _fill_codes(CompiledTables tables, const int32_t[:, ::1] codes_by_table,
               skip_present, n_threads)
 
 
-def _clear(CompiledTables tables):
-    with nogil:
-        memset(tables.c.counts, 0, tables.c.L * tables.c.n_buckets * sizeof(int32_t))
-
-
 # ---------------------------------------------------------------------------
 # Batched queries
 # ---------------------------------------------------------------------------
