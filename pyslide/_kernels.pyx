@@ -152,7 +152,7 @@ cdef int32_t choose_active(LayerC* layer, int32_t tid, int32_t b,
     """
     cdef int32_t* ids = layer.act_ids + <int64_t>b * layer.width
     cdef int32_t* stamp = layer.stamp + <int64_t>tid * layer.units
-    cdef int32_t n = 0, j, room, hits, t
+    cdef int32_t n = 0, j, room, hits, t, base
     cdef int32_t* bucket_ids
     for j in range(n_labels):
         if stamp[labels[j]] != mark:
@@ -185,9 +185,11 @@ cdef int32_t choose_active(LayerC* layer, int32_t tid, int32_t b,
                 layer.last_table + <int64_t>tid * layer.units,
                 layer.hit_list + <int64_t>tid * layer.n_tables * layer.tables.bucket_size)
             # the threshold query does not know the labels already held:
-            # keep the ids not yet stamped, up to max_active
+            # keep the ids not yet stamped, up to max_active (compacting in
+            # place: the write position n never passes the read position)
+            base = n
             for t in range(hits):
-                j = ids[n + t]
+                j = ids[base + t]
                 if stamp[j] != mark and n < layer.max_active:
                     stamp[j] = mark
                     ids[n] = j
@@ -606,6 +608,12 @@ cdef class Engine:
             else:
                 out.append(np.arange(layer.units, dtype=np.int32))
         return out
+
+    def last_shared_ids(self):
+        """The last step's shared active ids of the output layer (a view)."""
+        if not self.shared_output or self.n_shared == 0:
+            return np.zeros(0, np.int32)
+        return np.asarray(<int32_t[:self.n_shared]>self.shared_ids)
 
     def shared_gradient(self):
         """(ids, grad_W, grad_b) of the last batch-shared step (tests, diagnostics)."""

@@ -193,6 +193,11 @@ class Network:
         self._tables = [None] * len(self.layers)
         self._next_rebuild = [0] * len(self.layers)
         self._rebuild_interval = [0] * len(self.layers)
+        # neurons whose weights changed since they were last hashed, and how
+        # many incremental rebuilds ran since the last full one
+        self._dirty = [None] * len(self.layers)
+        self._hashed_at = [0] * len(self.layers)
+        self._rebuilds_since_full = [0] * len(self.layers)
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Sampled):
                 self._rebuild_interval[i] = layer.rebuild_every
@@ -238,26 +243,55 @@ class Network:
             if family is None:
                 continue
             if self._families[i] is None:
+                self._dirty[i] = np.zeros(layer.units, dtype=bool)
+                self._hashed_at[i] = 0
                 self._families[i] = family.compile(self._dims[i][0])
                 self._tables[i] = LSHTables(self._families[i], bucket_size=layer.bucket_size,
                                             policy=layer.policy, seed=self.seed + i)
                 self._next_rebuild[i] = self.step_
 
     def _maybe_rebuild(self, force=False):
+        """Re-hash neurons whose rebuild is due; returns the seconds spent.
+
+        Every ``rebuild_every`` steps only the neurons the optimizer changed
+        since their last hashing are re-hashed (``LSHTables.update``); every
+        ``full_rebuild_every``-th time, and on the first step, all neurons go
+        into cleared tables, which also drops the stale entries updates leave.
+        """
         spent = 0.0
         for i, layer in enumerate(self.layers):
             tables = self._tables[i]
             if tables is None:
                 continue
-            if force or self.step_ >= self._next_rebuild[i]:
-                t0 = time.perf_counter()
-                tables.build(self._params[i]["W"], threads=self.n_threads)
-                spent += time.perf_counter() - t0
-                self._next_rebuild[i] = self.step_ + self._rebuild_interval[i]
-                if layer.rebuild_growth:
-                    self._rebuild_interval[i] = int(math.ceil(
-                        self._rebuild_interval[i] * layer.rebuild_growth))
+            if not (force or self.step_ >= self._next_rebuild[i]):
+                continue
+            t0 = time.perf_counter()
+            W = self._params[i]["W"]
+            dirty = self._dirty[i]
+            if "touched" in self._params[i]:
+                dirty |= self._params[i]["touched"] > self._hashed_at[i]
+            if force or self._rebuilds_since_full[i] + 1 >= layer.full_rebuild_every:
+                tables.build(W, threads=self.n_threads)
+                self._rebuilds_since_full[i] = 0
+            else:
+                ids = np.flatnonzero(dirty).astype(np.int32)
+                if len(ids):
+                    tables.update(ids, W[ids], threads=self.n_threads)
+                self._rebuilds_since_full[i] += 1
+            dirty[:] = False
+            self._hashed_at[i] = self.step_
+            spent += time.perf_counter() - t0
+            self._next_rebuild[i] = self.step_ + self._rebuild_interval[i]
+            if layer.rebuild_growth:
+                self._rebuild_interval[i] = int(math.ceil(
+                    self._rebuild_interval[i] * layer.rebuild_growth))
         return spent
+
+    def _mark_changed(self, engine):
+        """Remember the rows of a batch-shared output the last step changed."""
+        out = len(self.layers) - 1
+        if self._tables[out] is not None and self._is_shared_output():
+            self._dirty[out][engine.last_shared_ids()] = True
 
     # ------------------------------------------------------------ data
 
@@ -398,6 +432,7 @@ class Network:
                                               getattr(opt, "beta2", 0.0),
                                               getattr(opt, "eps", 0.0), opt.lazy)
                         self.step_ = step
+                        self._mark_changed(engine)
                         t3 = time.perf_counter()
                         timings["optimizer"] += t3 - t2
                         step_times.append(t3 - t0)
@@ -584,6 +619,7 @@ class Network:
         state = {"format": _FORMAT_VERSION, "step": self.step_, "epoch": self.epoch_,
                  "initialized": self._initialized, "next_rebuild": self._next_rebuild,
                  "rebuild_interval": self._rebuild_interval,
+                 "hashed_at": self._hashed_at, "rebuilds_since_full": self._rebuilds_since_full,
                  "history": {k: [float(x) for x in v] for k, v in self.history_.items()}}
         arrays = {"config": np.array(json.dumps(self.get_config())),
                   "state": np.array(json.dumps(state))}
@@ -592,6 +628,7 @@ class Network:
                 if name in params:
                     arrays[f"layer{i}_{name}"] = params[name]
             if self._tables[i] is not None:
+                arrays[f"layer{i}_dirty"] = self._dirty[i]
                 arrays[f"layer{i}_tables_ids"] = self._tables[i].ids
                 arrays[f"layer{i}_tables_counts"] = self._tables[i].counts
         path = os.fspath(path)
@@ -644,10 +681,14 @@ class Network:
                     tables.ids[...] = archive[key_ids]
                     tables.counts[...] = archive[key_counts]
                     tables._set_n_items(net.layers[i].units)
+                    if f"layer{i}_dirty" in archive.files:
+                        net._dirty[i][...] = archive[f"layer{i}_dirty"]
                 else:
                     state["next_rebuild"][i] = net.step_   # rebuild before training on
             net._next_rebuild = [int(x) for x in state["next_rebuild"]]
             net._rebuild_interval = [int(x) for x in state["rebuild_interval"]]
+            net._hashed_at = [int(x) for x in state["hashed_at"]]
+            net._rebuilds_since_full = [int(x) for x in state["rebuilds_since_full"]]
         return net
 
     def __repr__(self):

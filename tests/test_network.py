@@ -267,6 +267,7 @@ BAD_LAYERS = [
     (lambda: ps.Sampled(10, query="all"), ValueError, "query must be 'union', 'threshold' or"),
     (lambda: ps.Sampled(10, threshold=0), ValueError, "threshold must be >= 1"),
     (lambda: ps.Sampled(10, rebuild_every=0), ValueError, "rebuild_every must be >= 1"),
+    (lambda: ps.Sampled(10, full_rebuild_every=0), ValueError, "full_rebuild_every must be >= 1"),
     (lambda: ps.Sampled(10, rebuild_growth=0.5), ValueError, "rebuild_growth must be None"),
     (lambda: ps.Sampled(10, bucket_size=0), ValueError, "bucket_size must be >= 1"),
     (lambda: ps.Sampled(10, hash="minhash"), ValueError, "hash must be 'auto', None"),
