@@ -296,3 +296,19 @@ def test_topk_rows_matches_numpy(threads, k):
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(ids, order)
     np.testing.assert_array_equal(vals, np.take_along_axis(scores, order, axis=1))
+
+
+@pytest.mark.parametrize("case", ["dense-sampled-batch", "lsh-batch", "dense-dense"])
+def test_two_threads_match_reference_where_nothing_races(case):
+    """The first Dense layer (fused gradient) and a batch-shared output have
+    no HogWild race: with two threads they still match the reference."""
+    X, Y = random_problem(n=48)
+    net = ps.Network(X.shape[1], CASES[case](Y.shape[1]), threads=2, seed=3)
+    rows = np.arange(48)
+    X, Y, engine, losses = run_step(net, X, Y, rows)
+    ref_losses, ref_grads = forward_backward(net, X, Y, rows, active_of(net, engine, len(rows)))
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
+    got = kernel_grads(net, engine)
+    layers = [0] if case == "dense-dense" else range(len(net.layers))
+    for i in layers:
+        np.testing.assert_allclose(got[i]["W"], ref_grads[i]["W"], rtol=2e-3, atol=2e-6)
