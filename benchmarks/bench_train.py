@@ -166,7 +166,8 @@ def worker(args):
     """Run one method in this process and write its JSON record."""
     start_load = common.loadavg()
     t0 = time.perf_counter()
-    X, Y, Xt, Yt, data_info = common.load_problem(args.preset, args.data_dir, seed=args.data_seed)
+    X, Y, Xt, Yt, data_info = common.load_problem(args.preset, args.data_dir, seed=args.data_seed,
+                                                  n_train=args.n_train, n_test=args.n_test)
     data_seconds = time.perf_counter() - t0
     rss_after_data = common.current_rss_bytes()
     method = args.worker
@@ -307,6 +308,10 @@ def parse_args(argv):
     p.add_argument("--preset", default="delicious", choices=sorted(common.PRESETS))
     p.add_argument("--data-dir", default=None,
                    help="folder with XC-format train.txt and test.txt (overrides --preset)")
+    p.add_argument("--n-train", type=int, default=None,
+                   help="training rows of a synthetic preset (default: the preset's)")
+    p.add_argument("--n-test", type=int, default=None,
+                   help="test rows of a synthetic preset (default: the preset's)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch", type=int, default=128)

@@ -25,11 +25,12 @@ PRESETS = {
 KS = (1, 3, 5)
 
 
-def load_problem(preset=None, data_dir=None, seed=0):
+def load_problem(preset=None, data_dir=None, seed=0, n_train=None, n_test=None):
     """Return ``(X, Y, Xt, Yt, info)``: float32 CSR features and labels.
 
     ``data_dir`` (a folder with XC-format ``train.txt`` and ``test.txt``) wins
     over ``preset``. Labels are CSR indicator matrices with ``float32`` ones.
+    ``n_train`` / ``n_test`` override the preset's row counts.
     """
     if data_dir is not None:
         from pyslide.data import load_xc
@@ -42,7 +43,8 @@ def load_problem(preset=None, data_dir=None, seed=0):
             raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
         from pyslide.data import make_xc
 
-        shape = PRESETS[preset]
+        shape = dict(PRESETS[preset])
+        shape.update({k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v})
         X, Y, Xt, Yt = make_xc(shape["make_xc"], n_samples=shape["n_train"],
                                n_test=shape["n_test"], seed=seed)
         info = dict(source="make_xc", seed=seed, **shape)
