@@ -1293,3 +1293,41 @@ def topk_rows(const float[:, ::1] scores, int k, int n_threads, int32_t[:, ::1] 
     with nogil:
         for r in prange(n_rows, num_threads=n_threads, schedule="static"):
             row_topk(&scores[r, 0], n_cols, k, &out_ids[r, 0], &out_vals[r, 0])
+
+
+def topk_candidates(const float[:, ::1] hidden, const int64_t[::1] indptr,
+                    const int32_t[::1] candidates, const float[:, ::1] W, const float[::1] b,
+                    int k, int n_threads, int32_t[:, ::1] out_ids, float[:, ::1] out_vals):
+    """Top-k among each row's candidate neurons (LSH inference).
+
+    Row r scores neurons ``candidates[indptr[r]:indptr[r + 1]]`` against
+    ``hidden[r]`` (dot product with W's row plus bias) and keeps the best k,
+    best first; rows with fewer candidates leave -1 / -inf in the tail.
+    """
+    cdef int64_t r, n_rows = hidden.shape[0], lo, hi, t, max_len = 0
+    cdef int32_t d = hidden.shape[1], n, kk, j
+    cdef float* scores
+    cdef int32_t* picked
+    if W.shape[1] != d or out_ids.shape[0] < n_rows or out_ids.shape[1] < k \
+            or out_vals.shape[0] < n_rows or out_vals.shape[1] < k or indptr.shape[0] != n_rows + 1:
+        raise ValueError("pyslide internal error: bad candidate top-k shapes")
+    for r in range(n_rows):
+        max_len = max(max_len, indptr[r + 1] - indptr[r])
+    with nogil, parallel(num_threads=n_threads):
+        scores = <float*>malloc((max_len + 1) * sizeof(float))
+        picked = <int32_t*>malloc((k + 1) * sizeof(int32_t))
+        if scores != NULL and picked != NULL:
+            for r in prange(n_rows, schedule="dynamic"):
+                lo = indptr[r]
+                hi = indptr[r + 1]
+                n = <int32_t>(hi - lo)
+                for t in range(n):
+                    j = candidates[lo + t]
+                    scores[t] = b[j] + dot(&W[j, 0], &hidden[r, 0], d)
+                kk = k if k < n else n
+                if kk > 0:
+                    row_topk(scores, n, kk, picked, &out_vals[r, 0])
+                    for t in range(kk):
+                        out_ids[r, t] = candidates[lo + picked[t]]
+        free(scores)
+        free(picked)

@@ -544,22 +544,14 @@ class Network:
             raise ValueError("predict_topk(sampled=True) needs a Sampled output layer with a "
                              "hash family that has been trained (fit) or loaded")
         W, b = self._params[out]["W"], self._params[out]["b"]
-        starts, chunk = self._row_chunks(X.shape[0])
-        for start in starts:
+        chunk = 4096
+        for start in range(0, X.shape[0], chunk):
             h = np.ascontiguousarray(self._hidden(X[start:start + chunk]), dtype=np.float32)
             indptr, cand = self._tables[out].query(h, mode="union", threads=self.n_threads)
-            counts = np.diff(indptr)
-            row_of = np.repeat(np.arange(len(h)), counts)
-            z = np.einsum("ij,ij->i", W[cand], h[row_of]) + b[cand]
-            for r in range(len(h)):
-                lo, hi = indptr[r], indptr[r + 1]
-                if hi == lo:
-                    continue
-                zr, cr = z[lo:hi], cand[lo:hi]
-                kk = min(k, hi - lo)
-                top = np.argsort(-zr, kind="stable")[:kk]
-                ids[start + r, :kk] = cr[top]
-                scores[start + r, :kk] = zr[top]
+            _kernels.topk_candidates(h, np.ascontiguousarray(indptr, dtype=np.int64),
+                                     np.ascontiguousarray(cand, dtype=np.int32), W, b, k,
+                                     self.n_threads, ids[start:start + len(h)],
+                                     scores[start:start + len(h)])
         return ids, scores
 
     def predict(self, X, k=5):

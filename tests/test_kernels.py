@@ -312,3 +312,28 @@ def test_two_threads_match_reference_where_nothing_races(case):
     layers = [0] if case == "dense-dense" else range(len(net.layers))
     for i in layers:
         np.testing.assert_allclose(got[i]["W"], ref_grads[i]["W"], rtol=2e-3, atol=2e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_topk_candidates_matches_numpy(threads):
+    from pyslide import _kernels
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(200, 8)).astype(np.float32)
+    b = rng.normal(size=200).astype(np.float32)
+    h = rng.normal(size=(30, 8)).astype(np.float32)
+    lengths = rng.integers(0, 12, size=30)
+    lengths[0] = 0                                     # a row with no candidate
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    cand = np.concatenate([rng.choice(200, n, replace=False) for n in lengths]).astype(np.int32)
+    k = 4
+    ids = np.full((30, k), -1, np.int32)
+    vals = np.full((30, k), -np.inf, np.float32)
+    _kernels.topk_candidates(h, indptr, cand, W, b, k, threads, ids, vals)
+    for r in range(30):
+        c = cand[indptr[r]:indptr[r + 1]]
+        z = (W[c] @ h[r] + b[c]).astype(np.float32)
+        order = np.argsort(-z, kind="stable")[:k]
+        n = len(order)
+        np.testing.assert_array_equal(ids[r, :n], c[order])
+        np.testing.assert_allclose(vals[r, :n], z[order], rtol=1e-5)
+        assert (ids[r, n:] == -1).all() and np.isneginf(vals[r, n:]).all()
