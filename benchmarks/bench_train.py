@@ -46,8 +46,15 @@ import common  # noqa: E402
 # pyslide output-layer configurations: name -> function(ps) -> keyword arguments
 # of ps.Sampled. Edit freely; a name here is usable as --methods pyslide:<name>.
 PYSLIDE_CONFIGS = {
-    "lsh-batch": lambda ps: dict(hash=ps.SimHash(K=9, L=50), share="batch", active=8192),
+    # Sampled(n_labels) with every default: shared set of 4,096, SimHash with
+    # K from the bucket load, L=16, reservoir buckets, incremental re-hashing
+    "default": lambda ps: dict(),
+    "lsh-batch": lambda ps: dict(share="batch", active=8192),
     "uniform-batch": lambda ps: dict(hash=None, share="batch", active=8192),
+    "lsh-batch-4096": lambda ps: dict(share="batch", active=4096),
+    "uniform-batch-4096": lambda ps: dict(hash=None, share="batch", active=4096),
+    "lsh-batch-2048": lambda ps: dict(share="batch", active=2048),
+    "uniform-batch-2048": lambda ps: dict(hash=None, share="batch", active=2048),
     "lsh-sample": lambda ps: dict(hash=ps.SimHash(K=9, L=50), share="sample", active=1024),
     "uniform-sample": lambda ps: dict(hash=None, share="sample", active=1024),
 }
