@@ -8,12 +8,14 @@ Training seconds exclude data generation and evaluation, as measured by
 """
 import argparse
 import json
+import os
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 
 def plot(results, out, metric="p@1", title=None, log_x=True):
@@ -29,6 +31,10 @@ def plot(results, out, metric="p@1", title=None, log_x=True):
         ax.plot(xs[1:], ys[1:], marker="o", markersize=3.5, label=label)
     if log_x:
         ax.set_xscale("log")
+        # Plain numbers at 1-2-5 steps instead of crowded powers of ten.
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training wall-clock seconds (cumulative, evaluation excluded)")
     ax.set_ylabel(metric.upper())
     first = records[0]
@@ -40,6 +46,7 @@ def plot(results, out, metric="p@1", title=None, log_x=True):
     fig.text(0.99, 0.01, f"{first.get('machine', '')}, {first.get('date', '')[:10]}",
              ha="right", va="bottom", fontsize=7, color="gray")
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
 
