@@ -634,6 +634,9 @@ cdef class Engine:
                    int32_t step, float[::1] losses):
         """Forward and backward of one batch; gradients left in the buffers.
 
+        BLAS must be limited to one thread while this runs (``Network.fit``
+        does it): a batch-shared output calls sgemm from every OpenMP thread.
+
         ``rows`` are the batch's row numbers in X / Y; ``step`` (>= 1) marks
         touched rows and keys the sample random streams; ``losses`` receives
         one loss per sample.
@@ -915,6 +918,7 @@ cdef class Engine:
         cdef float scale = 1.0 / n_batch
         cdef float one = 1.0, zero = 0.0
         cdef int inc = 1, n_rows, n_cols
+        cdef int32_t n_blocks, block, batch_block, c, s0, s1, b0, b1
         with nogil:
             # forward through the hidden layers; hidden vectors into `hidden`
             for b in prange(n_batch, num_threads=self.n_threads, schedule="dynamic"):
@@ -926,6 +930,11 @@ cdef class Engine:
                 self._forward_sample(b, tid, x_ids, x_vals, x_n, NULL, 0,
                                      self.n_layers - 1, step, mark_base + b + 1)
                 t0 = now()
+                # assigned here so that prange makes them thread-private (it
+                # cannot see the writes layer_output makes through pointers)
+                in_ids = NULL
+                in_vals = NULL
+                n_in = 0
                 layer_output(last, b, &in_ids, &in_vals, &n_in)
                 h = self.hidden + <int64_t>b * d
                 if in_ids == NULL:
@@ -944,17 +953,28 @@ cdef class Engine:
             n_shared = self.n_shared
             self.t_select += now() - t0
 
+            # BLAS runs single-threaded while fit runs (OpenBLAS threads that
+            # spin after a call steal the cores from the OpenMP threads of
+            # the next region), so each thread multiplies its own block of
+            # shared rows: gather the rows, then logits[:, block] =
+            # hidden @ w_shared[block]^T
             t0 = now()
-            for j in prange(n_shared, num_threads=self.n_threads, schedule="static"):
-                if j + PREFETCH_AHEAD < n_shared:
-                    pyslide_prefetch(out_layer.W + <int64_t>self.shared_ids[j + PREFETCH_AHEAD] * d,
-                                     d * sizeof(float), 0)
-                memcpy(self.w_shared + <int64_t>j * d,
-                       out_layer.W + <int64_t>self.shared_ids[j] * d, d * sizeof(float))
-                self.b_shared[j] = out_layer.b[self.shared_ids[j]]
-            # logits(batch, shared) = hidden @ w_shared^T
-            gemm_rm(False, True, n_batch, n_shared, d, one, self.hidden, d,
-                    self.w_shared, d, zero, self.logits, n_shared)
+            n_blocks = self.n_threads
+            block = (n_shared + n_blocks - 1) // n_blocks
+            for c in prange(n_blocks, num_threads=self.n_threads, schedule="static"):
+                s0 = c * block
+                s1 = min(n_shared, s0 + block)
+                if s1 <= s0:
+                    continue
+                for j in range(s0, s1):
+                    if j + PREFETCH_AHEAD < s1:
+                        pyslide_prefetch(out_layer.W + <int64_t>self.shared_ids[j + PREFETCH_AHEAD] * d,
+                                         d * sizeof(float), 0)
+                    memcpy(self.w_shared + <int64_t>j * d,
+                           out_layer.W + <int64_t>self.shared_ids[j] * d, d * sizeof(float))
+                    self.b_shared[j] = out_layer.b[self.shared_ids[j]]
+                gemm_rm(False, True, n_batch, s1 - s0, d, one, self.hidden, d,
+                        self.w_shared + <int64_t>s0 * d, d, zero, self.logits + s0, n_shared)
             self.t_gemm += now() - t0
 
             t0 = now()
@@ -975,16 +995,26 @@ cdef class Engine:
                 # loss_and_delta works in place: delta overwrites the logits
                 losses[b] = loss_and_delta(h, h, n_shared, label_pos, <int32_t>k,
                                            self.loss_kind, scale)
-            self.t_select += 0
-            # grad(shared, d) = delta^T @ hidden ; grad_b = delta^T @ 1 ;
-            # d_hidden(batch, d) = delta @ w_shared
-            gemm_rm(True, False, n_shared, d, n_batch, one, self.logits, n_shared,
-                    self.hidden, d, zero, self.grad_shared, d)
-            gemm_rm(False, False, n_batch, d, n_shared, one, self.logits, n_shared,
-                    self.w_shared, d, zero, self.d_hidden, d)
-            memset(self.gb_shared, 0, n_shared * sizeof(float))
-            for b in range(n_batch):
-                axpy(self.gb_shared, self.logits + <int64_t>b * n_shared, 1.0, n_shared)
+            # per thread: grad[block] = delta[:, block]^T @ hidden and the bias
+            # gradient of its block of shared rows; d_hidden[rows] =
+            # delta[rows] @ w_shared for its block of batch rows
+            batch_block = (n_batch + n_blocks - 1) // n_blocks
+            for c in prange(n_blocks, num_threads=self.n_threads, schedule="static"):
+                s0 = c * block
+                s1 = min(n_shared, s0 + block)
+                if s1 > s0:
+                    gemm_rm(True, False, s1 - s0, d, n_batch, one, self.logits + s0, n_shared,
+                            self.hidden, d, zero, self.grad_shared + <int64_t>s0 * d, d)
+                    memset(self.gb_shared + s0, 0, (s1 - s0) * sizeof(float))
+                    for b in range(n_batch):
+                        axpy(self.gb_shared + s0, self.logits + <int64_t>b * n_shared + s0,
+                             1.0, s1 - s0)
+                b0 = c * batch_block
+                b1 = min(n_batch, b0 + batch_block)
+                if b1 > b0:
+                    gemm_rm(False, False, b1 - b0, d, n_shared, one,
+                            self.logits + <int64_t>b0 * n_shared, n_shared, self.w_shared, d,
+                            zero, self.d_hidden + <int64_t>b0 * d, d)
             self.t_gemm += now() - t0
 
             for b in prange(n_batch, num_threads=self.n_threads, schedule="dynamic"):
@@ -993,6 +1023,11 @@ cdef class Engine:
                 r = rows[b]
                 dh = self.d_hidden + <int64_t>b * d
                 last_delta = last.deltas + <int64_t>b * last.width
+                # assigned here so that prange makes them thread-private (it
+                # cannot see the writes layer_output makes through pointers)
+                in_ids = NULL
+                in_vals = NULL
+                n_in = 0
                 layer_output(last, b, &in_ids, &in_vals, &n_in)
                 if in_ids == NULL:
                     for t in range(n_in):

@@ -270,11 +270,14 @@ class Network:
             dirty = self._dirty[i]
             if "touched" in self._params[i]:
                 dirty |= self._params[i]["touched"] > self._hashed_at[i]
-            if force or self._rebuilds_since_full[i] + 1 >= layer.full_rebuild_every:
+            ids = np.flatnonzero(dirty).astype(np.int32)
+            # a full build hashes with sgemm and fills without duplicate
+            # checks, so once a quarter of the neurons changed it is cheaper
+            if force or self._rebuilds_since_full[i] + 1 >= layer.full_rebuild_every \
+                    or len(ids) > 0.25 * layer.units:
                 tables.build(W, threads=self.n_threads)
                 self._rebuilds_since_full[i] = 0
             else:
-                ids = np.flatnonzero(dirty).astype(np.int32)
                 if len(ids):
                     tables.update(ids, W[ids], threads=self.n_threads)
                 self._rebuilds_since_full[i] += 1
@@ -397,7 +400,10 @@ class Network:
         from threadpoolctl import threadpool_limits
         bar = None
         try:
-            with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            # BLAS stays single-threaded during training: the kernels split
+            # their matrix products over their own OpenMP threads, and idle
+            # BLAS threads spinning after a call would steal those cores
+            with threadpool_limits(limits=1, user_api="blas"):
                 timings["rebuild"] += self._maybe_rebuild(force=self.step_ == 0)
                 for _ in range(epochs):
                     epoch = self.epoch_

@@ -40,11 +40,14 @@ def prepared(net, X, Y, batch):
 
 
 def run_step(net, X, Y, rows, step=1):
+    from threadpoolctl import threadpool_limits
     X, Y, engine = prepared(net, X, Y, len(rows))
     losses = np.zeros(len(rows), np.float32)
-    engine.train_step(X.indptr.astype(np.int64), X.indices, X.data,
-                      Y.indptr.astype(np.int64), Y.indices, np.asarray(rows, np.int64),
-                      step, losses)
+    # as in Network.fit: the kernels call BLAS from their own threads
+    with threadpool_limits(limits=1, user_api="blas"):
+        engine.train_step(X.indptr.astype(np.int64), X.indices, X.data,
+                          Y.indptr.astype(np.int64), Y.indices, np.asarray(rows, np.int64),
+                          step, losses)
     return X, Y, engine, losses
 
 
