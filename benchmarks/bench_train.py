@@ -46,7 +46,7 @@ import common  # noqa: E402
 # pyslide output-layer configurations: name -> function(ps) -> keyword arguments
 # of ps.Sampled. Edit freely; a name here is usable as --methods pyslide:<name>.
 PYSLIDE_CONFIGS = {
-    # Sampled(n_labels) with every default: shared set of 4,096, SimHash with
+    # Sampled(n_labels) with every default: shared set of 8,192, SimHash with
     # K from the bucket load, L=16, reservoir buckets, incremental re-hashing
     "default": lambda ps: dict(),
     "lsh-batch": lambda ps: dict(share="batch", active=8192),

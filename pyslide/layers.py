@@ -140,7 +140,7 @@ class Sampled:
     bucket holds about 64 neurons on average and rarely overflows; ``L = 16``
     tables for ``share="batch"`` and 50 for ``share="sample"``; reservoir
     insertion (FIFO would keep only the neurons inserted last, i.e. the
-    highest ids, in an overflowing bucket). Active count: 4,096 per batch
+    highest ids, in an overflowing bucket). Active count: 8,192 per batch
     (``share="batch"``; the batch's true labels always enter, even beyond
     it) or ``max(128, n // 200)`` per sample, never above ``n``.
     """
@@ -157,7 +157,7 @@ class Sampled:
             raise ValueError(f"Sampled: share must be 'batch' or 'sample', got {share!r}")
         self.share = share
         if active is None:
-            count = 4096 if share == "batch" else max(128, self.units // 200)
+            count = 8192 if share == "batch" else max(128, self.units // 200)
             self.active = min(self.units, count)
         elif isinstance(active, bool):
             raise TypeError(f"Sampled: active must be a fraction in (0, 1] or a count >= 1, got {active!r}")
