@@ -214,7 +214,7 @@ _TRAIN_OPTIONS = {
     "output layer and LSH": [
         ("active", ("--active",), _active, None, None, "N|FRACTION",
          "active output neurons per batch (--share batch) or per sample (--share sample): "
-         "a count like 4096 or a fraction like 0.02 (default: 4096 per batch, "
+         "a count like 4096 or a fraction like 0.02 (default: 8192 per batch, "
          "max(128, labels/200) per sample)"),
         ("min_active", ("--min-active",), _int_at_least(0), None, None, "N",
          "fewer LSH candidates than this are topped up with random neurons (default: --active)"),
