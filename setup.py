@@ -110,14 +110,6 @@ for pyx in sorted(PKG.glob("_*.pyx")):
         extra_link_args=link_args,
     ))
 
-# The build writes whether OpenMP was used so ``pyslide.openmp_enabled()``
-# can tell the truth at run time.
-(PKG / "_build_config.py").write_text(
-    "# Written by setup.py at build time.\n"
-    f"OPENMP = {USE_OPENMP!r}\n"
-    f"NATIVE = {_flag('PYSLIDE_NATIVE')!r}\n"
-)
-
 setup(
     ext_modules=cythonize(
         extensions,
