@@ -430,7 +430,9 @@ cdef class Engine:
     cdef float* gb_shared
     cdef float* d_hidden
     cdef double* thread_time
-    cdef public double t_sample, t_forward, t_backward, t_select, t_gemm
+    # serial phases of the shared step: selection, and the shared
+    # output's products on the forward and on the backward side
+    cdef public double t_select, t_shared_forward, t_shared_backward
 
     def __cinit__(self):
         self.layers = NULL
@@ -567,7 +569,7 @@ cdef class Engine:
         return &view[0]
 
     def reset_timers(self):
-        self.t_sample = self.t_forward = self.t_backward = self.t_select = self.t_gemm = 0
+        self.t_select = self.t_shared_forward = self.t_shared_backward = 0
         memset(self.thread_time, 0, self.n_threads * TIME_STRIDE * sizeof(double))
 
     def timings(self):
@@ -579,8 +581,8 @@ cdef class Engine:
             f += self.thread_time[t * TIME_STRIDE + T_FORWARD]
             bw += self.thread_time[t * TIME_STRIDE + T_BACKWARD]
         n = float(self.n_threads)
-        return {"hash": s / n + self.t_select, "forward": f / n + self.t_gemm * 0.5,
-                "backward": bw / n + self.t_gemm * 0.5}
+        return {"hash": s / n + self.t_select, "forward": f / n + self.t_shared_forward,
+                "backward": bw / n + self.t_shared_backward}
 
     def reset_stamps(self):
         """Clear de-duplication marks (needed before the int32 mark wraps)."""
@@ -641,8 +643,9 @@ cdef class Engine:
         touched rows and keys the sample random streams; ``losses`` receives
         one loss per sample.
         """
-        cdef int32_t n_batch = rows.shape[0]
+        cdef int32_t n_batch = rows.shape[0], b
         cdef int32_t mark_base
+        cdef int64_t entries
         self._last_batch = n_batch
         if n_batch > self.batch_size or n_batch > losses.shape[0]:
             raise ValueError("pyslide internal error: batch larger than the engine's scratch")
@@ -651,6 +654,12 @@ cdef class Engine:
         mark_base = self.mark_base
         self.mark_base += n_batch
         if self.layers[0].fused_grad:
+            entries = 0
+            for b in range(n_batch):
+                entries += x_indptr[rows[b] + 1] - x_indptr[rows[b]]
+            if entries > self.max_entries:
+                raise ValueError("pyslide internal error: the batch has more non-zeros than "
+                                 "the engine was sized for")
             with nogil:
                 self._transpose_batch(x_indptr, x_indices, x_data, rows)
         if self.shared_output:
@@ -664,13 +673,10 @@ cdef class Engine:
                                const float[::1] x_data, const int64_t[::1] rows) noexcept nogil:
         """Group the batch's non-zeros by feature (a counting sort, no sort call)."""
         cdef int32_t n_batch = rows.shape[0], b, f, slot, n_feats = 0
-        cdef int64_t k, r, pos, total = 0
+        cdef int64_t k, r, pos
         for b in range(n_batch):
             r = rows[b]
             for k in range(x_indptr[r], x_indptr[r + 1]):
-                if total >= self.max_entries:
-                    break
-                total += 1
                 f = x_indices[k]
                 if self.row_slot[f] < 0:
                     self.row_slot[f] = n_feats
@@ -682,13 +688,9 @@ cdef class Engine:
         for slot in range(n_feats):
             self.feat_start[slot + 1] += self.feat_start[slot]
         # fill, using feat_start[slot] as a cursor, then shift the cursors back
-        total = 0
         for b in range(n_batch):
             r = rows[b]
             for k in range(x_indptr[r], x_indptr[r + 1]):
-                if total >= self.max_entries:
-                    break
-                total += 1
                 slot = self.row_slot[x_indices[k]]
                 pos = self.feat_start[slot]
                 self.entry_sample[pos] = b
@@ -917,7 +919,6 @@ cdef class Engine:
         cdef double t0
         cdef float scale = 1.0 / n_batch
         cdef float one = 1.0, zero = 0.0
-        cdef int inc = 1, n_rows, n_cols
         cdef int32_t n_blocks, block, batch_block, c, s0, s1, b0, b1
         with nogil:
             # forward through the hidden layers; hidden vectors into `hidden`
@@ -975,7 +976,7 @@ cdef class Engine:
                     self.b_shared[j] = out_layer.b[self.shared_ids[j]]
                 gemm_rm(False, True, n_batch, s1 - s0, d, one, self.hidden, d,
                         self.w_shared + <int64_t>s0 * d, d, zero, self.logits + s0, n_shared)
-            self.t_gemm += now() - t0
+            self.t_shared_forward += now() - t0
 
             t0 = now()
             for b in prange(n_batch, num_threads=self.n_threads, schedule="static"):
@@ -1015,7 +1016,7 @@ cdef class Engine:
                     gemm_rm(False, False, b1 - b0, d, n_shared, one,
                             self.logits + <int64_t>b0 * n_shared, n_shared, self.w_shared, d,
                             zero, self.d_hidden + <int64_t>b0 * d, d)
-            self.t_gemm += now() - t0
+            self.t_shared_backward += now() - t0
 
             for b in prange(n_batch, num_threads=self.n_threads, schedule="dynamic"):
                 tid = threadid()

@@ -10,15 +10,13 @@ import math
 import numbers
 import os
 import time
-import warnings
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import _kernels
 from ._openmp import resolve_threads
 from .layers import Dense, Sampled, layer_from_config
-from .optim import Adam, SGD, check_optimizer, optimizer_from_config
+from .optim import Adam, check_optimizer, optimizer_from_config
 
 __all__ = ["Network", "load"]
 
@@ -396,7 +394,6 @@ class Network:
         train_time = self.history_.get("time", [0.0])[-1] if self.history_.get("time") else 0.0
         self.stop_training = False
         opt = self.optimizer
-        adam = isinstance(opt, Adam)
         from threadpoolctl import threadpool_limits
         bar = None
         try:
@@ -421,7 +418,6 @@ class Network:
                         rows = order[s * batch_size:(s + 1) * batch_size]
                         step = self.step_ + 1
                         timings["rebuild"] += self._maybe_rebuild()
-                        t1 = time.perf_counter()
                         engine.train_step(x_indptr, X.indices, X.data, y_indptr, Y.indices,
                                           rows, step, losses)
                         batch_loss = float(losses[:len(rows)].mean(dtype=np.float64))

@@ -325,3 +325,23 @@ def test_bad_fit_and_predict_arguments(small, tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(ValueError, match="no config inside"):
         ps.load(tmp_path / "other.npz")
+
+
+def test_load_refuses_damaged_or_foreign_format(small, tmp_path):
+    X, Y, _, _ = small
+    net = lsh_net(X.shape[1], Y.shape[1])
+    path = net.save(tmp_path / "m.npz")
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    damaged = dict(arrays)
+    del damaged["layer1_W"]
+    np.savez(tmp_path / "damaged.npz", **damaged)
+    with pytest.raises(ValueError, match="is damaged: layer1_W is missing or has the wrong shape"):
+        ps.load(tmp_path / "damaged.npz")
+    import json
+    state = json.loads(str(arrays["state"]))
+    state["format"] = 99
+    foreign = dict(arrays, state=np.array(json.dumps(state)))
+    np.savez(tmp_path / "foreign.npz", **foreign)
+    with pytest.raises(ValueError, match="has model format 99, this pyslide reads format 1"):
+        ps.load(tmp_path / "foreign.npz")
