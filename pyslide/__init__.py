@@ -7,10 +7,11 @@ from ._openmp import openmp_enabled, resolve_threads
 from . import data, metrics
 from .hashing import DOPH, DWTA, WTA, LSHTables, SimHash
 from .layers import Dense, Sampled
-from .optim import SGD, Adam
+from .optim import SGD, Adam, AdamW, CosineDecay, ExponentialDecay, StepDecay
 from .network import Network, load
 
 __version__ = "0.1.0"
 
 __all__ = ["openmp_enabled", "resolve_threads", "data", "metrics", "SimHash", "WTA", "DWTA",
-           "DOPH", "LSHTables", "Dense", "Sampled", "Adam", "SGD", "Network", "load", "__version__"]
+           "DOPH", "LSHTables", "Dense", "Sampled", "Adam", "AdamW", "SGD",
+           "StepDecay", "ExponentialDecay", "CosineDecay", "Network", "load", "__version__"]

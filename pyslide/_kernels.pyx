@@ -15,14 +15,14 @@
 
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.math cimport expf, logf, log1pf, sqrtf, fabsf, INFINITY
+from libc.math cimport expf, expm1f, exp, logf, log1pf, sqrtf, fabsf, INFINITY
 from libc.string cimport memset, memcpy
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from libc.stdlib cimport malloc, free, calloc
 
 from scipy.linalg.cython_blas cimport sgemm, sgemv
 
-from pyslide._common cimport splitmix64_next, mix_seed, rand_below
+from pyslide._common cimport splitmix64_next, mix_seed, rand_below, rand_uniform
 from pyslide._hash cimport (HashFamily, BucketTables, CompiledFamily, CompiledTables,
                             hash_dense_row, hash_sparse_row, query_union_row,
                             query_threshold_row, query_sample_row)
@@ -100,6 +100,10 @@ cdef struct LayerC:
     float* act_vals         # (batch, width)
     float* deltas           # (batch, width)
     int32_t* n_act          # (batch,)
+    int32_t* n_det          # (batch,) ids chosen before the uniform top-up (output layer)
+    float dropout           # Dense hidden layer: probability of dropping a unit
+    uint64_t dropout_seed   # keys the per-(step, sample) dropout masks
+    double* decay_mark      # per weight row: cumulative log weight decay last applied
 
 
 cdef inline double now() noexcept nogil:
@@ -165,6 +169,8 @@ cdef int32_t choose_active(LayerC* layer, int32_t tid, int32_t b,
                 stamp[j] = mark
                 ids[n] = j
                 n += 1
+        if layer.n_det != NULL:
+            layer.n_det[b] = n
         return n
     if layer.family != NULL and n < layer.max_active:
         bucket_ids = layer.bucket_ids + <int64_t>b * layer.n_tables
@@ -194,6 +200,8 @@ cdef int32_t choose_active(LayerC* layer, int32_t tid, int32_t b,
                     stamp[j] = mark
                     ids[n] = j
                     n += 1
+    if layer.n_det != NULL:
+        layer.n_det[b] = n
     while n < layer.min_active:
         j = <int32_t>rand_below(rng, <uint32_t>layer.units)
         if stamp[j] != mark:
@@ -203,10 +211,32 @@ cdef int32_t choose_active(LayerC* layer, int32_t tid, int32_t b,
     return n
 
 
+# ---------------------------------------------------------------- dropout
+
+cdef inline void dropout_mask(float* x, int32_t n, float rate, uint64_t seed) noexcept nogil:
+    """Zero each of x's n values with probability ``rate`` and scale the
+    rest by 1 / (1 - rate). One seed gives one mask, so the forward pass (on
+    activations) and the backward pass (on deltas) draw the same units."""
+    cdef uint64_t state = seed
+    cdef float keep = 1
+    cdef int32_t t
+    keep = keep / (keep - rate)
+    for t in range(n):
+        if rand_uniform(&state) < rate:
+            x[t] = 0
+        else:
+            x[t] = x[t] * keep
+
+
+cdef inline uint64_t dropout_stream(const LayerC* layer, int32_t step, int32_t b) noexcept nogil:
+    return mix_seed(layer.dropout_seed, <uint64_t>step, <uint64_t>b)
+
+
 # ---------------------------------------------------------------- forward
 
 cdef void forward_layer(LayerC* layer, int32_t b, const int32_t* in_ids,
-                        const float* in_vals, int32_t n_in, bint is_output) noexcept nogil:
+                        const float* in_vals, int32_t n_in, bint is_output,
+                        int32_t step) noexcept nogil:
     """Activations of one layer for sample b (active set already chosen)."""
     cdef float* out = layer.act_vals + <int64_t>b * layer.width
     cdef const int32_t* ids
@@ -245,6 +275,8 @@ cdef void forward_layer(LayerC* layer, int32_t b, const int32_t* in_ids,
         for t in range(n):
             if out[t] < 0:
                 out[t] = 0
+    if layer.dropout > 0 and not is_output:
+        dropout_mask(out, n, layer.dropout, dropout_stream(layer, step, b))
 
 
 cdef inline void layer_output(LayerC* layer, int32_t b, const int32_t** ids,
@@ -260,6 +292,24 @@ cdef inline void layer_output(LayerC* layer, int32_t b, const int32_t** ids,
 
 
 # ---------------------------------------------------------------- losses
+
+cdef inline float inclusion_log_correction(float log1m_p, int32_t others,
+                                           float q_uniform) noexcept nogil:
+    """-log q: q is the probability that a label enters a batch's shared set
+    as a label of one of ``others`` samples (each holds it with probability
+    p, ``log1m_p = log(1 - p)``) or as a uniform draw (``q_uniform``).
+
+    Added to a negative's logit, it weights the sampled term e^z / q in the
+    partition sum: its expectation over the draw is the full softmax's e^z,
+    so rare labels are pushed down as often as the full softmax pushes them.
+    """
+    # expm1 keeps the small probabilities of rare labels exact in float32
+    cdef float q_batch = -expm1f(others * log1m_p)
+    cdef float q = q_batch + q_uniform - q_batch * q_uniform
+    if q < 1e-12:
+        q = 1e-12
+    return -logf(q)
+
 
 cdef float loss_and_delta(const float* z, float* delta, int32_t n,
                           const int32_t* label_pos, int32_t n_labels,
@@ -306,6 +356,21 @@ cdef float loss_and_delta(const float* z, float* delta, int32_t n,
     for t in range(n_labels):
         delta[label_pos[t]] -= scale
     return loss - label_sum
+
+
+cdef inline void correct_uniform_draws(LayerC* layer, int32_t b, int32_t n) noexcept nogil:
+    """Sampling correction of one sample's own active set: its labels and
+    LSH candidates are chosen (no correction); the uniform top-up is n_unif
+    draws from the units - n_det others, so each draw's logit gets
+    -log q = log((units - n_det) / n_unif)."""
+    cdef int32_t n_det = layer.n_det[b], t
+    cdef float c
+    cdef float* z = layer.act_vals + <int64_t>b * layer.width
+    if n <= n_det:
+        return
+    c = logf((layer.units - n_det) / <float>(n - n_det))
+    for t in range(n_det, n):
+        z[t] += c
 
 
 # ---------------------------------------------------------------- backward
@@ -369,6 +434,8 @@ cdef void backward_layer(LayerC* layer, LayerC* below, int32_t b,
         for t in range(n_in):
             if below_act[t] <= 0:
                 grad_in[t] = 0
+    if below != NULL and below.dropout > 0:
+        dropout_mask(grad_in, n_in, below.dropout, dropout_stream(below, step, b))
 
 
 # ---------------------------------------------------------------- BLAS
@@ -428,6 +495,11 @@ cdef class Engine:
     cdef float* logits
     cdef float* grad_shared
     cdef float* gb_shared
+    cdef float* corr_shared       # (max_shared,) sampling correction of each shared id
+    cdef float* label_log1m       # (units,) log(1 - p) of each label's training frequency
+    cdef int32_t correction       # subtract log inclusion probabilities from sampled logits
+    cdef int32_t n_shared_labels  # shared ids [0, n_shared_labels) are the batch's labels
+    cdef int32_t n_shared_det     # ... [n_shared_labels, n_shared_det) LSH candidates, then uniform
     cdef float* d_hidden
     cdef double* thread_time
     # serial phases of the shared step: selection, and the shared
@@ -445,8 +517,13 @@ cdef class Engine:
             free(self.thread_time)
 
     def __init__(self, list layer_specs, int batch_size, int n_threads, str loss,
-                 int max_labels, uint64_t seed, bint shared_output, int64_t max_row_nnz=0):
-        """layer_specs: one dict per layer with the arrays named in LayerC."""
+                 int max_labels, uint64_t seed, bint shared_output, int64_t max_row_nnz=0,
+                 label_log1m=None):
+        """layer_specs: one dict per layer with the arrays named in LayerC.
+
+        ``label_log1m`` (float32, one per output neuron: log(1 - training
+        frequency)) turns on the sampling correction of a sampled output.
+        """
         cdef int32_t l
         cdef LayerC* layer
         cdef int32_t max_tables = 1
@@ -519,6 +596,16 @@ cdef class Engine:
             layer.act_vals = self._ptr(np.zeros(batch_size * layer.width, np.float32))
             layer.deltas = self._ptr(np.zeros(batch_size * layer.width, np.float32))
             layer.n_act = self._iptr(np.zeros(batch_size, np.int32))
+            layer.dropout = spec.get("dropout", 0.0)
+            layer.dropout_seed = mix_seed(seed, <uint64_t>0xD50F, <uint64_t>l)
+            if spec.get("decay_mark") is not None:
+                mark = spec["decay_mark"]
+                if mark.dtype != np.float64 or not mark.flags.c_contiguous:
+                    raise ValueError("pyslide internal error: decay_mark must be C-contiguous float64")
+                self.keepalive.append(mark)
+                layer.decay_mark = <double*>cnp.PyArray_DATA(mark)
+            if is_output and layer.sampled:
+                layer.n_det = self._iptr(np.zeros(batch_size, np.int32))
         self.max_shared = 0
         self.n_shared = 0
         if shared_output:
@@ -539,6 +626,15 @@ cdef class Engine:
             self.grad_shared = self._ptr(np.zeros(self.max_shared * d, np.float32))
             self.gb_shared = self._ptr(np.zeros(self.max_shared, np.float32))
         self.label_pos = self._iptr(np.zeros(batch_size * self.max_labels, np.int32))
+        self.correction = 0
+        out = &self.layers[self.n_layers - 1]
+        if label_log1m is not None and out.sampled and not out.all_active:
+            if len(label_log1m) != out.units:
+                raise ValueError("pyslide internal error: one label frequency per output")
+            self.label_log1m = self._ptr(np.ascontiguousarray(label_log1m, np.float32))
+            self.correction = 1
+            if shared_output:
+                self.corr_shared = self._ptr(np.zeros(self.max_shared, np.float32))
         self.n_feats = 0
         self.max_entries = 0
         if self.layers[0].fused_grad:
@@ -749,7 +845,7 @@ cdef class Engine:
                     layer.n_act[b] = choose_active(layer, tid, b, in_ids, in_vals, n_in,
                                                    NULL, 0, mark, &rng)
             t1 = now()
-            forward_layer(layer, b, in_ids, in_vals, n_in, is_output)
+            forward_layer(layer, b, in_ids, in_vals, n_in, is_output, step)
             self.thread_time[tid * TIME_STRIDE + T_SAMPLE] += t1 - t0
             self.thread_time[tid * TIME_STRIDE + T_FORWARD] += now() - t1
             layer_output(layer, b, &in_ids, &in_vals, &n_in)
@@ -800,6 +896,8 @@ cdef class Engine:
                 for t in range(n_labels):
                     label_pos[t] = t if out_layer.sampled else labels[t]
                 n_out = out_layer.n_act[b] if out_layer.sampled else out_layer.units
+                if self.correction:
+                    correct_uniform_draws(out_layer, b, n_out)
                 losses[b] = loss_and_delta(out_layer.act_vals + <int64_t>b * out_layer.width,
                                            out_layer.deltas + <int64_t>b * out_layer.width,
                                            n_out, label_pos, n_labels, self.loss_kind, scale)
@@ -832,13 +930,14 @@ cdef class Engine:
                     self.shared_pos[j] = n
                     self.shared_ids[n] = j
                     n += 1
+        self.n_shared_labels = n
         if layer.all_active:
             for j in range(layer.units):
                 if self.shared_pos[j] < 0:
                     self.shared_pos[j] = n
                     self.shared_ids[n] = j
                     n += 1
-            self.n_shared = n
+            self.n_shared = self.n_shared_det = n
             return
         if layer.family != NULL and n < layer.max_active:
             max_count = 0
@@ -887,6 +986,7 @@ cdef class Engine:
                     self.shared_ids[n] = j
                     n += 1
                 self.cand_count[j] = 0
+        self.n_shared_det = n
         rng = mix_seed(self.seed, <uint64_t>step, <uint64_t>0xFFFFFFFF)
         while n < layer.min_active and n < limit:
             j = <int32_t>rand_below(&rng, <uint32_t>layer.units)
@@ -919,6 +1019,7 @@ cdef class Engine:
         cdef double t0
         cdef float scale = 1.0 / n_batch
         cdef float one = 1.0, zero = 0.0
+        cdef float q_uniform = 0
         cdef int32_t n_blocks, block, batch_block, c, s0, s1, b0, b1
         with nogil:
             # forward through the hidden layers; hidden vectors into `hidden`
@@ -960,6 +1061,10 @@ cdef class Engine:
             # shared rows: gather the rows, then logits[:, block] =
             # hidden @ w_shared[block]^T
             t0 = now()
+            if self.correction:
+                # uniform draws avoid the ids already in the set
+                q_uniform = (n_shared - self.n_shared_det) / <float>max(
+                    1, out_layer.units - self.n_shared_det)
             n_blocks = self.n_threads
             block = (n_shared + n_blocks - 1) // n_blocks
             for c in prange(n_blocks, num_threads=self.n_threads, schedule="static"):
@@ -974,6 +1079,15 @@ cdef class Engine:
                     memcpy(self.w_shared + <int64_t>j * d,
                            out_layer.W + <int64_t>self.shared_ids[j] * d, d * sizeof(float))
                     self.b_shared[j] = out_layer.b[self.shared_ids[j]]
+                    if not self.correction:
+                        continue
+                    # LSH candidates are chosen, not drawn: they stand for
+                    # themselves and take no correction
+                    if self.n_shared_labels <= j < self.n_shared_det:
+                        self.corr_shared[j] = 0
+                    else:
+                        self.corr_shared[j] = inclusion_log_correction(
+                            self.label_log1m[self.shared_ids[j]], n_batch - 1, q_uniform)
                 gemm_rm(False, True, n_batch, s1 - s0, d, one, self.hidden, d,
                         self.w_shared + <int64_t>s0 * d, d, zero, self.logits + s0, n_shared)
             self.t_shared_forward += now() - t0
@@ -991,8 +1105,15 @@ cdef class Engine:
                         label_pos[k] = j
                         k = k + 1
                 h = self.logits + <int64_t>b * n_shared
-                for j in range(n_shared):
-                    h[j] = h[j] + self.b_shared[j]
+                if self.correction:
+                    for j in range(n_shared):
+                        h[j] = h[j] + self.b_shared[j] + self.corr_shared[j]
+                    # a sample's own labels are in the set for sure
+                    for t in range(<int32_t>k):
+                        h[label_pos[t]] = h[label_pos[t]] - self.corr_shared[label_pos[t]]
+                else:
+                    for j in range(n_shared):
+                        h[j] = h[j] + self.b_shared[j]
                 # loss_and_delta works in place: delta overwrites the logits
                 losses[b] = loss_and_delta(h, h, n_shared, label_pos, <int32_t>k,
                                            self.loss_kind, scale)
@@ -1036,6 +1157,8 @@ cdef class Engine:
                 else:
                     for t in range(n_in):
                         last_delta[t] = dh[in_ids[t]] if (in_vals[t] > 0 or not last.relu) else 0
+                if last.dropout > 0:
+                    dropout_mask(last_delta, n_in, last.dropout, dropout_stream(last, step, b))
                 x_ids = &x_indices[0] + x_indptr[r]
                 x_vals = &x_data[0] + x_indptr[r]
                 x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
@@ -1045,10 +1168,13 @@ cdef class Engine:
     # ------------------------------------------------------------ optimizer
 
     def optimizer_step(self, int32_t step, str kind, float step_size, float beta1,
-                       float beta2, float eps, bint lazy):
+                       float beta2, float eps, bint lazy, double log_decay=0):
         """Update the rows touched in ``step`` and zero their gradients.
 
         A batch-shared output layer is updated from its compact gradient.
+        ``log_decay``: the sum of log(1 - lr_t * weight_decay) over steps 1 to
+        ``step``; layers given a ``decay_mark`` array decay each updated row
+        by what it owes (decoupled weight decay, biases excepted).
         """
         cdef int32_t l, n_rows, n_cols
         cdef LayerC* layer
@@ -1066,33 +1192,35 @@ cdef class Engine:
                 n_rows, n_cols = layer.in_dim, layer.units
             if layer.fused_grad:
                 with nogil:
-                    self._update_fused_input(adam, lazy, step_size, beta1, beta2, eps)
+                    self._update_fused_input(adam, lazy, step_size, beta1, beta2, eps,
+                                             log_decay)
                 continue
             with nogil:
                 if self.shared_output and l == last:
                     update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
                                        self.grad_shared, self.gb_shared, self.shared_ids,
                                        self.n_shared, n_cols, adam, step_size, beta1, beta2,
-                                       eps, self.n_threads)
+                                       eps, layer.decay_mark, log_decay, self.n_threads)
                     if adam and not lazy:
                         decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb,
                                             layer.vb, self.shared_pos, n_rows, n_cols,
-                                            step_size, beta1, beta2, eps, self.n_threads)
+                                            step_size, beta1, beta2, eps, layer.decay_mark,
+                                            log_decay, self.n_threads)
                     clear_shared(self.shared_pos, self.shared_ids, self.n_shared)
                     continue
                 update_rows(layer.W, layer.mW, layer.vW, layer.gW, layer.touched, step,
                             n_rows, n_cols, adam, lazy, step_size, beta1, beta2, eps,
-                            self.n_threads)
+                            layer.decay_mark, log_decay, self.n_threads)
                 if layer.sampled:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, layer.touched, step,
                                 n_rows, 1, adam, lazy, step_size, beta1, beta2, eps,
-                                self.n_threads)
+                                NULL, 0, self.n_threads)
                 else:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, NULL, step, 1, n_cols,
-                                adam, lazy, step_size, beta1, beta2, eps, 1)
+                                adam, lazy, step_size, beta1, beta2, eps, NULL, 0, 1)
 
     cdef void _update_fused_input(self, bint adam, bint lazy, float step_size, float beta1,
-                                  float beta2, float eps) noexcept nogil:
+                                  float beta2, float eps, double log_decay) noexcept nogil:
         """Optimizer for the first Dense layer: each of the batch's features gets
         its gradient row (sum of value * delta over the samples holding it)
         formed in thread-local scratch and applied at once: no gradient
@@ -1101,11 +1229,12 @@ cdef class Engine:
         cdef int32_t units = layer.units, s, b, tid
         cdef int64_t e, f, r
         cdef float* g
+        cdef float decay
         cdef float* gb = self.row_scratch
         if adam and not lazy:
             decay_unshared_rows(layer.W, NULL, layer.mW, layer.vW, NULL, NULL,
                                 self.row_slot, layer.in_dim, units, step_size, beta1, beta2,
-                                eps, self.n_threads)
+                                eps, layer.decay_mark, log_decay, self.n_threads)
         for s in prange(self.n_feats, num_threads=self.n_threads, schedule="static"):
             tid = threadid()
             if s + PREFETCH_AHEAD < self.n_feats:
@@ -1120,21 +1249,47 @@ cdef class Engine:
                 axpy(g, layer.deltas + <int64_t>self.entry_sample[e] * layer.width,
                      self.entry_value[e], units)
             f = self.feat_ids[s]
+            decay = catch_up_decay(layer.decay_mark, f, log_decay)
             if adam:
                 adam_update(layer.W + f * units, layer.mW + f * units, layer.vW + f * units,
-                            g, units, step_size, beta1, beta2, eps)
+                            g, units, step_size, beta1, beta2, eps, decay)
             else:
-                sgd_update(layer.W + f * units, g, units, step_size)
+                sgd_update(layer.W + f * units, g, units, step_size, decay)
             self.row_slot[f] = -1
         # the bias gradient is the sum of the batch's deltas
         memset(gb, 0, units * sizeof(float))
         for b in range(self._last_batch):
             axpy(gb, layer.deltas + <int64_t>b * layer.width, 1.0, units)
         if adam:
-            adam_update(layer.b, layer.mb, layer.vb, gb, units, step_size, beta1, beta2, eps)
+            adam_update(layer.b, layer.mb, layer.vb, gb, units, step_size, beta1, beta2, eps, 1)
         else:
-            sgd_update(layer.b, gb, units, step_size)
+            sgd_update(layer.b, gb, units, step_size, 1)
         self.n_feats = 0
+
+    def apply_pending_decay(self, double log_decay):
+        """Decay every row by the weight decay it owes up to ``log_decay``
+        (rows the lazy optimizer has not touched lately), so that the weights
+        equal dense AdamW's decay before they are evaluated or saved."""
+        cdef int32_t l, n_rows, n_cols
+        cdef int64_t r, i, off
+        cdef float decay
+        cdef LayerC* layer
+        for l in range(self.n_layers):
+            layer = &self.layers[l]
+            if layer.decay_mark == NULL:
+                continue
+            if layer.sampled:
+                n_rows, n_cols = layer.units, layer.in_dim
+            else:
+                n_rows, n_cols = layer.in_dim, layer.units
+            with nogil:
+                for r in prange(n_rows, num_threads=self.n_threads, schedule="static"):
+                    if layer.decay_mark[r] == log_decay:
+                        continue
+                    decay = catch_up_decay(layer.decay_mark, r, log_decay)
+                    off = r * n_cols
+                    for i in range(n_cols):
+                        layer.W[off + i] = layer.W[off + i] * decay
 
     def discard_gradients(self, int32_t step):
         """Zero the gradients of ``step`` without applying them (error / Ctrl-C)."""
@@ -1166,8 +1321,27 @@ cdef class Engine:
                     memset(layer.gb, 0, n_cols * sizeof(float))
 
 
+cdef inline float catch_up_decay(double* mark, int64_t row, double log_decay) noexcept nogil:
+    """Weight-decay factor a row owes, and mark it paid.
+
+    ``log_decay`` is the sum of log(1 - lr_t * weight_decay) over every step
+    so far; ``mark[row]`` that sum when the row was last decayed. A lazy row
+    untouched for many steps thus takes, in one multiplication, exactly the
+    decay dense AdamW would have applied step by step. NULL: no decay.
+    """
+    cdef double owed
+    if mark == NULL:
+        return 1
+    owed = log_decay - mark[row]
+    mark[row] = log_decay
+    return <float>exp(owed)
+
+
 cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
-                             float step_size, float beta1, float beta2, float eps) noexcept nogil:
+                             float step_size, float beta1, float beta2, float eps,
+                             float decay) noexcept nogil:
+    """One Adam step of a row, decayed first (``decay`` = 1: none), its
+    gradient zeroed."""
     cdef int32_t i
     cdef float gi
     # float locals: a literal 1.0 would make C compute the loop in double
@@ -1178,41 +1352,47 @@ cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
         gi = g[i]
         m[i] = beta1 * m[i] + keep1 * gi
         v[i] = beta2 * v[i] + keep2 * gi * gi
-        w[i] -= step_size * m[i] / (sqrtf(v[i]) + eps)
+        w[i] = w[i] * decay - step_size * m[i] / (sqrtf(v[i]) + eps)
         g[i] = 0
 
 
-cdef inline void sgd_update(float* w, float* g, int32_t n, float step_size) noexcept nogil:
+cdef inline void sgd_update(float* w, float* g, int32_t n, float step_size,
+                            float decay) noexcept nogil:
     cdef int32_t i
     for i in range(n):
-        w[i] -= step_size * g[i]
+        w[i] = w[i] * decay - step_size * g[i]
         g[i] = 0
 
 
 cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
                       int32_t step, int32_t n_rows, int32_t n_cols, bint adam, bint lazy,
                       float step_size, float beta1, float beta2, float eps,
-                      int32_t n_threads) noexcept nogil:
+                      double* decay_mark, double log_decay, int32_t n_threads) noexcept nogil:
     """Optimizer over the rows touched in ``step`` (all rows if not lazy or
     touched is NULL), zeroing their gradient in the same pass."""
     cdef int64_t r, off
+    cdef float decay
     for r in prange(n_rows, num_threads=n_threads, schedule="static"):
         if touched != NULL and lazy and touched[r] != step:
             continue
         off = r * n_cols
+        decay = catch_up_decay(decay_mark, r, log_decay)
         if adam:
-            adam_update(W + off, mW + off, vW + off, gW + off, n_cols, step_size, beta1, beta2, eps)
+            adam_update(W + off, mW + off, vW + off, gW + off, n_cols, step_size, beta1, beta2,
+                        eps, decay)
         else:
-            sgd_update(W + off, gW + off, n_cols, step_size)
+            sgd_update(W + off, gW + off, n_cols, step_size, decay)
 
 
 cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                              float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
                              int32_t n_cols, bint adam, float step_size, float beta1,
-                             float beta2, float eps, int32_t n_threads) noexcept nogil:
+                             float beta2, float eps, double* decay_mark, double log_decay,
+                             int32_t n_threads) noexcept nogil:
     """Apply a compact gradient (n_ids, n_cols) to rows ``ids`` of W; the ids
     are distinct, so no two threads write one row."""
     cdef int64_t j, row
+    cdef float decay
     for j in prange(n_ids, num_threads=n_threads, schedule="static"):
         row = ids[j]
         if j + PREFETCH_AHEAD < n_ids:
@@ -1220,31 +1400,36 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
             if adam:
                 pyslide_prefetch(mW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
                 pyslide_prefetch(vW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
+        decay = catch_up_decay(decay_mark, row, log_decay)
         if adam:
             adam_update(W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
-                        grad + j * n_cols, n_cols, step_size, beta1, beta2, eps)
-            adam_update(b + row, mb + row, vb + row, grad_b + j, 1, step_size, beta1, beta2, eps)
+                        grad + j * n_cols, n_cols, step_size, beta1, beta2, eps, decay)
+            adam_update(b + row, mb + row, vb + row, grad_b + j, 1, step_size, beta1, beta2,
+                        eps, 1)
         else:
-            sgd_update(W + row * n_cols, grad + j * n_cols, n_cols, step_size)
-            sgd_update(b + row, grad_b + j, 1, step_size)
+            sgd_update(W + row * n_cols, grad + j * n_cols, n_cols, step_size, decay)
+            sgd_update(b + row, grad_b + j, 1, step_size, 1)
 
 
 cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                               const int32_t* pos, int32_t n_rows, int32_t n_cols,
                               float step_size, float beta1, float beta2, float eps,
+                              double* decay_mark, double log_decay,
                               int32_t n_threads) noexcept nogil:
     """Dense Adam for rows outside the batch's set (pos[row] < 0): a
     zero-gradient step. ``b`` NULL: the bias is not per row."""
     cdef int64_t r, off
     cdef int32_t i
+    cdef float decay
     for r in prange(n_rows, num_threads=n_threads, schedule="static"):
         if pos[r] >= 0:
             continue
         off = r * n_cols
+        decay = catch_up_decay(decay_mark, r, log_decay)
         for i in range(n_cols):
             mW[off + i] = beta1 * mW[off + i]
             vW[off + i] = beta2 * vW[off + i]
-            W[off + i] -= step_size * mW[off + i] / (sqrtf(vW[off + i]) + eps)
+            W[off + i] = W[off + i] * decay - step_size * mW[off + i] / (sqrtf(vW[off + i]) + eps)
         if b == NULL:
             continue
         mb[r] = beta1 * mb[r]

@@ -50,21 +50,32 @@ class Dense:
         Standard deviation of the normal initial weights; ``None`` picks
         ``1/sqrt(fan_in)`` (for the first layer, fan-in is the average number
         of non-zeros of an input row, learnt at the first ``fit``).
+    dropout : float
+        Probability in [0, 1) of dropping each unit of this (hidden) layer in
+        a training step; kept units are scaled by ``1 / (1 - dropout)``, so
+        inference uses the layer as it is. Each sample's mask comes from its
+        own counter-based random stream (seed, step, sample): one-thread runs
+        stay bit-for-bit reproducible.
     """
 
     kind = "dense"
 
-    def __init__(self, units, activation="relu", init_std=None):
+    def __init__(self, units, activation="relu", init_std=None, dropout=0.0):
         self.units = _check_int("Dense", "units", units)
         self.activation = _check_activation("Dense", activation)
         self.init_std = _check_init_std("Dense", init_std)
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
+                or not (0.0 <= dropout < 1.0):
+            raise ValueError(f"Dense: dropout must be a number in [0, 1), got {dropout!r}")
+        self.dropout = float(dropout)
 
     def get_config(self):
         return {"kind": self.kind, "units": self.units, "activation": self.activation,
-                "init_std": self.init_std}
+                "init_std": self.init_std, "dropout": self.dropout}
 
     def __repr__(self):
-        return f"Dense({self.units}, activation={self.activation!r})"
+        extra = f", dropout={self.dropout:g}" if self.dropout else ""
+        return f"Dense({self.units}, activation={self.activation!r}{extra})"
 
 
 def _check_init_std(owner, init_std):
@@ -132,6 +143,14 @@ class Sampled:
         Activation when the layer is hidden.
     init_std : float or None
         As for ``Dense``.
+    correction : bool
+        As the output layer, correct each sampled logit for how likely its
+        neuron was to be sampled (subtract the log of its inclusion
+        probability; a sample's own labels and the LSH candidates take
+        none). Without it, neurons that enter the set often (the labels of
+        popular classes, which other samples of the batch bring in) are
+        pushed down far more than rare ones, and accuracy falls after the
+        first epoch while the full softmax keeps improving (``docs/guide.md``).
 
     Notes
     -----
@@ -150,7 +169,7 @@ class Sampled:
     def __init__(self, units, hash="auto", active=None, min_active=None, max_active=None,
                  share="batch", bucket_size=None, policy="reservoir", query="union", threshold=2,
                  rebuild_every=50, full_rebuild_every=None, rebuild_growth=None,
-                 activation="relu", init_std=None):
+                 activation="relu", init_std=None, correction=True):
         owner = "Sampled"
         self.units = _check_int(owner, "units", units)
         if share not in ("batch", "sample"):
@@ -203,6 +222,9 @@ class Sampled:
         self.activation = _check_activation(owner, activation)
         self.init_std = _check_init_std(owner, init_std)
         self.hash = self._resolve_hash(hash)
+        if not isinstance(correction, bool):
+            raise TypeError(f"Sampled: correction must be True or False, got {correction!r}")
+        self.correction = correction
 
     @property
     def dense_equivalent(self):
@@ -252,6 +274,7 @@ class Sampled:
                 "full_rebuild_every": self.full_rebuild_every,
                 "rebuild_growth": self.rebuild_growth,
                 "activation": self.activation, "init_std": self.init_std,
+                "correction": self.correction,
                 "hash": (self.hash if self.hash is None or isinstance(self.hash, str)
                          else self.hash.get_config())}
 

@@ -96,6 +96,9 @@ class Network:
                 "layers: a Sampled output with share='batch' needs a hidden layer before it "
                 "(the shared logits are a matrix product of hidden vectors); add a "
                 "pyslide.Dense hidden layer or use Sampled(..., share='sample')")
+        if isinstance(out, Dense) and out.dropout > 0:
+            raise ValueError(f"layers[{len(self.layers) - 1}]: dropout applies to hidden "
+                             f"layers; the output layer takes none (got dropout={out.dropout:g})")
         if isinstance(out, Sampled) and out.min_active < 1:
             raise ValueError("layers[-1]: the output layer needs min_active >= 1")
         self.n_outputs = out.units
@@ -107,6 +110,8 @@ class Network:
         self._check_memory()
         self._allocate()
         self.step_ = 0           # optimizer steps taken
+        # sum of log(1 - lr_t * weight_decay) over the steps taken (AdamW)
+        self._log_decay = 0.0
         self.epoch_ = 0          # epochs completed
         self.history_ = {"loss": []}
         self.timings_ = {}
@@ -141,6 +146,9 @@ class Network:
             if adam:
                 arrays += [("mW", shape, np.float32), ("vW", shape, np.float32),
                            ("mb", (d_out,), np.float32), ("vb", (d_out,), np.float32)]
+            if self.optimizer.weight_decay > 0:
+                # per row: the decay sum when the row was last decayed
+                arrays += [("decay_mark", (rows,), np.float64)]
             plan.append(arrays)
         return plan
 
@@ -311,7 +319,7 @@ class Network:
 
     # ------------------------------------------------------------ training
 
-    def _make_engine(self, batch_size, max_labels, max_row_nnz):
+    def _make_engine(self, batch_size, max_labels, max_row_nnz, label_log1m=None):
         specs = []
         for i, (layer, params) in enumerate(zip(self.layers, self._params)):
             d_in, d_out = self._dims[i]
@@ -319,7 +327,9 @@ class Network:
                     "relu": int(layer.activation == "relu"), "W": params["W"],
                     "b": params["b"], "gW": params.get("gW"), "gb": params.get("gb"),
                     "touched": params.get("touched"), "mW": params.get("mW"),
-                    "vW": params.get("vW"), "mb": params.get("mb"), "vb": params.get("vb")}
+                    "vW": params.get("vW"), "mb": params.get("mb"), "vb": params.get("vb"),
+                    "decay_mark": params.get("decay_mark"),
+                    "dropout": getattr(layer, "dropout", 0.0)}
             if isinstance(layer, Sampled):
                 spec["min_active"] = layer.min_active
                 spec["max_active"] = layer.max_active
@@ -330,7 +340,19 @@ class Network:
                     spec["tables"] = self._tables[i].compiled
             specs.append(spec)
         return _kernels.Engine(specs, batch_size, self.n_threads, self.loss, max_labels,
-                               self.seed, self._is_shared_output(), max_row_nnz)
+                               self.seed, self._is_shared_output(), max_row_nnz,
+                               label_log1m=label_log1m)
+
+    def _label_log1m(self, Y):
+        """log(1 - p) of each output's training frequency p, for the sampling
+        correction of a sampled output (None when it is off or not sampled)."""
+        out = self.layers[-1]
+        if not isinstance(out, Sampled) or not out.correction or out.dense_equivalent:
+            return None
+        freq = np.bincount(Y.indices, minlength=self.n_outputs)[:self.n_outputs]
+        freq = freq / max(1, Y.shape[0])
+        # a label on every row would give log(0); -30 is "always in the set"
+        return np.maximum(np.log1p(-np.minimum(freq, 1.0 - 1e-12)), -30.0).astype(np.float32)
 
     def fit(self, X, Y, epochs=1, batch_size=128, validation_data=None, shuffle=True,
             callbacks=None, verbose=1, eval_k=(1, 3, 5)):
@@ -384,7 +406,7 @@ class Network:
             self._init_weights(float(row_sq.mean()) if n else 1.0)
         self._setup_hashing()
         max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
-        engine = self._make_engine(batch_size, max_labels, max_row_nnz)
+        engine = self._make_engine(batch_size, max_labels, max_row_nnz, self._label_log1m(Y))
         self._engine = engine
         losses = np.zeros(batch_size, dtype=np.float32)
         steps_per_epoch = (n + batch_size - 1) // batch_size
@@ -429,10 +451,13 @@ class Network:
                                 f"were before this step. Lower the learning rate or check "
                                 f"the inputs for extreme values")
                         t2 = time.perf_counter()
-                        engine.optimizer_step(step, opt.kind, opt.step_size(step),
+                        log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
+                        engine.optimizer_step(step, opt.kind,
+                                              opt.step_size(step, steps_per_epoch),
                                               getattr(opt, "beta1", 0.0),
                                               getattr(opt, "beta2", 0.0),
-                                              getattr(opt, "eps", 0.0), opt.lazy)
+                                              getattr(opt, "eps", 0.0), opt.lazy, log_decay)
+                        self._log_decay = log_decay
                         self.step_ = step
                         self._mark_changed(engine)
                         t3 = time.perf_counter()
@@ -444,6 +469,9 @@ class Network:
                             if s % 10 == 0 or s == steps_per_epoch - 1:
                                 bar.set_postfix(loss=f"{loss_sum / min(n, (s + 1) * batch_size):.4f}",
                                                 refresh=False)
+                    # rows the lazy optimizer left alone take the weight decay
+                    # they owe, so the model evaluated and saved is dense AdamW's
+                    engine.apply_pending_decay(self._log_decay)
                     train_time += time.perf_counter() - t_epoch
                     self.epoch_ += 1
                     if bar is not None:
@@ -468,6 +496,7 @@ class Network:
                 bar.close()
             raise
         finally:
+            engine.apply_pending_decay(self._log_decay)
             phase = engine.timings()
             for key in ("hash", "forward", "backward"):
                 timings[key] += phase[key]
@@ -614,11 +643,12 @@ class Network:
                  "initialized": self._initialized, "next_rebuild": self._next_rebuild,
                  "rebuild_interval": self._rebuild_interval,
                  "hashed_at": self._hashed_at, "rebuilds_since_full": self._rebuilds_since_full,
+                 "log_decay": self._log_decay,
                  "history": {k: [float(x) for x in v] for k, v in self.history_.items()}}
         arrays = {"config": np.array(json.dumps(self.get_config())),
                   "state": np.array(json.dumps(state))}
         for i, params in enumerate(self._params):
-            for name in ("W", "b", "mW", "vW", "mb", "vb"):
+            for name in ("W", "b", "mW", "vW", "mb", "vb", "decay_mark"):
                 if name in params:
                     arrays[f"layer{i}_{name}"] = params[name]
             if self._tables[i] is not None:
@@ -654,7 +684,7 @@ class Network:
                       threads=config["threads"] if threads is None else threads,
                       seed=config["seed"])
             for i, params in enumerate(net._params):
-                for name in ("W", "b", "mW", "vW", "mb", "vb"):
+                for name in ("W", "b", "mW", "vW", "mb", "vb", "decay_mark"):
                     key = f"layer{i}_{name}"
                     if name in params:
                         if key not in archive.files or archive[key].shape != params[name].shape:
@@ -662,6 +692,7 @@ class Network:
                                              f"the wrong shape")
                         params[name][...] = archive[key]
             net.step_ = state["step"]
+            net._log_decay = float(state.get("log_decay", 0.0))
             net.epoch_ = state["epoch"]
             net._initialized = state["initialized"]
             net.history_ = state["history"]

@@ -1,7 +1,9 @@
-"""Optimizer specifications. The update kernels live in ``_kernels.pyx``."""
+"""Optimizer and learning-rate schedule specifications (imports nothing of
+ours; the update kernels live in ``_kernels.pyx``)."""
 import math
+import numbers
 
-__all__ = ["Adam", "SGD"]
+__all__ = ["Adam", "AdamW", "SGD", "StepDecay", "ExponentialDecay", "CosineDecay"]
 
 
 def _check_positive(name, value, owner, upper=None):
@@ -13,7 +15,166 @@ def _check_positive(name, value, owner, upper=None):
     return float(value)
 
 
-class Adam:
+def _check_non_negative(name, value, owner):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{owner}: {name} must be a finite number, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{owner}: {name} must be >= 0, got {value}")
+    return float(value)
+
+
+# ---------------------------------------------------------------- schedules
+
+class _Schedule:
+    """A learning-rate multiplier as a function of the training progress.
+
+    Progress is counted in epochs (fractions included), so one schedule fits
+    any batch size: step ``t`` (1-based) of an epoch of ``S`` steps is at
+    epoch ``(t - 1) / S``. ``warmup`` epochs ramp the rate linearly from
+    ``1 / (warmup * S)`` of its value to all of it; the decay starts after
+    the warm-up.
+    """
+
+    kind = None
+
+    def __init__(self, warmup=0.0):
+        self.warmup = _check_non_negative("warmup", warmup, type(self).__name__)
+
+    def factor(self, step, steps_per_epoch):
+        """Multiplier of the base learning rate at ``step`` (1-based)."""
+        steps_per_epoch = max(1, int(steps_per_epoch))
+        ramp = 1.0
+        warmup_steps = self.warmup * steps_per_epoch
+        if warmup_steps > 0 and step < warmup_steps:
+            ramp = step / warmup_steps
+        epoch = max(0.0, (step - 1) / steps_per_epoch - self.warmup)
+        return ramp * self._decay(epoch)
+
+    def _decay(self, epoch):
+        raise NotImplementedError
+
+    def get_config(self):
+        config = {"kind": self.kind, "warmup": self.warmup}
+        config.update(self._params())
+        return config
+
+    def __repr__(self):
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({inner}, warmup={self.warmup:g})"
+
+
+class StepDecay(_Schedule):
+    """Multiply the learning rate by ``factor`` every ``every`` epochs."""
+
+    kind = "step"
+
+    def __init__(self, every, factor=0.1, warmup=0.0):
+        super().__init__(warmup)
+        self.every = _check_positive("every", every, "StepDecay")
+        self.factor_ = _check_positive("factor", factor, "StepDecay", upper=1.0 + 1e-12)
+
+    def _decay(self, epoch):
+        return self.factor_ ** math.floor(epoch / self.every + 1e-9)
+
+    def _params(self):
+        return {"every": self.every, "factor": self.factor_}
+
+
+class ExponentialDecay(_Schedule):
+    """Multiply the learning rate by ``rate`` per epoch, smoothly (``rate ** epoch``)."""
+
+    kind = "exponential"
+
+    def __init__(self, rate, warmup=0.0):
+        super().__init__(warmup)
+        self.rate = _check_positive("rate", rate, "ExponentialDecay", upper=1.0 + 1e-12)
+
+    def _decay(self, epoch):
+        return self.rate ** epoch
+
+    def _params(self):
+        return {"rate": self.rate}
+
+
+class CosineDecay(_Schedule):
+    """Half a cosine from the full rate down to ``final`` times it over
+    ``epochs`` epochs (after the warm-up), then ``final`` from there on."""
+
+    kind = "cosine"
+
+    def __init__(self, epochs, final=0.0, warmup=0.0):
+        super().__init__(warmup)
+        self.epochs = _check_positive("epochs", epochs, "CosineDecay")
+        self.final = _check_non_negative("final", final, "CosineDecay")
+        if self.final > 1:
+            raise ValueError(f"CosineDecay: final must be in [0, 1], got {final}")
+
+    def _decay(self, epoch):
+        done = min(1.0, epoch / self.epochs)
+        return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * done))
+
+    def _params(self):
+        return {"epochs": self.epochs, "final": self.final}
+
+
+_SCHEDULES = {cls.kind: cls for cls in (StepDecay, ExponentialDecay, CosineDecay)}
+
+
+def schedule_from_config(config):
+    if config is None:
+        return None
+    config = dict(config)
+    kind = config.pop("kind", None)
+    if kind not in _SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule kind {kind!r} in saved model")
+    return _SCHEDULES[kind](**config)
+
+
+def _check_schedule(schedule, owner):
+    if schedule is None or isinstance(schedule, _Schedule):
+        return schedule
+    raise TypeError(f"{owner}: schedule must be None, pyslide.StepDecay, "
+                    f"pyslide.ExponentialDecay or pyslide.CosineDecay, got {schedule!r}")
+
+
+class _Optimizer:
+    """What Adam and SGD share: a base rate, a schedule, decoupled decay."""
+
+    def _init_common(self, lr, weight_decay, schedule):
+        owner = type(self).__name__
+        self.lr = _check_positive("lr", lr, owner)
+        self.weight_decay = _check_non_negative("weight_decay", weight_decay, owner)
+        if self.lr * self.weight_decay >= 1:
+            raise ValueError(f"{owner}: lr * weight_decay must be below 1 (each step keeps "
+                             f"1 - lr * weight_decay of a weight), got {self.lr * self.weight_decay:g}")
+        self.schedule = _check_schedule(schedule, owner)
+
+    def lr_at(self, step, steps_per_epoch=1):
+        """The scheduled learning rate of ``step`` (1-based)."""
+        if self.schedule is None:
+            return self.lr
+        return self.lr * self.schedule.factor(step, steps_per_epoch)
+
+    def log_decay_at(self, step, steps_per_epoch=1):
+        """log(1 - lr_t * weight_decay): the decoupled decay of ``step``."""
+        if self.weight_decay == 0:
+            return 0.0
+        return math.log1p(-self.lr_at(step, steps_per_epoch) * self.weight_decay)
+
+    def _common_config(self):
+        return {"weight_decay": self.weight_decay,
+                "schedule": None if self.schedule is None else self.schedule.get_config()}
+
+    def _common_repr(self):
+        out = ""
+        if self.weight_decay:
+            out += f", weight_decay={self.weight_decay:g}"
+        if self.schedule is not None:
+            out += f", schedule={self.schedule!r}"
+        return out
+
+
+class Adam(_Optimizer):
     """Adam with bias correction folded into the step size.
 
     Parameters
@@ -29,17 +190,27 @@ class Adam:
         their moments decay only when touched (what makes sparse training
         cheap). False: every row of every layer every step, as textbook
         (dense) Adam; much slower on wide layers, for fidelity studies.
+    weight_decay : float
+        Decoupled weight decay (AdamW): every step multiplies each weight by
+        ``1 - lr_t * weight_decay`` before the Adam update (biases are not
+        decayed). It stays lazy: a row takes the decay it missed while
+        untouched, exactly, when it is next updated (and every row at the
+        end of each epoch), so the weights equal dense decay's.
+    schedule : StepDecay, ExponentialDecay, CosineDecay or None
+        Learning-rate schedule (warm-up, then decay), counted in epochs.
 
     Notes
     -----
-    Each step ``t`` uses ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``
-    and ``w -= lr_t * m / (sqrt(v) + eps)``.
+    Each step ``t`` uses ``a_t = lr_t * sqrt(1 - beta2**t) / (1 - beta1**t)``
+    and ``w = w * (1 - lr_t * weight_decay) - a_t * m / (sqrt(v) + eps)``,
+    ``lr_t`` being ``lr`` times the schedule's factor.
     """
 
     kind = "adam"
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True):
-        self.lr = _check_positive("lr", lr, "Adam")
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
+                 weight_decay=0.0, schedule=None):
+        self._init_common(lr, weight_decay, schedule)
         self.beta1 = _check_positive("beta1", beta1, "Adam", upper=1.0)
         self.beta2 = _check_positive("beta2", beta2, "Adam", upper=1.0)
         self.eps = _check_positive("eps", eps, "Adam")
@@ -48,40 +219,53 @@ class Adam:
         self.lazy = lazy
 
     def get_config(self):
-        return {"kind": self.kind, "lr": self.lr, "beta1": self.beta1,
-                "beta2": self.beta2, "eps": self.eps, "lazy": self.lazy}
+        return dict({"kind": self.kind, "lr": self.lr, "beta1": self.beta1,
+                     "beta2": self.beta2, "eps": self.eps, "lazy": self.lazy},
+                    **self._common_config())
 
-    def step_size(self, t):
+    def step_size(self, t, steps_per_epoch=1):
         """Bias-corrected step size of step ``t`` (1-based)."""
-        return self.lr * math.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
+        return (self.lr_at(t, steps_per_epoch) * math.sqrt(1.0 - self.beta2 ** t)
+                / (1.0 - self.beta1 ** t))
 
     def __repr__(self):
-        return (f"Adam(lr={self.lr:g}, beta1={self.beta1:g}, beta2={self.beta2:g}, "
-                f"eps={self.eps:g}, lazy={self.lazy})")
+        return (f"{type(self).__name__}(lr={self.lr:g}, beta1={self.beta1:g}, "
+                f"beta2={self.beta2:g}, eps={self.eps:g}, lazy={self.lazy}"
+                f"{self._common_repr()})")
 
 
-class SGD:
-    """Plain stochastic gradient descent, ``w -= lr * g`` on touched rows."""
+class AdamW(Adam):
+    """Adam with decoupled weight decay, 0.01 by default (see ``Adam``)."""
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
+                 weight_decay=0.01, schedule=None):
+        super().__init__(lr, beta1, beta2, eps, lazy, weight_decay, schedule)
+
+
+class SGD(_Optimizer):
+    """Plain stochastic gradient descent, ``w -= lr_t * g`` on touched rows,
+    with optional decoupled ``weight_decay`` and ``schedule`` as for Adam."""
 
     kind = "sgd"
 
-    def __init__(self, lr=0.1):
-        self.lr = _check_positive("lr", lr, "SGD")
+    def __init__(self, lr=0.1, weight_decay=0.0, schedule=None):
+        self._init_common(lr, weight_decay, schedule)
         self.lazy = True
 
     def get_config(self):
-        return {"kind": self.kind, "lr": self.lr}
+        return dict({"kind": self.kind, "lr": self.lr}, **self._common_config())
 
-    def step_size(self, t):
-        return self.lr
+    def step_size(self, t, steps_per_epoch=1):
+        return self.lr_at(t, steps_per_epoch)
 
     def __repr__(self):
-        return f"SGD(lr={self.lr:g})"
+        return f"SGD(lr={self.lr:g}{self._common_repr()})"
 
 
 def optimizer_from_config(config):
     config = dict(config)
     kind = config.pop("kind")
+    config["schedule"] = schedule_from_config(config.get("schedule"))
     if kind == "adam":
         return Adam(**config)
     if kind == "sgd":

@@ -30,7 +30,9 @@ def test_learns_small_problem_far_above_popularity(small, share):
     out = ps.Sampled(Y.shape[1], hash=ps.SimHash(K=5, L=8, seed=3), active=96, share=share)
     net = ps.Network(X.shape[1], [ps.Dense(32), out], optimizer=ps.Adam(lr=3e-3), seed=0)
     history = net.fit(X, Y, epochs=4, batch_size=64, verbose=0, validation_data=(Xt, Yt))
-    assert history["loss"][-1] < history["loss"][0]
+    # the sampling-corrected loss estimates the full softmax's, which a
+    # sampled set can understate early on: judge learning by P@1
+    assert history["val_p@1"][-1] > history["val_p@1"][0] + 0.05, history["val_p@1"]
     p1 = history["val_p@1"][-1]
     assert p1 > 3 * popularity_p1(Y, Yt), (p1, popularity_p1(Y, Yt))
     assert p1 == pytest.approx(net.evaluate(Xt, Yt)["p@1"])
