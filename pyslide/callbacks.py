@@ -111,8 +111,8 @@ class EarlyStopping(Callback):
         rows) or ``"loss"`` (the training loss). Validation metrics need
         ``validation_data`` or ``validation_split`` in ``fit``.
     patience : int
-        Epochs without improvement after which training stops (0: stop at
-        the first epoch that does not improve).
+        Epochs without improvement after which training stops (as in
+        Keras, 0 and 1 both stop after the first epoch that does not improve).
     min_delta : float
         An epoch improves only when it beats the best by more than this.
     mode : {"auto", "max", "min"}
