@@ -42,8 +42,16 @@ NETWORK_ATTRIBUTES = """\
 **Attributes set by `fit`**
 
 - `history_` (dict of lists): per-epoch `loss`, cumulative training `time`
-  (seconds, evaluation excluded) and `val_p@k` / `val_ndcg@k` when
-  `validation_data` is given. `fit` also returns it.
+  (seconds, evaluation excluded), and with `validation_data` or
+  `validation_split`: `val_loss` (the exact loss over every output) and
+  `val_p@k` / `val_ndcg@k`. It keeps every epoch, also those after the best
+  one that `EarlyStopping` went back from. `fit` also returns it.
+- `best_epoch_` (int): the best epoch of the last `fit` with `EarlyStopping`
+  (counted from 1 across `fit` calls); with `restore_best=True` the network
+  holds that epoch's weights, optimizer state and `step_` (`epoch_` still
+  counts every epoch run).
+- `validation_rows_` (ndarray or None): the rows of `X` that the last `fit`
+  held out with `validation_split`.
 - `timings_` (dict): seconds per phase of the last `fit`: `hash`,
   `forward`, `backward`, `optimizer`, `rebuild`.
 - `step_times_` (ndarray): wall-clock seconds of every step of the last `fit`.
@@ -188,8 +196,9 @@ def generate():
     top_intro = ("`import pyslide as ps`. The network and its parts; `ps.data` and "
                  "`ps.metrics` are below.")
     parts += ["## pyslide", "", top_intro, ""]
-    order = ["Network", "load", "Dense", "Sampled", "Adam", "SGD", "SimHash", "WTA", "DWTA",
-             "DOPH", "LSHTables", "openmp_enabled", "resolve_threads"]
+    order = ["Network", "load", "Dense", "Sampled", "Adam", "SGD", "EarlyStopping",
+             "ModelCheckpoint", "Callback", "SimHash", "WTA", "DWTA", "DOPH", "LSHTables",
+             "openmp_enabled", "resolve_threads"]
     names = order + [n for n in ps.__all__ if n not in order]
     for name in names:
         if name not in ps.__all__:

@@ -9,9 +9,11 @@ from .hashing import DOPH, DWTA, WTA, LSHTables, SimHash
 from .layers import Dense, Sampled
 from .optim import SGD, Adam, AdamW, CosineDecay, ExponentialDecay, StepDecay
 from .network import Network, load
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 __version__ = "0.1.0"
 
 __all__ = ["openmp_enabled", "resolve_threads", "data", "metrics", "SimHash", "WTA", "DWTA",
            "DOPH", "LSHTables", "Dense", "Sampled", "Adam", "AdamW", "SGD",
-           "StepDecay", "ExponentialDecay", "CosineDecay", "Network", "load", "__version__"]
+           "StepDecay", "ExponentialDecay", "CosineDecay", "Network", "load",
+           "Callback", "EarlyStopping", "ModelCheckpoint", "__version__"]

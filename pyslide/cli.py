@@ -95,6 +95,16 @@ def _non_negative_float(text):
     return value
 
 
+def _fraction_below_one(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(text, bool) or not (0 <= value < 1):
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
+
+
 def _threads(text):
     value = _as_int(text)
     if value is None or (value < 1 and value != -1):
@@ -196,6 +206,12 @@ _TRAIN_OPTIONS = {
     "data": [
         ("test", ("--test",), _text, None, None, "TEST",
          "labelled file evaluated every --eval-every epochs"),
+        ("validation", ("--validation",), _text, None, None, "FILE",
+         "labelled file evaluated after every epoch, for --early-stopping and --checkpoint "
+         "(or use --validation-split)"),
+        ("validation_split", ("--validation-split",), _fraction_below_one, None, None,
+         "FRACTION", "hold out this fraction of the training rows (seeded by --seed) as "
+         "validation data, evaluated after every epoch"),
         ("format", ("--format",), _text, "xc", ("xc", "libsvm"), None,
          "file format: 'xc' (XC-repository text with a header line; default) or 'libsvm' "
          "(multi-label libsvm, no header)"),
@@ -282,6 +298,12 @@ _TRAIN_OPTIONS = {
          "default 1)"),
         ("eval_k", ("--eval-k",), _ks, (1, 3, 5), None, "K,...",
          "k values of the periodic P@k / nDCG@k (default 1,3,5)"),
+        ("early_stopping", ("--early-stopping",), _int_at_least(1), None, None, "PATIENCE",
+         "stop when the validation P@1 has not improved for this many epochs, and keep "
+         "the model of the best epoch (needs --validation-split or --validation)"),
+        ("checkpoint", ("--checkpoint",), _text, None, None, "MODEL",
+         "save the model here after every epoch that improved the validation P@1 (after "
+         "every epoch without validation data); '{epoch}' in the name keeps one file each"),
         ("save", ("--save",), _text, None, None, "MODEL", "write the trained model here (.npz)"),
         ("progress", ("--progress",), _bool, None, None, None,
          "show a progress bar (default: when stderr is a terminal)"),
@@ -359,7 +381,7 @@ def _read_config(path):
         else:
             _put_config_key(flat, key, value, path, "")
     base = os.path.dirname(os.path.abspath(path))
-    for key in ("train", "test", "save"):
+    for key in ("train", "test", "validation", "save", "checkpoint"):
         if isinstance(flat.get(key), str) and not os.path.isabs(flat[key]):
             flat[key] = os.path.join(base, flat[key])   # relative to the config file
     return flat
@@ -597,25 +619,44 @@ def _cmd_train(args):
     _check_threads(opts.threads)
     if opts.save:
         _check_writable(opts.save, "--save")
+    if opts.validation and opts.validation_split:
+        raise UsageError("give --validation FILE or --validation-split FRACTION, not both")
+    has_validation = bool(opts.validation or opts.validation_split)
+    if opts.early_stopping and not has_validation:
+        raise UsageError("--early-stopping needs validation data: add --validation-split 0.1 "
+                         "(held out from the training rows) or --validation FILE")
+    if opts.checkpoint:
+        try:
+            checkpoint = ps.ModelCheckpoint(opts.checkpoint, save_best_only=has_validation)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--checkpoint: {_one_line(exc)}") from None
+        _check_writable(opts.checkpoint.format(epoch=1), "--checkpoint")
     verbose = not args.quiet
     progress = opts.progress
     if progress is None:
         progress = verbose and sys.stderr.isatty()
 
     X, Y = _read_labelled(opts.train, opts.format, "training")
-    Xt = Yt = None
-    if opts.test:
-        Xt, Yt = _read_labelled(opts.test, opts.format, "test")
-        n_features = max(X.shape[1], Xt.shape[1])
-        n_labels = max(Y.shape[1], Yt.shape[1])
+    # the test and validation files widened to the widest of the files
+    others = {what: _read_labelled(path, opts.format, what)
+              for what, path in (("test", opts.test), ("validation", opts.validation)) if path}
+    if others:
+        n_features = max([X.shape[1]] + [M.shape[1] for M, _ in others.values()])
+        n_labels = max([Y.shape[1]] + [L.shape[1] for _, L in others.values()])
         X = _fit_columns(X, n_features, opts.train, "feature", "features")
         Y = _fit_columns(Y, n_labels, opts.train, "label", "labels")
-        Xt = _fit_columns(Xt, n_features, opts.test, "feature", "features")
-        Yt = _fit_columns(Yt, n_labels, opts.test, "label", "labels")
+        for what, (M, L) in others.items():
+            path = opts.test if what == "test" else opts.validation
+            others[what] = (_fit_columns(M, n_features, path, "feature", "features"),
+                            _fit_columns(L, n_labels, path, "label", "labels"))
+    Xt, Yt = others.get("test", (None, None))
+    if opts.validation_split and int(X.shape[0] * opts.validation_split) == 0:
+        raise UsageError(f"--validation-split {opts.validation_split} of {X.shape[0]} training "
+                         f"rows holds out no row: use a larger fraction")
     if verbose:
         print(_describe(opts.train, X, Y))
-        if opts.test:
-            print(_describe(opts.test, Xt, Yt))
+        for what, (M, L) in others.items():
+            print(_describe(opts.test if what == "test" else opts.validation, M, L))
 
     if opts.layers is not None:
         _check_no_layer_flags(opts)
@@ -642,8 +683,12 @@ def _cmd_train(args):
         state["steps"], state["time"] = network.step_, logs["time"]
         parts = [f"epoch {epoch}/{opts.epochs}", f"loss {logs['loss']:.4f}",
                  _seconds(seconds), f"{steps / max(seconds, 1e-9):.1f} steps/s"]
+        parts += [f"{k} {v:.4f}" for k, v in logs.items()
+                  if k == "val_loss" or k.startswith("val_p@")]
+        # with early stopping the final model is the best epoch's, tested after fit
         evaluate_now = Xt is not None and (
-            epoch == opts.epochs or (opts.eval_every and epoch % opts.eval_every == 0))
+            (epoch == opts.epochs and not opts.early_stopping)
+            or (opts.eval_every and epoch % opts.eval_every == 0))
         if evaluate_now:
             scores = network.evaluate(Xt, Yt, k=opts.eval_k)
             logs.update({f"test_{k}": v for k, v in scores.items()})
@@ -651,12 +696,38 @@ def _cmd_train(args):
         if verbose:
             print("  ".join(parts), flush=True)
 
+    callbacks = [report]
+    stopper = None
+    if opts.early_stopping:
+        stopper = ps.EarlyStopping(monitor="p@1", patience=opts.early_stopping,
+                                   restore_best=True)
+        callbacks.append(stopper)
+    if opts.checkpoint:
+        callbacks.append(checkpoint)
+    validation = dict(validation_data=others.get("validation"),
+                      validation_split=opts.validation_split or 0.0)
     net.fit(X, Y, epochs=opts.epochs, batch_size=opts.batch_size, shuffle=opts.shuffle,
-            callbacks=[report], verbose=1 if progress else 0, eval_k=opts.eval_k)
+            callbacks=callbacks, verbose=1 if progress else 0, eval_k=opts.eval_k,
+            **validation)
+    if stopper is not None and verbose:
+        how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
+               else f"ran all {opts.epochs} epochs")
+        print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
+              f"(validation p@1 {stopper.best:.4f})")
+    if stopper is not None and Xt is not None:
+        scores = net.evaluate(Xt, Yt, k=opts.eval_k)
+        if verbose:
+            print(f"test, model of epoch {stopper.best_epoch}:  "
+                  + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    if opts.checkpoint and verbose and checkpoint.saved:
+        print(f"checkpoints: {len(checkpoint.saved)} written, the last to "
+              f"{checkpoint.saved[-1]}")
     if verbose:
         total = float(sum(net.step_times_)) if len(net.step_times_) else 0.0
-        print(f"trained {net.step_} steps in {_seconds(state['time'])} "
-              f"({net.step_ / max(state['time'], 1e-9):.1f} steps/s)")
+        # not net.step_: early stopping may have put it back to the best epoch's
+        steps_run = len(net.step_times_)
+        print(f"trained {steps_run} steps in {_seconds(state['time'])} "
+              f"({steps_run / max(state['time'], 1e-9):.1f} steps/s)")
         if net.timings_ and total > 0:
             phases = ", ".join(f"{k} {_seconds(v)}" for k, v in net.timings_.items())
             print(f"time by phase: {phases}")

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import _kernels
 from ._openmp import resolve_threads
+from .callbacks import check_callbacks as _check_callbacks
 from .layers import Dense, Sampled, layer_from_config
 from .optim import Adam, check_optimizer, optimizer_from_config
 
@@ -302,7 +303,73 @@ class Network:
         if self._tables[out] is not None and self._is_shared_output():
             self._dirty[out][engine.last_shared_ids()] = True
 
+    # ------------------------------------------------------------ snapshots
+
+    def _snapshot(self, into=None):
+        """A copy of the training state, for ``_restore`` (early stopping).
+
+        Copies every array of every layer except the gradient buffers (zero
+        between steps), whatever the optimizer keeps there, plus the step
+        count and the rebuild schedule. ``into``, a snapshot taken earlier
+        from this network, is overwritten in place, so keeping the best of
+        many epochs allocates its memory once. The LSH tables are not copied:
+        ``_restore`` rebuilds them from the restored weights.
+        """
+        if into is None or into.owner is not self:
+            into = _Snapshot(self)
+        for arrays, params in zip(into.arrays, self._params):
+            for name, array in arrays.items():
+                np.copyto(array, params[name])
+        into.step = self.step_
+        into.log_decay = self._log_decay
+        into.schedule = {name: list(getattr(self, name)) for name in _SCHEDULE}
+        return into
+
+    def _restore(self, snapshot):
+        """Put back the state ``_snapshot`` copied; training can go on from it.
+
+        The bucket tables still hold neurons hashed from the weights of later
+        steps, so they are rebuilt from the restored weights now rather than
+        at the next step: ``predict_topk(sampled=True)`` and ``save`` right
+        after a restore must see tables that match the weights.
+        """
+        if not isinstance(snapshot, _Snapshot) or snapshot.owner is not self:
+            raise ValueError("snapshot must come from this network's _snapshot()")
+        for arrays, params in zip(snapshot.arrays, self._params):
+            for name, array in arrays.items():
+                np.copyto(params[name], array)
+        self.step_ = snapshot.step
+        self._log_decay = snapshot.log_decay
+        for name, values in snapshot.schedule.items():
+            setattr(self, name, list(values))
+        for i, tables in enumerate(self._tables):
+            if tables is None:
+                continue
+            tables.build(self._params[i]["W"], threads=self.n_threads)
+            self._dirty[i][:] = False
+            self._hashed_at[i] = self.step_
+            self._rebuilds_since_full[i] = 0
+
     # ------------------------------------------------------------ data
+
+    def _split_validation(self, X, Y, fraction):
+        """(X_train, Y_train, X_val, Y_val): a seeded fraction of the rows held out.
+
+        A permutation rather than the last rows (Keras' choice), because XC
+        files are often sorted (by label, by date), and the last rows would be
+        a biased validation set. Both parts keep the file's row order.
+        """
+        n = X.shape[0]
+        n_val = int(n * fraction)
+        if n_val == 0 or n_val == n:
+            raise ValueError(f"validation_split={fraction} of {n} rows leaves "
+                             f"{n_val} validation and {n - n_val} training rows; "
+                             f"both need at least one: use a larger fraction or more rows")
+        order = np.random.default_rng([self.seed, 3, n]).permutation(n)
+        val_rows = np.sort(order[:n_val])
+        train_rows = np.sort(order[n_val:])
+        self.validation_rows_ = val_rows
+        return X[train_rows], Y[train_rows], X[val_rows], Y[val_rows]
 
     def _check_X(self, X, name="X"):
         from .data import check_features
@@ -355,7 +422,7 @@ class Network:
         return np.maximum(np.log1p(-np.minimum(freq, 1.0 - 1e-12)), -30.0).astype(np.float32)
 
     def fit(self, X, Y, epochs=1, batch_size=128, validation_data=None, shuffle=True,
-            callbacks=None, verbose=1, eval_k=(1, 3, 5)):
+            callbacks=None, verbose=1, eval_k=(1, 3, 5), validation_split=0.0):
         """Train for ``epochs`` passes over (X, Y).
 
         Parameters
@@ -366,15 +433,25 @@ class Network:
         epochs : int
         batch_size : int
         validation_data : (X_val, Y_val) or None
-            Evaluated (P@k, nDCG@k) after every epoch; results go to history.
+            Evaluated after every epoch: ``val_loss`` (the exact loss over
+            every output) and ``val_p@k`` / ``val_ndcg@k`` for ``eval_k`` go
+            to the logs and the history.
         shuffle : bool
             Shuffle rows every epoch (seeded by ``seed`` and the epoch).
         callbacks : list or None
-            Callables ``f(network, epoch, logs)`` or objects with
-            ``on_epoch_end(network, epoch, logs)``, run after every epoch.
-            Setting ``network.stop_training = True`` ends ``fit``.
+            ``pyslide.EarlyStopping``, ``pyslide.ModelCheckpoint``, other
+            ``pyslide.Callback`` objects, or callables ``f(network, epoch,
+            logs)`` run after every epoch. Setting
+            ``network.stop_training = True`` ends ``fit``.
         verbose : {0, 1, 2}
             0 silent, 1 a progress bar (loss, steps/s, ETA), 2 one line per epoch.
+        eval_k : tuple of int
+            The k of the validation P@k and nDCG@k.
+        validation_split : float in [0, 1)
+            Hold out this fraction of the rows of (X, Y) as validation data
+            instead of giving ``validation_data``: a permutation seeded by the
+            network's ``seed`` picks them (the same rows in every ``fit`` call
+            on the same data), and ``validation_rows_`` lists them.
 
         Returns
         -------
@@ -391,11 +468,22 @@ class Network:
         if n == 0:
             raise ValueError("X has no rows: fit needs at least one training example")
         Y = self._check_Y(Y, n)
+        validation_split = _check_validation_split(validation_split)
+        self.validation_rows_ = None
         if validation_data is not None:
+            if validation_split:
+                raise ValueError("give validation_data or validation_split, not both: "
+                                 "validation_split holds out rows of X, validation_data "
+                                 "brings its own")
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (X_val, Y_val)")
             Xv = self._check_X(validation_data[0], "validation_data[0]")
             Yv = self._check_Y(validation_data[1], Xv.shape[0], "validation_data[1]")
+        elif validation_split:
+            X, Y, Xv, Yv = self._split_validation(X, Y, validation_split)
+            n = X.shape[0]
+            validation_data = (Xv, Yv)
+        eval_k = _check_ks(eval_k)
         callbacks = _check_callbacks(callbacks)
         batch_size = min(batch_size, n)
         x_indptr = X.indptr.astype(np.int64)
@@ -415,6 +503,12 @@ class Network:
         step_times = []
         train_time = self.history_.get("time", [0.0])[-1] if self.history_.get("time") else 0.0
         self.stop_training = False
+        metrics = ["loss", "time"]
+        if validation_data is not None:
+            metrics += ["val_loss"] + [f"val_{m}@{k}" for k in eval_k for m in ("p", "ndcg")]
+        for cb in callbacks:
+            cb.on_train_begin(self, {"epochs": epochs, "steps": steps_per_epoch,
+                                     "metrics": metrics})
         opt = self.optimizer
         from threadpoolctl import threadpool_limits
         bar = None
@@ -479,16 +573,18 @@ class Network:
                         bar = None
                     logs = {"loss": loss_sum / n, "time": train_time}
                     if validation_data is not None:
-                        scores = self.evaluate(Xv, Yv, k=eval_k)
+                        scores = self._validation_scores(Xv, Yv, eval_k)
                         logs.update({f"val_{k}": v for k, v in scores.items()})
                     for key, value in logs.items():
                         self.history_.setdefault(key, []).append(value)
                     if verbose == 2 or (verbose == 1 and validation_data is not None):
                         print(_epoch_line(self.epoch_, logs), flush=True)
                     for cb in callbacks:
-                        cb(self, self.epoch_, logs)
+                        cb.on_epoch_end(self, self.epoch_, logs)
                     if self.stop_training:
                         break
+                for cb in callbacks:
+                    cb.on_train_end(self, logs)
         except KeyboardInterrupt:
             # a step either completed (optimizer applied) or is dropped whole
             engine.discard_gradients(self.step_ + 1)
@@ -613,13 +709,34 @@ class Network:
         Returns a dict such as ``{"p@1": ..., "p@3": ..., "ndcg@3": ...}``.
         """
         from .metrics import evaluate_topk
-        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
-            k = (int(k),)
-        ks = tuple(_check_count("k", kk, minimum=1) for kk in k)
+        ks = _check_ks(k, "k")
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
         ids, _ = self.predict_topk(X, k=max(ks))
         return evaluate_topk(ids, Y, ks=ks)
+
+    def _validation_scores(self, X, Y, ks):
+        """``evaluate``'s metrics and the exact mean loss, from one scoring pass.
+
+        The loss is over every output (as if the output layer were dense), so
+        it is comparable between epochs and runs but not with the training
+        loss, which covers only the sampled outputs.
+        """
+        from threadpoolctl import threadpool_limits
+        from .metrics import evaluate_topk
+        n = X.shape[0]
+        k = max(ks)
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        loss_sum = 0.0
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            starts, chunk = self._row_chunks(n)
+            for start in starts:
+                z = self._output_scores(self._hidden(X[start:start + chunk]))
+                loss_sum += _loss_sum(z, Y[start:start + len(z)], self.loss)
+                _kernels.topk_rows(z, min(k, self.n_outputs), self.n_threads,
+                                   ids[start:start + len(z)], scores[start:start + len(z)])
+        return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}
 
     def _ensure_initialized(self):
         if not self._initialized:
@@ -727,6 +844,39 @@ def load(path, threads=None):
     return Network.load(path, threads=threads)
 
 
+# the rebuild schedule a snapshot keeps (lists with one entry per layer)
+_SCHEDULE = ("_next_rebuild", "_rebuild_interval", "_hashed_at", "_rebuilds_since_full")
+
+
+class _Snapshot:
+    """Buffers holding a copy of a network's training state (see ``Network._snapshot``)."""
+
+    def __init__(self, network):
+        self.owner = network
+        # gradient buffers are zero between steps; any other array (weights,
+        # moments, touch stamps, whatever an optimizer adds) is state
+        self.arrays = [{name: np.empty_like(array) for name, array in params.items()
+                        if name not in ("gW", "gb")} for params in network._params]
+        self.step = 0
+        self.log_decay = 0.0
+        self.schedule = {}
+
+
+def _loss_sum(z, Y, loss):
+    """Sum over rows of the training loss on full output scores z (float64)."""
+    counts = np.diff(Y.indptr)
+    rows = np.repeat(np.arange(z.shape[0]), counts)
+    label_sum = np.bincount(rows, weights=z[rows, Y.indices], minlength=z.shape[0])
+    if loss == "softmax":
+        # cross-entropy against the labels normalised to sum 1; a row
+        # without labels contributes 0, as in the training kernel
+        zmax = z.max(axis=1)
+        lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1, dtype=np.float64))
+        per_row = np.where(counts > 0, lse - label_sum / np.maximum(counts, 1), 0.0)
+        return float(per_row.sum())
+    return float(np.logaddexp(0.0, z).sum(dtype=np.float64) - label_sum.sum())
+
+
 def _estimate_family_bytes(family, in_dim, bucket_size):
     from .hashing import estimate_table_bytes
     compiled_range = family.n_buckets_for(in_dim) if hasattr(family, "n_buckets_for") else None
@@ -743,21 +893,21 @@ def _check_count(name, value, minimum=1):
     return int(value)
 
 
-def _check_callbacks(callbacks):
-    if callbacks is None:
-        return []
-    if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
-        callbacks = [callbacks]
-    out = []
-    for i, cb in enumerate(callbacks):
-        if hasattr(cb, "on_epoch_end"):
-            out.append(cb.on_epoch_end)
-        elif callable(cb):
-            out.append(cb)
-        else:
-            raise TypeError(f"callbacks[{i}] must be callable f(network, epoch, logs) or have "
-                            f"an on_epoch_end(network, epoch, logs) method, got {cb!r}")
-    return out
+def _check_ks(k, name="eval_k"):
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+        k = (int(k),)
+    return tuple(_check_count(name if name == "k" else f"{name} values", kk, minimum=1)
+                 for kk in k)
+
+
+def _check_validation_split(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"validation_split must be a number in [0, 1) (the fraction of the "
+                        f"training rows to hold out), got {value!r}")
+    if not (0.0 <= value < 1.0):   # also refuses NaN
+        raise ValueError(f"validation_split must be in [0, 1) (the fraction of the "
+                         f"training rows to hold out), got {value!r}")
+    return float(value)
 
 
 def _progress(total, desc):
