@@ -477,6 +477,7 @@ cdef class Engine:
     cdef int32_t n_feats
     cdef int64_t max_entries
     cdef int32_t _last_batch
+    cdef double log_decay_read    # weight-decay sum through the step before this one
     cdef uint64_t seed
     cdef int32_t mark_base
     cdef object keepalive
@@ -707,6 +708,18 @@ cdef class Engine:
                 out.append(np.arange(layer.units, dtype=np.int32))
         return out
 
+    def sampling_parts(self, int n_samples):
+        """Where the output's drawn ids start (tests of the correction): for a
+        batch-shared set ``(n_labels, n_det, n_shared)`` (its ids are the
+        batch's labels, then LSH candidates up to n_det, then uniform draws);
+        per sample an array of n_det (labels and LSH candidates come first)."""
+        cdef LayerC* out = &self.layers[self.n_layers - 1]
+        if self.shared_output:
+            return self.n_shared_labels, self.n_shared_det, self.n_shared
+        if out.n_det == NULL:
+            raise ValueError("the output layer is not sampled")
+        return np.array(<int32_t[:n_samples]>out.n_det, copy=True)
+
     def last_shared_ids(self):
         """The last step's shared active ids of the output layer (a view)."""
         if not self.shared_output or self.n_shared == 0:
@@ -729,7 +742,7 @@ cdef class Engine:
     def train_step(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
                    const float[::1] x_data, const int64_t[::1] y_indptr,
                    const int32_t[::1] y_indices, const int64_t[::1] rows,
-                   int32_t step, float[::1] losses):
+                   int32_t step, float[::1] losses, double log_decay=0):
         """Forward and backward of one batch; gradients left in the buffers.
 
         BLAS must be limited to one thread while this runs (``Network.fit``
@@ -737,7 +750,10 @@ cdef class Engine:
 
         ``rows`` are the batch's row numbers in X / Y; ``step`` (>= 1) marks
         touched rows and keys the sample random streams; ``losses`` receives
-        one loss per sample.
+        one loss per sample. ``log_decay``: the weight-decay sum through the
+        previous step; the rows of the first layer and of a batch-shared
+        output that the batch reads take the decay they owe before they are
+        read, so the forward pass sees dense AdamW's weights.
         """
         cdef int32_t n_batch = rows.shape[0], b
         cdef int32_t mark_base
@@ -758,6 +774,10 @@ cdef class Engine:
                                  "the engine was sized for")
             with nogil:
                 self._transpose_batch(x_indptr, x_indices, x_data, rows)
+                if self.layers[0].decay_mark != NULL:
+                    catch_up_rows(self.layers[0].W, self.layers[0].decay_mark, self.feat_ids,
+                                  self.n_feats, self.layers[0].units, log_decay, self.n_threads)
+        self.log_decay_read = log_decay
         if self.shared_output:
             self._train_shared(x_indptr, x_indices, x_data, y_indptr, y_indices, rows,
                                step, losses, mark_base)
@@ -1073,6 +1093,9 @@ cdef class Engine:
                 if s1 <= s0:
                     continue
                 for j in range(s0, s1):
+                    if out_layer.decay_mark != NULL:
+                        catch_up_row(out_layer.W, out_layer.decay_mark, self.shared_ids[j], d,
+                                     self.log_decay_read)
                     if j + PREFETCH_AHEAD < s1:
                         pyslide_prefetch(out_layer.W + <int64_t>self.shared_ids[j + PREFETCH_AHEAD] * d,
                                          d * sizeof(float), 0)
@@ -1271,8 +1294,7 @@ cdef class Engine:
         (rows the lazy optimizer has not touched lately), so that the weights
         equal dense AdamW's decay before they are evaluated or saved."""
         cdef int32_t l, n_rows, n_cols
-        cdef int64_t r, i, off
-        cdef float decay
+        cdef int64_t r
         cdef LayerC* layer
         for l in range(self.n_layers):
             layer = &self.layers[l]
@@ -1284,12 +1306,7 @@ cdef class Engine:
                 n_rows, n_cols = layer.in_dim, layer.units
             with nogil:
                 for r in prange(n_rows, num_threads=self.n_threads, schedule="static"):
-                    if layer.decay_mark[r] == log_decay:
-                        continue
-                    decay = catch_up_decay(layer.decay_mark, r, log_decay)
-                    off = r * n_cols
-                    for i in range(n_cols):
-                        layer.W[off + i] = layer.W[off + i] * decay
+                    catch_up_row(layer.W, layer.decay_mark, r, n_cols, log_decay)
 
     def discard_gradients(self, int32_t step):
         """Zero the gradients of ``step`` without applying them (error / Ctrl-C)."""
@@ -1335,6 +1352,27 @@ cdef inline float catch_up_decay(double* mark, int64_t row, double log_decay) no
     owed = log_decay - mark[row]
     mark[row] = log_decay
     return <float>exp(owed)
+
+
+cdef inline void catch_up_row(float* W, double* mark, int64_t row, int32_t n_cols,
+                              double log_decay) noexcept nogil:
+    """Decay one row of W by what it owes up to ``log_decay``."""
+    cdef int32_t i
+    cdef float decay
+    cdef float* w = W + row * n_cols
+    if mark[row] == log_decay:
+        return
+    decay = catch_up_decay(mark, row, log_decay)
+    for i in range(n_cols):
+        w[i] = w[i] * decay
+
+
+cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_rows,
+                        int32_t n_cols, double log_decay, int32_t n_threads) noexcept nogil:
+    """catch_up_row over distinct ``rows`` (no two threads write one row)."""
+    cdef int32_t j
+    for j in prange(n_rows, num_threads=n_threads, schedule="static"):
+        catch_up_row(W, mark, rows[j], n_cols, log_decay)
 
 
 cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,

@@ -535,7 +535,7 @@ class Network:
                         step = self.step_ + 1
                         timings["rebuild"] += self._maybe_rebuild()
                         engine.train_step(x_indptr, X.indices, X.data, y_indptr, Y.indices,
-                                          rows, step, losses)
+                                          rows, step, losses, self._log_decay)
                         batch_loss = float(losses[:len(rows)].mean(dtype=np.float64))
                         if not math.isfinite(batch_loss):
                             engine.discard_gradients(step)

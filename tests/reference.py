@@ -13,12 +13,16 @@ def _layer_weights(net, i):
     return p["W"].astype(np.float64), p["b"].astype(np.float64)
 
 
-def forward_backward(net, X, Y, rows, active, loss="softmax"):
+def forward_backward(net, X, Y, rows, active, loss="softmax", logit_offset=None,
+                     masks=None):
     """Loss and gradients of one batch.
 
     ``active[i]`` is None for a Dense layer; for a Sampled layer either a
     list (one id array per sample) or, for a batch-shared output, a single
-    id array used by every sample.
+    id array used by every sample. ``logit_offset(bi, out_ids)``, if given,
+    returns constants added to sample bi's output logits (the sampling
+    correction); ``masks[i](bi)`` the dropout mask (0 or the keep scale per
+    unit) of hidden layer i for sample bi.
     Returns (per-sample losses, grads) with grads[i] = {"W", "b"} shaped like
     the layer's weights.
     """
@@ -45,7 +49,11 @@ def forward_backward(net, X, Y, rows, active, loss="softmax"):
                 z = h @ W + b
             ids_per_layer.append(ids)
             is_output = i == n_layers - 1
+            if is_output and logit_offset is not None:
+                z = z + logit_offset(bi, ids)
             a = z if is_output or layer.activation != "relu" else np.maximum(z, 0)
+            if not is_output and masks is not None and i in masks:
+                a = a * masks[i](bi)
             outs.append(a)
             if ids is None:
                 h = a
@@ -96,8 +104,26 @@ def forward_backward(net, X, Y, rows, active, loss="softmax"):
                 d_in = d_in[below_ids]
             if below.activation == "relu":
                 d_in = d_in * (below_out > 0)
+            if masks is not None and i - 1 in masks:
+                d_in = d_in * masks[i - 1](bi)
             delta = d_in
     return np.array(losses), grads
+
+
+def dropout_mask(seed, layer_index, step, sample, units, rate):
+    """The kernel's dropout mask of one sample: 0 for a dropped unit, else
+    1 / (1 - rate); drawn from the same counter-based stream (a Python twin
+    of _common.pxd's SplitMix64)."""
+    from hash_reference import GOLDEN, M64, _mix, mix_seed
+    state = mix_seed(mix_seed(seed, 0xD50F, layer_index), step, sample)
+    rate32 = np.float32(rate)
+    keep = np.float32(1) / (np.float32(1) - rate32)
+    mask = np.empty(units, np.float64)
+    for t in range(units):
+        state = (state + GOLDEN) & M64
+        u = np.float32((_mix(state) >> 40) * (1.0 / 16777216.0))
+        mask[t] = 0.0 if u < rate32 else keep
+    return mask
 
 
 def batch_loss(net, X, Y, rows, active, loss="softmax"):

@@ -1,0 +1,343 @@
+"""Sampling correction, lazy AdamW, dropout and learning-rate schedules
+against their NumPy references."""
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import pyslide as ps
+
+from reference import dropout_mask, forward_backward
+from test_kernels import active_of, kernel_grads, prepared, random_problem
+
+
+def step_with(net, X, Y, rows, step=1, label_log1m=None, log_decay=0.0, engine=None):
+    """One training step as fit runs it; returns (X, Y, engine, losses)."""
+    from threadpoolctl import threadpool_limits
+    if engine is None:
+        X, Y, engine = prepared(net, X, Y, len(rows))
+        if label_log1m is not None:
+            engine = net._make_engine(len(rows), int(np.diff(Y.indptr).max()),
+                                      int(np.diff(X.indptr).max()), label_log1m)
+    losses = np.zeros(len(rows), np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        engine.train_step(X.indptr.astype(np.int64), X.indices, X.data,
+                          Y.indptr.astype(np.int64), Y.indices, np.asarray(rows, np.int64),
+                          step, losses, log_decay)
+    return X, Y, engine, losses
+
+
+def assert_grads_match(net, engine, ref_grads):
+    got = kernel_grads(net, engine)
+    for i in range(len(net.layers)):
+        np.testing.assert_allclose(got[i]["W"], ref_grads[i]["W"], rtol=2e-3, atol=2e-6,
+                                   err_msg=f"layer {i} weights")
+        np.testing.assert_allclose(got[i]["b"], ref_grads[i]["b"], rtol=2e-3, atol=2e-6,
+                                   err_msg=f"layer {i} bias")
+
+
+# ---------------------------------------------------------------- correction
+
+def label_frequencies(Y):
+    return np.bincount(Y.indices, minlength=Y.shape[1]) / Y.shape[0]
+
+
+def test_label_log1m_is_log_one_minus_training_frequency():
+    X, Y = random_problem(n=40, n_labels=30)
+    net = ps.Network(X.shape[1], [ps.Dense(4), ps.Sampled(30, hash=None, active=10)], seed=0)
+    np.testing.assert_allclose(net._label_log1m(Y), np.log1p(-label_frequencies(Y)), rtol=1e-6)
+    off = ps.Network(X.shape[1], [ps.Dense(4), ps.Sampled(30, hash=None, active=10,
+                                                          correction=False)])
+    dense = ps.Network(X.shape[1], [ps.Dense(4), ps.Sampled(30, active=30)])
+    assert off._label_log1m(Y) is None and dense._label_log1m(Y) is None
+
+
+def test_shared_correction_matches_reference():
+    X, Y = random_problem(n=24, n_labels=200, seed=2)
+    out = ps.Sampled(200, hash=ps.SimHash(K=3, L=2, seed=1), active=100, share="batch",
+                     bucket_size=2)
+    net = ps.Network(X.shape[1], [ps.Dense(16), out], threads=1, seed=3)
+    rows = np.arange(0, 24, 2)
+    log1m = net._label_log1m(Y)
+    X, Y, engine, losses = step_with(net, X, Y, rows, label_log1m=log1m)
+    n_labels, n_det, n_shared = engine.sampling_parts(len(rows))
+    # the case exercises all three parts: labels, LSH candidates, uniform draws
+    assert 0 < n_labels < n_det < n_shared
+    ids = engine.active_sets(1, len(rows))[0]
+    p = label_frequencies(Y)[ids]
+    q_batch = 1 - (1 - p) ** (len(rows) - 1)
+    q_uniform = (n_shared - n_det) / (200 - n_det)
+    correction = -np.log(q_batch + q_uniform - q_batch * q_uniform)
+    correction[n_labels:n_det] = 0          # LSH candidates are chosen, not drawn
+
+    def offset(bi, out_ids):
+        own = np.isin(out_ids, Y[rows[bi]].indices)
+        return np.where(own, 0.0, correction)
+
+    ref_losses, ref_grads = forward_backward(net, X, Y, rows, active_of(net, engine, len(rows)),
+                                             logit_offset=offset)
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
+    assert_grads_match(net, engine, ref_grads)
+
+
+def test_per_sample_correction_matches_reference():
+    X, Y = random_problem(n=24, n_labels=120, seed=4)
+    out = ps.Sampled(120, hash=ps.SimHash(K=3, L=2, seed=1), active=20, share="sample",
+                     bucket_size=2)
+    net = ps.Network(X.shape[1], [ps.Dense(16), out], threads=1, seed=3)
+    rows = np.arange(12)
+    X, Y, engine, losses = step_with(net, X, Y, rows, label_log1m=net._label_log1m(Y))
+    n_det = engine.sampling_parts(len(rows))
+    active = active_of(net, engine, len(rows))
+    n_act = np.array([len(a) for a in active[1]])
+    assert (n_det < n_act).all() and (n_det > 0).all()
+
+    def offset(bi, out_ids):
+        c = np.zeros(len(out_ids))
+        c[n_det[bi]:] = np.log((120 - n_det[bi]) / (len(out_ids) - n_det[bi]))
+        return c
+
+    ref_losses, ref_grads = forward_backward(net, X, Y, rows, active, logit_offset=offset)
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
+    assert_grads_match(net, engine, ref_grads)
+
+
+def test_correction_off_leaves_logits_alone():
+    X, Y = random_problem(n=24, n_labels=200, seed=2)
+    out = ps.Sampled(200, hash=None, active=60, share="batch", correction=False)
+    net = ps.Network(X.shape[1], [ps.Dense(16), out], threads=1, seed=3)
+    rows = np.arange(12)
+    X, Y, engine, losses = step_with(net, X, Y, rows, label_log1m=net._label_log1m(Y))
+    ref_losses, _ = forward_backward(net, X, Y, rows, active_of(net, engine, len(rows)))
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
+
+
+# ---------------------------------------------------------------- dropout
+
+DROPOUT_CASES = {
+    "shared-output": lambda L: [ps.Dense(16, dropout=0.3),
+                                ps.Sampled(L, hash=None, active=20, share="batch")],
+    "two-hidden-per-sample": lambda L: [ps.Dense(16, dropout=0.3), ps.Dense(12, dropout=0.5),
+                                        ps.Sampled(L, hash=None, active=9, share="sample")],
+    "dense-output": lambda L: [ps.Dense(16, activation="linear", dropout=0.25), ps.Dense(L)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(DROPOUT_CASES))
+def test_dropout_gradients_match_reference(case):
+    X, Y = random_problem()
+    net = ps.Network(X.shape[1], DROPOUT_CASES[case](Y.shape[1]), threads=1, seed=3)
+    rows = np.arange(0, 24, 2)
+    step = 5
+    X, Y, engine, losses = step_with(net, X, Y, rows, step=step)
+    masks = {i: (lambda bi, i=i, layer=layer: dropout_mask(net.seed, i, step, bi, layer.units,
+                                                           layer.dropout))
+             for i, layer in enumerate(net.layers[:-1]) if layer.dropout > 0}
+    ref_losses, ref_grads = forward_backward(net, X, Y, rows, active_of(net, engine, len(rows)),
+                                             masks=masks)
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
+    assert_grads_match(net, engine, ref_grads)
+
+
+def test_dropout_mask_drops_the_asked_fraction():
+    rate, units, samples = 0.3, 64, 200
+    dropped = sum((dropout_mask(11, 0, 1, b, units, rate) == 0).sum() for b in range(samples))
+    n = units * samples
+    se = math.sqrt(rate * (1 - rate) / n)
+    assert abs(dropped / n - rate) < 4 * se
+    kept = dropout_mask(11, 0, 1, 0, units, rate)
+    assert np.allclose(kept[kept > 0], 1 / 0.7, rtol=1e-6)
+
+
+def test_dropout_one_thread_runs_are_bit_identical_and_inference_is_deterministic():
+    X, Y = random_problem(n=60, n_labels=40)
+    nets = [ps.Network(X.shape[1], [ps.Dense(16, dropout=0.4),
+                                    ps.Sampled(40, hash=None, active=10)], threads=1, seed=4)
+            for _ in range(2)]
+    for net in nets:
+        net.fit(X, Y, epochs=2, batch_size=16, verbose=0)
+    for a, b in zip(nets[0]._params, nets[1]._params):
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+    # inference uses the layer as it is (inverted dropout): no randomness
+    np.testing.assert_array_equal(nets[0].predict_proba(X[:5]), nets[0].predict_proba(X[:5]))
+
+
+# ---------------------------------------------------------------- AdamW
+
+def adam_rows(w, m, v, g, t, opt, lr_t, decay):
+    m = opt.beta1 * m + (1 - opt.beta1) * g
+    v = opt.beta2 * v + (1 - opt.beta2) * g * g
+    a = lr_t * math.sqrt(1 - opt.beta2 ** t) / (1 - opt.beta1 ** t)
+    return w * decay - a * m / (np.sqrt(v) + opt.eps), m, v
+
+
+@pytest.mark.parametrize("schedule", [None, ps.CosineDecay(epochs=1.0, warmup=0.25)])
+def test_lazy_adamw_equals_dense_decay_over_steps(schedule):
+    """Every step decays every weight (dense AdamW); the kernel decays a row
+    only when the batch reads or updates it, and must agree on those rows,
+    and on all rows once the pending decay is applied."""
+    X, Y = random_problem(n=48, n_labels=60, seed=6)
+    opt = ps.AdamW(lr=0.05, weight_decay=0.5, schedule=schedule)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(60, hash=None, active=12)],
+                     optimizer=opt, threads=1, seed=0)
+    batch, steps_per_epoch = 8, 6
+    X, Y, engine = prepared(net, X, Y, batch)
+    ref = [{k: p[k].astype(np.float64) for k in ("W", "b", "mW", "vW", "mb", "vb")}
+           for p in net._params]
+    log_decay = 0.0
+    for t in range(1, steps_per_epoch + 1):
+        rows = np.arange((t - 1) * batch, t * batch)
+        step_with(net, X, Y, rows, step=t, log_decay=log_decay, engine=engine)
+        features = np.unique(X[rows].indices)
+        shared = engine.active_sets(1, batch)[0]
+        # the rows the batch read were decayed to the previous step first
+        np.testing.assert_allclose(net._params[0]["W"][features], ref[0]["W"][features],
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(net._params[1]["W"][shared], ref[1]["W"][shared],
+                                   rtol=1e-4, atol=1e-5)
+        grads = kernel_grads(net, engine)
+        lr_t = opt.lr_at(t, steps_per_epoch)
+        log_decay += opt.log_decay_at(t, steps_per_epoch)
+        engine.optimizer_step(t, "adam", opt.step_size(t, steps_per_epoch), opt.beta1,
+                              opt.beta2, opt.eps, True, log_decay)
+        for i, touched in enumerate((features, shared)):
+            r, g = ref[i], grads[i]
+            r["W"] *= 1 - lr_t * opt.weight_decay
+            w, m, v = adam_rows(r["W"][touched], r["mW"][touched], r["vW"][touched],
+                                g["W"][touched], t, opt, lr_t, 1.0)
+            r["W"][touched], r["mW"][touched], r["vW"][touched] = w, m, v
+            bias_rows = touched if i == 1 else slice(None)
+            b, mb, vb = adam_rows(r["b"][bias_rows], r["mb"][bias_rows], r["vb"][bias_rows],
+                                  g["b"][bias_rows], t, opt, lr_t, 1.0)
+            r["b"][bias_rows], r["mb"][bias_rows], r["vb"][bias_rows] = b, mb, vb
+            np.testing.assert_allclose(net._params[i]["W"][touched], r["W"][touched],
+                                       rtol=1e-4, atol=1e-5, err_msg=f"layer {i} step {t}")
+            np.testing.assert_allclose(net._params[i]["b"], r["b"], rtol=1e-4, atol=1e-5)
+    engine.apply_pending_decay(log_decay)
+    for i in range(2):
+        np.testing.assert_allclose(net._params[i]["W"], ref[i]["W"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(net._params[i]["mW"], ref[i]["mW"], rtol=1e-5, atol=1e-8)
+        assert (net._params[i]["decay_mark"] == log_decay).all()
+
+
+@pytest.mark.parametrize("share", ["sample", "batch"])
+def test_weight_decay_owed_by_an_idle_row_is_paid_at_its_update(share):
+    X, Y = random_problem(seed=8)
+    opt = ps.AdamW(lr=0.01, weight_decay=2.0)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
+                                                          share=share)],
+                     optimizer=opt, threads=1, seed=0)
+    rows = np.arange(12)
+    X, Y, engine = prepared(net, X, Y, len(rows))
+    per_step = math.log1p(-opt.lr * opt.weight_decay)
+    idle = 7                   # the output rows last paid their decay 7 steps ago
+    net._params[1]["decay_mark"][:] = per_step * 0
+    log_decay = per_step * idle
+    step_with(net, X, Y, rows, step=idle + 1, log_decay=log_decay, engine=engine)
+    grads = kernel_grads(net, engine)
+    touched = np.flatnonzero(np.abs(grads[1]["W"]).sum(axis=1) > 0)
+    if share == "batch":
+        touched = engine.active_sets(1, len(rows))[0]
+        read_before = net._params[1]["W"][touched].astype(np.float64)   # decayed already
+        before = read_before / math.exp(log_decay)
+    else:
+        before = net._params[1]["W"][touched].astype(np.float64)
+    log_decay += per_step
+    engine.optimizer_step(idle + 1, "adam", opt.step_size(idle + 1), opt.beta1, opt.beta2,
+                          opt.eps, True, log_decay)
+    w, _, _ = adam_rows(before, 0.0, 0.0, grads[1]["W"][touched], idle + 1, opt, opt.lr,
+                        (1 - opt.lr * opt.weight_decay) ** (idle + 1))
+    np.testing.assert_allclose(net._params[1]["W"][touched], w, rtol=2e-5, atol=1e-7)
+
+
+def test_weight_decay_shrinks_weights_and_survives_save_load(tmp_path):
+    X, Y = random_problem(n=64, n_labels=30)
+    nets = {}
+    for wd in (0.0, 0.5):
+        net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(30, hash=None, active=10)],
+                         optimizer=ps.Adam(lr=0.01, weight_decay=wd), threads=1, seed=0)
+        net.fit(X, Y, epochs=3, batch_size=16, verbose=0)
+        nets[wd] = net
+    assert np.abs(nets[0.5]._params[0]["W"]).sum() < np.abs(nets[0.0]._params[0]["W"]).sum()
+    path = tmp_path / "m.npz"
+    nets[0.5].save(path)
+    back = ps.load(path)
+    assert back.optimizer.weight_decay == 0.5 and back._log_decay == nets[0.5]._log_decay
+    np.testing.assert_array_equal(back._params[0]["decay_mark"], nets[0.5]._params[0]["decay_mark"])
+
+
+# ---------------------------------------------------------------- schedules
+
+def test_schedule_factors_match_their_formulas():
+    S = 10
+    step = ps.StepDecay(every=2, factor=0.5, warmup=1)
+    assert step.factor(1, S) == pytest.approx(1 / 10)          # warm-up ramp
+    assert step.factor(5, S) == pytest.approx(5 / 10)
+    assert step.factor(11, S) == pytest.approx(1.0)            # epoch 1.0 - 1: decay 0
+    assert step.factor(31, S) == pytest.approx(0.5)            # 2 epochs after warm-up
+    assert step.factor(51, S) == pytest.approx(0.25)
+    expo = ps.ExponentialDecay(rate=0.8)
+    assert expo.factor(26, S) == pytest.approx(0.8 ** 2.5)
+    cos = ps.CosineDecay(epochs=4, final=0.1)
+    for t in (1, 11, 21, 41, 100):
+        e = min(1.0, ((t - 1) / S) / 4)
+        assert cos.factor(t, S) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * e)))
+    opt = ps.Adam(lr=0.1, schedule=cos)
+    t = 21
+    assert opt.step_size(t, S) == pytest.approx(
+        0.1 * cos.factor(t, S) * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t))
+    assert ps.SGD(lr=0.2, schedule=expo).step_size(26, S) == pytest.approx(0.2 * 0.8 ** 2.5)
+
+
+def test_fit_follows_the_schedule():
+    """A step decay to 1e-9 after the first epoch freezes the weights."""
+    X, Y = random_problem(n=64, n_labels=30)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(30, hash=None, active=10)],
+                     optimizer=ps.SGD(lr=0.5, schedule=ps.StepDecay(every=1, factor=1e-9)),
+                     threads=1, seed=0)
+    net.fit(X, Y, epochs=1, batch_size=16, verbose=0)
+    after_one = [p["W"].copy() for p in net._params]
+    net.fit(X, Y, epochs=2, batch_size=16, verbose=0)
+    for before, p in zip(after_one, net._params):
+        np.testing.assert_allclose(p["W"], before, atol=1e-6)
+    assert not np.array_equal(after_one[0], np.zeros_like(after_one[0]))
+
+
+def test_schedules_round_trip_through_config(tmp_path):
+    X, Y = random_problem(n=32, n_labels=20)
+    for schedule in (ps.StepDecay(3, 0.5, warmup=0.5), ps.ExponentialDecay(0.9),
+                     ps.CosineDecay(10, final=0.05, warmup=1)):
+        net = ps.Network(X.shape[1], [ps.Dense(8, dropout=0.2), ps.Sampled(20, active=5)],
+                         optimizer=ps.AdamW(lr=1e-3, schedule=schedule), seed=0)
+        net.fit(X, Y, epochs=1, batch_size=16, verbose=0)
+        net.save(tmp_path / "m.npz")
+        back = ps.load(tmp_path / "m.npz")
+        assert back.get_config() == net.get_config()
+        assert back.optimizer.schedule.factor(17, 2) == schedule.factor(17, 2)
+        assert back.layers[0].dropout == 0.2
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: ps.Dense(8, dropout=1.0), ValueError, "dropout must be a number in [0, 1)"),
+    (lambda: ps.Dense(8, dropout=True), ValueError, "dropout must be a number in [0, 1)"),
+    (lambda: ps.Network(5, [ps.Dense(4), ps.Dense(3, dropout=0.5)]), ValueError,
+     "dropout applies to hidden layers"),
+    (lambda: ps.Sampled(10, correction="yes"), TypeError, "correction must be True or False"),
+    (lambda: ps.Adam(weight_decay=-1), ValueError, "weight_decay must be >= 0"),
+    (lambda: ps.AdamW(lr=0.5, weight_decay=2), ValueError, "lr * weight_decay must be below 1"),
+    (lambda: ps.SGD(weight_decay="x"), TypeError, "weight_decay must be a finite number"),
+    (lambda: ps.Adam(schedule="cosine"), TypeError, "schedule must be None, pyslide.StepDecay"),
+    (lambda: ps.StepDecay(every=0), ValueError, "StepDecay: every must be > 0"),
+    (lambda: ps.StepDecay(every=1, factor=2), ValueError, "StepDecay: factor must be in (0,"),
+    (lambda: ps.ExponentialDecay(rate=0), ValueError, "ExponentialDecay: rate must be in (0,"),
+    (lambda: ps.CosineDecay(epochs=5, final=2), ValueError, "final must be in [0, 1]"),
+    (lambda: ps.CosineDecay(epochs=5, warmup=-1), ValueError, "warmup must be >= 0"),
+])
+def test_bad_regularization_arguments_are_named(make, error, message):
+    with pytest.raises(error) as info:
+        make()
+    assert message in str(info.value)
