@@ -304,6 +304,12 @@ class Network:
         if Y.shape[0] != n_rows:
             raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_rows}; "
                              f"give one label row per input row")
+        if n_rows and Y.nnz == 0:
+            import warnings
+            # every loss term is zero: fit would run and learn nothing
+            warnings.warn(f"{name}: every row's label list is empty, so there is nothing to "
+                          f"learn (the loss is 0) and P@k is 0; check the labels column of "
+                          f"the data", UserWarning, stacklevel=3)
         return Y
 
     # ------------------------------------------------------------ training

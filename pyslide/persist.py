@@ -35,7 +35,8 @@ from .atomic import atomic_write
 from .layers import layer_from_config
 from .optim import optimizer_from_config
 
-__all__ = ["PERSISTENT_ARRAYS", "FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes"]
+__all__ = ["PERSISTENT_ARRAYS", "FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes",
+           "estimate_bytes"]
 
 # Arrays of ``net._params[i]`` a model file holds (when the layer has them):
 # weights, biases and optimizer state. Gradient buffers and touched stamps
@@ -111,6 +112,14 @@ def save(net, path):
     with atomic_write(path, "wb") as f:
         np.savez(f, **members)
     return path
+
+
+def estimate_bytes(net):
+    """About the size of ``net``'s model file (its saved arrays; tables not counted)."""
+    total = 0
+    for params in net._params:
+        total += sum(params[name].nbytes for name in PERSISTENT_ARRAYS if name in params)
+    return total + (1 << 20)
 
 
 def to_bytes(net):
