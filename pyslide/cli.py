@@ -571,7 +571,28 @@ def _read_labelled(path, fmt, what, n_features=None, n_labels=None):
         raise CommandError(f"{what} file {path!r} is a directory")
     reader = data.load_xc if fmt == "xc" else data.load_libsvm
     # with the model's widths given, an id beyond them is reported with its line
-    return reader(path, n_features=n_features, n_labels=n_labels)
+    X, Y = reader(path, n_features=n_features, n_labels=n_labels)
+    if X.shape[1] == 0:
+        raise CommandError(f"{what} file {path}: {_why_no_features(path, fmt)}; a network "
+                           f"needs at least one input feature")
+    return X, Y
+
+
+def _why_no_features(path, fmt):
+    """The header that declared D=0, or the absence of any 'id:value' token."""
+    from . import data
+
+    if fmt == "xc":
+        try:
+            with data._text_buffer(path) as (buffer, _, begin):
+                end = buffer.find(b"\n", begin)
+                first = bytes(buffer[begin:end if end >= 0 else len(buffer)]).decode().strip()
+        except (OSError, ValueError):
+            first = ""
+        tokens = first.split()
+        if len(tokens) == 3 and all(t.isdigit() for t in tokens):
+            return f"line 1: the header '{first}' says D=0 features (the header is 'N D L')"
+    return "no line has a feature ('id:value')"
 
 
 def _fit_columns(M, n_columns, path, noun, plural):

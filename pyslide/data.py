@@ -869,11 +869,6 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
         if len(buffer) == begin:
             raise XCFormatError(f"{name}: empty file (expected an XC header 'N D L' or data lines)")
         counts, start = _parse_header(buffer, name, header, begin)
-        if counts is not None and counts[1] == 0 and n_features is None:
-            raise XCFormatError(f"{name}, line 1: the header '{counts[0]} {counts[1]} "
-                                f"{counts[2]}' says D=0 features; a data file needs at least "
-                                f"one feature column (the header is 'N D L': rows, features, "
-                                f"labels)")
         feature_bound, label_bound = n_features, n_labels
         feature_source = label_source = "given"
         if counts is not None:
