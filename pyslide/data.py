@@ -822,7 +822,9 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
     and feature ids. A line starting with white space (or directly with
     ``f:v``) has no labels; a line with no ``f:v`` tokens has no features;
     such rows are kept. Every line is one row, blank lines included (a
-    final newline does not add a row). CRLF line ends are accepted.
+    final newline does not add a row). CRLF line ends are accepted, a UTF-8
+    byte-order mark is skipped, and a gzip-compressed file (recognised by
+    its signature, whatever its name) is decompressed.
 
     Parameters
     ----------
