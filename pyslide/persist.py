@@ -43,7 +43,7 @@ __all__ = ["PERSISTENT_ARRAYS", "FORMAT_VERSION", "save", "load", "to_bytes", "f
 # are scratch and are not saved. Add a name here and it is saved, verified
 # and loaded; a file written before the name was added loads with the
 # array's freshly allocated value.
-PERSISTENT_ARRAYS = ("W", "b", "mW", "vW", "mb", "vb")
+PERSISTENT_ARRAYS = ("W", "b", "mW", "vW", "mb", "vb", "decay_mark")
 
 # Format 1 (pyslide before checksums) has no state_crc32 / checksums; it is
 # still read, without verification.
@@ -86,6 +86,7 @@ def _members(net):
              "initialized": net._initialized, "next_rebuild": net._next_rebuild,
              "rebuild_interval": net._rebuild_interval,
              "hashed_at": net._hashed_at, "rebuilds_since_full": net._rebuilds_since_full,
+             "log_decay": float(getattr(net, "_log_decay", 0.0)),
              "history": {k: [float(x) for x in v] for k, v in net.history_.items()},
              "checksums": {key: _crc32(value) for key, value in arrays.items()}}
     arrays["state"] = np.array(json.dumps(state))
@@ -317,6 +318,8 @@ def _build(archive, size, name, network_class, threads):
                          f"{exc})") from None
 
     def read(key, out, required):
+        if checksums is None and not required and key + ".npy" not in archive.namelist():
+            return False
         if checksums is not None and key not in checksums:
             if required:
                 raise _Damaged(f"{key} is missing")
@@ -342,6 +345,8 @@ def _build(archive, size, name, network_class, threads):
         net.step_ = _int(state["step"])
         net.epoch_ = _int(state["epoch"])
         net._initialized = bool(state["initialized"])
+        if hasattr(net, "_log_decay"):   # AdamW's decay sum (absent before weight decay)
+            net._log_decay = float(state.get("log_decay", 0.0))
         history = state["history"]
         if not isinstance(history, dict):
             raise TypeError("history is not a mapping")

@@ -203,24 +203,24 @@ def test_persistent_arrays_list_is_the_one_place_to_extend(problem, tmp_path, mo
     X, Y = problem
     allocate = ps.Network._allocate
 
-    def with_decay_mark(self):
+    def with_row_mark(self):
         allocate(self)
         for params in self._params:
-            params["decay_mark"] = np.zeros(params["W"].shape[0], dtype=np.float64)
+            params["row_mark"] = np.zeros(params["W"].shape[0], dtype=np.float64)
 
-    monkeypatch.setattr(ps.Network, "_allocate", with_decay_mark)
+    monkeypatch.setattr(ps.Network, "_allocate", with_row_mark)
     net = ps.Network(X.shape[1], [ps.Dense(4), ps.Sampled(Y.shape[1], active=30)], seed=0)
-    net._params[1]["decay_mark"][:] = np.arange(Y.shape[1]) * 0.5
-    net.save(tmp_path / "old.npz")            # written before decay_mark was persistent
-    monkeypatch.setattr(persist, "PERSISTENT_ARRAYS", persist.PERSISTENT_ARRAYS + ("decay_mark",))
+    net._params[1]["row_mark"][:] = np.arange(Y.shape[1]) * 0.5
+    net.save(tmp_path / "old.npz")            # written before row_mark was persistent
+    monkeypatch.setattr(persist, "PERSISTENT_ARRAYS", persist.PERSISTENT_ARRAYS + ("row_mark",))
     net.save(tmp_path / "new.npz")
-    assert np.array_equal(ps.load(tmp_path / "new.npz")._params[1]["decay_mark"],
-                          net._params[1]["decay_mark"])
-    assert not ps.load(tmp_path / "old.npz")._params[1]["decay_mark"].any()
+    assert np.array_equal(ps.load(tmp_path / "new.npz")._params[1]["row_mark"],
+                          net._params[1]["row_mark"])
+    assert not ps.load(tmp_path / "old.npz")._params[1]["row_mark"].any()
     with np.load(tmp_path / "new.npz") as archive:
-        arrays = {k: archive[k] for k in archive.files if k != "layer1_decay_mark"}
+        arrays = {k: archive[k] for k in archive.files if k != "layer1_row_mark"}
     np.savez(tmp_path / "cut.npz", **arrays)
-    with pytest.raises(ValueError, match=r"not a complete pyslide model \(layer1_decay_mark is "
+    with pytest.raises(ValueError, match=r"not a complete pyslide model \(layer1_row_mark is "
                                          r"missing\)"):
         ps.load(tmp_path / "cut.npz")
 
