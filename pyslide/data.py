@@ -766,7 +766,15 @@ def _parse_header(buffer, name, header, begin=0):
         raise XCFormatError(f"{name}, line 1: the header must be 'N D L' (three non-negative "
                             f"integers: rows, features, labels), got {shown!r}")
     counts = tuple(int(t) for t in tokens)
+    for value, what in zip(counts[1:], ("D (features)", "L (labels)")):
+        if value > _MAX_WIDTH:
+            # ids are int32 everywhere; a wider matrix gets int64 indices
+            raise XCFormatError(f"{name}, line 1: the header's {what} is {value}, more than "
+                                f"the {_MAX_WIDTH} ids pyslide can address (2**31 - 1)")
     return counts, (newline + 1 if newline >= 0 else len(buffer))
+
+
+_MAX_WIDTH = 2**31 - 1
 
 
 def _parse(buffer, name, start, first_line, feature_bound, label_bound,
@@ -980,6 +988,9 @@ def _write(path, X, Y, header_line, feature_offset):
 
 
 def _write_rows(f, X, Y, x_indptr, y_indptr, header_line, feature_offset):
+    # scipy may hold int64 indices (a wide matrix, a concatenation); ids fit int32
+    x_indices = X.indices.astype(np.int32, copy=False)
+    y_indices = Y.indices.astype(np.int32, copy=False)
     if header_line:
         f.write(f"{X.shape[0]} {X.shape[1]} {Y.shape[1]}\n".encode())
     for start in range(0, X.shape[0], _WRITE_BLOCK_ROWS):
@@ -988,7 +999,7 @@ def _write_rows(f, X, Y, x_indptr, y_indptr, header_line, feature_offset):
                 + (y_indptr[stop] - y_indptr[start]) * _io.MAX_LABEL_CHARS
                 + (stop - start) * _io.MAX_LINE_EXTRA)
         out = np.empty(max(int(size), 1), dtype=np.uint8)
-        n = _io.format_rows(x_indptr, X.indices, X.data, y_indptr, Y.indices,
+        n = _io.format_rows(x_indptr, x_indices, X.data, y_indptr, y_indices,
                             start, stop, feature_offset, out)
         f.write(memoryview(out)[:n])
 

@@ -497,3 +497,13 @@ def test_save_load_serve_example_leaves_nothing_in_the_temp_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "saved the model to" in result.stdout
     assert os.listdir(temp) == []
+
+
+def test_header_wider_than_int32_ids(tmp_path):
+    # found by the long fuzzing run: such a header loaded, then save_xc failed
+    path = tmp_path / "wide.txt"
+    path.write_text("2 99999999999940 15\n0 1:1\n1 2:1\n")
+    with pytest.raises(XCFormatError, match=re.escape(f"{path}, line 1: the header's D "
+                                                      f"(features) is 99999999999940, more "
+                                                      f"than the 2147483647 ids")):
+        load_xc(path)
