@@ -45,14 +45,14 @@ def serve(net, request_lines, k=5, sampled=False):
 
 
 def main():
-    folder = tempfile.mkdtemp(prefix="pyslide-")
-    if len(sys.argv) > 1:
-        path = sys.argv[1]
-    else:
-        path = os.path.join(folder, "model.npz")
-        train_small_model(path)
-
-    net = ps.load(path)     # threads=... to override the saved setting
+    # the temporary folder (and the model in it) is removed when the script ends
+    with tempfile.TemporaryDirectory(prefix="pyslide-") as folder:
+        if len(sys.argv) > 1:
+            path = sys.argv[1]
+        else:
+            path = os.path.join(folder, "model.npz")
+            train_small_model(path)
+        net = ps.load(path)     # threads=... to override the saved setting
     print(f"loaded {net}")
 
     # Requests: here, rows from the same distribution written as text lines.

@@ -38,12 +38,26 @@ def available_cores():
         return max(1, os.cpu_count() or 1)
 
 
+# A cap on explicit thread counts. Beyond a few threads per core the
+# kernels only slow down (HogWild updates are compute-bound), every thread
+# holds its own scratch (stamp arrays as wide as a sampled layer), and
+# OpenMP runtimes crash outright when asked for 10^5 threads.
+THREADS_PER_CORE_LIMIT = 4
+THREADS_FLOOR_LIMIT = 64
+
+
+def max_threads():
+    """The largest ``threads`` accepted: 4 per core, at least 64."""
+    return max(THREADS_FLOOR_LIMIT, THREADS_PER_CORE_LIMIT * max(1, os.cpu_count() or 1))
+
+
 def resolve_threads(threads, name="threads"):
     """Turn a user's ``threads`` argument into a positive thread count.
 
     ``None`` means the cores available to this process, capped by
     ``OMP_NUM_THREADS`` when set; ``-1`` means every core of the machine;
-    a positive int is taken as is. Without OpenMP the answer is always 1.
+    a positive int is taken as is, up to :func:`max_threads` (4 per core,
+    at least 64; more is an error). Without OpenMP the answer is always 1.
     """
     if threads is None:
         n = available_cores()
@@ -59,6 +73,12 @@ def resolve_threads(threads, name="threads"):
         threads = int(threads)
         if threads == -1:
             n = max(1, os.cpu_count() or 1)
+        elif threads > max_threads():
+            raise ValueError(
+                f"{name}={threads} is more than this machine can use: at most "
+                f"{max_threads()} ({THREADS_PER_CORE_LIMIT} per core of its "
+                f"{os.cpu_count() or 1} cores, at least {THREADS_FLOOR_LIMIT}); more threads "
+                f"only slow the kernels down, and each one holds its own scratch memory")
         elif threads >= 1:
             n = threads
         else:

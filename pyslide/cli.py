@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -501,6 +502,11 @@ def _layers_from_flags(opts, input_dim, n_labels):
                                  f"not to --output dense")
         layers.append(ps.Dense(n_labels, init_std=opts.init_std))
         return layers
+    if not opts.hidden and opts.share == "batch":
+        raise UsageError("--hidden 0 (or none) means no hidden layer, but the sampled output "
+                         "shares its active labels across the batch (--share batch, the "
+                         "default), which scores hidden vectors: give a hidden layer "
+                         "(--hidden 128) or add --share sample")
     in_dim = opts.hidden[-1] if opts.hidden else input_dim
     family = _hash_family(opts, n_labels, in_dim)
     layers.append(ps.Sampled(
@@ -587,7 +593,28 @@ def _read_labelled(path, fmt, what, n_features=None, n_labels=None):
         raise CommandError(f"{what} file {path!r} is a directory")
     reader = data.load_xc if fmt == "xc" else data.load_libsvm
     # with the model's widths given, an id beyond them is reported with its line
-    return reader(path, n_features=n_features, n_labels=n_labels)
+    X, Y = reader(path, n_features=n_features, n_labels=n_labels)
+    if X.shape[1] == 0:
+        raise CommandError(f"{what} file {path}: {_why_no_features(path, fmt)}; a network "
+                           f"needs at least one input feature")
+    return X, Y
+
+
+def _why_no_features(path, fmt):
+    """The header that declared D=0, or the absence of any 'id:value' token."""
+    from . import data
+
+    if fmt == "xc":
+        try:
+            with data._text_buffer(path) as (buffer, _, begin):
+                end = buffer.find(b"\n", begin)
+                first = bytes(buffer[begin:end if end >= 0 else len(buffer)]).decode().strip()
+        except (OSError, ValueError):
+            first = ""
+        tokens = first.split()
+        if len(tokens) == 3 and all(t.isdigit() for t in tokens):
+            return f"line 1: the header '{first}' says D=0 features (the header is 'N D L')"
+    return "no line has a feature ('id:value')"
 
 
 def _fit_columns(M, n_columns, path, noun, plural):
@@ -618,7 +645,10 @@ def _cmd_train(args):
     optimizer = _optimizer_or_usage(opts)
     _check_threads(opts.threads)
     if opts.save:
-        _check_writable(opts.save, "--save")
+        _check_writable(opts.save, "--save", regular_only=True)
+        _check_not_an_input(opts.save, "--save", [("the training file", opts.train),
+                                                  ("the test file", opts.test),
+                                                  ("--config", getattr(args, "config", None))])
     if opts.validation and opts.validation_split:
         raise UsageError("give --validation FILE or --validation-split FRACTION, not both")
     has_validation = bool(opts.validation or opts.validation_split)
@@ -671,6 +701,16 @@ def _cmd_train(args):
                          threads=opts.threads, seed=opts.seed)
     except (TypeError, ValueError) as exc:
         raise UsageError(_one_line(exc)) from None
+    except MemoryError as exc:
+        # the library's advice names API arguments; a CLI user needs flags
+        need = str(exc).split("; use ")[0]
+        raise CommandError(f"not enough memory: {need}; use --optimizer sgd (no Adam moments), "
+                           f"narrower or fewer --hidden layers, or smaller -K / -L / "
+                           f"--bucket-size") from None
+    if opts.save:
+        from .persist import estimate_bytes
+        # fail before training, not after it, when the model cannot be written
+        _check_writable(opts.save, "--save", need_bytes=estimate_bytes(net), regular_only=True)
     if verbose:
         print(f"{net!r}")
         print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {opts.batch_size}")
@@ -732,7 +772,12 @@ def _cmd_train(args):
             phases = ", ".join(f"{k} {_seconds(v)}" for k, v in net.timings_.items())
             print(f"time by phase: {phases}")
     if opts.save:
-        net.save(opts.save)
+        try:
+            net.save(opts.save)
+        except OSError as exc:
+            raise CommandError(f"--save {opts.save}: the model could not be written "
+                               f"({exc.strerror or exc}); a previous file there is unchanged"
+                               ) from None
         if verbose:
             print(f"saved the model to {opts.save}")
     return EXIT_OK
@@ -757,12 +802,26 @@ def _check_threads(threads):
         raise UsageError(_one_line(exc)) from None
 
 
-def _check_writable(path, option):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CommandError(f"{option} {path}: the folder {folder!r} does not exist")
-    if os.path.isdir(path):
-        raise CommandError(f"{option} {path}: is a directory")
+def _check_writable(path, option, need_bytes=0, regular_only=False):
+    from .atomic import check_writable
+    try:
+        check_writable(path, option, need_bytes=need_bytes, regular_only=regular_only)
+    except OSError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _check_not_an_input(path, option, inputs):
+    """Refuse to write over a file the command reads."""
+    for what, other in inputs:
+        if not other or not os.path.exists(path) or not os.path.exists(other):
+            continue
+        try:
+            same = os.path.samefile(path, other)
+        except OSError:
+            continue
+        if same:
+            raise UsageError(f"{option} {path} is {what}: writing there would destroy it; "
+                             f"give another file name")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -813,6 +872,8 @@ def _metrics_table(results, ks):
 
 
 def _topk(net, X, k, sampled):
+    if sampled:
+        _check_sampled(net)
     try:
         return net.predict_topk(X, k=k, sampled=sampled)
     except ValueError as exc:
@@ -821,31 +882,56 @@ def _topk(net, X, k, sampled):
         raise
 
 
+def _check_sampled(net):
+    """--sampled needs LSH tables: say which choice at training time left none."""
+    import pyslide as ps
+
+    layer = net.layers[-1]
+    if not isinstance(layer, ps.Sampled):
+        raise UsageError("--sampled: this model's output layer is dense (trained with --output "
+                         "dense), so it has no LSH tables to sample from; drop --sampled "
+                         "(exact scoring is the default)")
+    if layer.dense_equivalent:
+        raise UsageError(f"--sampled: this model's output layer computes all {layer.units} "
+                         f"labels at every step (its active count is at least its width), so "
+                         f"it has no LSH tables; drop --sampled (exact scoring costs the same "
+                         f"here)")
+    if layer.hash is None:
+        raise UsageError("--sampled: this model was trained with uniform sampling (--hash "
+                         "none), so it has no LSH tables; drop --sampled")
+
+
 # --------------------------------------------------------------------------- predict
 
 def _cmd_predict(args):
     _check_threads(args.threads)
-    net = _load_model(args.model, args.threads)
     if args.output != "-":
         _check_writable(args.output, "-o")
+        _check_not_an_input(args.output, "-o", [("the model file", args.model),
+                                                ("the input file", args.input)])
+    net = _load_model(args.model, args.threads)
     # labels in the input are ignored, so their width is not checked against the model
     X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = _probabilities(net, X, ids, scores)
-    out = sys.stdout if args.output == "-" else open(args.output, "w")
-    try:
-        for row_ids, row_scores in zip(ids, scores):
-            keep = row_ids >= 0
-            out.write(" ".join(f"{i}:{s:.6g}" for i, s in
-                               zip(row_ids[keep].tolist(), row_scores[keep].tolist())))
-            out.write("\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    if args.output == "-":
+        _write_predictions(sys.stdout, ids, scores)
+    else:
+        from .atomic import atomic_write
+        with atomic_write(args.output, "w") as out:
+            _write_predictions(out, ids, scores)
     if args.output != "-" and not args.quiet:
         print(f"wrote top-{args.k} labels of {X.shape[0]} rows to {args.output}")
     return EXIT_OK
+
+
+def _write_predictions(out, ids, scores):
+    for row_ids, row_scores in zip(ids, scores):
+        keep = row_ids >= 0
+        out.write(" ".join(f"{i}:{s:.6g}" for i, s in
+                           zip(row_ids[keep].tolist(), row_scores[keep].tolist())))
+        out.write("\n")
 
 
 def _probabilities(net, X, ids, logits):
@@ -1048,6 +1134,28 @@ def _find_benchmarks(folder):
     return None
 
 
+def _check_bench_extra(script, extra):
+    """The suite compares against PyTorch: without it, say what to install, once."""
+    import importlib.util
+
+    methods = None
+    for i, arg in enumerate(extra):
+        if arg == "--methods" and i + 1 < len(extra):
+            methods = extra[i + 1]
+        elif arg.startswith("--methods="):
+            methods = arg.split("=", 1)[1]
+    try:
+        with open(script, encoding="utf-8", errors="replace") as f:
+            uses_torch = "torch" in f.read()
+    except OSError:
+        uses_torch = False
+    wants_torch = uses_torch and (methods is None or "torch" in methods)
+    if wants_torch and importlib.util.find_spec("torch") is None:
+        raise CommandError('the benchmark suite compares against PyTorch, which is not '
+                           'installed: pip install ".[bench]" (or run pyslide bench --builtin, '
+                           'or pass -- --methods pyslide:lsh-batch)')
+
+
 def _cmd_bench(args):
     _check_threads(args.threads)
     script = _find_benchmarks(args.benchmarks_dir)
@@ -1059,6 +1167,7 @@ def _cmd_bench(args):
             out = os.path.join(tempfile.gettempdir(), "pyslide-bench-quick.json")
         else:
             out = os.path.join(os.path.dirname(script), "results", "bench_train.json")
+        _check_bench_extra(script, args.extra)
         command = [sys.executable, script, "--out", out]
         if args.threads is not None:
             command += ["--threads", str(args.threads)]
@@ -1109,8 +1218,9 @@ def _builtin_bench(args):
     table = "\n".join(lines)
     print("\n" + table)
     if args.out:
+        from .atomic import atomic_write
         _check_writable(args.out, "--out")
-        with open(args.out, "w") as f:
+        with atomic_write(args.out, "w") as f:
             f.write(table + "\n")
         print(f"table written to {args.out}")
     return EXIT_OK
@@ -1238,10 +1348,15 @@ def _one_line(exc):
         text = f"{exc.filename}: {exc.strerror}"
     elif isinstance(exc, MemoryError):
         text = ("not enough memory" + (f": {text}" if text else "")
-                + " (use a smaller network, fewer rows, or pyslide.SGD)")
+                + " (use a smaller network, fewer rows, or --optimizer sgd)")
     elif isinstance(exc, KeyError):
         text = f"missing entry {text}"
     return " ".join(text.split()) or type(exc).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # one line, like errors: the user needs the advice, not our source location
+    print(f"pyslide: warning: {message}", file=sys.stderr if file is None else file, flush=True)
 
 
 def _error(message):
@@ -1251,6 +1366,13 @@ def _error(message):
 def main(argv=None):
     """Run the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    with warnings.catch_warnings():
+        if "--debug" not in argv:
+            warnings.showwarning = _show_warning
+        return _main(argv)
+
+
+def _main(argv):
     debug = "--debug" in argv
     try:
         parser = build_parser()

@@ -5,6 +5,7 @@ values and int32 indices: features ``X`` (``n_samples x n_features``) and a
 0/1 label indicator ``Y`` (``n_samples x n_labels``).
 """
 import contextlib
+import gzip
 import mmap
 import os
 import stat
@@ -15,6 +16,7 @@ import scipy.sparse as sp
 
 from . import _io
 from ._openmp import resolve_threads
+from .atomic import atomic_write
 
 __all__ = [
     "make_xc", "PRESETS", "load_xc", "save_xc", "load_libsvm", "save_libsvm",
@@ -693,29 +695,86 @@ def _file_buffer(path):
 
 
 def _token_at(buffer, position):
+    """The raw bytes of the token at ``position`` (at most 40)."""
     end = position
     limit = min(len(buffer), position + 40)
     while end < limit and buffer[end] not in b" \t\r\n":
         end += 1
-    return buffer[position:end].decode("utf-8", "replace")
+    return bytes(buffer[position:end])
 
 
-def _parse_header(buffer, name, header):
+_CONTROL_BYTES = frozenset(b for b in range(32) if b not in b"\t\n\r\v\f") | {0x7f}
+
+
+def _is_binary(raw):
+    """True for bytes no text file holds: control characters or invalid UTF-8."""
+    if any(b in _CONTROL_BYTES for b in raw):
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _not_text(name, line):
+    # never echo the bytes: they would garble the user's terminal
+    return XCFormatError(f"{name}, line {line}: not an XC text file (binary data: a file "
+                         f"compressed other than with gzip, or not a data file)")
+
+
+_BOM = b"\xef\xbb\xbf"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextlib.contextmanager
+def _text_buffer(path):
+    """``_file_buffer`` after gunzip (gzip files are recognised by their signature).
+
+    Yields the buffer, the file's name and the offset where the text starts
+    (past a UTF-8 byte-order mark, which some Windows editors write).
+    """
+    with _file_buffer(path) as (buffer, name):
+        if buffer[:2] == _GZIP_MAGIC:
+            try:
+                buffer = gzip.decompress(bytes(buffer))
+            except (OSError, EOFError, ValueError) as exc:
+                raise XCFormatError(f"{name}: damaged gzip file ({exc})") from None
+        yield buffer, name, (len(_BOM) if buffer[:3] == _BOM else 0)
+
+
+def _looks_like_header(tokens):
+    """A first line meant as a header: integers and no 'id:value' token."""
+    return (len(tokens) >= 2 and tokens[0].isdigit()
+            and not any(b":" in t or b"," in t for t in tokens))
+
+
+def _parse_header(buffer, name, header, begin=0):
     """``(N, D, L)`` or None, and the offset where the data lines start."""
-    newline = buffer.find(b"\n")
-    first = buffer[:newline if newline >= 0 else len(buffer)]
+    newline = buffer.find(b"\n", begin)
+    first = bytes(buffer[begin:newline if newline >= 0 else len(buffer)])
     tokens = first.split()
     is_header = len(tokens) == 3 and all(t.isdigit() for t in tokens)
     if header == "auto":
-        header = is_header
+        header = is_header or _looks_like_header(tokens)
     if not header:
-        return None, 0
+        return None, begin
     if not is_header:
+        if _is_binary(first[:200]):
+            raise _not_text(name, 1)
         shown = first.decode("utf-8", "replace").strip()[:60]
-        raise XCFormatError(f"{name}, line 1: expected a header 'N D L' (three non-negative "
-                            f"integers), got {shown!r}")
+        raise XCFormatError(f"{name}, line 1: the header must be 'N D L' (three non-negative "
+                            f"integers: rows, features, labels), got {shown!r}")
     counts = tuple(int(t) for t in tokens)
+    for value, what in zip(counts[1:], ("D (features)", "L (labels)")):
+        if value > _MAX_WIDTH:
+            # ids are int32 everywhere; a wider matrix gets int64 indices
+            raise XCFormatError(f"{name}, line 1: the header's {what} is {value}, more than "
+                                f"the {_MAX_WIDTH} ids pyslide can address (2**31 - 1)")
     return counts, (newline + 1 if newline >= 0 else len(buffer))
+
+
+_MAX_WIDTH = 2**31 - 1
 
 
 def _parse(buffer, name, start, first_line, feature_bound, label_bound,
@@ -726,6 +785,9 @@ def _parse(buffer, name, start, first_line, feature_bound, label_bound,
     if status != _io.OK:
         line = result["row"] + first_line
         token = _token_at(buffer, result["position"])
+        if _is_binary(token):
+            raise _not_text(name, line)
+        token = token.decode("utf-8")
         if status == _io.ERR_FEATURE_RANGE:
             n = feature_bound - feature_offset
             note = f"; one-based ids go up to {n}" if feature_offset else ""
@@ -768,7 +830,9 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
     and feature ids. A line starting with white space (or directly with
     ``f:v``) has no labels; a line with no ``f:v`` tokens has no features;
     such rows are kept. Every line is one row, blank lines included (a
-    final newline does not add a row). CRLF line ends are accepted.
+    final newline does not add a row). CRLF line ends are accepted, a UTF-8
+    byte-order mark is skipped, and a gzip-compressed file (recognised by
+    its signature, whatever its name) is decompressed.
 
     Parameters
     ----------
@@ -811,10 +875,10 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
         raise ValueError(f"strict_rows must be True or False, got {strict_rows!r}")
     if not (isinstance(header, (bool, np.bool_)) or header == "auto"):
         raise ValueError(f"header must be 'auto', True or False, got {header!r}")
-    with _file_buffer(path) as (buffer, name):
-        if not len(buffer):
+    with _text_buffer(path) as (buffer, name, begin):
+        if len(buffer) == begin:
             raise XCFormatError(f"{name}: empty file (expected an XC header 'N D L' or data lines)")
-        counts, start = _parse_header(buffer, name, header)
+        counts, start = _parse_header(buffer, name, header, begin)
         feature_bound, label_bound = n_features, n_labels
         feature_source = label_source = "given"
         if counts is not None:
@@ -873,10 +937,10 @@ def load_libsvm(path, n_features=None, n_labels=None, zero_based="auto"):
         zero_based = bool(zero_based)
     offset_bound = 0 if zero_based is True else 1
     feature_bound = None if n_features is None else n_features + offset_bound
-    with _file_buffer(path) as (buffer, name):
-        if not len(buffer):
+    with _text_buffer(path) as (buffer, name, begin):
+        if len(buffer) == begin:
             raise XCFormatError(f"{name}: empty file (expected libsvm data lines)")
-        result = _parse(buffer, name, 0, 1, feature_bound, n_labels, "given", "given",
+        result = _parse(buffer, name, begin, 1, feature_bound, n_labels, "given", "given",
                         feature_offset=offset_bound)
     indices = result["x_indices"]
     has_zero = result["min_feature"] == 0
@@ -915,18 +979,29 @@ def _write(path, X, Y, header_line, feature_offset):
                          f"and {Y.shape[0]}")
     x_indptr = X.indptr.astype(np.int64)
     y_indptr = Y.indptr.astype(np.int64)
-    with open(path, "wb") as f:
-        if header_line:
-            f.write(f"{X.shape[0]} {X.shape[1]} {Y.shape[1]}\n".encode())
-        for start in range(0, X.shape[0], _WRITE_BLOCK_ROWS):
-            stop = min(start + _WRITE_BLOCK_ROWS, X.shape[0])
-            size = ((x_indptr[stop] - x_indptr[start]) * _io.MAX_FEATURE_CHARS
-                    + (y_indptr[stop] - y_indptr[start]) * _io.MAX_LABEL_CHARS
-                    + (stop - start) * _io.MAX_LINE_EXTRA)
-            out = np.empty(max(int(size), 1), dtype=np.uint8)
-            n = _io.format_rows(x_indptr, X.indices, X.data, y_indptr, Y.indices,
-                                start, stop, feature_offset, out)
-            f.write(memoryview(out)[:n])
+    if hasattr(path, "write"):
+        _write_rows(path, X, Y, x_indptr, y_indptr, header_line, feature_offset)
+        return
+    # atomic: an interrupted write never leaves a half file where a good one was
+    with atomic_write(path, "wb") as f:
+        _write_rows(f, X, Y, x_indptr, y_indptr, header_line, feature_offset)
+
+
+def _write_rows(f, X, Y, x_indptr, y_indptr, header_line, feature_offset):
+    # scipy may hold int64 indices (a wide matrix, a concatenation); ids fit int32
+    x_indices = X.indices.astype(np.int32, copy=False)
+    y_indices = Y.indices.astype(np.int32, copy=False)
+    if header_line:
+        f.write(f"{X.shape[0]} {X.shape[1]} {Y.shape[1]}\n".encode())
+    for start in range(0, X.shape[0], _WRITE_BLOCK_ROWS):
+        stop = min(start + _WRITE_BLOCK_ROWS, X.shape[0])
+        size = ((x_indptr[stop] - x_indptr[start]) * _io.MAX_FEATURE_CHARS
+                + (y_indptr[stop] - y_indptr[start]) * _io.MAX_LABEL_CHARS
+                + (stop - start) * _io.MAX_LINE_EXTRA)
+        out = np.empty(max(int(size), 1), dtype=np.uint8)
+        n = _io.format_rows(x_indptr, x_indices, X.data, y_indptr, y_indices,
+                            start, stop, feature_offset, out)
+        f.write(memoryview(out)[:n])
 
 
 def save_xc(path, X, Y, header=True):

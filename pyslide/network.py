@@ -5,23 +5,20 @@ Everything that touches per-sample or per-neuron data runs in
 arguments, allocates arrays once, runs the epoch loop, keeps the rebuild
 schedule, and saves / loads models.
 """
-import json
 import math
 import numbers
-import os
 import time
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, persist
 from ._openmp import resolve_threads
 from .callbacks import check_callbacks as _check_callbacks
-from .layers import Dense, Sampled, layer_from_config
-from .optim import Adam, check_optimizer, optimizer_from_config
+from .layers import Dense, Sampled
+from .optim import Adam, check_optimizer
 
 __all__ = ["Network", "load"]
 
-_FORMAT_VERSION = 1
 _LOSSES = ("softmax", "bce")
 
 
@@ -382,6 +379,12 @@ class Network:
         if Y.shape[0] != n_rows:
             raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_rows}; "
                              f"give one label row per input row")
+        if n_rows and Y.nnz == 0:
+            import warnings
+            # every loss term is zero: fit would run and learn nothing
+            warnings.warn(f"{name}: every row's label list is empty, so there is nothing to "
+                          f"learn (the loss is 0) and P@k is 0; check the labels column of "
+                          f"the data", UserWarning, stacklevel=3)
         return Y
 
     # ------------------------------------------------------------ training
@@ -753,85 +756,26 @@ class Network:
     def save(self, path):
         """Write config, weights, optimizer state and schedule to one ``.npz``.
 
-        No pickle: the config is JSON, the rest plain arrays. Training can
-        continue after ``pyslide.load``.
+        No pickle: the config is JSON, the rest plain arrays, each with a
+        checksum. The write is atomic: if it fails or is interrupted, the
+        file previously at ``path`` is left intact. Training can continue
+        after ``pyslide.load``. See :mod:`pyslide.persist`.
         """
-        state = {"format": _FORMAT_VERSION, "step": self.step_, "epoch": self.epoch_,
-                 "initialized": self._initialized, "next_rebuild": self._next_rebuild,
-                 "rebuild_interval": self._rebuild_interval,
-                 "hashed_at": self._hashed_at, "rebuilds_since_full": self._rebuilds_since_full,
-                 "log_decay": self._log_decay,
-                 "history": {k: [float(x) for x in v] for k, v in self.history_.items()}}
-        arrays = {"config": np.array(json.dumps(self.get_config())),
-                  "state": np.array(json.dumps(state))}
-        for i, params in enumerate(self._params):
-            for name in ("W", "b", "mW", "vW", "mb", "vb", "decay_mark"):
-                if name in params:
-                    arrays[f"layer{i}_{name}"] = params[name]
-            if self._tables[i] is not None:
-                arrays[f"layer{i}_dirty"] = self._dirty[i]
-                arrays[f"layer{i}_tables_ids"] = self._tables[i].ids
-                arrays[f"layer{i}_tables_counts"] = self._tables[i].counts
-        path = os.fspath(path)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
-        return path
+        return persist.save(self, path)
 
     @classmethod
     def load(cls, path, threads=None):
-        """Read a model written by ``save``."""
-        path = os.fspath(path)
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no model file at {path!r}") from None
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{path!r} is not a pyslide model file ({exc})") from None
-        with archive:
-            if "config" not in archive.files or "state" not in archive.files:
-                raise ValueError(f"{path!r} is not a pyslide model file (no config inside)")
-            config = json.loads(str(archive["config"]))
-            state = json.loads(str(archive["state"]))
-            if state.get("format") != _FORMAT_VERSION:
-                raise ValueError(f"{path!r} has model format {state.get('format')}, this "
-                                 f"pyslide reads format {_FORMAT_VERSION}")
-            layers = [layer_from_config(c) for c in config["layers"]]
-            net = cls(config["input_dim"], layers, loss=config["loss"],
-                      optimizer=optimizer_from_config(config["optimizer"]),
-                      threads=config["threads"] if threads is None else threads,
-                      seed=config["seed"])
-            for i, params in enumerate(net._params):
-                for name in ("W", "b", "mW", "vW", "mb", "vb", "decay_mark"):
-                    key = f"layer{i}_{name}"
-                    if name in params:
-                        if key not in archive.files or archive[key].shape != params[name].shape:
-                            raise ValueError(f"{path!r} is damaged: {key} is missing or has "
-                                             f"the wrong shape")
-                        params[name][...] = archive[key]
-            net.step_ = state["step"]
-            net._log_decay = float(state.get("log_decay", 0.0))
-            net.epoch_ = state["epoch"]
-            net._initialized = state["initialized"]
-            net.history_ = state["history"]
-            net._setup_hashing()
-            for i, tables in enumerate(net._tables):
-                if tables is None:
-                    continue
-                key_ids, key_counts = f"layer{i}_tables_ids", f"layer{i}_tables_counts"
-                if key_ids in archive.files and archive[key_ids].shape == tables.ids.shape \
-                        and archive[key_counts].shape == tables.counts.shape:
-                    tables.ids[...] = archive[key_ids]
-                    tables.counts[...] = archive[key_counts]
-                    tables._set_n_items(net.layers[i].units)
-                    if f"layer{i}_dirty" in archive.files:
-                        net._dirty[i][...] = archive[f"layer{i}_dirty"]
-                else:
-                    state["next_rebuild"][i] = net.step_   # rebuild before training on
-            net._next_rebuild = [int(x) for x in state["next_rebuild"]]
-            net._rebuild_interval = [int(x) for x in state["rebuild_interval"]]
-            net._hashed_at = [int(x) for x in state["hashed_at"]]
-            net._rebuilds_since_full = [int(x) for x in state["rebuilds_since_full"]]
-        return net
+        """Read a model written by ``save`` (a path or a binary file object).
+
+        Raises ``ValueError`` naming the file when it is not a pyslide model,
+        is truncated or damaged (checksums), or holds non-finite weights.
+        """
+        return persist.load(path, cls, threads=threads)
+
+    def __reduce__(self):
+        # pickle, copy.deepcopy, joblib and multiprocessing go through the
+        # same arrays as save: the kernels' extension objects cannot be pickled
+        return (_from_model_bytes, (persist.to_bytes(self),))
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -842,6 +786,11 @@ class Network:
 def load(path, threads=None):
     """Read a model written by ``Network.save``."""
     return Network.load(path, threads=threads)
+
+
+def _from_model_bytes(data):
+    """Unpickle a Network (see ``Network.__reduce__``)."""
+    return persist.from_bytes(data, Network)
 
 
 # the rebuild schedule a snapshot keeps (lists with one entry per layer)

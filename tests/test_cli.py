@@ -371,7 +371,8 @@ def test_usage_errors_found_after_reading_the_data(capsys, files):
         (["--output", "dense", "--active", "10"], "--active applies to a sampled output layer"),
         (["--hash", "dwta", "--bin-size", "3"], "bin_size must be a power of two"),
         (["--hash", "simhash", "-K", "30"], "K = 30 gives 30-bit bucket ids"),
-        (["--hidden", "none"], "needs a hidden layer"),
+        (["--hidden", "none"], "--hidden 0 (or none) means no hidden layer"),
+        (["--hidden", "0"], "give a hidden layer (--hidden 128) or add --share sample"),
         (["--min-active", "50", "--max-active", "10"], "min_active (50) must not exceed "
                                                        "max_active (10)"),
     ]

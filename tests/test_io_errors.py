@@ -92,9 +92,9 @@ def test_amazon_fixture_header_mismatch_is_reported(data_dir):
 
 def test_header_required_but_missing(tmp_path):
     path = write(tmp_path, "0 1:1\n")
-    with pytest.raises(XCFormatError, match=re.escape(f"{path}, line 1: expected a header "
-                                                      "'N D L' (three non-negative integers), "
-                                                      "got '0 1:1'")):
+    with pytest.raises(XCFormatError, match=re.escape(f"{path}, line 1: the header must be "
+                                                      "'N D L' (three non-negative integers: "
+                                                      "rows, features, labels), got '0 1:1'")):
         load_xc(path, header=True)
 
 
