@@ -7,7 +7,7 @@ from ._openmp import openmp_enabled, resolve_threads
 from . import data, metrics
 from .hashing import DOPH, DWTA, WTA, LSHTables, SimHash
 from .layers import Dense, Sampled
-from .optim import SGD, Adam, AdamW, CosineDecay, ExponentialDecay, StepDecay
+from .optim import SGD, Adam, AdamW, Constant, CosineDecay, ExponentialDecay, StepDecay
 from .network import Network, load
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 
@@ -15,5 +15,5 @@ __version__ = "0.1.0"
 
 __all__ = ["openmp_enabled", "resolve_threads", "data", "metrics", "SimHash", "WTA", "DWTA",
            "DOPH", "LSHTables", "Dense", "Sampled", "Adam", "AdamW", "SGD",
-           "StepDecay", "ExponentialDecay", "CosineDecay", "Network", "load",
+           "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "Network", "load",
            "Callback", "EarlyStopping", "ModelCheckpoint", "__version__"]

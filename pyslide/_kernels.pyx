@@ -294,7 +294,7 @@ cdef inline void layer_output(LayerC* layer, int32_t b, const int32_t** ids,
 # ---------------------------------------------------------------- losses
 
 cdef inline float inclusion_log_correction(float log1m_p, int32_t others,
-                                           float q_uniform) noexcept nogil:
+                                           float q_uniform, float q_floor) noexcept nogil:
     """-log q: q is the probability that a label enters a batch's shared set
     as a label of one of ``others`` samples (each holds it with probability
     p, ``log1m_p = log(1 - p)``) or as a uniform draw (``q_uniform``).
@@ -306,8 +306,8 @@ cdef inline float inclusion_log_correction(float log1m_p, int32_t others,
     # expm1 keeps the small probabilities of rare labels exact in float32
     cdef float q_batch = -expm1f(others * log1m_p)
     cdef float q = q_batch + q_uniform - q_batch * q_uniform
-    if q < 1e-12:
-        q = 1e-12
+    if q < q_floor:
+        q = q_floor
     return -logf(q)
 
 
@@ -358,17 +358,21 @@ cdef float loss_and_delta(const float* z, float* delta, int32_t n,
     return loss - label_sum
 
 
-cdef inline void correct_uniform_draws(LayerC* layer, int32_t b, int32_t n) noexcept nogil:
+cdef inline void correct_uniform_draws(LayerC* layer, int32_t b, int32_t n,
+                                      float q_floor) noexcept nogil:
     """Sampling correction of one sample's own active set: its labels and
     LSH candidates are chosen (no correction); the uniform top-up is n_unif
     draws from the units - n_det others, so each draw's logit gets
     -log q = log((units - n_det) / n_unif)."""
     cdef int32_t n_det = layer.n_det[b], t
-    cdef float c
+    cdef float c, q
     cdef float* z = layer.act_vals + <int64_t>b * layer.width
     if n <= n_det:
         return
-    c = logf((layer.units - n_det) / <float>(n - n_det))
+    q = (n - n_det) / <float>(layer.units - n_det)
+    if q < q_floor:
+        q = q_floor
+    c = -logf(q)
     for t in range(n_det, n):
         z[t] += c
 
@@ -499,6 +503,7 @@ cdef class Engine:
     cdef float* corr_shared       # (max_shared,) sampling correction of each shared id
     cdef float* label_log1m       # (units,) log(1 - p) of each label's training frequency
     cdef int32_t correction       # subtract log inclusion probabilities from sampled logits
+    cdef float q_floor            # inclusion probabilities below it count as it
     cdef int32_t n_shared_labels  # shared ids [0, n_shared_labels) are the batch's labels
     cdef int32_t n_shared_det     # ... [n_shared_labels, n_shared_det) LSH candidates, then uniform
     cdef float* d_hidden
@@ -519,7 +524,7 @@ cdef class Engine:
 
     def __init__(self, list layer_specs, int batch_size, int n_threads, str loss,
                  int max_labels, uint64_t seed, bint shared_output, int64_t max_row_nnz=0,
-                 label_log1m=None):
+                 label_log1m=None, float q_floor=1e-12):
         """layer_specs: one dict per layer with the arrays named in LayerC.
 
         ``label_log1m`` (float32, one per output neuron: log(1 - training
@@ -634,6 +639,7 @@ cdef class Engine:
                 raise ValueError("pyslide internal error: one label frequency per output")
             self.label_log1m = self._ptr(np.ascontiguousarray(label_log1m, np.float32))
             self.correction = 1
+            self.q_floor = max(q_floor, 1e-12)
             if shared_output:
                 self.corr_shared = self._ptr(np.zeros(self.max_shared, np.float32))
         self.n_feats = 0
@@ -917,7 +923,7 @@ cdef class Engine:
                     label_pos[t] = t if out_layer.sampled else labels[t]
                 n_out = out_layer.n_act[b] if out_layer.sampled else out_layer.units
                 if self.correction:
-                    correct_uniform_draws(out_layer, b, n_out)
+                    correct_uniform_draws(out_layer, b, n_out, self.q_floor)
                 losses[b] = loss_and_delta(out_layer.act_vals + <int64_t>b * out_layer.width,
                                            out_layer.deltas + <int64_t>b * out_layer.width,
                                            n_out, label_pos, n_labels, self.loss_kind, scale)
@@ -1110,7 +1116,8 @@ cdef class Engine:
                         self.corr_shared[j] = 0
                     else:
                         self.corr_shared[j] = inclusion_log_correction(
-                            self.label_log1m[self.shared_ids[j]], n_batch - 1, q_uniform)
+                            self.label_log1m[self.shared_ids[j]], n_batch - 1, q_uniform,
+                            self.q_floor)
                 gemm_rm(False, True, n_batch, s1 - s0, d, one, self.hidden, d,
                         self.w_shared + <int64_t>s0 * d, d, zero, self.logits + s0, n_shared)
             self.t_shared_forward += now() - t0

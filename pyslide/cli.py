@@ -227,6 +227,8 @@ _TRAIN_OPTIONS = {
          "output layer: 'sampled' (LSH-sampled, default) or 'dense' (every label computed)"),
         ("init_std", ("--init-std",), _positive_float, None, None, "STD",
          "standard deviation of the initial weights (default: scaled to the fan-in)"),
+        ("dropout", ("--dropout",), _non_negative_float, None, None, "RATE",
+         "drop each hidden unit with this probability in training (default 0)"),
     ],
     "output layer and LSH": [
         ("active", ("--active",), _active, None, None, "N|FRACTION",
@@ -256,8 +258,9 @@ _TRAIN_OPTIONS = {
          "SimHash: sparse +-1 projections over this fraction of dims (default: dense Gaussian)"),
         ("bucket_size", ("--bucket-size",), _int_at_least(1), None, None, "N",
          "slots per hash bucket (default 128)"),
-        ("policy", ("--policy",), _text, "fifo", ("fifo", "reservoir"), None,
-         "what a full bucket does with a new neuron (default fifo)"),
+        ("policy", ("--policy",), _text, "reservoir", ("fifo", "reservoir"), None,
+         "what a full bucket does with a new neuron: keep a uniform sample of the "
+         "neurons (reservoir, default) or the newest (fifo)"),
         ("query", ("--query",), _text, "union", ("union", "threshold", "sample"), None,
          "with --share sample, how a sample's active set is read from the tables: union of "
          "the hit buckets (SLIDE, default), ids hit in at least --threshold tables, or "
@@ -268,6 +271,9 @@ _TRAIN_OPTIONS = {
          "re-hash every output neuron into the tables every this many steps (default 50)"),
         ("rebuild_growth", ("--rebuild-growth",), _positive_float, None, None, "FACTOR",
          "grow the rebuild interval by this factor (>= 1) after every rebuild"),
+        ("correction", ("--no-correction",), _bool, True, None, None,
+         "do not correct sampled logits for how often their labels are sampled (the "
+         "correction keeps sampled training tracking the full softmax; see docs/guide.md)"),
     ],
     "loss and optimizer": [
         ("loss", ("--loss",), _text, "softmax", ("softmax", "bce"), None,
@@ -283,6 +289,12 @@ _TRAIN_OPTIONS = {
         ("eps", ("--eps",), _positive_float, 1e-8, None, "EPS", "Adam epsilon (default 1e-8)"),
         ("dense_adam", ("--dense-adam",), _bool, False, None, None,
          "update every row every step (textbook Adam; slow, for comparisons)"),
+        ("weight_decay", ("--weight-decay",), _non_negative_float, 0.0, None, "WD",
+         "decoupled weight decay (AdamW; lazy and exact), e.g. 1e-4 (default 0)"),
+        ("warmup", ("--warmup",), _non_negative_float, 0.0, None, "EPOCHS",
+         "ramp the learning rate up linearly over this many epochs (default 0)"),
+        ("cosine", ("--cosine",), _bool, False, None, None,
+         "decay the learning rate to 0 along half a cosine over --epochs"),
     ],
     "training": [
         ("epochs", ("--epochs",), _int_at_least(1), 5, None, "N", "passes over the data (default 5)"),
@@ -311,7 +323,8 @@ _TRAIN_OPTIONS = {
     ],
 }
 _TRAIN_SPEC = {row[0]: row for rows in _TRAIN_OPTIONS.values() for row in rows}
-_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "progress": True}   # value the flag sets
+_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "progress": True, "correction": False,
+               "cosine": True}   # value the flag sets
 # Keys a config file may also hold besides the options above.
 _CONFIG_EXTRA_KEYS = ("train", "layers")
 _CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "training")
@@ -483,16 +496,26 @@ def _hash_family(opts, layer_units, in_dim):
 def _optimizer(opts):
     import pyslide as ps
 
+    schedule = None
+    if opts.cosine:
+        schedule = ps.CosineDecay(epochs=opts.epochs, warmup=opts.warmup)
+    elif opts.warmup:
+        schedule = ps.Constant(warmup=opts.warmup)
     if opts.optimizer == "sgd":
-        return ps.SGD(lr=0.1 if opts.lr is None else opts.lr)
+        return ps.SGD(lr=0.1 if opts.lr is None else opts.lr, weight_decay=opts.weight_decay,
+                      schedule=schedule)
     return ps.Adam(lr=1e-3 if opts.lr is None else opts.lr, beta1=opts.beta1,
-                   beta2=opts.beta2, eps=opts.eps, lazy=not opts.dense_adam)
+                   beta2=opts.beta2, eps=opts.eps, lazy=not opts.dense_adam,
+                   weight_decay=opts.weight_decay, schedule=schedule)
 
 
 def _layers_from_flags(opts, input_dim, n_labels):
     import pyslide as ps
 
-    layers = [ps.Dense(u, activation=opts.activation, init_std=opts.init_std)
+    dropout = 0.0 if opts.dropout is None else opts.dropout
+    if dropout and not opts.hidden:
+        raise UsageError("--dropout applies to hidden layers, and --hidden none gives none")
+    layers = [ps.Dense(u, activation=opts.activation, init_std=opts.init_std, dropout=dropout)
               for u in opts.hidden]
     if opts.output == "dense":
         for dest in ("active", "min_active", "max_active", "K", "L", "bin_size", "bits",
@@ -514,7 +537,7 @@ def _layers_from_flags(opts, input_dim, n_labels):
         max_active=opts.max_active, share=opts.share, bucket_size=opts.bucket_size,
         policy=opts.policy, query=opts.query, threshold=opts.threshold,
         rebuild_every=opts.rebuild_every,
-        rebuild_growth=opts.rebuild_growth, init_std=opts.init_std))
+        rebuild_growth=opts.rebuild_growth, init_std=opts.init_std, correction=opts.correction))
     return layers
 
 

@@ -3,7 +3,7 @@ ours; the update kernels live in ``_kernels.pyx``)."""
 import math
 import numbers
 
-__all__ = ["Adam", "AdamW", "SGD", "StepDecay", "ExponentialDecay", "CosineDecay"]
+__all__ = ["Adam", "AdamW", "SGD", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay"]
 
 
 def _check_positive(name, value, owner, upper=None):
@@ -59,8 +59,20 @@ class _Schedule:
         return config
 
     def __repr__(self):
-        inner = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
-        return f"{type(self).__name__}({inner}, warmup={self.warmup:g})"
+        inner = [f"{k}={v!r}" for k, v in self._params().items()] + [f"warmup={self.warmup:g}"]
+        return f"{type(self).__name__}({', '.join(inner)})"
+
+
+class Constant(_Schedule):
+    """The base learning rate throughout, after an optional ``warmup``."""
+
+    kind = "constant"
+
+    def _decay(self, epoch):
+        return 1.0
+
+    def _params(self):
+        return {}
 
 
 class StepDecay(_Schedule):
@@ -117,7 +129,7 @@ class CosineDecay(_Schedule):
         return {"epochs": self.epochs, "final": self.final}
 
 
-_SCHEDULES = {cls.kind: cls for cls in (StepDecay, ExponentialDecay, CosineDecay)}
+_SCHEDULES = {cls.kind: cls for cls in (Constant, StepDecay, ExponentialDecay, CosineDecay)}
 
 
 def schedule_from_config(config):
@@ -133,7 +145,7 @@ def schedule_from_config(config):
 def _check_schedule(schedule, owner):
     if schedule is None or isinstance(schedule, _Schedule):
         return schedule
-    raise TypeError(f"{owner}: schedule must be None, pyslide.StepDecay, "
+    raise TypeError(f"{owner}: schedule must be None, pyslide.Constant, pyslide.StepDecay, "
                     f"pyslide.ExponentialDecay or pyslide.CosineDecay, got {schedule!r}")
 
 

@@ -476,3 +476,40 @@ def test_memory_error_is_one_line(capsys, files, monkeypatch):
     code, _, err = call(capsys, "train", files["train.txt"], "--threads", "1", "-q")
     assert code == 1
     assert_one_line_error(err, "not enough memory: this network needs about 9.0 GB")
+
+
+def test_train_defaults_build_the_api_defaults(capsys, files, tmp_path):
+    """`pyslide train` with no network flags builds what the API's defaults build."""
+    path = tmp_path / "m.npz"
+    code = call(capsys, "train", str(files["train.txt"]), "--epochs", "1", "--threads", "1",
+                "--quiet", "--save", str(path))[0]
+    assert code == 0
+    net = ps.load(path)
+    api = ps.Network(net.input_dim, [ps.Dense(128), ps.Sampled(N_LABELS)], threads=1)
+    assert net.get_config()["layers"] == api.get_config()["layers"]
+    assert net.get_config()["optimizer"] == api.get_config()["optimizer"]
+
+
+def test_train_regularization_flags(capsys, files, tmp_path):
+    path = tmp_path / "m.npz"
+    code = call(capsys, "train", str(files["train.txt"]), "--epochs", "2", "--threads", "1",
+                "--quiet", "--dropout", "0.2", "--weight-decay", "1e-4", "--warmup", "0.5",
+                "--cosine", "--no-correction", "--save", str(path))[0]
+    assert code == 0
+    net = ps.load(path)
+    assert net.layers[0].dropout == 0.2 and net.layers[-1].correction is False
+    assert net.optimizer.weight_decay == 1e-4
+    assert net.optimizer.schedule.get_config() == {"kind": "cosine", "warmup": 0.5,
+                                                  "epochs": 2.0, "final": 0.0}
+    code = call(capsys, "train", str(files["train.txt"]), "--epochs", "1", "--warmup", "1",
+                "--quiet", "--save", str(path))[0]
+    assert code == 0 and ps.load(path).optimizer.schedule.get_config() == {
+        "kind": "constant", "warmup": 1.0}
+
+
+def test_train_bad_regularization_flags_are_named(capsys, files):
+    code, _, err = call(capsys, "train", str(files["train.txt"]), "--dropout", "1.5")
+    assert code == 2 and "dropout must be a number in [0, 1)" in err
+    code, _, err = call(capsys, "train", str(files["train.txt"]), "--hidden", "none",
+                        "--share", "sample", "--dropout", "0.1")
+    assert code == 2 and "--dropout applies to hidden layers" in err

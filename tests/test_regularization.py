@@ -330,7 +330,7 @@ def test_schedules_round_trip_through_config(tmp_path):
     (lambda: ps.Adam(weight_decay=-1), ValueError, "weight_decay must be >= 0"),
     (lambda: ps.AdamW(lr=0.5, weight_decay=2), ValueError, "lr * weight_decay must be below 1"),
     (lambda: ps.SGD(weight_decay="x"), TypeError, "weight_decay must be a finite number"),
-    (lambda: ps.Adam(schedule="cosine"), TypeError, "schedule must be None, pyslide.StepDecay"),
+    (lambda: ps.Adam(schedule="cosine"), TypeError, "schedule must be None, pyslide.Constant"),
     (lambda: ps.StepDecay(every=0), ValueError, "StepDecay: every must be > 0"),
     (lambda: ps.StepDecay(every=1, factor=2), ValueError, "StepDecay: factor must be in (0,"),
     (lambda: ps.ExponentialDecay(rate=0), ValueError, "ExponentialDecay: rate must be in (0,"),
