@@ -15,7 +15,7 @@
 
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.math cimport expf, expm1f, exp, logf, log1pf, sqrtf, fabsf, INFINITY
+from libc.math cimport expf, expm1f, exp, logf, log1pf, sqrtf, fabsf, powf, INFINITY
 from libc.string cimport memset, memcpy
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from libc.stdlib cimport malloc, free, calloc
@@ -104,6 +104,7 @@ cdef struct LayerC:
     float dropout           # Dense hidden layer: probability of dropping a unit
     uint64_t dropout_seed   # keys the per-(step, sample) dropout masks
     double* decay_mark      # per weight row: cumulative log weight decay last applied
+    int32_t* row_updates    # per weight row: Adam updates it has had (per-row bias correction)
 
 
 cdef inline double now() noexcept nogil:
@@ -612,6 +613,8 @@ cdef class Engine:
                 layer.decay_mark = <double*>cnp.PyArray_DATA(mark)
             if is_output and layer.sampled:
                 layer.n_det = self._iptr(np.zeros(batch_size, np.int32))
+            if spec.get("row_updates") is not None:
+                layer.row_updates = self._iptr(spec["row_updates"])
         self.max_shared = 0
         self.n_shared = 0
         if shared_output:
@@ -1198,13 +1201,15 @@ cdef class Engine:
     # ------------------------------------------------------------ optimizer
 
     def optimizer_step(self, int32_t step, str kind, float step_size, float beta1,
-                       float beta2, float eps, bint lazy, double log_decay=0):
+                       float beta2, float eps, bint lazy, double log_decay=0, float lr=0):
         """Update the rows touched in ``step`` and zero their gradients.
 
         A batch-shared output layer is updated from its compact gradient.
         ``log_decay``: the sum of log(1 - lr_t * weight_decay) over steps 1 to
         ``step``; layers given a ``decay_mark`` array decay each updated row
-        by what it owes (decoupled weight decay, biases excepted).
+        by what it owes (decoupled weight decay, biases excepted). Layers
+        given a ``row_updates`` array bias-correct Adam per row from ``lr``
+        (this step's learning rate) instead of using ``step_size``.
         """
         cdef int32_t l, n_rows, n_cols
         cdef LayerC* layer
@@ -1223,34 +1228,39 @@ cdef class Engine:
             if layer.fused_grad:
                 with nogil:
                     self._update_fused_input(adam, lazy, step_size, beta1, beta2, eps,
-                                             log_decay)
+                                             log_decay, lr)
                 continue
             with nogil:
                 if self.shared_output and l == last:
                     update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
                                        self.grad_shared, self.gb_shared, self.shared_ids,
                                        self.n_shared, n_cols, adam, step_size, beta1, beta2,
-                                       eps, layer.decay_mark, log_decay, self.n_threads)
+                                       eps, layer.decay_mark, log_decay, layer.row_updates, lr,
+                                       self.n_threads)
                     if adam and not lazy:
                         decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb,
                                             layer.vb, self.shared_pos, n_rows, n_cols,
                                             step_size, beta1, beta2, eps, layer.decay_mark,
-                                            log_decay, self.n_threads)
+                                            log_decay, layer.row_updates, lr, self.n_threads)
                     clear_shared(self.shared_pos, self.shared_ids, self.n_shared)
                     continue
                 update_rows(layer.W, layer.mW, layer.vW, layer.gW, layer.touched, step,
                             n_rows, n_cols, adam, lazy, step_size, beta1, beta2, eps,
-                            layer.decay_mark, log_decay, self.n_threads)
+                            layer.decay_mark, log_decay, layer.row_updates, lr, True,
+                            self.n_threads)
+                # a sampled layer's bias is per row: its step was counted above
                 if layer.sampled:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, layer.touched, step,
                                 n_rows, 1, adam, lazy, step_size, beta1, beta2, eps,
-                                NULL, 0, self.n_threads)
+                                NULL, 0, layer.row_updates, lr, False, self.n_threads)
                 else:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, NULL, step, 1, n_cols,
-                                adam, lazy, step_size, beta1, beta2, eps, NULL, 0, 1)
+                                adam, lazy, step_size, beta1, beta2, eps, NULL, 0, NULL, 0,
+                                False, 1)
 
     cdef void _update_fused_input(self, bint adam, bint lazy, float step_size, float beta1,
-                                  float beta2, float eps, double log_decay) noexcept nogil:
+                                  float beta2, float eps, double log_decay,
+                                  float lr) noexcept nogil:
         """Optimizer for the first Dense layer: each of the batch's features gets
         its gradient row (sum of value * delta over the samples holding it)
         formed in thread-local scratch and applied at once: no gradient
@@ -1264,7 +1274,8 @@ cdef class Engine:
         if adam and not lazy:
             decay_unshared_rows(layer.W, NULL, layer.mW, layer.vW, NULL, NULL,
                                 self.row_slot, layer.in_dim, units, step_size, beta1, beta2,
-                                eps, layer.decay_mark, log_decay, self.n_threads)
+                                eps, layer.decay_mark, log_decay, layer.row_updates, lr,
+                                self.n_threads)
         for s in prange(self.n_feats, num_threads=self.n_threads, schedule="static"):
             tid = threadid()
             if s + PREFETCH_AHEAD < self.n_feats:
@@ -1282,7 +1293,9 @@ cdef class Engine:
             decay = catch_up_decay(layer.decay_mark, f, log_decay)
             if adam:
                 adam_update(layer.W + f * units, layer.mW + f * units, layer.vW + f * units,
-                            g, units, step_size, beta1, beta2, eps, decay)
+                            g, units, row_step(layer.row_updates, f, step_size, lr, beta1,
+                                               beta2, True),
+                            beta1, beta2, eps, decay)
             else:
                 sgd_update(layer.W + f * units, g, units, step_size, decay)
             self.row_slot[f] = -1
@@ -1382,6 +1395,29 @@ cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_r
         catch_up_row(W, mark, rows[j], n_cols, log_decay)
 
 
+cdef inline float row_step(int32_t* count, int64_t row, float step_size, float lr,
+                           float beta1, float beta2, bint bump) noexcept nogil:
+    """Adam's bias-corrected step size for one row.
+
+    With per-row update counts (``count`` not NULL) the correction counts the
+    row's own updates, as if each row ran its own Adam: with the global step
+    count, a row first updated at step 1,000 has moments of one gradient but
+    no correction for it, and moves about 2.5 times the learning rate, and
+    rows touched rarely (rare labels, rare features) keep moving several
+    times faster than the rest. ``bump``: count this update.
+    """
+    cdef int32_t k
+    cdef float one = 1
+    if count == NULL:
+        return step_size
+    if bump:
+        count[row] += 1
+    k = count[row]
+    if k < 1:
+        k = 1
+    return lr * sqrtf(one - powf(beta2, k)) / (one - powf(beta1, k))
+
+
 cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
                              float step_size, float beta1, float beta2, float eps,
                              float decay) noexcept nogil:
@@ -1412,7 +1448,8 @@ cdef inline void sgd_update(float* w, float* g, int32_t n, float step_size,
 cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
                       int32_t step, int32_t n_rows, int32_t n_cols, bint adam, bint lazy,
                       float step_size, float beta1, float beta2, float eps,
-                      double* decay_mark, double log_decay, int32_t n_threads) noexcept nogil:
+                      double* decay_mark, double log_decay, int32_t* row_updates, float lr,
+                      bint bump, int32_t n_threads) noexcept nogil:
     """Optimizer over the rows touched in ``step`` (all rows if not lazy or
     touched is NULL), zeroing their gradient in the same pass."""
     cdef int64_t r, off
@@ -1423,8 +1460,9 @@ cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* 
         off = r * n_cols
         decay = catch_up_decay(decay_mark, r, log_decay)
         if adam:
-            adam_update(W + off, mW + off, vW + off, gW + off, n_cols, step_size, beta1, beta2,
-                        eps, decay)
+            adam_update(W + off, mW + off, vW + off, gW + off, n_cols,
+                        row_step(row_updates, r, step_size, lr, beta1, beta2, bump),
+                        beta1, beta2, eps, decay)
         else:
             sgd_update(W + off, gW + off, n_cols, step_size, decay)
 
@@ -1433,11 +1471,11 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
                              float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
                              int32_t n_cols, bint adam, float step_size, float beta1,
                              float beta2, float eps, double* decay_mark, double log_decay,
-                             int32_t n_threads) noexcept nogil:
+                             int32_t* row_updates, float lr, int32_t n_threads) noexcept nogil:
     """Apply a compact gradient (n_ids, n_cols) to rows ``ids`` of W; the ids
     are distinct, so no two threads write one row."""
     cdef int64_t j, row
-    cdef float decay
+    cdef float decay, row_size
     for j in prange(n_ids, num_threads=n_threads, schedule="static"):
         row = ids[j]
         if j + PREFETCH_AHEAD < n_ids:
@@ -1447,9 +1485,10 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
                 pyslide_prefetch(vW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
         decay = catch_up_decay(decay_mark, row, log_decay)
         if adam:
+            row_size = row_step(row_updates, row, step_size, lr, beta1, beta2, True)
             adam_update(W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
-                        grad + j * n_cols, n_cols, step_size, beta1, beta2, eps, decay)
-            adam_update(b + row, mb + row, vb + row, grad_b + j, 1, step_size, beta1, beta2,
+                        grad + j * n_cols, n_cols, row_size, beta1, beta2, eps, decay)
+            adam_update(b + row, mb + row, vb + row, grad_b + j, 1, row_size, beta1, beta2,
                         eps, 1)
         else:
             sgd_update(W + row * n_cols, grad + j * n_cols, n_cols, step_size, decay)
@@ -1459,27 +1498,28 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
 cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                               const int32_t* pos, int32_t n_rows, int32_t n_cols,
                               float step_size, float beta1, float beta2, float eps,
-                              double* decay_mark, double log_decay,
-                              int32_t n_threads) noexcept nogil:
+                              double* decay_mark, double log_decay, int32_t* row_updates,
+                              float lr, int32_t n_threads) noexcept nogil:
     """Dense Adam for rows outside the batch's set (pos[row] < 0): a
     zero-gradient step. ``b`` NULL: the bias is not per row."""
     cdef int64_t r, off
     cdef int32_t i
-    cdef float decay
+    cdef float decay, row_size
     for r in prange(n_rows, num_threads=n_threads, schedule="static"):
         if pos[r] >= 0:
             continue
         off = r * n_cols
         decay = catch_up_decay(decay_mark, r, log_decay)
+        row_size = row_step(row_updates, r, step_size, lr, beta1, beta2, True)
         for i in range(n_cols):
             mW[off + i] = beta1 * mW[off + i]
             vW[off + i] = beta2 * vW[off + i]
-            W[off + i] = W[off + i] * decay - step_size * mW[off + i] / (sqrtf(vW[off + i]) + eps)
+            W[off + i] = W[off + i] * decay - row_size * mW[off + i] / (sqrtf(vW[off + i]) + eps)
         if b == NULL:
             continue
         mb[r] = beta1 * mb[r]
         vb[r] = beta2 * vb[r]
-        b[r] -= step_size * mb[r] / (sqrtf(vb[r]) + eps)
+        b[r] -= row_size * mb[r] / (sqrtf(vb[r]) + eps)
 
 
 cdef inline void clear_shared(int32_t* pos, const int32_t* ids, int32_t n) noexcept nogil:

@@ -144,6 +144,9 @@ class Network:
             if adam:
                 arrays += [("mW", shape, np.float32), ("vW", shape, np.float32),
                            ("mb", (d_out,), np.float32), ("vb", (d_out,), np.float32)]
+            if adam and self.optimizer.bias_correction == "row":
+                # per row: the Adam updates it has had
+                arrays += [("row_updates", (rows,), np.int32)]
             if self.optimizer.weight_decay > 0:
                 # per row: the decay sum when the row was last decayed
                 arrays += [("decay_mark", (rows,), np.float64)]
@@ -399,6 +402,7 @@ class Network:
                     "touched": params.get("touched"), "mW": params.get("mW"),
                     "vW": params.get("vW"), "mb": params.get("mb"), "vb": params.get("vb"),
                     "decay_mark": params.get("decay_mark"),
+                    "row_updates": params.get("row_updates"),
                     "dropout": getattr(layer, "dropout", 0.0)}
             if isinstance(layer, Sampled):
                 spec["min_active"] = layer.min_active
@@ -554,7 +558,8 @@ class Network:
                                               opt.step_size(step, steps_per_epoch),
                                               getattr(opt, "beta1", 0.0),
                                               getattr(opt, "beta2", 0.0),
-                                              getattr(opt, "eps", 0.0), opt.lazy, log_decay)
+                                              getattr(opt, "eps", 0.0), opt.lazy, log_decay,
+                                              opt.lr_at(step, steps_per_epoch))
                         self._log_decay = log_decay
                         self.step_ = step
                         self._mark_changed(engine)

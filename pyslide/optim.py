@@ -208,8 +208,15 @@ class Adam(_Optimizer):
         decayed). It stays lazy: a row takes the decay it missed while
         untouched, exactly, when it is next updated (and every row at the
         end of each epoch), so the weights equal dense decay's.
-    schedule : StepDecay, ExponentialDecay, CosineDecay or None
+    schedule : Constant, StepDecay, ExponentialDecay, CosineDecay or None
         Learning-rate schedule (warm-up, then decay), counted in epochs.
+    bias_correction : {"row", "global"}
+        ``"row"``: each row's moments are bias-corrected by the number of
+        updates that row has had, as if every row ran its own Adam.
+        ``"global"``: by the number of steps of the network, as dense Adam
+        does; with lazy updates a row first touched late then starts with
+        steps of several times ``lr``, so rare labels and features move
+        faster than common ones.
 
     Notes
     -----
@@ -221,8 +228,12 @@ class Adam(_Optimizer):
     kind = "adam"
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
-                 weight_decay=0.0, schedule=None):
+                 weight_decay=0.0, schedule=None, bias_correction="global"):
         self._init_common(lr, weight_decay, schedule)
+        if bias_correction not in ("row", "global"):
+            raise ValueError(f"Adam: bias_correction must be 'row' or 'global', "
+                             f"got {bias_correction!r}")
+        self.bias_correction = bias_correction
         self.beta1 = _check_positive("beta1", beta1, "Adam", upper=1.0)
         self.beta2 = _check_positive("beta2", beta2, "Adam", upper=1.0)
         self.eps = _check_positive("eps", eps, "Adam")
@@ -232,7 +243,8 @@ class Adam(_Optimizer):
 
     def get_config(self):
         return dict({"kind": self.kind, "lr": self.lr, "beta1": self.beta1,
-                     "beta2": self.beta2, "eps": self.eps, "lazy": self.lazy},
+                     "beta2": self.beta2, "eps": self.eps, "lazy": self.lazy,
+                     "bias_correction": self.bias_correction},
                     **self._common_config())
 
     def step_size(self, t, steps_per_epoch=1):
@@ -242,7 +254,8 @@ class Adam(_Optimizer):
 
     def __repr__(self):
         return (f"{type(self).__name__}(lr={self.lr:g}, beta1={self.beta1:g}, "
-                f"beta2={self.beta2:g}, eps={self.eps:g}, lazy={self.lazy}"
+                f"beta2={self.beta2:g}, eps={self.eps:g}, lazy={self.lazy}, "
+                f"bias_correction={self.bias_correction!r}"
                 f"{self._common_repr()})")
 
 
@@ -250,8 +263,8 @@ class AdamW(Adam):
     """Adam with decoupled weight decay, 0.01 by default (see ``Adam``)."""
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
-                 weight_decay=0.01, schedule=None):
-        super().__init__(lr, beta1, beta2, eps, lazy, weight_decay, schedule)
+                 weight_decay=0.01, schedule=None, bias_correction="global"):
+        super().__init__(lr, beta1, beta2, eps, lazy, weight_decay, schedule, bias_correction)
 
 
 class SGD(_Optimizer):

@@ -43,7 +43,7 @@ __all__ = ["PERSISTENT_ARRAYS", "FORMAT_VERSION", "save", "load", "to_bytes", "f
 # are scratch and are not saved. Add a name here and it is saved, verified
 # and loaded; a file written before the name was added loads with the
 # array's freshly allocated value.
-PERSISTENT_ARRAYS = ("W", "b", "mW", "vW", "mb", "vb", "decay_mark")
+PERSISTENT_ARRAYS = ("W", "b", "mW", "vW", "mb", "vb", "decay_mark", "row_updates")
 
 # Format 1 (pyslide before checksums) has no state_crc32 / checksums; it is
 # still read, without verification.

@@ -341,3 +341,58 @@ def test_bad_regularization_arguments_are_named(make, error, message):
     with pytest.raises(error) as info:
         make()
     assert message in str(info.value)
+
+
+# ---------------------------------------------------------------- per-row Adam
+
+@pytest.mark.parametrize("share", ["sample", "batch"])
+def test_row_bias_correction_counts_each_rows_own_updates(share):
+    X, Y = random_problem(seed=9)
+    opt = ps.Adam(lr=0.01, bias_correction="row")
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
+                                                          share=share)],
+                     optimizer=opt, threads=1, seed=0)
+    rows = np.arange(12)
+    X, Y, engine = prepared(net, X, Y, len(rows))
+    step = 50
+    step_with(net, X, Y, rows, step=step, engine=engine)
+    grads = kernel_grads(net, engine)
+    rng = np.random.default_rng(0)
+    counts = [rng.integers(0, 40, p["row_updates"].shape).astype(np.int32) for p in net._params]
+    for p, c in zip(net._params, counts):
+        p["row_updates"][:] = c
+    before = [{k: p[k].astype(np.float64) for k in ("W", "b", "mW", "vW", "mb", "vb")}
+              for p in net._params]
+    engine.optimizer_step(step, "adam", opt.step_size(step), opt.beta1, opt.beta2, opt.eps,
+                          True, 0.0, opt.lr)
+    features = np.unique(X[rows].indices)
+    if share == "batch":
+        out_rows = engine.active_sets(1, len(rows))[0]
+    else:
+        out_rows = np.unique(np.concatenate(engine.active_sets(1, len(rows))))
+    for i, touched in enumerate((features, out_rows)):
+        k = counts[i][touched] + 1
+        size = opt.lr * np.sqrt(1 - opt.beta2 ** k) / (1 - opt.beta1 ** k)
+        g = grads[i]["W"][touched]
+        m = opt.beta1 * before[i]["mW"][touched] + (1 - opt.beta1) * g
+        v = opt.beta2 * before[i]["vW"][touched] + (1 - opt.beta2) * g * g
+        w = before[i]["W"][touched] - size[:, None] * m / (np.sqrt(v) + opt.eps)
+        np.testing.assert_allclose(net._params[i]["W"][touched], w, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(net._params[i]["row_updates"][touched], k)
+        untouched = np.setdiff1d(np.arange(len(counts[i])), touched)
+        np.testing.assert_array_equal(net._params[i]["row_updates"][untouched],
+                                      counts[i][untouched])
+    # the output's bias rows follow their weight rows' counts
+    k = counts[1][out_rows] + 1
+    size = opt.lr * np.sqrt(1 - opt.beta2 ** k) / (1 - opt.beta1 ** k)
+    gb = grads[1]["b"][out_rows]
+    mb = (1 - opt.beta1) * gb + opt.beta1 * before[1]["mb"][out_rows]
+    vb = (1 - opt.beta2) * gb * gb + opt.beta2 * before[1]["vb"][out_rows]
+    np.testing.assert_allclose(net._params[1]["b"][out_rows],
+                               before[1]["b"][out_rows] - size * mb / (np.sqrt(vb) + opt.eps),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_bad_bias_correction_is_named():
+    with pytest.raises(ValueError, match="bias_correction must be 'row' or 'global'"):
+        ps.Adam(bias_correction="rows")
