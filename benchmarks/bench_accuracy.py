@@ -99,6 +99,8 @@ TORCH_INITS = {
     "linear": dict(input_init="linear", output_init="linear"),
     # nn.Linear's start for the input layer only
     "linear-in": dict(input_init="linear", output_init="small"),
+    # nn.Linear's weights for both layers, zero biases (what pyslide can express)
+    "linear0": dict(input_init="linear0", output_init="linear0"),
 }
 
 

@@ -53,7 +53,8 @@ class _SparseInput(nn.Module):
     start). ``"linear"``: what ``nn.Linear(n_features, 128)`` would start
     with (kaiming_uniform with a=sqrt(5)): weights and bias
     U(-1/sqrt(n_features), +1/sqrt(n_features)), i.e. std
-    1/sqrt(3 n_features); ``init_std`` is then ignored.
+    1/sqrt(3 n_features); ``init_std`` is then ignored. ``"linear0"``: the
+    same weights, zero bias.
     """
 
     def __init__(self, n_features, init_std, input_init="normal"):
@@ -63,12 +64,14 @@ class _SparseInput(nn.Module):
         with torch.no_grad():
             if input_init == "normal":
                 nn.init.normal_(self.bag.weight, 0.0, init_std)
-            elif input_init == "linear":
+            elif input_init in ("linear", "linear0"):
                 bound = 1.0 / np.sqrt(n_features)
                 nn.init.uniform_(self.bag.weight, -bound, bound)
-                nn.init.uniform_(self.bias, -bound, bound)
+                if input_init == "linear":
+                    nn.init.uniform_(self.bias, -bound, bound)
             else:
-                raise ValueError(f"input_init must be 'normal' or 'linear', got {input_init!r}")
+                raise ValueError(f"input_init must be 'normal', 'linear' or 'linear0', "
+                                 f"got {input_init!r}")
 
     def forward(self, indices, offsets, weights):
         return torch.relu(self.bag(indices, offsets, per_sample_weights=weights) + self.bias)
@@ -76,16 +79,21 @@ class _SparseInput(nn.Module):
 
 def _init_output(weight, bias, output_init):
     """``"small"``: N(0, 0.01/sqrt(128)) weights and zero biases (pyslide's
-    start); ``"linear"``: ``nn.Linear``'s default uniform(+-1/sqrt(128))."""
+    start); ``"linear"``: ``nn.Linear``'s default uniform(+-1/sqrt(128)) for
+    both; ``"linear0"``: those weights with zero biases."""
     if output_init == "small":
         nn.init.normal_(weight, 0.0, 0.01 / np.sqrt(HIDDEN))
         nn.init.zeros_(bias)
-    elif output_init == "linear":
+    elif output_init in ("linear", "linear0"):
         bound = 1.0 / np.sqrt(HIDDEN)
         nn.init.uniform_(weight, -bound, bound)
-        nn.init.uniform_(bias, -bound, bound)
+        if output_init == "linear":
+            nn.init.uniform_(bias, -bound, bound)
+        else:
+            nn.init.zeros_(bias)
     else:
-        raise ValueError(f"output_init must be 'small' or 'linear', got {output_init!r}")
+        raise ValueError(f"output_init must be 'small', 'linear' or 'linear0', "
+                         f"got {output_init!r}")
 
 
 class _Baseline:
