@@ -85,6 +85,8 @@ PYSLIDE_CONFIGS = {
                                              sampled=dict(init_std=1 / np.sqrt(3 * 128))),
     "in-linear-out-0.01": lambda ps, n: dict(dense=dict(init_std="linear"),
                                              sampled=dict(init_std=0.01)),
+    "in-linear-out-0.1": lambda ps, n: dict(dense=dict(init_std="linear"),
+                                            sampled=dict(init_std=0.1)),
     "lr-5e-4": lambda ps, n: dict(optimizer=dict(lr=5e-4)),
     "lr-2e-3": lambda ps, n: dict(optimizer=dict(lr=2e-3)),
     "batch-64": lambda ps, n: dict(fit=dict(batch_size=64)),
