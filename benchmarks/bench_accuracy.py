@@ -256,12 +256,13 @@ def _run_pyslide(method, args, X, Y, Xt, Yt, scorer):
         raise ValueError(f"unknown pyslide config {config!r}; edit PYSLIDE_CONFIGS in "
                          f"{Path(__file__).name} (have {sorted(PYSLIDE_CONFIGS)})")
     cfg = PYSLIDE_CONFIGS[config](ps, Y.shape[1])
-    dense_kw = dict(activation="relu", **cfg.get("dense", {}))
+    # a config's keys win over the command line's defaults
+    dense_kw = {"activation": "relu", **cfg.get("dense", {})}
     if dense_kw.get("init_std") == "linear":
         dense_kw["init_std"] = float(_linear_std(X.shape[1]))
     sampled_kw = dict(cfg.get("sampled", {}))
-    opt_kw = dict(lr=args.lr, **cfg.get("optimizer", {}))
-    fit_kw = dict(batch_size=args.batch, **cfg.get("fit", {}))
+    opt_kw = {"lr": args.lr, **cfg.get("optimizer", {})}
+    fit_kw = {"batch_size": args.batch, **cfg.get("fit", {})}
     notes = []
     extra_kw, callbacks = _fit_extras(ps, args, notes)
     fit_kw.update(extra_kw)
