@@ -47,13 +47,31 @@ def _soft_targets(Y, rows):
 
 
 class _SparseInput(nn.Module):
-    """Sparse input -> 128 ReLU, as a summing embedding bag plus a bias."""
+    """Sparse input -> 128 ReLU, as a summing embedding bag plus a bias.
 
-    def __init__(self, n_features, init_std):
+    ``input_init="normal"``: weights N(0, init_std), zero bias (pyslide's
+    start). ``"linear"``: what ``nn.Linear(n_features, 128)`` would start
+    with (kaiming_uniform with a=sqrt(5)): weights and bias
+    U(-1/sqrt(n_features), +1/sqrt(n_features)), i.e. std
+    1/sqrt(3 n_features); ``init_std`` is then ignored. ``"linear0"``: the
+    same weights, zero bias.
+    """
+
+    def __init__(self, n_features, init_std, input_init="normal"):
         super().__init__()
         self.bag = nn.EmbeddingBag(n_features, HIDDEN, mode="sum", sparse=True)
-        nn.init.normal_(self.bag.weight, 0.0, init_std)
         self.bias = nn.Parameter(torch.zeros(HIDDEN))
+        with torch.no_grad():
+            if input_init == "normal":
+                nn.init.normal_(self.bag.weight, 0.0, init_std)
+            elif input_init in ("linear", "linear0"):
+                bound = 1.0 / np.sqrt(n_features)
+                nn.init.uniform_(self.bag.weight, -bound, bound)
+                if input_init == "linear":
+                    nn.init.uniform_(self.bias, -bound, bound)
+            else:
+                raise ValueError(f"input_init must be 'normal', 'linear' or 'linear0', "
+                                 f"got {input_init!r}")
 
     def forward(self, indices, offsets, weights):
         return torch.relu(self.bag(indices, offsets, per_sample_weights=weights) + self.bias)
@@ -61,42 +79,70 @@ class _SparseInput(nn.Module):
 
 def _init_output(weight, bias, output_init):
     """``"small"``: N(0, 0.01/sqrt(128)) weights and zero biases (pyslide's
-    start); ``"linear"``: ``nn.Linear``'s default uniform(+-1/sqrt(128))."""
+    start); ``"linear"``: ``nn.Linear``'s default uniform(+-1/sqrt(128)) for
+    both; ``"linear0"``: those weights with zero biases."""
     if output_init == "small":
         nn.init.normal_(weight, 0.0, 0.01 / np.sqrt(HIDDEN))
         nn.init.zeros_(bias)
-    elif output_init == "linear":
+    elif output_init in ("linear", "linear0"):
         bound = 1.0 / np.sqrt(HIDDEN)
         nn.init.uniform_(weight, -bound, bound)
-        nn.init.uniform_(bias, -bound, bound)
+        if output_init == "linear":
+            nn.init.uniform_(bias, -bound, bound)
+        else:
+            nn.init.zeros_(bias)
     else:
-        raise ValueError(f"output_init must be 'small' or 'linear', got {output_init!r}")
+        raise ValueError(f"output_init must be 'small', 'linear' or 'linear0', "
+                         f"got {output_init!r}")
 
 
 class _Baseline:
     """Common loop: shuffled epochs, per-step timing, exact top-k evaluation."""
 
-    def __init__(self, n_features, n_labels, lr, seed, init_std):
+    def __init__(self, n_features, n_labels, lr, seed, init_std, input_init="normal"):
         torch.manual_seed(seed)
         self.n_features = n_features
         self.n_labels = n_labels
         self.lr = lr
         self.rng = np.random.default_rng(seed)
-        self.inp = _SparseInput(n_features, init_std)
+        self.inp = _SparseInput(n_features, init_std, input_init)
+        # mean training loss of the last epoch (per row), set by train_epoch
+        self.epoch_loss = None
 
     def train_epoch(self, X, Y, batch_size, max_steps=None):
-        """One shuffled epoch; returns the wall-clock and the process CPU seconds of every step."""
+        """One shuffled epoch; returns the wall-clock and the process CPU seconds of every step.
+
+        The epoch's mean training loss per row is left in ``epoch_loss``
+        (read after each step's timing, so it does not count as training).
+        """
         perm = self.rng.permutation(X.shape[0])
         starts = range(0, X.shape[0], batch_size)
         if max_steps is not None:
             starts = list(starts)[:max_steps]
         times, cpu_times = [], []
+        loss_sum, n_rows = 0.0, 0
         for s in starts:
+            rows = perm[s:s + batch_size]
             t0, c0 = time.perf_counter(), time.process_time()
-            self.step(X, Y, perm[s:s + batch_size])
+            loss = self.step(X, Y, rows)
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
+            loss_sum += float(loss.detach()) * len(rows)
+            n_rows += len(rows)
+        self.epoch_loss = loss_sum / max(n_rows, 1)
         return times, cpu_times
+
+    def fit(self, X, Y, epochs, batch_size, max_steps=None, on_epoch_end=None):
+        """``epochs`` calls of ``train_epoch``; after each, ``on_epoch_end(self,
+        epoch, logs)`` with logs ``loss`` (mean per row), ``seconds`` and
+        ``cpu_seconds`` (that epoch's training only) and ``steps``. Evaluation
+        inside the hook is not timed as training."""
+        for epoch in range(1, epochs + 1):
+            times, cpu_times = self.train_epoch(X, Y, batch_size, max_steps=max_steps)
+            if on_epoch_end is not None:
+                on_epoch_end(self, epoch, dict(loss=self.epoch_loss, seconds=sum(times),
+                                               cpu_seconds=sum(cpu_times), steps=len(times),
+                                               step_times=times))
 
     def output_weights(self):
         """(W, b) of the full output layer, for evaluation."""
@@ -121,8 +167,8 @@ class TorchDense(_Baseline):
     name = "torch-dense"
 
     def __init__(self, n_features, n_labels, lr=1e-3, seed=0, init_std=1.0,
-                 output_init="small", fused_adam=True):
-        super().__init__(n_features, n_labels, lr, seed, init_std)
+                 output_init="small", fused_adam=True, input_init="normal"):
+        super().__init__(n_features, n_labels, lr, seed, init_std, input_init)
         self.out = nn.Linear(HIDDEN, n_labels)
         with torch.no_grad():
             _init_output(self.out.weight, self.out.bias, output_init)
@@ -155,8 +201,8 @@ class TorchSampled(_Baseline):
     name = "torch-sampled"
 
     def __init__(self, n_features, n_labels, lr=1e-3, seed=0, init_std=1.0,
-                 output_init="small", n_sample=8192):
-        super().__init__(n_features, n_labels, lr, seed, init_std)
+                 output_init="small", n_sample=8192, input_init="normal"):
+        super().__init__(n_features, n_labels, lr, seed, init_std, input_init)
         self.n_sample = int(n_sample)
         self.out_w = nn.Embedding(n_labels, HIDDEN, sparse=True)
         self.out_b = nn.Embedding(n_labels, 1, sparse=True)
@@ -204,14 +250,17 @@ class TorchSampled(_Baseline):
 
 
 def make_baseline(method, n_features, n_labels, lr=1e-3, seed=0, init_std=1.0,
-                  output_init="small"):
+                  output_init="small", input_init="normal"):
     """``torch-dense`` or ``torch-sampled[:n_sample]`` -> a baseline object.
 
     ``init_std`` is the std of the input layer's normal start; for inputs
     with unit-norm rows 1.0 gives unit-variance pre-activations.
+    ``input_init="linear"`` starts the input layer as ``nn.Linear`` would
+    instead (see ``_SparseInput``).
     """
     name, _, arg = method.partition(":")
-    kw = dict(lr=lr, seed=seed, init_std=init_std, output_init=output_init)
+    kw = dict(lr=lr, seed=seed, init_std=init_std, output_init=output_init,
+              input_init=input_init)
     if name == "torch-dense":
         if arg:
             raise ValueError(f"torch-dense takes no argument, got {method!r}")
