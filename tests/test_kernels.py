@@ -270,9 +270,14 @@ def test_sgd_step_matches_reference():
 def test_full_active_sampled_layer_equals_dense():
     X, Y = random_problem()
     kw = dict(threads=1, seed=0, optimizer=ps.Adam(lr=1e-2))
-    dense = ps.Network(X.shape[1], [ps.Dense(10), ps.Dense(Y.shape[1])], **kw)
+    # a small output start keeps every hidden unit alive: lazy Adam skips a
+    # dense output's row (one per hidden unit) while that unit is silent,
+    # but not a sampled output's rows (one per label)
+    std = 0.01 / np.sqrt(10)
+    dense = ps.Network(X.shape[1], [ps.Dense(10), ps.Dense(Y.shape[1], init_std=std)], **kw)
     sampled = ps.Network(X.shape[1], [ps.Dense(10), ps.Sampled(Y.shape[1], active=1.0,
-                                                               share="sample")], **kw)
+                                                               share="sample", init_std=std)],
+                         **kw)
     dense._init_weights(1.0)
     sampled._init_weights(1.0)
     sampled._params[0]["W"][:] = dense._params[0]["W"]
