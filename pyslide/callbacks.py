@@ -105,11 +105,15 @@ class EarlyStopping(Callback):
     Parameters
     ----------
     monitor : str
-        ``"p@1"`` (default), any ``"p@k"`` / ``"ndcg@k"`` of ``fit``'s
-        ``eval_k`` (the validation value; ``"val_p@1"`` means the same),
-        ``"val_loss"`` (the exact loss over every output on the validation
-        rows) or ``"loss"`` (the training loss). Validation metrics need
-        ``validation_data`` or ``validation_split`` in ``fit``.
+        ``"val_loss"`` (default, as in Keras: the exact loss over every
+        output on the validation rows), any ``"p@k"`` / ``"ndcg@k"`` of
+        ``fit``'s ``eval_k`` (the validation value; ``"val_p@1"`` means the
+        same) or ``"loss"`` (the training loss). Validation metrics need
+        ``validation_data`` or ``validation_split`` in ``fit``. The loss is
+        the steadier judge on a small validation set: on Bibtex (488 held-out
+        rows) stopping on it gave a test P@1 of 62.8-63.7, stopping on the
+        validation P@1 61.5-62.7, whose noise ends training early
+        (``docs/guide.md``).
     patience : int
         Epochs without improvement after which training stops (as in
         Keras, 0 and 1 both stop after the first epoch that does not improve).
@@ -141,7 +145,8 @@ class EarlyStopping(Callback):
     >>> es.best_epoch, es.best                                           # doctest: +SKIP
     """
 
-    def __init__(self, monitor="p@1", patience=3, min_delta=0.0, mode="auto", restore_best=True):
+    def __init__(self, monitor="val_loss", patience=3, min_delta=0.0, mode="auto",
+                 restore_best=True):
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) \
                 or patience < 0:
@@ -204,8 +209,8 @@ class ModelCheckpoint(Callback):
         spec such as ``{epoch:03d}``) to keep one file per epoch; otherwise
         each save replaces the last.
     monitor : str
-        What decides "improved", as in ``EarlyStopping`` (default ``"p@1"``,
-        the validation P@1).
+        What decides "improved", as in ``EarlyStopping`` (default
+        ``"val_loss"``).
     save_best_only : bool
         True (default): save only after epochs that improved ``monitor``
         (the first epoch always does). False: save after every epoch, and
@@ -223,7 +228,7 @@ class ModelCheckpoint(Callback):
         Every path written, in order.
     """
 
-    def __init__(self, path, monitor="p@1", save_best_only=True, mode="auto"):
+    def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto"):
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"ModelCheckpoint: path must be a file path (str or "
                             f"os.PathLike), got {path!r}")

@@ -312,10 +312,13 @@ _TRAIN_OPTIONS = {
         ("eval_k", ("--eval-k",), _ks, (1, 3, 5), None, "K,...",
          "k values of the periodic P@k / nDCG@k (default 1,3,5)"),
         ("early_stopping", ("--early-stopping",), _int_at_least(1), None, None, "PATIENCE",
-         "stop when the validation P@1 has not improved for this many epochs, and keep "
+         "stop when --monitor has not improved for this many epochs, and keep "
          "the model of the best epoch (needs --validation-split or --validation)"),
+        ("monitor", ("--monitor",), _text, "val_loss", None, "METRIC",
+         "what --early-stopping and --checkpoint watch: val_loss (default; smooth even on "
+         "a small validation set) or a validation metric such as p@1 or ndcg@5"),
         ("checkpoint", ("--checkpoint",), _text, None, None, "MODEL",
-         "save the model here after every epoch that improved the validation P@1 (after "
+         "save the model here after every epoch that improved --monitor (after "
          "every epoch without validation data); '{epoch}' in the name keeps one file each"),
         ("save", ("--save",), _text, None, None, "MODEL", "write the trained model here (.npz)"),
         ("progress", ("--progress",), _bool, None, None, None,
@@ -680,7 +683,8 @@ def _cmd_train(args):
                          "(held out from the training rows) or --validation FILE")
     if opts.checkpoint:
         try:
-            checkpoint = ps.ModelCheckpoint(opts.checkpoint, save_best_only=has_validation)
+            checkpoint = ps.ModelCheckpoint(opts.checkpoint, monitor=opts.monitor,
+                                            save_best_only=has_validation)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"--checkpoint: {_one_line(exc)}") from None
         _check_writable(opts.checkpoint.format(epoch=1), "--checkpoint")
@@ -762,7 +766,7 @@ def _cmd_train(args):
     callbacks = [report]
     stopper = None
     if opts.early_stopping:
-        stopper = ps.EarlyStopping(monitor="p@1", patience=opts.early_stopping,
+        stopper = ps.EarlyStopping(monitor=opts.monitor, patience=opts.early_stopping,
                                    restore_best=True)
         callbacks.append(stopper)
     if opts.checkpoint:

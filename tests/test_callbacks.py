@@ -77,13 +77,20 @@ def drive(callback, key, values):
 @pytest.mark.parametrize("patience, stopped", [(0, 3), (1, 3), (3, 5), (5, 7), (6, 0)])
 def test_early_stopping_waits_patience_epochs(patience, stopped):
     values = [0.1, 0.3, 0.2, 0.25, 0.3, 0.29, 0.1]   # best at epoch 2, then none better
-    es = ps.EarlyStopping(patience=patience)
+    es = ps.EarlyStopping(monitor="p@1", patience=patience)
     net = drive(es, "val_p@1", values)
     assert es.stopped_epoch == stopped
     assert net.epoch_ == (stopped or len(values))
     assert (es.best, es.best_epoch, net.best_epoch_) == (0.3, 2, 2)
     assert net.snapshots == [1, 2]
     assert net.restored == ("state of epoch", 2)
+
+
+def test_early_stopping_and_checkpoint_watch_the_validation_loss_by_default():
+    es = ps.EarlyStopping(patience=1)
+    drive(es, "val_loss", [3.0, 2.0, 2.5, 2.1])
+    assert (es.monitor, es.best, es.best_epoch, es.stopped_epoch) == ("val_loss", 2.0, 2, 3)
+    assert ps.ModelCheckpoint("m.npz").monitor == "val_loss"
 
 
 def test_early_stopping_min_delta_mode_and_monitor_names():
@@ -100,7 +107,7 @@ def test_early_stopping_min_delta_mode_and_monitor_names():
     es = ps.EarlyStopping(monitor="ndcg@5", mode="min", patience=0)
     drive(es, "val_ndcg@5", [0.5, 0.4, 0.6])
     assert (es.best_epoch, es.stopped_epoch) == (2, 3)
-    es = ps.EarlyStopping(patience=0, restore_best=False)
+    es = ps.EarlyStopping(monitor="p@1", patience=0, restore_best=False)
     net = drive(es, "val_p@1", [0.2, float("nan")])   # NaN never improves
     assert (es.best_epoch, es.stopped_epoch, net.restored) == (1, 2, None)
 
@@ -108,7 +115,7 @@ def test_early_stopping_min_delta_mode_and_monitor_names():
 def test_early_stopping_on_a_real_run_keeps_every_epoch_in_history(small):
     X, Y, _, _ = small
     net = make_net(X, Y)
-    es = ps.EarlyStopping(patience=2)
+    es = ps.EarlyStopping(monitor="p@1", patience=2)
     fake = scripted("val_p@1", [0.1, 0.2, 0.4, 0.3, 0.35, 0.9])
     history = net.fit(X, Y, epochs=6, batch_size=100, validation_split=0.25, verbose=0,
                       callbacks=[fake, es])
@@ -129,7 +136,7 @@ def test_restore_best_is_bit_identical_and_training_goes_on(small):
             saved["step"] = network.step_
             saved["schedule"] = [list(network._next_rebuild), list(network._rebuild_interval)]
 
-    es = ps.EarlyStopping(patience=10)
+    es = ps.EarlyStopping(monitor="p@1", patience=10)
     net.fit(X, Y, epochs=4, batch_size=50, validation_data=(Xt, Yt), verbose=0,
             callbacks=[scripted("val_p@1", [0.1, 0.5, 0.4, 0.3]), keep_epoch_2, es])
     assert es.stopped_epoch == 0 and net.epoch_ == 4 and net.best_epoch_ == 2
@@ -260,7 +267,7 @@ def test_validation_split_is_seeded_disjoint_and_used(small):
 
 def test_checkpoint_saves_only_after_improving_epochs(small, tmp_path):
     X, Y, _, _ = small
-    per_epoch = ps.ModelCheckpoint(tmp_path / "m-{epoch:02d}.npz")
+    per_epoch = ps.ModelCheckpoint(tmp_path / "m-{epoch:02d}.npz", monitor="p@1")
     latest = ps.ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss")
     every = ps.ModelCheckpoint(str(tmp_path / "all-{epoch}.npz"), save_best_only=False)
     net = make_net(X, Y)
@@ -313,7 +320,7 @@ def test_bad_callback_arguments_name_the_argument(tmp_path):
 def test_bad_fit_arguments_fail_before_training(small, tmp_path):
     X, Y, Xt, Yt = small
     net = make_net(X, Y)
-    with pytest.raises(ValueError, match=r"EarlyStopping: monitor 'p@1' needs 'val_p@1' .* "
+    with pytest.raises(ValueError, match=r"EarlyStopping: monitor 'val_loss' needs 'val_loss' .* "
                                          r"pass validation_data=\(X_val, Y_val\) or "
                                          r"validation_split=0.1 to fit"):
         net.fit(X, Y, callbacks=[ps.EarlyStopping()], verbose=0)
