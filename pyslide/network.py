@@ -122,6 +122,11 @@ class Network:
 
     # ------------------------------------------------------------ memory
 
+    def _sampled_output(self):
+        """True when the output layer computes only some labels per step."""
+        out = self.layers[-1]
+        return isinstance(out, Sampled) and not out.dense_equivalent
+
     def _is_shared_output(self):
         out = self.layers[-1]
         return isinstance(out, Sampled) and out.share == "batch"
@@ -218,10 +223,13 @@ class Network:
         The first layer starts with pre-activations of standard deviation
         0.1 (std ``0.1 / sqrt(mean squared row norm)``: a sparse row has few
         non-zeros, so its fan-in is its norm, not the input width); hidden
-        layers use He's ``sqrt(2 / fan_in)``; the output layer
-        ``1 / sqrt(3 fan_in)``, the spread of PyTorch's ``nn.Linear``. A
-        small first layer and a not-too-small output measured best on real
-        data (``docs/guide.md``: 62.3 against 61.0 best-epoch P@1 on Bibtex).
+        layers use He's ``sqrt(2 / fan_in)``; an output layer that computes
+        every label ``1 / sqrt(3 fan_in)``, the spread of PyTorch's
+        ``nn.Linear`` (with the small first layer: 62.3 against 61.0
+        best-epoch P@1 on Bibtex, ``docs/guide.md``). A sampled output starts
+        near zero (``0.01 / sqrt(fan_in)``): it trains only the rows it
+        samples, and rows never sampled must not outscore trained ones at
+        prediction time by the accident of a large random start.
         """
         rng = np.random.default_rng([self.seed, 1])
         for i, (layer, params) in enumerate(zip(self.layers, self._params)):
@@ -230,6 +238,10 @@ class Network:
                 std = layer.init_std
             elif i == 0:
                 std = _FIRST_LAYER_SPREAD / math.sqrt(max(mean_sq_norm, 1e-12))
+            elif i == len(self.layers) - 1 and self._sampled_output():
+                # rows a sampled output never trains keep their start, and at
+                # prediction time must not outscore trained ones by its accident
+                std = 0.01 / math.sqrt(d_in)
             elif i == len(self.layers) - 1:
                 std = 1.0 / math.sqrt(3.0 * d_in)
             else:
