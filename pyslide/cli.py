@@ -228,7 +228,7 @@ _TRAIN_OPTIONS = {
         ("init_std", ("--init-std",), _positive_float, None, None, "STD",
          "standard deviation of the initial weights (default: scaled to the fan-in)"),
         ("dropout", ("--dropout",), _non_negative_float, None, None, "RATE",
-         "drop each hidden unit with this probability in training (default 0)"),
+         "drop each hidden unit with this probability in training (default 0.2)"),
     ],
     "output layer and LSH": [
         ("active", ("--active",), _active, None, None, "N|FRACTION",
@@ -515,10 +515,10 @@ def _optimizer(opts):
 def _layers_from_flags(opts, input_dim, n_labels):
     import pyslide as ps
 
-    dropout = 0.0 if opts.dropout is None else opts.dropout
-    if dropout and not opts.hidden:
+    if opts.dropout and not opts.hidden:
         raise UsageError("--dropout applies to hidden layers, and --hidden none gives none")
-    layers = [ps.Dense(u, activation=opts.activation, init_std=opts.init_std, dropout=dropout)
+    layers = [ps.Dense(u, activation=opts.activation, init_std=opts.init_std,
+                       dropout=opts.dropout)
               for u in opts.hidden]
     if opts.output == "dense":
         for dest in ("active", "min_active", "max_active", "K", "L", "bin_size", "bits",

@@ -50,31 +50,37 @@ class Dense:
         Standard deviation of the normal initial weights; ``None`` picks
         ``1/sqrt(fan_in)`` (for the first layer, fan-in is the average number
         of non-zeros of an input row, learnt at the first ``fit``).
-    dropout : float
+    dropout : float or None
         Probability in [0, 1) of dropping each unit of this (hidden) layer in
         a training step; kept units are scaled by ``1 / (1 - dropout)``, so
-        inference uses the layer as it is. Each sample's mask comes from its
+        inference uses the layer as it is. ``None`` (default): 0.2 for a
+        hidden layer, none for an output layer. The default is what lets a
+        plain ``Dense(128)`` network match PyTorch's dense training on real
+        data (Bibtex, ``docs/guide.md``). Each sample's mask comes from its
         own counter-based random stream (seed, step, sample): one-thread runs
         stay bit-for-bit reproducible.
     """
 
     kind = "dense"
 
-    def __init__(self, units, activation="relu", init_std=None, dropout=0.0):
+    def __init__(self, units, activation="relu", init_std=None, dropout=None):
         self.units = _check_int("Dense", "units", units)
         self.activation = _check_activation("Dense", activation)
         self.init_std = _check_init_std("Dense", init_std)
-        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
-                or not (0.0 <= dropout < 1.0):
-            raise ValueError(f"Dense: dropout must be a number in [0, 1), got {dropout!r}")
-        self.dropout = float(dropout)
+        if dropout is not None:
+            if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
+                    or not (0.0 <= dropout < 1.0):
+                raise ValueError(f"Dense: dropout must be a number in [0, 1) or None, "
+                                 f"got {dropout!r}")
+            dropout = float(dropout)
+        self.dropout = dropout
 
     def get_config(self):
         return {"kind": self.kind, "units": self.units, "activation": self.activation,
                 "init_std": self.init_std, "dropout": self.dropout}
 
     def __repr__(self):
-        extra = f", dropout={self.dropout:g}" if self.dropout else ""
+        extra = f", dropout={self.dropout:g}" if self.dropout is not None else ""
         return f"Dense({self.units}, activation={self.activation!r}{extra})"
 
 

@@ -23,6 +23,8 @@ __all__ = ["Network", "load"]
 # than 1 measured better on real data (Bibtex), much smaller learned slowly on
 # synthetic problems with per-sample sampled outputs (docs/guide.md)
 _FIRST_LAYER_SPREAD = 0.25
+# dropout of a Dense hidden layer that does not set one
+_DEFAULT_DROPOUT = 0.2
 
 _LOSSES = ("softmax", "bce")
 
@@ -99,7 +101,7 @@ class Network:
                 "layers: a Sampled output with share='batch' needs a hidden layer before it "
                 "(the shared logits are a matrix product of hidden vectors); add a "
                 "pyslide.Dense hidden layer or use Sampled(..., share='sample')")
-        if isinstance(out, Dense) and out.dropout > 0:
+        if isinstance(out, Dense) and out.dropout:
             raise ValueError(f"layers[{len(self.layers) - 1}]: dropout applies to hidden "
                              f"layers; the output layer takes none (got dropout={out.dropout:g})")
         if isinstance(out, Sampled) and out.min_active < 1:
@@ -123,6 +125,13 @@ class Network:
         self._initialized = False
 
     # ------------------------------------------------------------ memory
+
+    def _dropout_rate(self, i):
+        """Layer i's dropout: a Dense hidden layer's default is 0.2."""
+        layer = self.layers[i]
+        if not isinstance(layer, Dense) or i == len(self.layers) - 1:
+            return 0.0
+        return _DEFAULT_DROPOUT if layer.dropout is None else layer.dropout
 
     def _sampled_output(self):
         """True when the output layer computes only some labels per step."""
@@ -421,7 +430,7 @@ class Network:
                     "vW": params.get("vW"), "mb": params.get("mb"), "vb": params.get("vb"),
                     "decay_mark": params.get("decay_mark"),
                     "row_updates": params.get("row_updates"),
-                    "dropout": getattr(layer, "dropout", 0.0)}
+                    "dropout": self._dropout_rate(i)}
             if isinstance(layer, Sampled):
                 spec["min_active"] = layer.min_active
                 spec["max_active"] = layer.max_active

@@ -14,7 +14,7 @@ def _layer_weights(net, i):
 
 
 def forward_backward(net, X, Y, rows, active, loss="softmax", logit_offset=None,
-                     masks=None):
+                     masks=None, step=1):
     """Loss and gradients of one batch.
 
     ``active[i]`` is None for a Dense layer; for a Sampled layer either a
@@ -22,11 +22,16 @@ def forward_backward(net, X, Y, rows, active, loss="softmax", logit_offset=None,
     id array used by every sample. ``logit_offset(bi, out_ids)``, if given,
     returns constants added to sample bi's output logits (the sampling
     correction); ``masks[i](bi)`` the dropout mask (0 or the keep scale per
-    unit) of hidden layer i for sample bi.
+    unit) of hidden layer i for sample bi; by default the kernel's masks of
+    training step ``step`` for every hidden layer with dropout.
     Returns (per-sample losses, grads) with grads[i] = {"W", "b"} shaped like
     the layer's weights.
     """
     n_layers = len(net.layers)
+    if masks is None:
+        masks = {i: (lambda bi, i=i, rate=net._dropout_rate(i): dropout_mask(
+                     net.seed, i, step, bi, net.layers[i].units, rate))
+                 for i in range(n_layers) if net._dropout_rate(i) > 0}
     grads = []
     for i in range(n_layers):
         W, b = _layer_weights(net, i)

@@ -146,7 +146,8 @@ def test_active_sets_hold_labels_and_are_distinct(query):
 def test_shared_active_set_ranks_lsh_candidates():
     X, Y = random_problem(n_labels=200)
     family = ps.SimHash(K=4, L=8, seed=2)
-    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(200, hash=family, active=40,
+    # no dropout: the ranking below hashes the undropped hidden vectors
+    net = ps.Network(X.shape[1], [ps.Dense(8, dropout=0), ps.Sampled(200, hash=family, active=40,
                                                           share="batch", bucket_size=4)],
                      threads=1, seed=0)
     rows = np.arange(8)
@@ -213,7 +214,7 @@ def adam_reference(w, m, v, g, t, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8):
 @pytest.mark.parametrize("share", ["sample", "batch"])
 def test_adam_step_matches_reference(lazy, share):
     X, Y = random_problem()
-    opt = ps.Adam(lr=1e-2, lazy=lazy)
+    opt = ps.Adam(lr=1e-2, lazy=lazy, bias_correction="global")
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
                                                           share=share)],
                      optimizer=opt, threads=1, seed=0)
@@ -270,12 +271,13 @@ def test_sgd_step_matches_reference():
 def test_full_active_sampled_layer_equals_dense():
     X, Y = random_problem()
     kw = dict(threads=1, seed=0, optimizer=ps.Adam(lr=1e-2))
-    # a small output start keeps every hidden unit alive: lazy Adam skips a
-    # dense output's row (one per hidden unit) while that unit is silent,
-    # but not a sampled output's rows (one per label)
+    # a small output start and no dropout keep every hidden unit alive: lazy
+    # Adam skips a dense output's row (one per hidden unit) while that unit
+    # is silent, but not a sampled output's rows (one per label)
     std = 0.01 / np.sqrt(10)
-    dense = ps.Network(X.shape[1], [ps.Dense(10), ps.Dense(Y.shape[1], init_std=std)], **kw)
-    sampled = ps.Network(X.shape[1], [ps.Dense(10), ps.Sampled(Y.shape[1], active=1.0,
+    dense = ps.Network(X.shape[1], [ps.Dense(10, dropout=0), ps.Dense(Y.shape[1], init_std=std)],
+                       **kw)
+    sampled = ps.Network(X.shape[1], [ps.Dense(10, dropout=0), ps.Sampled(Y.shape[1], active=1.0,
                                                                share="sample", init_std=std)],
                          **kw)
     dense._init_weights(1.0)

@@ -179,7 +179,7 @@ def test_lazy_adamw_equals_dense_decay_over_steps(schedule):
     only when the batch reads or updates it, and must agree on those rows,
     and on all rows once the pending decay is applied."""
     X, Y = random_problem(n=48, n_labels=60, seed=6)
-    opt = ps.AdamW(lr=0.05, weight_decay=0.5, schedule=schedule)
+    opt = ps.AdamW(lr=0.05, weight_decay=0.5, schedule=schedule, bias_correction="global")
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(60, hash=None, active=12)],
                      optimizer=opt, threads=1, seed=0)
     batch, steps_per_epoch = 8, 6
@@ -225,7 +225,7 @@ def test_lazy_adamw_equals_dense_decay_over_steps(schedule):
 @pytest.mark.parametrize("share", ["sample", "batch"])
 def test_weight_decay_owed_by_an_idle_row_is_paid_at_its_update(share):
     X, Y = random_problem(seed=8)
-    opt = ps.AdamW(lr=0.01, weight_decay=2.0)
+    opt = ps.AdamW(lr=0.01, weight_decay=2.0, bias_correction="global")
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
                                                           share=share)],
                      optimizer=opt, threads=1, seed=0)
@@ -322,8 +322,8 @@ def test_schedules_round_trip_through_config(tmp_path):
 # ---------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("make, error, message", [
-    (lambda: ps.Dense(8, dropout=1.0), ValueError, "dropout must be a number in [0, 1)"),
-    (lambda: ps.Dense(8, dropout=True), ValueError, "dropout must be a number in [0, 1)"),
+    (lambda: ps.Dense(8, dropout=1.0), ValueError, "dropout must be a number in [0, 1) or None"),
+    (lambda: ps.Dense(8, dropout=True), ValueError, "dropout must be a number in [0, 1) or None"),
     (lambda: ps.Network(5, [ps.Dense(4), ps.Dense(3, dropout=0.5)]), ValueError,
      "dropout applies to hidden layers"),
     (lambda: ps.Sampled(10, correction="yes"), TypeError, "correction must be True or False"),
