@@ -1,0 +1,53 @@
+"""Step time of the accuracy defaults against the previous defaults, side by side.
+
+Previous defaults: ``Dense(128, dropout=0)``, ``Sampled(n, correction=False)``,
+``Adam(bias_correction="global")``. Current defaults: ``Dense(128)`` (dropout
+0.2), ``Sampled(n)`` (sampling correction), ``Adam()`` (per-row bias
+correction). Each round trains both for ``--steps`` steps on the same data
+in one process, alternating, so that a busy machine slows both alike; the
+medians of all rounds are reported with their ratio.
+
+    python benchmarks/bench_defaults.py --preset delicious --steps 150 --rounds 3
+"""
+import argparse
+
+import numpy as np
+
+import pyslide as ps
+
+
+def build(kind, X, Y, threads):
+    if kind == "previous":
+        layers = [ps.Dense(128, dropout=0), ps.Sampled(Y.shape[1], correction=False)]
+        opt = ps.Adam(bias_correction="global")
+    else:
+        layers = [ps.Dense(128), ps.Sampled(Y.shape[1])]
+        opt = ps.Adam()
+    return ps.Network(X.shape[1], layers, optimizer=opt, threads=threads, seed=0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="delicious")
+    parser.add_argument("--n-train", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    X, Y = ps.data.make_xc(args.preset, n_samples=args.n_train, seed=0)
+    rows = args.steps * 128
+    times = {"previous": [], "current": []}
+    for _ in range(args.rounds):
+        for kind in times:
+            net = build(kind, X, Y, args.threads)
+            net.fit(X[:rows], Y[:rows], epochs=1, batch_size=128, verbose=0)
+            # the first steps pay page faults and the first table build
+            times[kind].extend(net.step_times_[10:])
+    med = {k: float(np.median(v)) * 1000 for k, v in times.items()}
+    print(f"{args.preset}: previous defaults {med['previous']:.1f} ms, current "
+          f"{med['current']:.1f} ms per step (median of {len(times['current'])}), "
+          f"ratio {med['current'] / med['previous']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
