@@ -443,6 +443,15 @@ cdef void backward_layer(LayerC* layer, LayerC* below, int32_t b,
         dropout_mask(grad_in, n_in, below.dropout, dropout_stream(below, step, b))
 
 
+cdef inline void layer_shape(const LayerC* layer, int32_t* n_rows, int32_t* n_cols) noexcept nogil:
+    """Rows and columns of a layer's weights as stored: (out, in) for a
+    sampled layer, (in, out) for a dense one."""
+    if layer.sampled:
+        n_rows[0], n_cols[0] = layer.units, layer.in_dim
+    else:
+        n_rows[0], n_cols[0] = layer.in_dim, layer.units
+
+
 # ---------------------------------------------------------------- BLAS
 
 cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, float alpha,
@@ -1221,10 +1230,7 @@ cdef class Engine:
                     raise ValueError("pyslide internal error: Adam needs moment arrays")
         for l in range(self.n_layers):
             layer = &self.layers[l]
-            if layer.sampled:
-                n_rows, n_cols = layer.units, layer.in_dim
-            else:
-                n_rows, n_cols = layer.in_dim, layer.units
+            layer_shape(layer, &n_rows, &n_cols)
             if layer.fused_grad:
                 with nogil:
                     self._update_fused_input(adam, lazy, step_size, beta1, beta2, eps,
@@ -1320,10 +1326,7 @@ cdef class Engine:
             layer = &self.layers[l]
             if layer.decay_mark == NULL:
                 continue
-            if layer.sampled:
-                n_rows, n_cols = layer.units, layer.in_dim
-            else:
-                n_rows, n_cols = layer.in_dim, layer.units
+            layer_shape(layer, &n_rows, &n_cols)
             with nogil:
                 for r in prange(n_rows, num_threads=self.n_threads, schedule="static"):
                     catch_up_row(layer.W, layer.decay_mark, r, n_cols, log_decay)
@@ -1344,10 +1347,7 @@ cdef class Engine:
             if self.shared_output and l == self.n_layers - 1:
                 clear_shared(self.shared_pos, self.shared_ids, self.n_shared)
                 continue
-            if layer.sampled:
-                n_rows, n_cols = layer.units, layer.in_dim
-            else:
-                n_rows, n_cols = layer.in_dim, layer.units
+            layer_shape(layer, &n_rows, &n_cols)
             with nogil:
                 for r in range(n_rows):
                     if layer.touched[r] == step:
