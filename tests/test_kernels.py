@@ -39,15 +39,23 @@ def prepared(net, X, Y, batch):
     return X, Y, engine
 
 
-def run_step(net, X, Y, rows, step=1):
+def run_step(net, X, Y, rows, step=1, label_log1m=None, log_decay=0.0, engine=None):
+    """One training step as fit runs it; returns (X, Y, engine, losses).
+
+    ``label_log1m`` turns the sampling correction on; ``engine`` reuses an
+    engine (and the data it was prepared with) for a further step."""
     from threadpoolctl import threadpool_limits
-    X, Y, engine = prepared(net, X, Y, len(rows))
+    if engine is None:
+        X, Y, engine = prepared(net, X, Y, len(rows))
+        if label_log1m is not None:
+            engine = net._make_engine(len(rows), int(np.diff(Y.indptr).max()),
+                                      int(np.diff(X.indptr).max()), label_log1m)
     losses = np.zeros(len(rows), np.float32)
     # as in Network.fit: the kernels call BLAS from their own threads
     with threadpool_limits(limits=1, user_api="blas"):
         engine.train_step(X.indptr.astype(np.int64), X.indices, X.data,
                           Y.indptr.astype(np.int64), Y.indices, np.asarray(rows, np.int64),
-                          step, losses)
+                          step, losses, log_decay)
     return X, Y, engine, losses
 
 

@@ -10,22 +10,7 @@ import pyslide as ps
 
 from reference import dropout_mask, forward_backward
 from test_kernels import active_of, kernel_grads, prepared, random_problem
-
-
-def step_with(net, X, Y, rows, step=1, label_log1m=None, log_decay=0.0, engine=None):
-    """One training step as fit runs it; returns (X, Y, engine, losses)."""
-    from threadpoolctl import threadpool_limits
-    if engine is None:
-        X, Y, engine = prepared(net, X, Y, len(rows))
-        if label_log1m is not None:
-            engine = net._make_engine(len(rows), int(np.diff(Y.indptr).max()),
-                                      int(np.diff(X.indptr).max()), label_log1m)
-    losses = np.zeros(len(rows), np.float32)
-    with threadpool_limits(limits=1, user_api="blas"):
-        engine.train_step(X.indptr.astype(np.int64), X.indices, X.data,
-                          Y.indptr.astype(np.int64), Y.indices, np.asarray(rows, np.int64),
-                          step, losses, log_decay)
-    return X, Y, engine, losses
+from test_kernels import run_step as step_with  # noqa: E402 (one step as fit runs it)
 
 
 def assert_grads_match(net, engine, ref_grads):
