@@ -442,8 +442,7 @@ class Network:
             specs.append(spec)
         return _kernels.Engine(specs, batch_size, self.n_threads, self.loss, max_labels,
                                self.seed, self._is_shared_output(), max_row_nnz,
-                               label_log1m=label_log1m,
-                               q_floor=getattr(self, "_q_floor", 1e-12))
+                               label_log1m=label_log1m)
 
     def _label_log1m(self, Y):
         """log(1 - p) of each output's training frequency p, for the sampling
