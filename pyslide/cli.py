@@ -681,6 +681,13 @@ def _cmd_train(args):
     if opts.early_stopping and not has_validation:
         raise UsageError("--early-stopping needs validation data: add --validation-split 0.1 "
                          "(held out from the training rows) or --validation FILE")
+    stopper = None
+    if opts.early_stopping:
+        try:
+            stopper = ps.EarlyStopping(monitor=opts.monitor, patience=opts.early_stopping,
+                                       restore_best=True)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"--monitor: {_one_line(exc)}") from None
     if opts.checkpoint:
         try:
             checkpoint = ps.ModelCheckpoint(opts.checkpoint, monitor=opts.monitor,
@@ -764,10 +771,7 @@ def _cmd_train(args):
             print("  ".join(parts), flush=True)
 
     callbacks = [report]
-    stopper = None
-    if opts.early_stopping:
-        stopper = ps.EarlyStopping(monitor=opts.monitor, patience=opts.early_stopping,
-                                   restore_best=True)
+    if stopper is not None:
         callbacks.append(stopper)
     if opts.checkpoint:
         callbacks.append(checkpoint)

@@ -513,3 +513,10 @@ def test_train_bad_regularization_flags_are_named(capsys, files):
     code, _, err = call(capsys, "train", str(files["train.txt"]), "--hidden", "none",
                         "--share", "sample", "--dropout", "0.1")
     assert code == 2 and "--dropout applies to hidden layers" in err
+
+
+def test_bad_monitor_is_a_usage_error_before_reading_data(capsys, tmp_path):
+    code, _, err = call(capsys, "train", str(tmp_path / "missing.txt"), "--validation-split",
+                        "0.1", "--early-stopping", "2", "--monitor", "acc")
+    assert code == 2
+    assert_one_line_error(err, "--monitor: EarlyStopping: monitor must be", "got 'acc'")
