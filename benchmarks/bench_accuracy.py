@@ -472,13 +472,9 @@ def main(argv=None):
     records = [run_method(m, args, worker_argv) for m in methods]
 
     command = "python benchmarks/bench_accuracy.py " + " ".join(argv)
-    if args.out and args.merge and os.path.exists(args.out):
-        with open(args.out) as f:
-            old = json.load(f)
-        new = {(r["method"], r.get("seed")) for r in records}
-        kept = [r for r in old["records"] if (r["method"], r.get("seed")) not in new]
-        records = kept + records
-        commands = old.get("commands", []) + [command]
+    if args.merge:
+        commands, records = common.merge_results(args.out, records, command,
+                                                 key=lambda r: (r["method"], r.get("seed")))
     else:
         commands = [command]
     if args.out:

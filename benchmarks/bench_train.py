@@ -360,12 +360,9 @@ def main(argv=None):
     records = [run_method(m, args, worker_argv) for m in methods]
 
     command = "python benchmarks/bench_train.py " + " ".join(argv)
-    if args.out and args.merge and os.path.exists(args.out):
-        with open(args.out) as f:
-            old = json.load(f)
-        kept = [r for r in old["records"] if r["method"] not in methods]
-        records = kept + records
-        command = old.get("commands", []) + [command]
+    if args.merge:
+        command, records = common.merge_results(args.out, records, command,
+                                                key=lambda r: r["method"])
     else:
         command = [command]
     if args.out:

@@ -4,6 +4,7 @@ Everything here is plain NumPy/SciPy so that the PyTorch baselines and the
 pyslide runs are scored by the same code where the harness scores them itself.
 """
 import datetime
+import json
 import os
 import platform
 import time
@@ -169,3 +170,26 @@ class Clock:
     def __exit__(self, *exc):
         self.total += time.perf_counter() - self._t0
         return False
+
+
+def save_figure(fig, out, first):
+    """Stamp the machine and date of record ``first`` on ``fig``, save it to ``out``."""
+    import matplotlib.pyplot as plt
+    fig.text(0.99, 0.01, f"{first.get('machine', '')}, {first.get('date', '')[:10]}",
+             ha="right", va="bottom", fontsize=7, color="gray")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def merge_results(out, records, command, key):
+    """(commands, records) with the records of ``out`` whose ``key(record)``
+    is not among the new ones kept in front (``--merge``)."""
+    if not (out and os.path.exists(out)):
+        return [command], records
+    with open(out) as f:
+        old = json.load(f)
+    new = {key(r) for r in records}
+    kept = [r for r in old["records"] if key(r) not in new]
+    return old.get("commands", []) + [command], kept + records

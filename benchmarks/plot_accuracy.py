@@ -15,6 +15,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
@@ -56,12 +59,7 @@ def plot(files, out, metric="p@1", methods=None):
     first = next(iter(by_dataset.values()))[0]
     fig.suptitle(f"test {metric.upper()} per epoch, {first['threads']} threads, "
                  f"Dense(128, relu) -> softmax over all labels", fontsize=10)
-    fig.text(0.99, 0.01, f"{first.get('machine', '')}, {first.get('date', '')[:10]}",
-             ha="right", va="bottom", fontsize=7, color="gray")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    common.save_figure(fig, out, first)
 
 
 def main(argv=None):

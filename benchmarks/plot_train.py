@@ -15,6 +15,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 
@@ -43,12 +46,7 @@ def plot(results, out, metric="p@1", title=None, log_x=True):
                           f"{first['threads']} threads, batch {first['batch']}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.text(0.99, 0.01, f"{first.get('machine', '')}, {first.get('date', '')[:10]}",
-             ha="right", va="bottom", fontsize=7, color="gray")
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
+    common.save_figure(fig, out, first)
 
 
 def main(argv=None):

@@ -91,6 +91,16 @@ def kernel_grads(net, engine):
     return out
 
 
+def assert_grads_match(net, engine, ref_grads):
+    """The kernel's gradients of the last step against the reference's."""
+    got = kernel_grads(net, engine)
+    for i in range(len(net.layers)):
+        np.testing.assert_allclose(got[i]["W"], ref_grads[i]["W"], rtol=2e-3, atol=2e-6,
+                                   err_msg=f"layer {i} weights")
+        np.testing.assert_allclose(got[i]["b"], ref_grads[i]["b"], rtol=2e-3, atol=2e-6,
+                                   err_msg=f"layer {i} bias")
+
+
 CASES = {
     # the four cases: sparse in / dense out, dense in / dense out,
     # dense in / sparse out, sparse in / sparse out (incl. sampled -> sampled)
@@ -127,12 +137,7 @@ def test_gradients_match_reference(case, loss):
     active = active_of(net, engine, len(rows))
     ref_losses, ref_grads = forward_backward(net, X, Y, rows, active, loss=loss)
     np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
-    got = kernel_grads(net, engine)
-    for i in range(len(net.layers)):
-        np.testing.assert_allclose(got[i]["W"], ref_grads[i]["W"], rtol=2e-3, atol=2e-6,
-                                   err_msg=f"layer {i} weights")
-        np.testing.assert_allclose(got[i]["b"], ref_grads[i]["b"], rtol=2e-3, atol=2e-6,
-                                   err_msg=f"layer {i} bias")
+    assert_grads_match(net, engine, ref_grads)
 
 
 @pytest.mark.parametrize("query", ["union", "threshold", "sample"])

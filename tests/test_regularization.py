@@ -4,22 +4,12 @@ import math
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 import pyslide as ps
 
 from reference import dropout_mask, forward_backward
-from test_kernels import active_of, kernel_grads, prepared, random_problem
+from test_kernels import active_of, assert_grads_match, kernel_grads, prepared, random_problem
 from test_kernels import run_step as step_with  # noqa: E402 (one step as fit runs it)
-
-
-def assert_grads_match(net, engine, ref_grads):
-    got = kernel_grads(net, engine)
-    for i in range(len(net.layers)):
-        np.testing.assert_allclose(got[i]["W"], ref_grads[i]["W"], rtol=2e-3, atol=2e-6,
-                                   err_msg=f"layer {i} weights")
-        np.testing.assert_allclose(got[i]["b"], ref_grads[i]["b"], rtol=2e-3, atol=2e-6,
-                                   err_msg=f"layer {i} bias")
 
 
 # ---------------------------------------------------------------- correction
