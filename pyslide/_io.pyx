@@ -85,6 +85,15 @@ cdef struct ParseState:
     bint unsorted          # some row has ids out of order or repeated
 
 
+cdef inline void fail(ParseState* state, int status, int64_t row, int64_t position,
+                      int64_t bad_id) noexcept nogil:
+    """Record why parsing stopped: the caller returns right after."""
+    state.status = status
+    state.row = row
+    state.position = position
+    state.bad_id = bad_id
+
+
 cdef inline const char* parse_id(const char* p, const char* end, int64_t* out) noexcept nogil:
     """Non-negative decimal integer; NULL if no digit, (p with out = -1) if too large."""
     cdef int64_t value = 0
@@ -253,30 +262,21 @@ cdef void parse_pass(const char* buffer, int64_t length, int64_t start,
         if p < line_end and not is_space(p[0]):
             token = p
             if p[0] == b'-':
-                state.status = C_LABEL_NEGATIVE
-                state.row = row
-                state.position = p - buffer
+                fail(state, C_LABEL_NEGATIVE, row, p - buffer, -1)
                 return
             q = parse_id(p, line_end, &ident)
             if q == NULL:
-                state.status = C_LABEL_SYNTAX
-                state.row = row
-                state.position = line_start - buffer
+                fail(state, C_LABEL_SYNTAX, row, line_start - buffer, -1)
                 return
             if q < line_end and q[0] == b':':
                 pass  # a feature: this line has no labels
             else:
                 while True:
                     if ident < 0:
-                        state.status = C_ID_TOO_LARGE
-                        state.row = row
-                        state.position = token - buffer
+                        fail(state, C_ID_TOO_LARGE, row, token - buffer, -1)
                         return
                     if label_bound >= 0 and ident >= label_bound:
-                        state.status = C_LABEL_RANGE
-                        state.row = row
-                        state.position = token - buffer
-                        state.bad_id = ident
+                        fail(state, C_LABEL_RANGE, row, token - buffer, ident)
                         return
                     if ident <= previous:
                         unsorted = True
@@ -290,21 +290,15 @@ cdef void parse_pass(const char* buffer, int64_t length, int64_t start,
                         p += 1
                         token = p
                         if p < line_end and p[0] == b'-':
-                            state.status = C_LABEL_NEGATIVE
-                            state.row = row
-                            state.position = token - buffer
+                            fail(state, C_LABEL_NEGATIVE, row, token - buffer, -1)
                             return
                         q = parse_id(p, line_end, &ident)
                         if q == NULL:
-                            state.status = C_LABEL_SYNTAX
-                            state.row = row
-                            state.position = line_start - buffer
+                            fail(state, C_LABEL_SYNTAX, row, line_start - buffer, -1)
                             return
                         continue
                     if not ends_token(p, line_end):
-                        state.status = C_LABEL_SYNTAX
-                        state.row = row
-                        state.position = line_start - buffer
+                        fail(state, C_LABEL_SYNTAX, row, line_start - buffer, -1)
                         return
                     break
         # features: "f:v" tokens separated by white space
@@ -316,43 +310,28 @@ cdef void parse_pass(const char* buffer, int64_t length, int64_t start,
                 break
             token = p
             if p[0] == b'-':
-                state.status = C_FEATURE_NEGATIVE
-                state.row = row
-                state.position = token - buffer
+                fail(state, C_FEATURE_NEGATIVE, row, token - buffer, -1)
                 return
             q = parse_id(p, line_end, &ident)
             if q == NULL:
-                state.status = C_FEATURE_SYNTAX
-                state.row = row
-                state.position = token - buffer
+                fail(state, C_FEATURE_SYNTAX, row, token - buffer, -1)
                 return
             if q >= line_end or q[0] != b':':
-                state.status = C_MISSING_COLON if ends_token(q, line_end) else C_FEATURE_SYNTAX
-                state.row = row
-                state.position = token - buffer
+                fail(state, C_MISSING_COLON if ends_token(q, line_end) else C_FEATURE_SYNTAX, row, token - buffer, -1)
                 return
             if ident < 0:
-                state.status = C_ID_TOO_LARGE
-                state.row = row
-                state.position = token - buffer
+                fail(state, C_ID_TOO_LARGE, row, token - buffer, -1)
                 return
             if feature_bound >= 0 and ident >= feature_bound:
-                state.status = C_FEATURE_RANGE
-                state.row = row
-                state.position = token - buffer
-                state.bad_id = ident
+                fail(state, C_FEATURE_RANGE, row, token - buffer, ident)
                 return
             p = parse_value(q + 1, line_end, &value)
             if p == NULL or not ends_token(p, line_end):
-                state.status = C_VALUE_NONFINITE if looks_non_finite(q + 1, line_end) else C_VALUE_SYNTAX
-                state.row = row
-                state.position = token - buffer
+                fail(state, C_VALUE_NONFINITE if looks_non_finite(q + 1, line_end) else C_VALUE_SYNTAX, row, token - buffer, -1)
                 return
             value32 = <float>value
             if not isfinite(value32):
-                state.status = C_VALUE_NONFINITE
-                state.row = row
-                state.position = token - buffer
+                fail(state, C_VALUE_NONFINITE, row, token - buffer, -1)
                 return
             if ident <= previous:
                 unsorted = True

@@ -200,7 +200,11 @@ def _text(value):
 # --------------------------------------------------------------------------- train options
 
 # One table drives the ``train`` flags, their defaults and the config file
-# keys, so a flag and its config key can never drift apart.
+# keys, so a flag and its config key can never drift apart. A setting of the
+# network or of ``fit`` defaults to None ("unset"): the library decides, so
+# ``pyslide train`` builds the network ``pyslide.Network`` builds by default
+# (tests/test_cli.py checks it). Only the command's own choices (the network
+# shape --hidden 128 / --output sampled, --epochs 5, ...) have a value here.
 # (dest, flags, converter, default, choices, metavar, help)
 _HASH_CHOICES = ("auto", "simhash", "dwta", "wta", "doph", "none")
 _TRAIN_OPTIONS = {
@@ -221,7 +225,7 @@ _TRAIN_OPTIONS = {
         ("hidden", ("--hidden",), _hidden_list, [128], None, "UNITS",
          "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
          "'none' for no hidden layer (default 128)"),
-        ("activation", ("--activation",), _text, "relu", ("relu", "linear"), None,
+        ("activation", ("--activation",), _text, None, ("relu", "linear"), None,
          "activation of the hidden layers (default relu)"),
         ("output", ("--output",), _text, "sampled", ("sampled", "dense"), None,
          "output layer: 'sampled' (LSH-sampled, default) or 'dense' (every label computed)"),
@@ -239,10 +243,10 @@ _TRAIN_OPTIONS = {
          "fewer LSH candidates than this are topped up with random neurons (default: --active)"),
         ("max_active", ("--max-active",), _int_at_least(1), None, None, "N",
          "LSH candidates beyond this are dropped (default: --active)"),
-        ("share", ("--share",), _text, "batch", ("batch", "sample"), None,
+        ("share", ("--share",), _text, None, ("batch", "sample"), None,
          "'batch': one active set per batch, logits as one matrix product (default); "
          "'sample': every sample its own active set (SLIDE)"),
-        ("hash", ("--hash",), _text, "auto", _HASH_CHOICES, None,
+        ("hash", ("--hash",), _text, None, _HASH_CHOICES, None,
          "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than 4096), "
          "simhash, dwta, wta, doph, or none (uniform sampling)"),
         ("K", ("-K",), _int_at_least(1), None, None, "K",
@@ -258,53 +262,53 @@ _TRAIN_OPTIONS = {
          "SimHash: sparse +-1 projections over this fraction of dims (default: dense Gaussian)"),
         ("bucket_size", ("--bucket-size",), _int_at_least(1), None, None, "N",
          "slots per hash bucket (default 128)"),
-        ("policy", ("--policy",), _text, "reservoir", ("fifo", "reservoir"), None,
+        ("policy", ("--policy",), _text, None, ("fifo", "reservoir"), None,
          "what a full bucket does with a new neuron: keep a uniform sample of the "
          "neurons (reservoir, default) or the newest (fifo)"),
-        ("query", ("--query",), _text, "union", ("union", "threshold", "sample"), None,
+        ("query", ("--query",), _text, None, ("union", "threshold", "sample"), None,
          "with --share sample, how a sample's active set is read from the tables: union of "
          "the hit buckets (SLIDE, default), ids hit in at least --threshold tables, or "
          "buckets probed in random order"),
-        ("threshold", ("--threshold",), _int_at_least(1), 2, None, "TABLES",
+        ("threshold", ("--threshold",), _int_at_least(1), None, None, "TABLES",
          "tables an id must be hit in, with --query threshold (default 2)"),
-        ("rebuild_every", ("--rebuild-every",), _int_at_least(1), 50, None, "STEPS",
+        ("rebuild_every", ("--rebuild-every",), _int_at_least(1), None, None, "STEPS",
          "re-hash every output neuron into the tables every this many steps (default 50)"),
         ("rebuild_growth", ("--rebuild-growth",), _positive_float, None, None, "FACTOR",
          "grow the rebuild interval by this factor (>= 1) after every rebuild"),
-        ("correction", ("--no-correction",), _bool, True, None, None,
+        ("correction", ("--no-correction",), _bool, None, None, None,
          "do not correct sampled logits for how often their labels are sampled (the "
          "correction keeps sampled training tracking the full softmax; see docs/guide.md)"),
     ],
     "loss and optimizer": [
-        ("loss", ("--loss",), _text, "softmax", ("softmax", "bce"), None,
+        ("loss", ("--loss",), _text, None, ("softmax", "bce"), None,
          "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
          "(independent sigmoids)"),
-        ("optimizer", ("--optimizer",), _text, "adam", ("adam", "sgd"), None,
+        ("optimizer", ("--optimizer",), _text, None, ("adam", "sgd"), None,
          "lazy Adam (default) or plain SGD"),
         ("lr", ("--lr",), _positive_float, None, None, "LR",
          "learning rate (default 1e-3 for adam, 0.1 for sgd)"),
-        ("beta1", ("--beta1",), _positive_float, 0.9, None, "B", "Adam beta1 (default 0.9)"),
-        ("beta2", ("--beta2",), _positive_float, 0.999, None, "B",
+        ("beta1", ("--beta1",), _positive_float, None, None, "B", "Adam beta1 (default 0.9)"),
+        ("beta2", ("--beta2",), _positive_float, None, None, "B",
          "Adam beta2 (default 0.999)"),
-        ("eps", ("--eps",), _positive_float, 1e-8, None, "EPS", "Adam epsilon (default 1e-8)"),
-        ("dense_adam", ("--dense-adam",), _bool, False, None, None,
+        ("eps", ("--eps",), _positive_float, None, None, "EPS", "Adam epsilon (default 1e-8)"),
+        ("dense_adam", ("--dense-adam",), _bool, None, None, None,
          "update every row every step (textbook Adam; slow, for comparisons)"),
-        ("weight_decay", ("--weight-decay",), _non_negative_float, 0.0, None, "WD",
+        ("weight_decay", ("--weight-decay",), _non_negative_float, None, None, "WD",
          "decoupled weight decay (AdamW; lazy and exact), e.g. 1e-4 (default 0)"),
-        ("warmup", ("--warmup",), _non_negative_float, 0.0, None, "EPOCHS",
+        ("warmup", ("--warmup",), _non_negative_float, None, None, "EPOCHS",
          "ramp the learning rate up linearly over this many epochs (default 0)"),
-        ("cosine", ("--cosine",), _bool, False, None, None,
+        ("cosine", ("--cosine",), _bool, None, None, None,
          "decay the learning rate to 0 along half a cosine over --epochs"),
     ],
     "training": [
         ("epochs", ("--epochs",), _int_at_least(1), 5, None, "N", "passes over the data (default 5)"),
-        ("batch_size", ("--batch-size",), _int_at_least(1), 128, None, "N",
+        ("batch_size", ("--batch-size",), _int_at_least(1), None, None, "N",
          "samples per step (default 128)"),
         ("threads", ("--threads",), _threads, None, None, "N",
          "threads of every kernel (default: the cores available; -1 every core)"),
-        ("seed", ("--seed",), _int_at_least(0), 0, None, "N",
+        ("seed", ("--seed",), _int_at_least(0), None, None, "N",
          "seed of weights, hashing, shuffling (default 0); with --threads 1 runs repeat exactly"),
-        ("shuffle", ("--no-shuffle",), _bool, True, None, None,
+        ("shuffle", ("--no-shuffle",), _bool, None, None, None,
          "keep the file's row order instead of shuffling every epoch"),
         ("eval_every", ("--eval-every",), _int_at_least(0), 1, None, "EPOCHS",
          "evaluate on --test every this many epochs, and after the last (0: after the last only; "
@@ -456,11 +460,17 @@ def _resolve_train_options(args):
 
 # --------------------------------------------------------------------------- network from options
 
-def _hash_family(opts, layer_units, in_dim):
-    """The output layer's hash family from the flags (None: uniform sampling)."""
-    import pyslide as ps
+def _set(**settings):
+    """The settings that were given (not None): the rest are the library's to decide."""
+    return {key: value for key, value in settings.items() if value is not None}
 
-    kind = opts.hash
+
+def _hash_config(opts, layer_units, in_dim):
+    """The output layer's ``hash`` setting from the flags: "auto", None or a family config."""
+    from .hashing import family_from_config
+    from .layers import Sampled
+
+    kind = opts.hash or "auto"
     extra = {"bin_size": opts.bin_size, "bits": opts.bits, "density": opts.density}
     allowed = {"simhash": ("density",), "wta": ("bin_size",), "dwta": ("bin_size",),
                "doph": ("bits",), "auto": (), "none": ()}[kind]
@@ -474,51 +484,61 @@ def _hash_family(opts, layer_units, in_dim):
             if getattr(opts, name) is not None:
                 raise UsageError(f"-{name} does not apply to --hash none (uniform sampling)")
         return None
-    kw = {}
-    if opts.K is not None:
-        kw["K"] = opts.K
-    if opts.L is not None:
-        kw["L"] = opts.L
-    for name in allowed:
-        if extra[name] is not None:
-            kw[name] = extra[name]
-    seed = opts.seed
+    kw = _set(K=opts.K, L=opts.L, seed=opts.seed,
+              **{name: extra[name] for name in allowed})
     if kind == "auto":
-        if not kw:
+        if not _set(K=opts.K, L=opts.L):
             return "auto"
         # the family 'auto' would pick for this shape, with K / L replaced
-        from .hashing import family_from_config
-        probe = ps.Sampled(layer_units, hash="auto", share=opts.share, active=1)
-        config = probe.resolve_hash(in_dim, seed).get_config()
+        probe = Sampled(layer_units, hash="auto", active=1, **_set(share=opts.share))
+        config = probe.resolve_hash(in_dim, kw.get("seed", 0)).get_config()
         config.update(kw)
-        return family_from_config(config)
-    cls = {"simhash": ps.SimHash, "wta": ps.WTA, "dwta": ps.DWTA, "doph": ps.DOPH}[kind]
-    return cls(seed=seed, **kw)
+        return config
+    family = {"simhash": "SimHash", "wta": "WTA", "dwta": "DWTA", "doph": "DOPH"}[kind]
+    # built here so that a bad K / L is reported now, as a usage error
+    return family_from_config({"family": family, **kw}).get_config()
 
 
-def _optimizer(opts):
-    import pyslide as ps
-
+def _optimizer_config(opts):
+    """The optimizer's config from the flags, or None when no optimizer flag is set."""
     schedule = None
     if opts.cosine:
-        schedule = ps.CosineDecay(epochs=opts.epochs, warmup=opts.warmup)
+        schedule = {"kind": "cosine", "epochs": opts.epochs, **_set(warmup=opts.warmup)}
     elif opts.warmup:
-        schedule = ps.Constant(warmup=opts.warmup)
-    if opts.optimizer == "sgd":
-        return ps.SGD(lr=0.1 if opts.lr is None else opts.lr, weight_decay=opts.weight_decay,
-                      schedule=schedule)
-    return ps.Adam(lr=1e-3 if opts.lr is None else opts.lr, beta1=opts.beta1,
-                   beta2=opts.beta2, eps=opts.eps, lazy=not opts.dense_adam,
-                   weight_decay=opts.weight_decay, schedule=schedule)
+        schedule = {"kind": "constant", "warmup": opts.warmup}
+    adam_only = _set(beta1=opts.beta1, beta2=opts.beta2, eps=opts.eps,
+                     lazy=None if opts.dense_adam is None else not opts.dense_adam)
+    common = _set(lr=opts.lr, weight_decay=opts.weight_decay, schedule=schedule)
+    if opts.optimizer is None and not adam_only and not common:
+        return None
+    kind = opts.optimizer or _library_default(_network_class().__init__, "optimizer")
+    if kind == "sgd" and adam_only:
+        flags = ", ".join(_flag_name(d) for d in ("beta1", "beta2", "eps", "dense_adam")
+                          if d in adam_only or (d == "dense_adam" and "lazy" in adam_only))
+        raise UsageError(f"{flags} applies to --optimizer adam, not sgd")
+    return {"kind": kind, **common, **(adam_only if kind == "adam" else {})}
+
+
+def _network_class():
+    from .network import Network
+    return Network
+
+
+def _library_default(function, name):
+    """The default of ``function``'s parameter ``name``: the library's, stated once."""
+    import inspect
+    return inspect.signature(function).parameters[name].default
 
 
 def _layers_from_flags(opts, input_dim, n_labels):
-    import pyslide as ps
+    """Layer configs (``get_config()`` form) from the flags."""
+    from .layers import layer_from_config
 
     if opts.dropout and not opts.hidden:
         raise UsageError("--dropout applies to hidden layers, and --hidden none gives none")
-    layers = [ps.Dense(u, activation=opts.activation, init_std=opts.init_std,
-                       dropout=opts.dropout)
+    layers = [{"kind": "dense", "units": u,
+               **_set(activation=opts.activation, init_std=opts.init_std,
+                      dropout=opts.dropout)}
               for u in opts.hidden]
     if opts.output == "dense":
         for dest in ("active", "min_active", "max_active", "K", "L", "bin_size", "bits",
@@ -526,28 +546,36 @@ def _layers_from_flags(opts, input_dim, n_labels):
             if getattr(opts, dest) is not None:
                 raise UsageError(f"{_flag_name(dest)} applies to a sampled output layer, "
                                  f"not to --output dense")
-        layers.append(ps.Dense(n_labels, init_std=opts.init_std))
+        layers.append({"kind": "dense", "units": n_labels, **_set(init_std=opts.init_std)})
         return layers
-    if not opts.hidden and opts.share == "batch":
+    output = {"kind": "sampled", "units": n_labels,
+              **_set(active=opts.active, min_active=opts.min_active,
+                     max_active=opts.max_active, share=opts.share,
+                     bucket_size=opts.bucket_size, policy=opts.policy, query=opts.query,
+                     threshold=opts.threshold, rebuild_every=opts.rebuild_every,
+                     rebuild_growth=opts.rebuild_growth, init_std=opts.init_std,
+                     correction=opts.correction)}
+    if not opts.hidden and _output_share(output) == "batch":
         raise UsageError("--hidden 0 (or none) means no hidden layer, but the sampled output "
                          "shares its active labels across the batch (--share batch, the "
                          "default), which scores hidden vectors: give a hidden layer "
                          "(--hidden 128) or add --share sample")
     in_dim = opts.hidden[-1] if opts.hidden else input_dim
-    family = _hash_family(opts, n_labels, in_dim)
-    layers.append(ps.Sampled(
-        n_labels, hash=family, active=opts.active, min_active=opts.min_active,
-        max_active=opts.max_active, share=opts.share, bucket_size=opts.bucket_size,
-        policy=opts.policy, query=opts.query, threshold=opts.threshold,
-        rebuild_every=opts.rebuild_every,
-        rebuild_growth=opts.rebuild_growth, init_std=opts.init_std, correction=opts.correction))
+    output["hash"] = _hash_config(opts, n_labels, in_dim)
+    layer_from_config(output)     # a bad value is reported before any data is read
+    layers.append(output)
     return layers
 
 
+def _output_share(output):
+    from .layers import layer_from_config
+    return layer_from_config({**output, "hash": None}).share
+
+
 def _layers_from_config(specs, n_labels, source="--config"):
-    """``layers = [{kind = "dense", units = 128}, {kind = "sampled", ...}]``."""
-    import pyslide as ps
+    """``layers = [{kind = "dense", units = 128}, {kind = "sampled", ...}]`` as layer configs."""
     from .hashing import family_from_config
+    from .layers import layer_from_config
 
     if not isinstance(specs, list) or not specs:
         raise UsageError(f"{source}: 'layers' must be a non-empty list of tables such as "
@@ -558,38 +586,42 @@ def _layers_from_config(specs, n_labels, source="--config"):
         if not isinstance(spec, dict):
             raise UsageError(f"{where} must be a table, got {spec!r}")
         spec = {k.replace("-", "_"): v for k, v in spec.items()}
-        kind = spec.pop("kind", None)
+        kind = spec.get("kind")
         last = i == len(specs) - 1
-        units = spec.pop("units", "labels" if last else None)
+        units = spec.get("units", "labels" if last else None)
         if units == "labels":
             units = n_labels
         if last and units != n_labels:
             raise UsageError(f"{where} is the output layer: units must be the number of labels "
                              f"({n_labels}) or \"labels\", got {units!r}")
+        spec["units"] = units
+        if kind not in ("dense", "sampled"):
+            raise UsageError(f"{where}: kind must be \"dense\" or \"sampled\", got {kind!r}")
+        if kind == "sampled":
+            family = spec.get("hash", "auto")
+            if isinstance(family, dict):
+                config = dict(family)
+                name = str(config.pop("family", "")).lower()
+                classes = {"simhash": "SimHash", "wta": "WTA", "dwta": "DWTA", "doph": "DOPH"}
+                if name not in classes:
+                    raise UsageError(f"{where}: hash.family must be one of "
+                                     f"{', '.join(classes)}, got {name!r}")
+                family = {"family": classes[name], **config}
+                try:
+                    family_from_config(family)
+                except (TypeError, ValueError) as exc:
+                    raise UsageError(f"{where}: {_one_line(exc)}") from None
+            elif family in ("none", "uniform"):
+                family = None
+            elif family not in ("auto", None):
+                raise UsageError(f"{where}: hash must be \"auto\", \"none\" or a table "
+                                 f"{{family = \"simhash\", K = 9, L = 50}}, got {family!r}")
+            spec["hash"] = family
         try:
-            if kind == "dense":
-                layers.append(ps.Dense(units, **spec))
-            elif kind == "sampled":
-                family = spec.pop("hash", "auto")
-                if isinstance(family, dict):
-                    config = dict(family)
-                    name = str(config.pop("family", "")).lower()
-                    classes = {"simhash": "SimHash", "wta": "WTA", "dwta": "DWTA",
-                               "doph": "DOPH"}
-                    if name not in classes:
-                        raise UsageError(f"{where}: hash.family must be one of "
-                                         f"{', '.join(classes)}, got {name!r}")
-                    family = family_from_config({"family": classes[name], **config})
-                elif family in ("none", "uniform"):
-                    family = None
-                elif family not in ("auto", None):
-                    raise UsageError(f"{where}: hash must be \"auto\", \"none\" or a table "
-                                     f"{{family = \"simhash\", K = 9, L = 50}}, got {family!r}")
-                layers.append(ps.Sampled(units, hash=family, **spec))
-            else:
-                raise UsageError(f"{where}: kind must be \"dense\" or \"sampled\", got {kind!r}")
+            layer_from_config(spec)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"{where}: {_one_line(exc)}") from None
+        layers.append(spec)
     return layers
 
 
@@ -597,7 +629,7 @@ def _check_no_layer_flags(opts):
     """A ``layers`` list describes the whole network: layer options would be ignored."""
     for group in ("network", "output layer and LSH"):
         for dest, flags, _, default, *_ in _TRAIN_OPTIONS[group]:
-            if getattr(opts, dest) != default:
+            if getattr(opts, dest) is not None and getattr(opts, dest) != default:
                 raise UsageError(f"{flags[0]} cannot be combined with a 'layers' list in "
                                  f"--config (the list describes every layer): set it in the "
                                  f"layer's table instead")
@@ -730,9 +762,10 @@ def _cmd_train(args):
             layers = _layers_from_flags(opts, X.shape[1], Y.shape[1])
         except (TypeError, ValueError) as exc:
             raise UsageError(_one_line(exc)) from None
+    config = {"input_dim": X.shape[1], "layers": layers,
+              **_set(loss=opts.loss, optimizer=optimizer, threads=opts.threads, seed=opts.seed)}
     try:
-        net = ps.Network(X.shape[1], layers, loss=opts.loss, optimizer=optimizer,
-                         threads=opts.threads, seed=opts.seed)
+        net = ps.Network.from_config(config)
     except (TypeError, ValueError) as exc:
         raise UsageError(_one_line(exc)) from None
     except MemoryError as exc:
@@ -747,7 +780,8 @@ def _cmd_train(args):
         _check_writable(opts.save, "--save", need_bytes=estimate_bytes(net), regular_only=True)
     if verbose:
         print(f"{net!r}")
-        print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {opts.batch_size}")
+        batch_size = opts.batch_size or _library_default(ps.Network.fit, "batch_size")
+        print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {batch_size}")
 
     state = {"steps": 0, "time": 0.0}
 
@@ -777,8 +811,8 @@ def _cmd_train(args):
         callbacks.append(checkpoint)
     validation = dict(validation_data=others.get("validation"),
                       validation_split=opts.validation_split or 0.0)
-    net.fit(X, Y, epochs=opts.epochs, batch_size=opts.batch_size, shuffle=opts.shuffle,
-            callbacks=callbacks, verbose=1 if progress else 0, eval_k=opts.eval_k,
+    net.fit(X, Y, epochs=opts.epochs, callbacks=callbacks, verbose=1 if progress else 0,
+            eval_k=opts.eval_k, **_set(batch_size=opts.batch_size, shuffle=opts.shuffle),
             **validation)
     if stopper is not None and verbose:
         how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
@@ -819,10 +853,15 @@ def _seconds(value):
 
 
 def _optimizer_or_usage(opts):
-    try:
-        return _optimizer(opts)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(_one_line(exc)) from None
+    """The optimizer config of the flags (None: the library's default), checked now."""
+    from .optim import optimizer_from_config
+    config = _optimizer_config(opts)
+    if config is not None:
+        try:
+            optimizer_from_config(config)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(_one_line(exc)) from None
+    return config
 
 
 def _check_threads(threads):

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from . import _io
 from ._openmp import resolve_threads
+from ._validate import integer
 from .atomic import atomic_write
 
 __all__ = [
@@ -435,12 +436,8 @@ def _is_int(value):
 
 
 def _check_count(value, name):
-    """``None`` or a positive int, else a ValueError naming ``name``."""
-    if value is None:
-        return None
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be None or a positive int, got {value!r}")
-    return int(value)
+    """``None`` or a positive int (TypeError for another type, ValueError below 1)."""
+    return integer(value, name, 1, none_ok=True)
 
 
 def _canonical_csr(M, n_columns):

@@ -25,6 +25,7 @@ import numpy as np
 
 from . import _hash
 from ._openmp import resolve_threads
+from ._validate import integer
 
 __all__ = ["SimHash", "WTA", "DWTA", "DOPH", "LSHTables", "estimate_table_bytes",
            "family_from_config"]
@@ -45,14 +46,7 @@ DENSE_SPARSE_SIMHASH_FLOATS = 1 << 24
 # ---------------------------------------------------------------------------
 
 def _int_arg(value, name, minimum=None, maximum=None, hint=""):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}{hint}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}{hint}")
-    return value
+    return integer(value, name, minimum, maximum, hint=hint)
 
 
 def _seed_arg(seed):

@@ -13,19 +13,15 @@ kernels in ``_kernels.pyx`` compute it. Two kinds:
 import math
 import numbers
 
+from ._validate import choice, flag, integer
+
 __all__ = ["Dense", "Sampled"]
 
 _ACTIVATIONS = ("relu", "linear")
 
 
 def _check_int(owner, name, value, minimum=1, allow_none=False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value}")
-    return int(value)
+    return integer(value, f"{owner}: {name}", minimum, none_ok=allow_none)
 
 
 def _check_activation(owner, activation):
@@ -178,9 +174,7 @@ class Sampled:
                  activation="relu", init_std=None, correction=True):
         owner = "Sampled"
         self.units = _check_int(owner, "units", units)
-        if share not in ("batch", "sample"):
-            raise ValueError(f"Sampled: share must be 'batch' or 'sample', got {share!r}")
-        self.share = share
+        self.share = choice(share, "Sampled: share", ("batch", "sample"))
         if active is None:
             count = 8192 if share == "batch" else max(128, self.units // 200)
             self.active = min(self.units, count)
@@ -208,12 +202,8 @@ class Sampled:
             raise ValueError(f"Sampled: min_active ({self.min_active}) must not exceed "
                              f"max_active ({self.max_active})")
         self.bucket_size = _check_int(owner, "bucket_size", 128 if bucket_size is None else bucket_size)
-        if policy not in ("fifo", "reservoir"):
-            raise ValueError(f"Sampled: policy must be 'fifo' or 'reservoir', got {policy!r}")
-        self.policy = policy
-        if query not in ("union", "threshold", "sample"):
-            raise ValueError(f"Sampled: query must be 'union', 'threshold' or 'sample', got {query!r}")
-        self.query = query
+        self.policy = choice(policy, "Sampled: policy", ("fifo", "reservoir"))
+        self.query = choice(query, "Sampled: query", ("union", "threshold", "sample"))
         self.threshold = _check_int(owner, "threshold", threshold)
         self.rebuild_every = _check_int(owner, "rebuild_every", rebuild_every)
         if full_rebuild_every is None:
@@ -228,9 +218,7 @@ class Sampled:
         self.activation = _check_activation(owner, activation)
         self.init_std = _check_init_std(owner, init_std)
         self.hash = self._resolve_hash(hash)
-        if not isinstance(correction, bool):
-            raise TypeError(f"Sampled: correction must be True or False, got {correction!r}")
-        self.correction = correction
+        self.correction = flag(correction, "Sampled: correction")
 
     @property
     def dense_equivalent(self):
@@ -290,16 +278,19 @@ class Sampled:
 
 
 def layer_from_config(config):
+    """The layer a ``get_config()`` dict describes; keys left out take the defaults."""
+    if not isinstance(config, dict):
+        raise TypeError(f"a layer config must be a dict with 'kind' and 'units', got {config!r}")
     config = dict(config)
-    kind = config.pop("kind")
+    kind = config.pop("kind", None)
     if kind == "dense":
         return Dense(**config)
     if kind == "sampled":
-        hash_config = config.pop("hash")
+        hash_config = config.pop("hash", "auto")
         if hash_config is None or isinstance(hash_config, str):
             family = hash_config
         else:
             from .hashing import family_from_config
             family = family_from_config(hash_config)
         return Sampled(hash=family, **config)
-    raise ValueError(f"unknown layer kind {kind!r} in saved model")
+    raise ValueError(f"unknown layer kind {kind!r}; expected 'dense' or 'sampled'")

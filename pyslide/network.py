@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _kernels, persist
 from ._openmp import resolve_threads
+from ._validate import choice, integer, real
 from .callbacks import check_callbacks as _check_callbacks
 from .layers import Dense, Sampled
 from .optim import Adam, check_optimizer
@@ -27,6 +28,8 @@ _FIRST_LAYER_SPREAD = 0.25
 _DEFAULT_DROPOUT = 0.2
 
 _LOSSES = ("softmax", "bce")
+# keys of get_config() / from_config()
+_CONFIG_KEYS = frozenset(("input_dim", "layers", "loss", "optimizer", "threads", "seed"))
 
 
 def _format_bytes(n):
@@ -71,11 +74,7 @@ class Network:
 
     def __init__(self, input_dim, layers, loss="softmax", optimizer="adam", threads=None,
                  seed=0):
-        if isinstance(input_dim, bool) or not isinstance(input_dim, numbers.Integral) \
-                or input_dim < 1:
-            raise ValueError(f"input_dim must be a positive int (the number of features), "
-                             f"got {input_dim!r}")
-        self.input_dim = int(input_dim)
+        self.input_dim = integer(input_dim, "input_dim", 1, hint=" (the number of features)")
         if isinstance(layers, (Dense, Sampled)):
             layers = [layers]
         if not isinstance(layers, (list, tuple)) or len(layers) == 0:
@@ -86,15 +85,11 @@ class Network:
                 raise TypeError(f"layers[{i}] must be pyslide.Dense or pyslide.Sampled, "
                                 f"got {layer!r}")
         self.layers = list(layers)
-        if loss not in _LOSSES:
-            raise ValueError(f"loss must be one of {_LOSSES}, got {loss!r}")
-        self.loss = loss
+        self.loss = choice(loss, "loss", _LOSSES)
         self.optimizer = check_optimizer(optimizer)
         self.threads = threads
         self.n_threads = resolve_threads(threads, "threads")
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = integer(seed, "seed", 0)
         out = self.layers[-1]
         if isinstance(out, Sampled) and out.share == "batch" and len(self.layers) == 1:
             raise ValueError(
@@ -780,10 +775,49 @@ class Network:
     # ------------------------------------------------------------ persistence
 
     def get_config(self):
+        """Every setting of the network as plain JSON-able values.
+
+        ``Network.from_config(net.get_config())`` builds the same network
+        (untrained); model files, config files and the command line all go
+        through this pair, so a setting has one default: the library's.
+        """
         return {"input_dim": self.input_dim, "loss": self.loss, "seed": self.seed,
                 "threads": self.threads,
                 "optimizer": self.optimizer.get_config(),
                 "layers": [layer.get_config() for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config, threads=None):
+        """The network a ``get_config()`` dict describes (untrained).
+
+        Keys left out take the library's defaults: ``{"input_dim": 100,
+        "layers": [{"kind": "dense", "units": 64}, {"kind": "sampled",
+        "units": 1000}]}`` is a complete config. ``optimizer`` is a name
+        (``"adam"``, ``"sgd"``) or a dict with ``kind``; ``threads``, when
+        given, overrides the config's.
+        """
+        from .layers import layer_from_config
+        from .optim import optimizer_from_config
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict like Network.get_config() returns, "
+                            f"got {config!r}")
+        config = dict(config)
+        unknown = sorted(set(config) - _CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"config: unknown key(s) {', '.join(map(repr, unknown))}; known "
+                             f"keys: {', '.join(sorted(_CONFIG_KEYS))}")
+        if "input_dim" not in config or "layers" not in config:
+            raise ValueError("config needs 'input_dim' and 'layers'")
+        layers = config.pop("layers")
+        if not isinstance(layers, (list, tuple)):
+            raise ValueError(f"config: 'layers' must be a list of layer configs, got {layers!r}")
+        config["layers"] = [layer_from_config(c) for c in layers]
+        optimizer = config.get("optimizer")
+        if isinstance(optimizer, dict):
+            config["optimizer"] = optimizer_from_config(optimizer)
+        if threads is not None:
+            config["threads"] = threads
+        return cls(**config)
 
     def save(self, path):
         """Write config, weights, optimizer state and schedule to one ``.npz``.
@@ -867,11 +901,7 @@ def _estimate_family_bytes(family, in_dim, bucket_size):
 
 
 def _check_count(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    return integer(value, name, minimum)
 
 
 def _check_ks(k, name="eval_k"):
@@ -882,13 +912,8 @@ def _check_ks(k, name="eval_k"):
 
 
 def _check_validation_split(value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"validation_split must be a number in [0, 1) (the fraction of the "
-                        f"training rows to hold out), got {value!r}")
-    if not (0.0 <= value < 1.0):   # also refuses NaN
-        raise ValueError(f"validation_split must be in [0, 1) (the fraction of the "
-                         f"training rows to hold out), got {value!r}")
-    return float(value)
+    return real(value, "validation_split", 0, 1, max_open=True,
+                hint=" (the fraction of the training rows to hold out)")
 
 
 def _progress(total, desc):

@@ -1,26 +1,19 @@
 """Optimizer and learning-rate schedule specifications (imports nothing of
 ours; the update kernels live in ``_kernels.pyx``)."""
 import math
-import numbers
+
+from ._validate import choice, flag, real
 
 __all__ = ["Adam", "AdamW", "SGD", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay"]
 
 
 def _check_positive(name, value, owner, upper=None):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{owner}: {name} must be a finite number, got {value!r}")
-    if value <= 0 or (upper is not None and value >= upper):
-        bound = f"in (0, {upper})" if upper is not None else "> 0"
-        raise ValueError(f"{owner}: {name} must be {bound}, got {value}")
-    return float(value)
+    """A finite number > 0 (and < ``upper``)."""
+    return real(value, f"{owner}: {name}", 0, upper, min_open=True, max_open=True)
 
 
 def _check_non_negative(name, value, owner):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{owner}: {name} must be a finite number, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{owner}: {name} must be >= 0, got {value}")
-    return float(value)
+    return real(value, f"{owner}: {name}", 0)
 
 
 # ---------------------------------------------------------------- schedules
@@ -83,7 +76,7 @@ class StepDecay(_Schedule):
     def __init__(self, every, factor=0.1, warmup=0.0):
         super().__init__(warmup)
         self.every = _check_positive("every", every, "StepDecay")
-        self.factor_ = _check_positive("factor", factor, "StepDecay", upper=1.0 + 1e-12)
+        self.factor_ = real(factor, "StepDecay: factor", 0, 1, min_open=True)
 
     def _decay(self, epoch):
         return self.factor_ ** math.floor(epoch / self.every + 1e-9)
@@ -99,7 +92,7 @@ class ExponentialDecay(_Schedule):
 
     def __init__(self, rate, warmup=0.0):
         super().__init__(warmup)
-        self.rate = _check_positive("rate", rate, "ExponentialDecay", upper=1.0 + 1e-12)
+        self.rate = real(rate, "ExponentialDecay: rate", 0, 1, min_open=True)
 
     def _decay(self, epoch):
         return self.rate ** epoch
@@ -233,16 +226,11 @@ class Adam(_Optimizer):
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
                  weight_decay=0.0, schedule=None, bias_correction="row"):
         self._init_common(lr, weight_decay, schedule)
-        if bias_correction not in ("row", "global"):
-            raise ValueError(f"Adam: bias_correction must be 'row' or 'global', "
-                             f"got {bias_correction!r}")
-        self.bias_correction = bias_correction
+        self.bias_correction = choice(bias_correction, "Adam: bias_correction", ("row", "global"))
         self.beta1 = _check_positive("beta1", beta1, "Adam", upper=1.0)
         self.beta2 = _check_positive("beta2", beta2, "Adam", upper=1.0)
         self.eps = _check_positive("eps", eps, "Adam")
-        if not isinstance(lazy, bool):
-            raise TypeError(f"Adam: lazy must be True or False, got {lazy!r}")
-        self.lazy = lazy
+        self.lazy = flag(lazy, "Adam: lazy")
 
     def get_config(self):
         return dict({"kind": self.kind, "lr": self.lr, "beta1": self.beta1,
@@ -291,14 +279,15 @@ class SGD(_Optimizer):
 
 
 def optimizer_from_config(config):
+    """The optimizer a ``get_config()`` dict describes; keys left out take the defaults."""
     config = dict(config)
-    kind = config.pop("kind")
+    kind = config.pop("kind", None)
     config["schedule"] = schedule_from_config(config.get("schedule"))
     if kind == "adam":
         return Adam(**config)
     if kind == "sgd":
         return SGD(**config)
-    raise ValueError(f"unknown optimizer kind {kind!r} in saved model")
+    raise ValueError(f"unknown optimizer kind {kind!r}; expected 'adam' or 'sgd'")
 
 
 def check_optimizer(optimizer):

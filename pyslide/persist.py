@@ -32,8 +32,6 @@ import numpy as np
 
 from ._openmp import resolve_threads
 from .atomic import atomic_write
-from .layers import layer_from_config
-from .optim import optimizer_from_config
 
 __all__ = ["PERSISTENT_ARRAYS", "FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes",
            "estimate_bytes"]
@@ -308,11 +306,7 @@ def _build(archive, size, name, network_class, threads):
             raise _Damaged("no checksums")
     config = _read_json(archive, size, "config", name, checksums)
     try:
-        layers = [layer_from_config(c) for c in config["layers"]]
-        net = network_class(config["input_dim"], layers, loss=config["loss"],
-                            optimizer=optimizer_from_config(config["optimizer"]),
-                            threads=config["threads"] if threads is None else threads,
-                            seed=config["seed"])
+        net = network_class.from_config(config, threads=threads)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"{name}: the model's config is invalid ({type(exc).__name__}: "
                          f"{exc})") from None

@@ -520,3 +520,53 @@ def test_bad_monitor_is_a_usage_error_before_reading_data(capsys, tmp_path):
                         "0.1", "--early-stopping", "2", "--monitor", "acc")
     assert code == 2
     assert_one_line_error(err, "--monitor: EarlyStopping: monitor must be", "got 'acc'")
+
+
+# --------------------------------------------------------------------------- one source of settings
+
+def test_train_without_layer_flags_builds_the_api_defaults(capsys, files, tmp_path):
+    """Every setting the command leaves unset is the library's default."""
+    model = tmp_path / "defaults.npz"
+    code, out, err = call(capsys, "train", files["train.txt"], "--epochs", "1", "--quiet",
+                          "--save", model)
+    assert code == 0, err
+    net = ps.load(model)
+    api = ps.Network(N_FEATURES, [ps.Dense(128), ps.Sampled(N_LABELS)])
+    assert net.get_config() == api.get_config()
+    # the CLI's own epochs default, the library's batch size
+    assert net.epoch_ == 1 and net.step_ == -(-300 // 128)
+
+
+def test_network_config_round_trip():
+    net = ps.Network(50, [ps.Dense(16, dropout=0.1),
+                          ps.Sampled(40, hash=ps.SimHash(K=3, L=4, seed=2), active=8,
+                                     share="sample", policy="fifo")],
+                     loss="bce", optimizer=ps.AdamW(lr=2e-3, schedule=ps.CosineDecay(3)),
+                     threads=1, seed=7)
+    config = net.get_config()
+    again = ps.Network.from_config(json.loads(json.dumps(config)))
+    assert again.get_config() == config
+    # keys left out take the library's defaults
+    short = ps.Network.from_config({"input_dim": 50, "layers": [
+        {"kind": "dense", "units": 16}, {"kind": "sampled", "units": 40}]})
+    assert short.get_config() == ps.Network(50, [ps.Dense(16), ps.Sampled(40)]).get_config()
+
+
+def test_network_from_config_errors():
+    with pytest.raises(TypeError, match="config must be a dict"):
+        ps.Network.from_config([1, 2])
+    with pytest.raises(ValueError, match="unknown key.*'hidden'"):
+        ps.Network.from_config({"input_dim": 5, "layers": [], "hidden": 3})
+    with pytest.raises(ValueError, match="config needs 'input_dim' and 'layers'"):
+        ps.Network.from_config({"input_dim": 5})
+    with pytest.raises(ValueError, match="unknown layer kind 'conv'"):
+        ps.Network.from_config({"input_dim": 5, "layers": [{"kind": "conv", "units": 3}]})
+    with pytest.raises(TypeError, match="a layer config must be a dict"):
+        ps.Network.from_config({"input_dim": 5, "layers": [3]})
+
+
+def test_sgd_rejects_adam_flags(capsys, files):
+    code, _, err = call(capsys, "train", files["train.txt"], "--optimizer", "sgd",
+                        "--beta1", "0.8")
+    assert code == 2
+    assert_one_line_error(err, "--beta1 applies to --optimizer adam, not sgd")

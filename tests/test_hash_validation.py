@@ -11,8 +11,8 @@ from pyslide.hashing import (DOPH, DWTA, WTA, LSHTables, SimHash, estimate_table
 @pytest.mark.parametrize("make,exc,match", [
     (lambda: SimHash(K=0), ValueError, r"K must be >= 1, got 0"),
     (lambda: SimHash(L=0), ValueError, r"L must be >= 1, got 0"),
-    (lambda: SimHash(K=2.5), TypeError, r"K must be an int, got 2.5"),
-    (lambda: SimHash(L=True), TypeError, r"L must be an int, got True"),
+    (lambda: SimHash(K=2.5), TypeError, r"K must be an int >= 1, got 2.5"),
+    (lambda: SimHash(L=True), TypeError, r"L must be an int >= 1, got True"),
     (lambda: SimHash(seed=-1), ValueError, r"seed must be >= 0"),
     (lambda: SimHash(K=25, L=1), ValueError,
      r"K = 25 gives 25-bit bucket ids \(one bit per projection\); the limit is 24 bits.*K <= 24"),

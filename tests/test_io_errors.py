@@ -116,16 +116,16 @@ def test_missing_file(tmp_path):
         read_split(path)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(n_features=0), "n_features must be None or a positive int, got 0"),
-    (dict(n_labels=2.5), "n_labels must be None or a positive int, got 2.5"),
-    (dict(header="yes"), "header must be 'auto', True or False, got 'yes'"),
-    (dict(strict_rows=None), "strict_rows must be True or False, got None"),
-    (dict(strict_rows=1), "strict_rows must be True or False, got 1"),
-    (dict(header=1), "header must be 'auto', True or False, got 1"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(n_features=0), ValueError, "n_features must be None or >= 1, got 0"),
+    (dict(n_labels=2.5), TypeError, "n_labels must be None or an int >= 1, got 2.5"),
+    (dict(header="yes"), ValueError, "header must be 'auto', True or False, got 'yes'"),
+    (dict(strict_rows=None), ValueError, "strict_rows must be True or False, got None"),
+    (dict(strict_rows=1), ValueError, "strict_rows must be True or False, got 1"),
+    (dict(header=1), ValueError, "header must be 'auto', True or False, got 1"),
 ])
-def test_load_xc_arguments(tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=re.escape(message)):
+def test_load_xc_arguments(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=re.escape(message)):
         load_xc(write(tmp_path, "0 1:1\n"), **kwargs)
 
 
@@ -210,7 +210,7 @@ def test_save_errors(tmp_path):
     (sp.csr_matrix(np.ones((2, 4))), dict(n_labels=3), ValueError,
      "Y has 4 label columns but n_labels=3"),
     (np.array([["a"]]), {}, TypeError, "Y must be a numeric 0/1 indicator"),
-    ([[0]], dict(n_labels=0), ValueError, "n_labels must be None or a positive int, got 0"),
+    ([[0]], dict(n_labels=0), ValueError, "n_labels must be None or >= 1, got 0"),
 ])
 def test_labels_to_csr_errors(labels, kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -237,7 +237,7 @@ def test_labels_to_csr_names_the_argument():
     ([[1, 2], [3]], {}, TypeError, "X must be a SciPy sparse matrix or a 2-D array, got list"),
     (np.ones((2, 2), dtype=complex), {}, TypeError, "X must hold real numbers"),
     (sp.csr_matrix(np.ones((2, 2), dtype=complex)), {}, TypeError, "X must hold real numbers"),
-    (np.ones((2, 2)), dict(n_features=-1), ValueError, "n_features must be None or a positive int"),
+    (np.ones((2, 2)), dict(n_features=-1), ValueError, "n_features must be None or >= 1"),
 ])
 def test_check_features_errors(X, kwargs, error, message):
     with pytest.raises(error, match=message):

@@ -229,15 +229,16 @@ def test_bibtex_reaches_published_range(data_dir):
 # ---------------------------------------------------------------- bad input
 
 BAD_NETWORKS = [
-    (dict(input_dim=0), ValueError, "input_dim must be a positive int"),
+    (dict(input_dim=0), ValueError, r"input_dim must be >= 1 \(the number of features\), got 0"),
+    (dict(input_dim=2.5), TypeError, r"input_dim must be an int >= 1 \(the number of features\)"),
     (dict(layers=[]), ValueError, "layers must be a non-empty list"),
     (dict(layers=["dense"]), TypeError, r"layers\[0\] must be pyslide.Dense"),
-    (dict(loss="mse"), ValueError, "loss must be one of"),
+    (dict(loss="mse"), ValueError, "loss must be 'softmax' or 'bce', got 'mse'"),
     (dict(optimizer="rmsprop"), ValueError, "optimizer must be 'adam', 'sgd'"),
     (dict(optimizer=3), TypeError, "optimizer must be 'adam', 'sgd'"),
     (dict(threads=0), ValueError, "threads must be None"),
     (dict(threads="2"), TypeError, "threads must be None, -1 or a positive int"),
-    (dict(seed=-1), ValueError, "seed must be a non-negative int"),
+    (dict(seed=-1), ValueError, "seed must be >= 0, got -1"),
     (dict(layers=[ps.Sampled(10, share="batch")]), ValueError,
      "needs a hidden layer before it"),
     (dict(input_dim=10**9, layers=[ps.Dense(4096), ps.Dense(10)]), MemoryError,
