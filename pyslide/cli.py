@@ -1101,106 +1101,52 @@ def _cmd_demo(args):
 
 
 def _demo_torch(X, Y, Xt, Yt, epochs, threads, seed, ks, n_sample=8192):
-    """The same architecture in PyTorch: sparse input -> 128 ReLU -> sampled softmax.
-
-    The output layer computes the rows of the batch's true labels plus
-    uniform random negatives, up to ``n_sample`` rows shared by the batch,
-    with SparseAdam on the embedding tables; evaluation is exact.
-    """
+    """The same architecture in PyTorch (``pyslide.torch_baseline.TorchSampled``):
+    sparse input -> 128 ReLU -> sampled softmax over the batch's labels plus
+    uniform negatives; exact evaluation after every epoch."""
     import numpy as np
     import torch
-    from torch import nn
 
     from .metrics import evaluate_topk
+    from .torch_baseline import TorchSampled
 
     torch.set_num_threads(threads)
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    n_features, n_labels, hidden = X.shape[1], Y.shape[1], 128
-    bag = nn.EmbeddingBag(n_features, hidden, mode="sum", sparse=True)
-    nn.init.normal_(bag.weight, 0.0, 1.0 / math.sqrt(max(X.multiply(X).sum(1).mean(), 1e-12)))
-    bias = nn.Parameter(torch.zeros(hidden))
-    out_w = nn.Embedding(n_labels, hidden, sparse=True)
-    # the same start as pyslide's: unit-variance hidden pre-activations, output near zero
-    nn.init.normal_(out_w.weight, 0.0, 0.01 / math.sqrt(hidden))
-    out_b = nn.Embedding(n_labels, 1, sparse=True)
-    nn.init.zeros_(out_b.weight)
-    sparse_opt = torch.optim.SparseAdam([bag.weight, out_w.weight, out_b.weight], lr=1e-3)
-    dense_opt = torch.optim.Adam([bias], lr=1e-3)
-
-    def hidden_of(M):
-        indices = torch.from_numpy(M.indices.astype(np.int64))
-        offsets = torch.from_numpy(M.indptr[:-1].astype(np.int64))
-        weights = torch.from_numpy(np.ascontiguousarray(M.data, dtype=np.float32))
-        return torch.relu(bag(indices, offsets, per_sample_weights=weights) + bias)
-
-    def step(rows):
-        xb, yb = X[rows], Y[rows]
-        counts = np.diff(yb.indptr)
-        positives = np.unique(yb.indices)
-        need = n_sample - positives.size
-        if need > 0:
-            draw = rng.choice(n_labels, size=min(n_labels, need + positives.size), replace=False)
-            negatives = np.setdiff1d(draw, positives, assume_unique=True)[:need]
-            rng.shuffle(negatives)
-            out_rows = np.concatenate([positives, negatives])
-        else:
-            out_rows = positives
-        h = hidden_of(xb)
-        ids = torch.from_numpy(out_rows.astype(np.int64))
-        logits = torch.addmm(out_b(ids).squeeze(1), h, out_w(ids).t())
-        logp = torch.log_softmax(logits, dim=1)
-        r = torch.from_numpy(np.repeat(np.arange(len(rows)), counts))
-        c = torch.from_numpy(np.searchsorted(positives, yb.indices).astype(np.int64))
-        w = torch.from_numpy(np.repeat(1.0 / np.maximum(counts, 1), counts).astype(np.float32))
-        loss = -(logp[r, c] * w).sum() / len(rows)
-        sparse_opt.zero_grad(set_to_none=True)
-        dense_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        sparse_opt.step()
-        dense_opt.step()
-        return loss.item()
-
-    @torch.no_grad()
-    def topk(M, k):
-        out = np.empty((M.shape[0], k), dtype=np.int64)
-        for s in range(0, M.shape[0], 256):
-            z = torch.addmm(out_b.weight.squeeze(1), hidden_of(M[s:s + 256]), out_w.weight.t())
-            out[s:s + 256] = torch.topk(z, k, dim=1).indices.numpy()
-        return out
-
-    n_sample = min(n_sample, n_labels)
+    # the same start as pyslide's: unit-scale hidden pre-activations, output near zero
+    init_std = 1.0 / math.sqrt(max(float(X.multiply(X).sum(1).mean()), 1e-12))
+    model = TorchSampled(X.shape[1], Y.shape[1], lr=1e-3, seed=seed, init_std=init_std,
+                         n_sample=n_sample)
     print(f"\nPyTorch {torch.__version__}: EmbeddingBag(sum) -> ReLU(128) -> sampled softmax "
-          f"over the batch's labels + uniform negatives ({n_sample} rows), SparseAdam")
-    train_time, steps, step_times, scores = 0.0, 0, [], None
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(X.shape[0])
-        loss_sum = 0.0
-        t_epoch = time.perf_counter()
-        for s in range(0, X.shape[0], 128):
-            t0 = time.perf_counter()
-            rows = order[s:s + 128]
-            loss_sum += step(rows) * len(rows)
-            step_times.append(time.perf_counter() - t0)
-            steps += 1
-        train_time += time.perf_counter() - t_epoch
-        scores = evaluate_topk(topk(Xt, max(ks)), Yt, ks=ks)
-        print(f"  epoch {epoch}  loss {loss_sum / X.shape[0]:.4f}  train {train_time:6.1f} s  "
-              + "  ".join(f"P@{k} {scores[f'p@{k}']:.4f}" for k in ks), flush=True)
-    return ("PyTorch (uniform sampled softmax)", train_time, steps,
-            float(np.median(step_times)), scores)
+          f"over the batch's labels + uniform negatives ({min(n_sample, Y.shape[1])} rows), "
+          f"SparseAdam")
+    totals = {"time": 0.0, "steps": 0, "step_times": [], "scores": None}
+
+    def report(_, epoch, logs):
+        totals["time"] += logs["seconds"]
+        totals["steps"] += logs["steps"]
+        totals["step_times"] += logs["step_times"]
+        totals["scores"] = evaluate_topk(model.predict_topk(Xt, max(ks)), Yt, ks=ks)
+        print(f"  epoch {epoch}  loss {logs['loss']:.4f}  train {totals['time']:6.1f} s  "
+              + "  ".join(f"P@{k} {totals['scores'][f'p@{k}']:.4f}" for k in ks), flush=True)
+
+    model.fit(X, Y, epochs, 128, on_epoch_end=report)
+    return ("PyTorch (uniform sampled softmax)", totals["time"], totals["steps"],
+            float(np.median(totals["step_times"])), totals["scores"])
 
 
 # --------------------------------------------------------------------------- bench
 
 def _find_benchmarks(folder):
-    candidates = [folder] if folder else [os.path.join(os.getcwd(), "benchmarks")]
-    for candidate in candidates:
-        script = os.path.join(candidate, "bench_train.py")
-        if os.path.isfile(script):
-            return script
+    """``bench_train.py`` in ``folder``, else in the source checkout pyslide was imported
+    from (never relative to the current folder, which may hold anything)."""
     if folder:
-        raise CommandError(f"--benchmarks-dir {folder}: no bench_train.py there")
+        script = os.path.join(folder, "bench_train.py")
+        if not os.path.isfile(script):
+            raise CommandError(f"--benchmarks-dir {folder}: no bench_train.py there")
+        return script
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = os.path.join(checkout, "benchmarks", "bench_train.py")
+    if os.path.isfile(script) and os.path.isfile(os.path.join(checkout, "pyproject.toml")):
+        return script
     return None
 
 
@@ -1252,9 +1198,11 @@ def _cmd_bench(args):
         return EXIT_OK
     if args.extra:
         raise UsageError("extra benchmark arguments need benchmarks/bench_train.py "
-                         "(run from a source checkout or give --benchmarks-dir)")
-    print("benchmarks/bench_train.py not found (run from a source checkout, or give "
-          "--benchmarks-dir): running the built-in quick speed benchmark instead")
+                         "(a source checkout of pyslide, or --benchmarks-dir)")
+    if not args.builtin:
+        print("benchmarks/bench_train.py not found (pyslide runs from an installed package, "
+              "not a source checkout; or give --benchmarks-dir): running the built-in quick "
+              "speed benchmark instead")
     return _builtin_bench(args)
 
 
@@ -1390,14 +1338,15 @@ def build_parser():
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
 
     p = command("bench", "run the benchmark suite and write its tables",
-                "Runs benchmarks/bench_train.py of a source checkout (looked for in the\n"
-                "current directory, or --benchmarks-dir); arguments after '--' go to it.\n"
+                "Runs benchmarks/bench_train.py of the source checkout pyslide runs from\n"
+                "(or of --benchmarks-dir); arguments after '--' go to it.\n"
                 "Without it, a built-in quick speed benchmark (steps/s) runs instead.\n"
                 "example:\n  pyslide bench --quick\n"
                 "  pyslide bench -- --preset delicious --epochs 8 --methods pyslide:lsh-batch",
                 _cmd_bench)
     p.add_argument("--benchmarks-dir", metavar="DIR",
-                   help="folder holding bench_train.py (default ./benchmarks)")
+                   help="folder holding bench_train.py (default: benchmarks/ of the source "
+                        "checkout pyslide runs from)")
     p.add_argument("--out", metavar="FILE",
                    help="results file (default benchmarks/results/bench_train.json, or a "
                         "temporary file with --quick; the built-in benchmark writes a "

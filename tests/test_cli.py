@@ -6,6 +6,7 @@ files; the long list of error messages runs ``pyslide.cli.main`` in-process
 checks the exit status and the one-line message of each.
 """
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -303,12 +304,23 @@ def test_train_hash_options_build_the_family(capsys, files, tmp_path):
 
 
 def test_bench_builtin_quick(capsys, tmp_path, monkeypatch):
+    # pyslide imported from an installed package: no benchmarks/ beside it
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "pyslide" / "cli.py"))
     monkeypatch.chdir(tmp_path)
     code, out, err = call(capsys, "bench", "--quick", "--threads", "1", "--out", "t.md")
     assert code == 0, err
     assert "bench_train.py not found" in out
     table = (tmp_path / "t.md").read_text()
     assert table.count("| lsh") == 2 and "| uniform batch |" in table
+
+
+def test_bench_finds_the_checkout_suite_not_the_current_folders(tmp_path, monkeypatch):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bench_train.py").write_text("raise SystemExit(9)\n")
+    monkeypatch.chdir(tmp_path)
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    expected = os.path.join(checkout, "benchmarks", "bench_train.py")
+    assert cli._find_benchmarks(None) == (expected if os.path.isfile(expected) else None)
 
 
 def test_bench_runs_the_suite_script_with_forwarded_arguments(capsys, tmp_path):
