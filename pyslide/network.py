@@ -17,6 +17,7 @@ from ._validate import choice, integer, real
 from .callbacks import check_callbacks as _check_callbacks
 from .layers import Dense, Sampled
 from .optim import Adam, check_optimizer
+from .state import LayerState, plan, plan_bytes
 
 __all__ = ["Network", "load"]
 
@@ -138,41 +139,20 @@ class Network:
         return isinstance(out, Sampled) and out.share == "batch"
 
     def _layer_arrays(self):
-        """(name, shape, dtype) of every array each layer holds."""
+        """(name, shape, dtype) of every array each layer holds (``state.plan``)."""
         adam = isinstance(self.optimizer, Adam)
         shared = self._is_shared_output()
-        plan = []
-        for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims)):
-            shape = (d_out, d_in) if isinstance(layer, Sampled) else (d_in, d_out)
-            rows = shape[0]
-            arrays = [("W", shape, np.float32), ("b", (d_out,), np.float32)]
-            # a first Dense layer forms its gradient rows inside the optimizer
-            # and a batch-shared output keeps a compact one: neither needs a
-            # full-size gradient buffer
-            fused = i == 0 and isinstance(layer, Dense)
-            compact = shared and i == len(self.layers) - 1
-            if not (fused or compact):
-                arrays += [("gW", shape, np.float32), ("gb", (d_out,), np.float32)]
-            if not fused:
-                arrays += [("touched", (rows,), np.int32)]
-            if adam:
-                arrays += [("mW", shape, np.float32), ("vW", shape, np.float32),
-                           ("mb", (d_out,), np.float32), ("vb", (d_out,), np.float32)]
-            if adam and self.optimizer.bias_correction == "row":
-                # per row: the Adam updates it has had
-                arrays += [("row_updates", (rows,), np.int32)]
-            if self.optimizer.weight_decay > 0:
-                # per row: the decay sum when the row was last decayed
-                arrays += [("decay_mark", (rows,), np.float64)]
-            plan.append(arrays)
-        return plan
+        return [plan(isinstance(layer, Sampled), d_in, d_out,
+                     fused_gradient=i == 0 and isinstance(layer, Dense),
+                     compact_gradient=shared and i == len(self.layers) - 1,
+                     adam=adam, row_bias_correction=adam
+                     and self.optimizer.bias_correction == "row",
+                     weight_decay=self.optimizer.weight_decay > 0)
+                for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims))]
 
     def estimate_memory(self, batch_size=128):
         """Bytes the network's arrays, hash tables and training scratch need."""
-        total = 0
-        for arrays in self._layer_arrays():
-            for _, shape, dtype in arrays:
-                total += int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        total = sum(plan_bytes(arrays) for arrays in self._layer_arrays())
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Sampled):
                 width = max(layer.max_active, layer.min_active)
@@ -200,28 +180,18 @@ class Network:
                 f"bucket_size")
 
     def _allocate(self):
-        self._params = []
-        for arrays in self._layer_arrays():
-            params = {}
-            for name, shape, dtype in arrays:
-                params[name] = np.zeros(shape, dtype=dtype)
-                # touch every page now: otherwise the kernel zeroes pages on
-                # first use inside training steps, and early steps cost
-                # several times the steady state
-                params[name].fill(0)
-            self._params.append(params)
-        self._families = [None] * len(self.layers)
-        self._tables = [None] * len(self.layers)
-        self._next_rebuild = [0] * len(self.layers)
-        self._rebuild_interval = [0] * len(self.layers)
-        # neurons whose weights changed since they were last hashed, and how
-        # many incremental rebuilds ran since the last full one
-        self._dirty = [None] * len(self.layers)
-        self._hashed_at = [0] * len(self.layers)
-        self._rebuilds_since_full = [0] * len(self.layers)
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Sampled):
-                self._rebuild_interval[i] = layer.rebuild_every
+        self._states = [LayerState(arrays, getattr(layer, "rebuild_every", 0))
+                        for layer, arrays in zip(self.layers, self._layer_arrays())]
+
+    # views of the layer states, one entry per layer (read-only lists)
+    _params = property(lambda self: list(self._states))
+    _families = property(lambda self: [s.family for s in self._states])
+    _tables = property(lambda self: [s.tables for s in self._states])
+    _dirty = property(lambda self: [s.dirty for s in self._states])
+    _next_rebuild = property(lambda self: [s.next_rebuild for s in self._states])
+    _rebuild_interval = property(lambda self: [s.rebuild_interval for s in self._states])
+    _hashed_at = property(lambda self: [s.hashed_at for s in self._states])
+    _rebuilds_since_full = property(lambda self: [s.rebuilds_since_full for s in self._states])
 
     def _init_weights(self, mean_sq_norm):
         """Normal weights, biases zero.
@@ -238,7 +208,7 @@ class Network:
         prediction time by the accident of a large random start.
         """
         rng = np.random.default_rng([self.seed, 1])
-        for i, (layer, params) in enumerate(zip(self.layers, self._params)):
+        for i, (layer, params) in enumerate(zip(self.layers, self._states)):
             d_in = self._dims[i][0]
             if layer.init_std is not None:
                 std = layer.init_std
@@ -271,13 +241,14 @@ class Network:
             family = layer.resolve_hash(self._dims[i][0], self.seed + 7919 * (i + 1))
             if family is None:
                 continue
-            if self._families[i] is None:
-                self._dirty[i] = np.zeros(layer.units, dtype=bool)
-                self._hashed_at[i] = 0
-                self._families[i] = family.compile(self._dims[i][0])
-                self._tables[i] = LSHTables(self._families[i], bucket_size=layer.bucket_size,
-                                            policy=layer.policy, seed=self.seed + i)
-                self._next_rebuild[i] = self.step_
+            state = self._states[i]
+            if state.family is None:
+                state.dirty = np.zeros(layer.units, dtype=bool)
+                state.hashed_at = 0
+                state.family = family.compile(self._dims[i][0])
+                state.tables = LSHTables(state.family, bucket_size=layer.bucket_size,
+                                         policy=layer.policy, seed=self.seed + i)
+                state.next_rebuild = self.step_
 
     def _maybe_rebuild(self, force=False):
         """Re-hash neurons whose rebuild is due; returns the seconds spent.
@@ -288,42 +259,42 @@ class Network:
         into cleared tables, which also drops the stale entries updates leave.
         """
         spent = 0.0
-        for i, layer in enumerate(self.layers):
-            tables = self._tables[i]
+        for layer, state in zip(self.layers, self._states):
+            tables = state.tables
             if tables is None:
                 continue
-            if not (force or self.step_ >= self._next_rebuild[i]):
+            if not (force or self.step_ >= state.next_rebuild):
                 continue
             t0 = time.perf_counter()
-            W = self._params[i]["W"]
-            dirty = self._dirty[i]
-            if "touched" in self._params[i]:
-                dirty |= self._params[i]["touched"] > self._hashed_at[i]
+            W = state["W"]
+            dirty = state.dirty
+            if "touched" in state:
+                dirty |= state["touched"] > state.hashed_at
             ids = np.flatnonzero(dirty).astype(np.int32)
             # a full build hashes with sgemm and fills without duplicate
             # checks, so once a quarter of the neurons changed it is cheaper
-            if force or self._rebuilds_since_full[i] + 1 >= layer.full_rebuild_every \
+            if force or state.rebuilds_since_full + 1 >= layer.full_rebuild_every \
                     or len(ids) > 0.25 * layer.units:
                 tables.build(W, threads=self.n_threads)
-                self._rebuilds_since_full[i] = 0
+                state.rebuilds_since_full = 0
             else:
                 if len(ids):
                     tables.update(ids, W[ids], threads=self.n_threads)
-                self._rebuilds_since_full[i] += 1
+                state.rebuilds_since_full += 1
             dirty[:] = False
-            self._hashed_at[i] = self.step_
+            state.hashed_at = self.step_
             spent += time.perf_counter() - t0
-            self._next_rebuild[i] = self.step_ + self._rebuild_interval[i]
+            state.next_rebuild = self.step_ + state.rebuild_interval
             if layer.rebuild_growth:
-                self._rebuild_interval[i] = int(math.ceil(
-                    self._rebuild_interval[i] * layer.rebuild_growth))
+                state.rebuild_interval = int(math.ceil(
+                    state.rebuild_interval * layer.rebuild_growth))
         return spent
 
     def _mark_changed(self, engine):
         """Remember the rows of a batch-shared output the last step changed."""
-        out = len(self.layers) - 1
-        if self._tables[out] is not None and self._is_shared_output():
-            self._dirty[out][engine.last_shared_ids()] = True
+        out = self._states[-1]
+        if out.tables is not None and self._is_shared_output():
+            out.dirty[engine.last_shared_ids()] = True
 
     # ------------------------------------------------------------ snapshots
 
@@ -339,12 +310,12 @@ class Network:
         """
         if into is None or into.owner is not self:
             into = _Snapshot(self)
-        for arrays, params in zip(into.arrays, self._params):
+        for arrays, state in zip(into.arrays, self._states):
             for name, array in arrays.items():
-                np.copyto(array, params[name])
+                np.copyto(array, state[name])
         into.step = self.step_
         into.log_decay = self._log_decay
-        into.schedule = {name: list(getattr(self, name)) for name in _SCHEDULE}
+        into.schedule = [state.schedule() for state in self._states]
         return into
 
     def _restore(self, snapshot):
@@ -357,20 +328,18 @@ class Network:
         """
         if not isinstance(snapshot, _Snapshot) or snapshot.owner is not self:
             raise ValueError("snapshot must come from this network's _snapshot()")
-        for arrays, params in zip(snapshot.arrays, self._params):
+        for arrays, state in zip(snapshot.arrays, self._states):
             for name, array in arrays.items():
-                np.copyto(params[name], array)
+                np.copyto(state[name], array)
         self.step_ = snapshot.step
         self._log_decay = snapshot.log_decay
-        for name, values in snapshot.schedule.items():
-            setattr(self, name, list(values))
-        for i, tables in enumerate(self._tables):
-            if tables is None:
+        for state, schedule in zip(self._states, snapshot.schedule):
+            state.set_schedule(schedule)
+        for state in self._states:
+            if state.tables is None:
                 continue
-            tables.build(self._params[i]["W"], threads=self.n_threads)
-            self._dirty[i][:] = False
-            self._hashed_at[i] = self.step_
-            self._rebuilds_since_full[i] = 0
+            state.tables.build(state["W"], threads=self.n_threads)
+            state.rehashed(self.step_)
 
     # ------------------------------------------------------------ data
 
@@ -416,24 +385,19 @@ class Network:
 
     def _make_engine(self, batch_size, max_labels, max_row_nnz, label_log1m=None):
         specs = []
-        for i, (layer, params) in enumerate(zip(self.layers, self._params)):
+        for i, (layer, state) in enumerate(zip(self.layers, self._states)):
             d_in, d_out = self._dims[i]
             spec = {"sampled": int(isinstance(layer, Sampled)), "in_dim": d_in, "units": d_out,
-                    "relu": int(layer.activation == "relu"), "W": params["W"],
-                    "b": params["b"], "gW": params.get("gW"), "gb": params.get("gb"),
-                    "touched": params.get("touched"), "mW": params.get("mW"),
-                    "vW": params.get("vW"), "mb": params.get("mb"), "vb": params.get("vb"),
-                    "decay_mark": params.get("decay_mark"),
-                    "row_updates": params.get("row_updates"),
-                    "dropout": self._dropout_rate(i)}
+                    "relu": int(layer.activation == "relu"), "dropout": self._dropout_rate(i),
+                    **state.engine_arrays()}
             if isinstance(layer, Sampled):
                 spec["min_active"] = layer.min_active
                 spec["max_active"] = layer.max_active
                 spec["query"] = layer.query
                 spec["threshold"] = layer.threshold
-                if self._families[i] is not None:
-                    spec["family"] = self._families[i]
-                    spec["tables"] = self._tables[i].compiled
+                if state.family is not None:
+                    spec["family"] = state.family
+                    spec["tables"] = state.tables.compiled
             specs.append(spec)
         return _kernels.Engine(specs, batch_size, self.n_threads, self.loss, max_labels,
                                self.seed, self._is_shared_output(), max_row_nnz,
@@ -449,6 +413,76 @@ class Network:
         freq = freq / max(1, Y.shape[0])
         # a label on every row would give log(0); -30 is "always in the set"
         return np.maximum(np.log1p(-np.minimum(freq, 1.0 - 1e-12)), -30.0).astype(np.float32)
+
+    def _prepare_training(self, X, Y, batch_size, correct_sampling=True):
+        """Everything ``fit`` does before its first step, on checked (X, Y).
+
+        Initial weights (unless the network was trained or loaded), hash
+        tables set up (filled by the first step's rebuild), and an engine
+        over the network's arrays. ``correct_sampling=False`` leaves the
+        sampling correction off whatever the output layer says (kernel tests
+        compare with a reference without it). Returns a ``_Run``.
+        """
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+        x_indptr = X.indptr.astype(np.int64)
+        y_indptr = Y.indptr.astype(np.int64)
+        max_labels = int(np.diff(y_indptr).max()) if n else 0
+        if not self._initialized:
+            row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+            self._init_weights(float(row_sq.mean()) if n else 1.0)
+        self._setup_hashing()
+        max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
+        engine = self._make_engine(batch_size, max_labels, max_row_nnz,
+                                   self._label_log1m(Y) if correct_sampling else None)
+        self._engine = engine
+        return _Run(X, Y, x_indptr, y_indptr, engine, batch_size)
+
+    def _train_epoch(self, run, epoch, shuffle, bar=None):
+        """One pass over ``run``'s rows, a step per batch; returns the sum of the row losses."""
+        X, Y, engine, opt = run.X, run.Y, run.engine, self.optimizer
+        n, batch_size, steps_per_epoch = run.n, run.batch_size, run.steps_per_epoch
+        timings, step_times, losses = run.timings, run.step_times, run.losses
+        if shuffle:
+            order = np.random.default_rng([self.seed, 2, epoch]).permutation(n)
+        else:
+            order = np.arange(n)
+        order = order.astype(np.int64)
+        loss_sum = 0.0
+        for s in range(steps_per_epoch):
+            t0 = time.perf_counter()
+            rows = order[s * batch_size:(s + 1) * batch_size]
+            step = self.step_ + 1
+            timings["rebuild"] += self._maybe_rebuild()
+            engine.train_step(run.x_indptr, X.indices, X.data, run.y_indptr, Y.indices,
+                              rows, step, losses, self._log_decay)
+            batch_loss = float(losses[:len(rows)].mean(dtype=np.float64))
+            if not math.isfinite(batch_loss):
+                engine.discard_gradients(step)
+                raise FloatingPointError(
+                    f"the loss became {batch_loss} at step {step} (epoch "
+                    f"{epoch + 1}, batch {s + 1}); weights were left as they "
+                    f"were before this step. Lower the learning rate or check "
+                    f"the inputs for extreme values")
+            t2 = time.perf_counter()
+            log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
+            engine.optimizer_step(step, opt.kind, opt.step_size(step, steps_per_epoch),
+                                  getattr(opt, "beta1", 0.0), getattr(opt, "beta2", 0.0),
+                                  getattr(opt, "eps", 0.0), opt.lazy, log_decay,
+                                  opt.lr_at(step, steps_per_epoch))
+            self._log_decay = log_decay
+            self.step_ = step
+            self._mark_changed(engine)
+            t3 = time.perf_counter()
+            timings["optimizer"] += t3 - t2
+            step_times.append(t3 - t0)
+            loss_sum += batch_loss * len(rows)
+            if bar is not None:
+                bar.update(1)
+                if s % 10 == 0 or s == steps_per_epoch - 1:
+                    bar.set_postfix(loss=f"{loss_sum / min(n, (s + 1) * batch_size):.4f}",
+                                    refresh=False)
+        return loss_sum
 
     def fit(self, X, Y, epochs=1, batch_size=128, validation_data=None, shuffle=True,
             callbacks=None, verbose=1, eval_k=(1, 3, 5), validation_split=0.0):
@@ -514,22 +548,9 @@ class Network:
             validation_data = (Xv, Yv)
         eval_k = _check_ks(eval_k)
         callbacks = _check_callbacks(callbacks)
-        batch_size = min(batch_size, n)
-        x_indptr = X.indptr.astype(np.int64)
-        y_indptr = Y.indptr.astype(np.int64)
-        max_labels = int(np.diff(y_indptr).max()) if n else 0
-        if not self._initialized:
-            row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-            self._init_weights(float(row_sq.mean()) if n else 1.0)
-        self._setup_hashing()
-        max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
-        engine = self._make_engine(batch_size, max_labels, max_row_nnz, self._label_log1m(Y))
-        self._engine = engine
-        losses = np.zeros(batch_size, dtype=np.float32)
-        steps_per_epoch = (n + batch_size - 1) // batch_size
-        timings = {"hash": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
-                   "rebuild": 0.0}
-        step_times = []
+        run = self._prepare_training(X, Y, batch_size)
+        engine, steps_per_epoch = run.engine, run.steps_per_epoch
+        timings, step_times = run.timings, run.step_times
         train_time = self.history_.get("time", [0.0])[-1] if self.history_.get("time") else 0.0
         self.stop_training = False
         metrics = ["loss", "time"]
@@ -538,7 +559,6 @@ class Network:
         for cb in callbacks:
             cb.on_train_begin(self, {"epochs": epochs, "steps": steps_per_epoch,
                                      "metrics": metrics})
-        opt = self.optimizer
         from threadpoolctl import threadpool_limits
         bar = None
         try:
@@ -549,50 +569,10 @@ class Network:
                 timings["rebuild"] += self._maybe_rebuild(force=self.step_ == 0)
                 for _ in range(epochs):
                     epoch = self.epoch_
-                    if shuffle:
-                        order = np.random.default_rng([self.seed, 2, epoch]).permutation(n)
-                    else:
-                        order = np.arange(n)
-                    order = order.astype(np.int64)
                     if verbose == 1:
                         bar = _progress(steps_per_epoch, f"epoch {epoch + 1}")
-                    loss_sum = 0.0
                     t_epoch = time.perf_counter()
-                    for s in range(steps_per_epoch):
-                        t0 = time.perf_counter()
-                        rows = order[s * batch_size:(s + 1) * batch_size]
-                        step = self.step_ + 1
-                        timings["rebuild"] += self._maybe_rebuild()
-                        engine.train_step(x_indptr, X.indices, X.data, y_indptr, Y.indices,
-                                          rows, step, losses, self._log_decay)
-                        batch_loss = float(losses[:len(rows)].mean(dtype=np.float64))
-                        if not math.isfinite(batch_loss):
-                            engine.discard_gradients(step)
-                            raise FloatingPointError(
-                                f"the loss became {batch_loss} at step {step} (epoch "
-                                f"{epoch + 1}, batch {s + 1}); weights were left as they "
-                                f"were before this step. Lower the learning rate or check "
-                                f"the inputs for extreme values")
-                        t2 = time.perf_counter()
-                        log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
-                        engine.optimizer_step(step, opt.kind,
-                                              opt.step_size(step, steps_per_epoch),
-                                              getattr(opt, "beta1", 0.0),
-                                              getattr(opt, "beta2", 0.0),
-                                              getattr(opt, "eps", 0.0), opt.lazy, log_decay,
-                                              opt.lr_at(step, steps_per_epoch))
-                        self._log_decay = log_decay
-                        self.step_ = step
-                        self._mark_changed(engine)
-                        t3 = time.perf_counter()
-                        timings["optimizer"] += t3 - t2
-                        step_times.append(t3 - t0)
-                        loss_sum += batch_loss * len(rows)
-                        if bar is not None:
-                            bar.update(1)
-                            if s % 10 == 0 or s == steps_per_epoch - 1:
-                                bar.set_postfix(loss=f"{loss_sum / min(n, (s + 1) * batch_size):.4f}",
-                                                refresh=False)
+                    loss_sum = self._train_epoch(run, epoch, shuffle, bar)
                     # rows the lazy optimizer left alone take the weight decay
                     # they owe, so the model evaluated and saved is dense AdamW's
                     engine.apply_pending_decay(self._log_decay)
@@ -601,7 +581,7 @@ class Network:
                     if bar is not None:
                         bar.close()
                         bar = None
-                    logs = {"loss": loss_sum / n, "time": train_time}
+                    logs = {"loss": loss_sum / run.n, "time": train_time}
                     if validation_data is not None:
                         scores = self._validation_scores(Xv, Yv, eval_k)
                         logs.update({f"val_{k}": v for k, v in scores.items()})
@@ -859,10 +839,6 @@ def _from_model_bytes(data):
     return persist.from_bytes(data, Network)
 
 
-# the rebuild schedule a snapshot keeps (lists with one entry per layer)
-_SCHEDULE = ("_next_rebuild", "_rebuild_interval", "_hashed_at", "_rebuilds_since_full")
-
-
 class _Snapshot:
     """Buffers holding a copy of a network's training state (see ``Network._snapshot``)."""
 
@@ -870,11 +846,26 @@ class _Snapshot:
         self.owner = network
         # gradient buffers are zero between steps; any other array (weights,
         # moments, touch stamps, whatever an optimizer adds) is state
-        self.arrays = [{name: np.empty_like(array) for name, array in params.items()
-                        if name not in ("gW", "gb")} for params in network._params]
+        self.arrays = [{name: np.empty_like(array) for name, array in
+                        state.state_arrays().items()} for state in network._states]
         self.step = 0
         self.log_decay = 0.0
-        self.schedule = {}
+        self.schedule = []
+
+
+class _Run:
+    """A training run's data, engine and counters (``Network._prepare_training``)."""
+
+    def __init__(self, X, Y, x_indptr, y_indptr, engine, batch_size):
+        self.X, self.Y, self.x_indptr, self.y_indptr = X, Y, x_indptr, y_indptr
+        self.engine = engine
+        self.n = X.shape[0]
+        self.batch_size = batch_size
+        self.steps_per_epoch = (self.n + batch_size - 1) // batch_size
+        self.losses = np.zeros(batch_size, dtype=np.float32)
+        self.timings = {"hash": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
+                        "rebuild": 0.0}
+        self.step_times = []
 
 
 def _loss_sum(z, Y, loss):

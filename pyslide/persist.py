@@ -32,6 +32,7 @@ import numpy as np
 
 from ._openmp import resolve_threads
 from .atomic import atomic_write
+from .state import PERSISTENT, SCHEDULE
 
 __all__ = ["PERSISTENT_ARRAYS", "FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes",
            "estimate_bytes"]
@@ -41,7 +42,7 @@ __all__ = ["PERSISTENT_ARRAYS", "FORMAT_VERSION", "save", "load", "to_bytes", "f
 # are scratch and are not saved. Add a name here and it is saved, verified
 # and loaded; a file written before the name was added loads with the
 # array's freshly allocated value.
-PERSISTENT_ARRAYS = ("W", "b", "mW", "vW", "mb", "vb", "decay_mark", "row_updates")
+PERSISTENT_ARRAYS = PERSISTENT
 
 # Format 1 (pyslide before checksums) has no state_crc32 / checksums; it is
 # still read, without verification.
@@ -72,18 +73,17 @@ def _crc32(array):
 def _members(net):
     """Every member of the model file, config and state included."""
     arrays = {"config": np.array(json.dumps(net.get_config()))}
-    for i, params in enumerate(net._params):
+    for i, layer in enumerate(net._states):
         for name in PERSISTENT_ARRAYS:
-            if name in params:
-                arrays[f"layer{i}_{name}"] = params[name]
-        if net._tables[i] is not None:
-            arrays[f"layer{i}_dirty"] = net._dirty[i]
-            arrays[f"layer{i}_tables_ids"] = net._tables[i].ids
-            arrays[f"layer{i}_tables_counts"] = net._tables[i].counts
+            if name in layer:
+                arrays[f"layer{i}_{name}"] = layer[name]
+        if layer.tables is not None:
+            arrays[f"layer{i}_dirty"] = layer.dirty
+            arrays[f"layer{i}_tables_ids"] = layer.tables.ids
+            arrays[f"layer{i}_tables_counts"] = layer.tables.counts
     state = {"format": FORMAT_VERSION, "step": net.step_, "epoch": net.epoch_,
-             "initialized": net._initialized, "next_rebuild": net._next_rebuild,
-             "rebuild_interval": net._rebuild_interval,
-             "hashed_at": net._hashed_at, "rebuilds_since_full": net._rebuilds_since_full,
+             "initialized": net._initialized,
+             **{name: [layer.schedule()[name] for layer in net._states] for name in SCHEDULE},
              "log_decay": float(getattr(net, "_log_decay", 0.0)),
              "history": {k: [float(x) for x in v] for k, v in net.history_.items()},
              "checksums": {key: _crc32(value) for key, value in arrays.items()}}
@@ -323,7 +323,7 @@ def _build(archive, size, name, network_class, threads):
             raise _Damaged(f"checksum mismatch in {key}")
         return True
 
-    for i, params in enumerate(net._params):
+    for i, params in enumerate(net._states):
         for array_name in PERSISTENT_ARRAYS:
             if array_name not in params:
                 continue
@@ -345,16 +345,15 @@ def _build(archive, size, name, network_class, threads):
         if not isinstance(history, dict):
             raise TypeError("history is not a mapping")
         net.history_ = {str(k): [float(x) for x in v] for k, v in history.items()}
-        schedule = {key: [_int(x) for x in state[key]]
-                    for key in ("next_rebuild", "rebuild_interval", "hashed_at",
-                                "rebuilds_since_full")}
+        schedule = {key: [_int(x) for x in state[key]] for key in SCHEDULE}
         if any(len(v) != len(net.layers) for v in schedule.values()):
             raise ValueError("the rebuild schedule does not have one entry per layer")
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{name}: the model's state is invalid ({type(exc).__name__}: "
                          f"{exc})") from None
     net._setup_hashing()
-    for i, tables in enumerate(net._tables):
+    for i, layer_state in enumerate(net._states):
+        tables = layer_state.tables
         if tables is None:
             continue
         key_ids, key_counts = f"layer{i}_tables_ids", f"layer{i}_tables_counts"
@@ -375,13 +374,11 @@ def _build(archive, size, name, network_class, threads):
             tables._set_n_items(net.layers[i].units)
             if checksums is None and f"layer{i}_dirty.npy" not in archive.namelist():
                 continue
-            read(f"layer{i}_dirty", net._dirty[i], checksums is not None)
+            read(f"layer{i}_dirty", layer_state.dirty, checksums is not None)
         else:
             schedule["next_rebuild"][i] = net.step_   # rebuild before training on
-    net._next_rebuild = schedule["next_rebuild"]
-    net._rebuild_interval = schedule["rebuild_interval"]
-    net._hashed_at = schedule["hashed_at"]
-    net._rebuilds_since_full = schedule["rebuilds_since_full"]
+    for i, layer_state in enumerate(net._states):
+        layer_state.set_schedule({key: values[i] for key, values in schedule.items()})
     return net
 
 

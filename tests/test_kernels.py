@@ -25,18 +25,16 @@ def random_problem(n=24, d=30, n_labels=40, density=0.2, seed=0, max_labels=3):
 
 def prepared(net, X, Y, batch):
     """An engine around net's (initialised) arrays, as fit builds it."""
-    X = ps.data.check_features(X, n_features=net.input_dim)
-    Y = ps.data.labels_to_csr(Y, n_labels=net.n_outputs)
+    X = net._check_X(X)
+    Y = net._check_Y(Y, X.shape[0])
     net._init_weights(1.0)
     rng = np.random.default_rng(5)
     for p in net._params:      # unit-scale weights and non-zero biases exercise every path
         p["W"][:] = rng.normal(0, 0.3, p["W"].shape)
         p["b"][:] = rng.normal(0, 0.1, p["b"].shape)
-    net._setup_hashing()
+    run = net._prepare_training(X, Y, batch, correct_sampling=False)
     net._maybe_rebuild(force=True)
-    max_labels = int(np.diff(Y.indptr).max())
-    engine = net._make_engine(batch, max_labels, int(np.diff(X.indptr).max()))
-    return X, Y, engine
+    return run.X, run.Y, run.engine
 
 
 def run_step(net, X, Y, rows, step=1, label_log1m=None, log_decay=0.0, engine=None):
