@@ -1,5 +1,7 @@
-# Training kernels: per-sample forward / backward through Dense and Sampled
-# layers, losses, and the optimizer over touched rows.
+"""The training engine: per-sample forward / backward, the batch-shared output and the fused input gradient; a kernel module (imports no Python module of ours)."""
+# Losses live in _loss, optimizer loops in _optim, top-k in _topk, shared
+# inline helpers in _vec / _common; Engine holds the layer table and
+# dispatches to them.
 #
 # Memory layout (see docs/architecture.md):
 #   Dense layer   W (in_dim, units)  a sparse input row is a sum of rows of W
@@ -17,12 +19,16 @@ from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.math cimport expf, expm1f, exp, logf, log1pf, sqrtf, fabsf, powf, INFINITY
 from libc.string cimport memset, memcpy
-from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC
 from libc.stdlib cimport malloc, free, calloc
 
 from scipy.linalg.cython_blas cimport sgemm, sgemv
 
 from pyslide._common cimport splitmix64_next, mix_seed, rand_below, rand_uniform
+from pyslide._vec cimport axpy, dot, sparse_dot, now, pyslide_prefetch, PREFETCH_AHEAD
+from pyslide._loss cimport LOSS_SOFTMAX, LOSS_BCE, inclusion_log_correction, loss_and_delta
+from pyslide._optim cimport (OPT_SGD, OPT_ADAM, catch_up_decay, catch_up_row, catch_up_rows,
+                             row_step, adam_update, sgd_update, update_rows,
+                             update_shared_rows, decay_unshared_rows)
 from pyslide._hash cimport (HashFamily, BucketTables, CompiledFamily, CompiledTables,
                             hash_dense_row, hash_sparse_row, query_union_row,
                             query_threshold_row, query_sample_row)
@@ -32,39 +38,21 @@ cimport numpy as cnp
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    /* Rows of the wide layers are read in random order, so the loops are
-       bound by memory latency, not bandwidth: asking for a row a few
-       iterations ahead overlaps the misses. */
-    #if defined(__GNUC__) || defined(__clang__)
-    static inline void pyslide_prefetch(const void* p, long n_bytes, int for_write) {
-        const char* c = (const char*)p;
-        long o;
-        if (for_write) { for (o = 0; o < n_bytes; o += 64) __builtin_prefetch(c + o, 1, 3); }
-        else { for (o = 0; o < n_bytes; o += 64) __builtin_prefetch(c + o, 0, 3); }
-    }
-    #else
-    static inline void pyslide_prefetch(const void* p, long n_bytes, int for_write) {}
-    #endif
-    """
-    void pyslide_prefetch(const void* p, long n_bytes, int for_write) noexcept nogil
+cdef enum QueryMode:
+    QUERY_UNION = 0
+    QUERY_THRESHOLD = 1
+    QUERY_SAMPLE = 2
 
-# rows asked for ahead of their use
-DEF PREFETCH_AHEAD = 6
+# the codes Python resolves a Sampled layer's ``query`` to
+QUERIES = {"union": QUERY_UNION, "threshold": QUERY_THRESHOLD, "sample": QUERY_SAMPLE}
 
-DEF QUERY_UNION = 0
-DEF QUERY_THRESHOLD = 1
-DEF QUERY_SAMPLE = 2
-
-DEF LOSS_SOFTMAX = 0
-DEF LOSS_BCE = 1
-
-# per-thread timing slots, padded to a cache line against false sharing
-DEF TIME_STRIDE = 8
-DEF T_SAMPLE = 0
-DEF T_FORWARD = 1
-DEF T_BACKWARD = 2
+cdef enum:
+    # per-thread timing slots, padded to a cache line against false sharing
+    TIME_STRIDE = 8
+    # the phases: "hash" (active sets), "forward", "backward"
+    T_HASH = 0
+    T_FORWARD = 1
+    T_BACKWARD = 2
 
 
 cdef struct LayerC:
@@ -105,41 +93,6 @@ cdef struct LayerC:
     uint64_t dropout_seed   # keys the per-(step, sample) dropout masks
     double* decay_mark      # per weight row: cumulative log weight decay last applied
     int32_t* row_updates    # per weight row: Adam updates it has had (per-row bias correction)
-
-
-cdef inline double now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + 1e-9 * ts.tv_nsec
-
-
-cdef inline void axpy(float* y, const float* x, float a, int32_t n) noexcept nogil:
-    cdef int32_t i
-    for i in range(n):
-        y[i] += a * x[i]
-
-
-cdef inline float dot(const float* x, const float* y, int32_t n) noexcept nogil:
-    cdef int32_t i
-    cdef float s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    # four partial sums let the compiler vectorise without -ffast-math
-    for i in range(0, n - 3, 4):
-        s0 += x[i] * y[i]
-        s1 += x[i + 1] * y[i + 1]
-        s2 += x[i + 2] * y[i + 2]
-        s3 += x[i + 3] * y[i + 3]
-    for i in range(n - n % 4, n):
-        s0 += x[i] * y[i]
-    return (s0 + s1) + (s2 + s3)
-
-
-cdef inline float sparse_dot(const float* w, const int32_t* ids, const float* vals,
-                             int32_t n) noexcept nogil:
-    cdef int32_t t
-    cdef float s = 0
-    for t in range(n):
-        s += w[ids[t]] * vals[t]
-    return s
 
 
 # ---------------------------------------------------------------- sampling
@@ -293,71 +246,6 @@ cdef inline void layer_output(LayerC* layer, int32_t b, const int32_t** ids,
 
 
 # ---------------------------------------------------------------- losses
-
-cdef inline float inclusion_log_correction(float log1m_p, int32_t others,
-                                           float q_uniform, float q_floor) noexcept nogil:
-    """-log q: q is the probability that a label enters a batch's shared set
-    as a label of one of ``others`` samples (each holds it with probability
-    p, ``log1m_p = log(1 - p)``) or as a uniform draw (``q_uniform``).
-
-    Added to a negative's logit, it weights the sampled term e^z / q in the
-    partition sum: its expectation over the draw is the full softmax's e^z,
-    so rare labels are pushed down as often as the full softmax pushes them.
-    """
-    # expm1 keeps the small probabilities of rare labels exact in float32
-    cdef float q_batch = -expm1f(others * log1m_p)
-    cdef float q = q_batch + q_uniform - q_batch * q_uniform
-    if q < q_floor:
-        q = q_floor
-    return -logf(q)
-
-
-cdef float loss_and_delta(const float* z, float* delta, int32_t n,
-                          const int32_t* label_pos, int32_t n_labels,
-                          int32_t loss_kind, float scale) noexcept nogil:
-    """Loss of one sample over its n output values, and d loss / d z * scale.
-
-    label_pos holds the positions (in z) of the sample's true labels.
-    Softmax: cross-entropy against the labels normalised to sum 1; a sample
-    with no label contributes nothing. BCE: sum of per-output logistic losses.
-    ``delta`` may be ``z`` itself (the batch-shared path works in place), so
-    every read of z at the labels happens before delta is written.
-    """
-    cdef int32_t t
-    cdef float zmax, total, loss = 0, inv_labels, zt, label_sum = 0
-    for t in range(n_labels):
-        label_sum += z[label_pos[t]]
-    if loss_kind == LOSS_SOFTMAX:
-        if n_labels == 0 or n == 0:
-            memset(delta, 0, n * sizeof(float))
-            return 0
-        zmax = z[0]
-        for t in range(1, n):
-            if z[t] > zmax:
-                zmax = z[t]
-        total = 0
-        for t in range(n):
-            delta[t] = expf(z[t] - zmax)
-            total += delta[t]
-        inv_labels = 1.0 / n_labels
-        for t in range(n):
-            delta[t] = delta[t] / total * scale
-        for t in range(n_labels):
-            delta[label_pos[t]] -= inv_labels * scale
-        return -(inv_labels * label_sum - zmax - logf(total))
-    for t in range(n):
-        zt = z[t]
-        # softplus(z) without overflow; the sigmoid from the same exp
-        if zt > 0:
-            loss += zt + log1pf(expf(-zt))
-            delta[t] = scale / (1.0 + expf(-zt))
-        else:
-            loss += log1pf(expf(zt))
-            delta[t] = scale * expf(zt) / (1.0 + expf(zt))
-    for t in range(n_labels):
-        delta[label_pos[t]] -= scale
-    return loss - label_sum
-
 
 cdef inline void correct_uniform_draws(LayerC* layer, int32_t b, int32_t n,
                                       float q_floor) noexcept nogil:
@@ -520,7 +408,7 @@ cdef class Engine:
     cdef double* thread_time
     # serial phases of the shared step: selection, and the shared
     # output's products on the forward and on the backward side
-    cdef public double t_select, t_shared_forward, t_shared_backward
+    cdef public double t_hash, t_shared_forward, t_shared_backward
 
     def __cinit__(self):
         self.layers = NULL
@@ -532,7 +420,7 @@ cdef class Engine:
         if self.thread_time != NULL:
             free(self.thread_time)
 
-    def __init__(self, list layer_specs, int batch_size, int n_threads, str loss,
+    def __init__(self, list layer_specs, int batch_size, int n_threads, int loss,
                  int max_labels, uint64_t seed, bint shared_output, int64_t max_row_nnz=0,
                  label_log1m=None, float q_floor=1e-12):
         """layer_specs: one dict per layer with the arrays named in LayerC.
@@ -546,7 +434,10 @@ cdef class Engine:
         self.n_layers = len(layer_specs)
         self.batch_size = batch_size
         self.n_threads = n_threads
-        self.loss_kind = LOSS_SOFTMAX if loss == "softmax" else LOSS_BCE
+        if loss != LOSS_SOFTMAX and loss != LOSS_BCE:
+            raise ValueError(f"pyslide internal error: unknown loss code {loss} "
+                             f"(resolve names with _loss.LOSSES)")
+        self.loss_kind = loss
         self.shared_output = shared_output
         self.max_labels = max(1, max_labels)
         self.seed = seed
@@ -598,8 +489,10 @@ cdef class Engine:
                 layer.n_tables = 0
             max_tables = max(max_tables, layer.n_tables)
             layer.bucket_ids = self._iptr(np.zeros(batch_size * max(1, layer.n_tables), np.int32))
-            layer.query_mode = {"union": QUERY_UNION, "threshold": QUERY_THRESHOLD,
-                                "sample": QUERY_SAMPLE}[spec.get("query", "union")]
+            layer.query_mode = spec.get("query", QUERY_UNION)
+            if layer.query_mode not in (QUERY_UNION, QUERY_THRESHOLD, QUERY_SAMPLE):
+                raise ValueError(f"pyslide internal error: unknown query code "
+                                 f"{layer.query_mode} (resolve names with QUERIES)")
             layer.threshold = spec.get("threshold", 1)
             if layer.sampled and layer.family != NULL and layer.query_mode == QUERY_THRESHOLD:
                 layer.hit_count = self._iptr(np.zeros(n_threads * layer.units, np.int32))
@@ -684,7 +577,7 @@ cdef class Engine:
         return &view[0]
 
     def reset_timers(self):
-        self.t_select = self.t_shared_forward = self.t_shared_backward = 0
+        self.t_hash = self.t_shared_forward = self.t_shared_backward = 0
         memset(self.thread_time, 0, self.n_threads * TIME_STRIDE * sizeof(double))
 
     def timings(self):
@@ -692,11 +585,11 @@ cdef class Engine:
         cdef int32_t t
         cdef double s = 0, f = 0, bw = 0
         for t in range(self.n_threads):
-            s += self.thread_time[t * TIME_STRIDE + T_SAMPLE]
+            s += self.thread_time[t * TIME_STRIDE + T_HASH]
             f += self.thread_time[t * TIME_STRIDE + T_FORWARD]
             bw += self.thread_time[t * TIME_STRIDE + T_BACKWARD]
         n = float(self.n_threads)
-        return {"hash": s / n + self.t_select, "forward": f / n + self.t_shared_forward,
+        return {"hash": s / n + self.t_hash, "forward": f / n + self.t_shared_forward,
                 "backward": bw / n + self.t_shared_backward}
 
     def reset_stamps(self):
@@ -884,7 +777,7 @@ cdef class Engine:
                                                    NULL, 0, mark, &rng)
             t1 = now()
             forward_layer(layer, b, in_ids, in_vals, n_in, is_output, step)
-            self.thread_time[tid * TIME_STRIDE + T_SAMPLE] += t1 - t0
+            self.thread_time[tid * TIME_STRIDE + T_HASH] += t1 - t0
             self.thread_time[tid * TIME_STRIDE + T_FORWARD] += now() - t1
             layer_output(layer, b, &in_ids, &in_vals, &n_in)
 
@@ -1086,12 +979,12 @@ cdef class Engine:
                 if out_layer.family != NULL:
                     hash_dense_row(out_layer.family, h,
                                    out_layer.bucket_ids + <int64_t>b * out_layer.n_tables)
-                self.thread_time[tid * TIME_STRIDE + T_SAMPLE] += now() - t0
+                self.thread_time[tid * TIME_STRIDE + T_HASH] += now() - t0
 
             t0 = now()
             self._select_shared(y_indptr, y_indices, rows, step)
             n_shared = self.n_shared
-            self.t_select += now() - t0
+            self.t_hash += now() - t0
 
             # BLAS runs single-threaded while fit runs (OpenBLAS threads that
             # spin after a call steal the cores from the OpenMP threads of
@@ -1209,7 +1102,7 @@ cdef class Engine:
 
     # ------------------------------------------------------------ optimizer
 
-    def optimizer_step(self, int32_t step, str kind, float step_size, float beta1,
+    def optimizer_step(self, int32_t step, int kind, float step_size, float beta1,
                        float beta2, float eps, bint lazy, double log_decay=0, float lr=0):
         """Update the rows touched in ``step`` and zero their gradients.
 
@@ -1222,7 +1115,10 @@ cdef class Engine:
         """
         cdef int32_t l, n_rows, n_cols
         cdef LayerC* layer
-        cdef bint adam = kind == "adam"
+        cdef bint adam = kind == OPT_ADAM
+        if kind != OPT_ADAM and kind != OPT_SGD:
+            raise ValueError(f"pyslide internal error: unknown optimizer code {kind} "
+                             f"(resolve names with _optim.OPTIMIZERS)")
         cdef int32_t last = self.n_layers - 1
         if adam:
             for l in range(self.n_layers):
@@ -1358,170 +1254,6 @@ cdef class Engine:
                     memset(layer.gb, 0, n_cols * sizeof(float))
 
 
-cdef inline float catch_up_decay(double* mark, int64_t row, double log_decay) noexcept nogil:
-    """Weight-decay factor a row owes, and mark it paid.
-
-    ``log_decay`` is the sum of log(1 - lr_t * weight_decay) over every step
-    so far; ``mark[row]`` that sum when the row was last decayed. A lazy row
-    untouched for many steps thus takes, in one multiplication, exactly the
-    decay dense AdamW would have applied step by step. NULL: no decay.
-    """
-    cdef double owed
-    if mark == NULL:
-        return 1
-    owed = log_decay - mark[row]
-    mark[row] = log_decay
-    return <float>exp(owed)
-
-
-cdef inline void catch_up_row(float* W, double* mark, int64_t row, int32_t n_cols,
-                              double log_decay) noexcept nogil:
-    """Decay one row of W by what it owes up to ``log_decay``."""
-    cdef int32_t i
-    cdef float decay
-    cdef float* w = W + row * n_cols
-    if mark[row] == log_decay:
-        return
-    decay = catch_up_decay(mark, row, log_decay)
-    for i in range(n_cols):
-        w[i] = w[i] * decay
-
-
-cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_rows,
-                        int32_t n_cols, double log_decay, int32_t n_threads) noexcept nogil:
-    """catch_up_row over distinct ``rows`` (no two threads write one row)."""
-    cdef int32_t j
-    for j in prange(n_rows, num_threads=n_threads, schedule="static"):
-        catch_up_row(W, mark, rows[j], n_cols, log_decay)
-
-
-cdef inline float row_step(int32_t* count, int64_t row, float step_size, float lr,
-                           float beta1, float beta2, bint bump) noexcept nogil:
-    """Adam's bias-corrected step size for one row.
-
-    With per-row update counts (``count`` not NULL) the correction counts the
-    row's own updates, as if each row ran its own Adam: with the global step
-    count, a row first updated at step 1,000 has moments of one gradient but
-    no correction for it, and moves about 2.5 times the learning rate, and
-    rows touched rarely (rare labels, rare features) keep moving several
-    times faster than the rest. ``bump``: count this update.
-    """
-    cdef int32_t k
-    cdef float one = 1
-    if count == NULL:
-        return step_size
-    if bump:
-        count[row] += 1
-    k = count[row]
-    if k < 1:
-        k = 1
-    return lr * sqrtf(one - powf(beta2, k)) / (one - powf(beta1, k))
-
-
-cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
-                             float step_size, float beta1, float beta2, float eps,
-                             float decay) noexcept nogil:
-    """One Adam step of a row, decayed first (``decay`` = 1: none), its
-    gradient zeroed."""
-    cdef int32_t i
-    cdef float gi
-    # float locals: a literal 1.0 would make C compute the loop in double
-    cdef float keep1 = 1, keep2 = 1
-    keep1 = keep1 - beta1
-    keep2 = keep2 - beta2
-    for i in range(n):
-        gi = g[i]
-        m[i] = beta1 * m[i] + keep1 * gi
-        v[i] = beta2 * v[i] + keep2 * gi * gi
-        w[i] = w[i] * decay - step_size * m[i] / (sqrtf(v[i]) + eps)
-        g[i] = 0
-
-
-cdef inline void sgd_update(float* w, float* g, int32_t n, float step_size,
-                            float decay) noexcept nogil:
-    cdef int32_t i
-    for i in range(n):
-        w[i] = w[i] * decay - step_size * g[i]
-        g[i] = 0
-
-
-cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
-                      int32_t step, int32_t n_rows, int32_t n_cols, bint adam, bint lazy,
-                      float step_size, float beta1, float beta2, float eps,
-                      double* decay_mark, double log_decay, int32_t* row_updates, float lr,
-                      bint bump, int32_t n_threads) noexcept nogil:
-    """Optimizer over the rows touched in ``step`` (all rows if not lazy or
-    touched is NULL), zeroing their gradient in the same pass."""
-    cdef int64_t r, off
-    cdef float decay
-    for r in prange(n_rows, num_threads=n_threads, schedule="static"):
-        if touched != NULL and lazy and touched[r] != step:
-            continue
-        off = r * n_cols
-        decay = catch_up_decay(decay_mark, r, log_decay)
-        if adam:
-            adam_update(W + off, mW + off, vW + off, gW + off, n_cols,
-                        row_step(row_updates, r, step_size, lr, beta1, beta2, bump),
-                        beta1, beta2, eps, decay)
-        else:
-            sgd_update(W + off, gW + off, n_cols, step_size, decay)
-
-
-cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
-                             float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
-                             int32_t n_cols, bint adam, float step_size, float beta1,
-                             float beta2, float eps, double* decay_mark, double log_decay,
-                             int32_t* row_updates, float lr, int32_t n_threads) noexcept nogil:
-    """Apply a compact gradient (n_ids, n_cols) to rows ``ids`` of W; the ids
-    are distinct, so no two threads write one row."""
-    cdef int64_t j, row
-    cdef float decay, row_size
-    for j in prange(n_ids, num_threads=n_threads, schedule="static"):
-        row = ids[j]
-        if j + PREFETCH_AHEAD < n_ids:
-            pyslide_prefetch(W + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
-            if adam:
-                pyslide_prefetch(mW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
-                pyslide_prefetch(vW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
-        decay = catch_up_decay(decay_mark, row, log_decay)
-        if adam:
-            row_size = row_step(row_updates, row, step_size, lr, beta1, beta2, True)
-            adam_update(W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
-                        grad + j * n_cols, n_cols, row_size, beta1, beta2, eps, decay)
-            adam_update(b + row, mb + row, vb + row, grad_b + j, 1, row_size, beta1, beta2,
-                        eps, 1)
-        else:
-            sgd_update(W + row * n_cols, grad + j * n_cols, n_cols, step_size, decay)
-            sgd_update(b + row, grad_b + j, 1, step_size, 1)
-
-
-cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
-                              const int32_t* pos, int32_t n_rows, int32_t n_cols,
-                              float step_size, float beta1, float beta2, float eps,
-                              double* decay_mark, double log_decay, int32_t* row_updates,
-                              float lr, int32_t n_threads) noexcept nogil:
-    """Dense Adam for rows outside the batch's set (pos[row] < 0): a
-    zero-gradient step. ``b`` NULL: the bias is not per row."""
-    cdef int64_t r, off
-    cdef int32_t i
-    cdef float decay, row_size
-    for r in prange(n_rows, num_threads=n_threads, schedule="static"):
-        if pos[r] >= 0:
-            continue
-        off = r * n_cols
-        decay = catch_up_decay(decay_mark, r, log_decay)
-        row_size = row_step(row_updates, r, step_size, lr, beta1, beta2, True)
-        for i in range(n_cols):
-            mW[off + i] = beta1 * mW[off + i]
-            vW[off + i] = beta2 * vW[off + i]
-            W[off + i] = W[off + i] * decay - row_size * mW[off + i] / (sqrtf(vW[off + i]) + eps)
-        if b == NULL:
-            continue
-        mb[r] = beta1 * mb[r]
-        vb[r] = beta2 * vb[r]
-        b[r] -= row_size * mb[r] / (sqrtf(vb[r]) + eps)
-
-
 cdef inline void clear_shared(int32_t* pos, const int32_t* ids, int32_t n) noexcept nogil:
     cdef int32_t j
     for j in range(n):
@@ -1530,110 +1262,3 @@ cdef inline void clear_shared(int32_t* pos, const int32_t* ids, int32_t n) noexc
 
 # ---------------------------------------------------------------- inference
 
-cdef inline void heap_sift_down(float* vals, int32_t* ids, int32_t k, int32_t i) noexcept nogil:
-    """Restore a min-heap (smallest score at the root) below position i."""
-    cdef int32_t child
-    cdef float v = vals[i]
-    cdef int32_t id_ = ids[i]
-    while True:
-        child = 2 * i + 1
-        if child >= k:
-            break
-        if child + 1 < k and vals[child + 1] < vals[child]:
-            child += 1
-        if vals[child] >= v:
-            break
-        vals[i] = vals[child]
-        ids[i] = ids[child]
-        i = child
-    vals[i] = v
-    ids[i] = id_
-
-
-cdef void row_topk(const float* scores, int32_t n, int32_t k, int32_t* out_ids,
-                   float* out_vals) noexcept nogil:
-    """The k largest of scores[0:n], best first (ties: lower id first).
-
-    A min-heap of the best k so far: after the first few thousand scores
-    almost every new score loses to the root in one comparison, so a row
-    costs about one compare per score.
-    """
-    cdef int32_t j, i, tmp_id
-    cdef float tmp
-    for j in range(k):
-        out_vals[j] = scores[j]
-        out_ids[j] = j
-    for j in range(k // 2 - 1, -1, -1):
-        heap_sift_down(out_vals, out_ids, k, j)
-    for j in range(k, n):
-        if scores[j] > out_vals[0]:
-            out_vals[0] = scores[j]
-            out_ids[0] = j
-            heap_sift_down(out_vals, out_ids, k, 0)
-    # heap sort, descending by score (for equal scores the lower id first)
-    for i in range(k - 1, 0, -1):
-        tmp = out_vals[0]
-        tmp_id = out_ids[0]
-        out_vals[0] = out_vals[i]
-        out_ids[0] = out_ids[i]
-        out_vals[i] = tmp
-        out_ids[i] = tmp_id
-        heap_sift_down(out_vals, out_ids, i, 0)
-    for i in range(1, k):
-        j = i
-        while j > 0 and out_vals[j] == out_vals[j - 1] and out_ids[j] < out_ids[j - 1]:
-            tmp_id = out_ids[j]
-            out_ids[j] = out_ids[j - 1]
-            out_ids[j - 1] = tmp_id
-            j -= 1
-
-
-def topk_rows(const float[:, ::1] scores, int k, int n_threads, int32_t[:, ::1] out_ids,
-              float[:, ::1] out_vals):
-    """Row-wise top-k of a score matrix into out_ids / out_vals (k <= n_cols)."""
-    cdef int64_t r, n_rows = scores.shape[0]
-    cdef int32_t n_cols = scores.shape[1]
-    if k > n_cols or k < 1 or out_ids.shape[1] < k or out_vals.shape[1] < k \
-            or out_ids.shape[0] < n_rows or out_vals.shape[0] < n_rows:
-        raise ValueError("pyslide internal error: bad top-k shapes")
-    with nogil:
-        for r in prange(n_rows, num_threads=n_threads, schedule="static"):
-            row_topk(&scores[r, 0], n_cols, k, &out_ids[r, 0], &out_vals[r, 0])
-
-
-def topk_candidates(const float[:, ::1] hidden, const int64_t[::1] indptr,
-                    const int32_t[::1] candidates, const float[:, ::1] W, const float[::1] b,
-                    int k, int n_threads, int32_t[:, ::1] out_ids, float[:, ::1] out_vals):
-    """Top-k among each row's candidate neurons (LSH inference).
-
-    Row r scores neurons ``candidates[indptr[r]:indptr[r + 1]]`` against
-    ``hidden[r]`` (dot product with W's row plus bias) and keeps the best k,
-    best first; rows with fewer candidates leave -1 / -inf in the tail.
-    """
-    cdef int64_t r, n_rows = hidden.shape[0], lo, hi, t, max_len = 0
-    cdef int32_t d = hidden.shape[1], n, kk, j
-    cdef float* scores
-    cdef int32_t* picked
-    if W.shape[1] != d or out_ids.shape[0] < n_rows or out_ids.shape[1] < k \
-            or out_vals.shape[0] < n_rows or out_vals.shape[1] < k or indptr.shape[0] != n_rows + 1:
-        raise ValueError("pyslide internal error: bad candidate top-k shapes")
-    for r in range(n_rows):
-        max_len = max(max_len, indptr[r + 1] - indptr[r])
-    with nogil, parallel(num_threads=n_threads):
-        scores = <float*>malloc((max_len + 1) * sizeof(float))
-        picked = <int32_t*>malloc((k + 1) * sizeof(int32_t))
-        if scores != NULL and picked != NULL:
-            for r in prange(n_rows, schedule="dynamic"):
-                lo = indptr[r]
-                hi = indptr[r + 1]
-                n = <int32_t>(hi - lo)
-                for t in range(n):
-                    j = candidates[lo + t]
-                    scores[t] = b[j] + dot(&W[j, 0], &hidden[r, 0], d)
-                kk = k if k < n else n
-                if kk > 0:
-                    row_topk(scores, n, kk, picked, &out_vals[r, 0])
-                    for t in range(kk):
-                        out_ids[r, t] = candidates[lo + picked[t]]
-        free(scores)
-        free(picked)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from . import _kernels, persist
+from . import _kernels, _loss, _optim, _topk, persist
 from ._openmp import resolve_threads
 from ._validate import choice, integer, real
 from .callbacks import check_callbacks as _check_callbacks
@@ -393,13 +393,14 @@ class Network:
             if isinstance(layer, Sampled):
                 spec["min_active"] = layer.min_active
                 spec["max_active"] = layer.max_active
-                spec["query"] = layer.query
+                spec["query"] = _kernels.QUERIES[layer.query]
                 spec["threshold"] = layer.threshold
                 if state.family is not None:
                     spec["family"] = state.family
                     spec["tables"] = state.tables.compiled
             specs.append(spec)
-        return _kernels.Engine(specs, batch_size, self.n_threads, self.loss, max_labels,
+        return _kernels.Engine(specs, batch_size, self.n_threads, _loss.LOSSES[self.loss],
+                               max_labels,
                                self.seed, self._is_shared_output(), max_row_nnz,
                                label_log1m=label_log1m)
 
@@ -436,7 +437,9 @@ class Network:
         engine = self._make_engine(batch_size, max_labels, max_row_nnz,
                                    self._label_log1m(Y) if correct_sampling else None)
         self._engine = engine
-        return _Run(X, Y, x_indptr, y_indptr, engine, batch_size)
+        run = _Run(X, Y, x_indptr, y_indptr, engine, batch_size)
+        run.optimizer = _optim.OPTIMIZERS[self.optimizer.kind]
+        return run
 
     def _train_epoch(self, run, epoch, shuffle, bar=None):
         """One pass over ``run``'s rows, a step per batch; returns the sum of the row losses."""
@@ -466,7 +469,7 @@ class Network:
                     f"the inputs for extreme values")
             t2 = time.perf_counter()
             log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
-            engine.optimizer_step(step, opt.kind, opt.step_size(step, steps_per_epoch),
+            engine.optimizer_step(step, run.optimizer, opt.step_size(step, steps_per_epoch),
                                   getattr(opt, "beta1", 0.0), getattr(opt, "beta2", 0.0),
                                   getattr(opt, "eps", 0.0), opt.lazy, log_decay,
                                   opt.lr_at(step, steps_per_epoch))
@@ -670,7 +673,7 @@ class Network:
             for start in starts:
                 h = self._hidden(X[start:start + chunk])
                 z = self._output_scores(h)
-                _kernels.topk_rows(z, k_eff, self.n_threads, ids[start:start + len(z)],
+                _topk.topk_rows(z, k_eff, self.n_threads, ids[start:start + len(z)],
                                    scores[start:start + len(z)])
         return ids, scores
 
@@ -685,7 +688,7 @@ class Network:
         for start in range(0, X.shape[0], chunk):
             h = np.ascontiguousarray(self._hidden(X[start:start + chunk]), dtype=np.float32)
             indptr, cand = self._tables[out].query(h, mode="union", threads=self.n_threads)
-            _kernels.topk_candidates(h, np.ascontiguousarray(indptr, dtype=np.int64),
+            _topk.topk_candidates(h, np.ascontiguousarray(indptr, dtype=np.int64),
                                      np.ascontiguousarray(cand, dtype=np.int32), W, b, k,
                                      self.n_threads, ids[start:start + len(h)],
                                      scores[start:start + len(h)])
@@ -744,7 +747,7 @@ class Network:
             for start in starts:
                 z = self._output_scores(self._hidden(X[start:start + chunk]))
                 loss_sum += _loss_sum(z, Y[start:start + len(z)], self.loss)
-                _kernels.topk_rows(z, min(k, self.n_outputs), self.n_threads,
+                _topk.topk_rows(z, min(k, self.n_outputs), self.n_threads,
                                    ids[start:start + len(z)], scores[start:start + len(z)])
         return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}
 
@@ -863,6 +866,7 @@ class _Run:
         self.batch_size = batch_size
         self.steps_per_epoch = (self.n + batch_size - 1) // batch_size
         self.losses = np.zeros(batch_size, dtype=np.float32)
+        self.optimizer = None     # the kernels' code of the optimizer (_optim.OPTIMIZERS)
         self.timings = {"hash": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
                         "rebuild": 0.0}
         self.step_times = []

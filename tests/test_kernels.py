@@ -4,6 +4,7 @@ import pytest
 import scipy.sparse as sp
 
 import pyslide as ps
+from pyslide._optim import OPTIMIZERS
 from pyslide.layers import Sampled
 
 from reference import batch_loss, forward_backward
@@ -247,7 +248,7 @@ def test_adam_step_matches_reference(lazy, share):
     before = [{k: p[k].astype(np.float64).copy() for k in ("W", "b", "mW", "vW", "mb", "vb")}
               for p in net._params]
     t = 3
-    engine.optimizer_step(1, "adam", opt.step_size(t), opt.beta1, opt.beta2, opt.eps, lazy)
+    engine.optimizer_step(1, OPTIMIZERS["adam"], opt.step_size(t), opt.beta1, opt.beta2, opt.eps, lazy)
     for i, p in enumerate(net._params):
         w, m, v = adam_reference(before[i]["W"], before[i]["mW"], before[i]["vW"],
                                  grads[i]["W"], t)
@@ -274,7 +275,7 @@ def test_sgd_step_matches_reference():
     X, Y, engine, _ = run_step(net, X, Y, rows)
     grads = kernel_grads(net, engine)
     before = [p["W"].copy() for p in net._params]
-    engine.optimizer_step(1, "sgd", 0.5, 0.0, 0.0, 0.0, True)
+    engine.optimizer_step(1, OPTIMIZERS["sgd"], 0.5, 0.0, 0.0, 0.0, True)
     for i, p in enumerate(net._params):
         np.testing.assert_allclose(p["W"], before[i] - 0.5 * grads[i]["W"], rtol=1e-6, atol=1e-7)
 
@@ -306,14 +307,14 @@ def test_full_active_sampled_layer_equals_dense():
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("k", [1, 3, 10])
 def test_topk_rows_matches_numpy(threads, k):
-    from pyslide import _kernels
+    from pyslide import _topk
     rng = np.random.default_rng(k)
     scores = rng.normal(size=(50, 300)).astype(np.float32)
     scores[:, 17] = scores[:, 4]          # ties: the lower id must come first
     scores[3] = 1.0                       # a row of equal scores
     ids = np.zeros((50, k), np.int32)
     vals = np.zeros((50, k), np.float32)
-    _kernels.topk_rows(scores, k, threads, ids, vals)
+    _topk.topk_rows(scores, k, threads, ids, vals)
     order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     np.testing.assert_array_equal(ids, order)
     np.testing.assert_array_equal(vals, np.take_along_axis(scores, order, axis=1))
@@ -337,7 +338,7 @@ def test_two_threads_match_reference_where_nothing_races(case):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_topk_candidates_matches_numpy(threads):
-    from pyslide import _kernels
+    from pyslide import _topk
     rng = np.random.default_rng(0)
     W = rng.normal(size=(200, 8)).astype(np.float32)
     b = rng.normal(size=200).astype(np.float32)
@@ -349,7 +350,7 @@ def test_topk_candidates_matches_numpy(threads):
     k = 4
     ids = np.full((30, k), -1, np.int32)
     vals = np.full((30, k), -np.inf, np.float32)
-    _kernels.topk_candidates(h, indptr, cand, W, b, k, threads, ids, vals)
+    _topk.topk_candidates(h, indptr, cand, W, b, k, threads, ids, vals)
     for r in range(30):
         c = cand[indptr[r]:indptr[r + 1]]
         z = (W[c] @ h[r] + b[c]).astype(np.float32)
@@ -358,3 +359,23 @@ def test_topk_candidates_matches_numpy(threads):
         np.testing.assert_array_equal(ids[r, :n], c[order])
         np.testing.assert_allclose(vals[r, :n], z[order], rtol=1e-5)
         assert (ids[r, n:] == -1).all() and np.isneginf(vals[r, n:]).all()
+
+
+def test_engine_refuses_unknown_codes():
+    """Names are resolved in Python (_loss.LOSSES, _optim.OPTIMIZERS, _kernels.QUERIES);
+    the engine never falls back to a default for a code it does not know."""
+    from pyslide import _kernels
+    X, Y = random_problem()
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], active=10,
+                                                          share="sample")], seed=0)
+    _, _, engine = prepared(net, X, Y, 4)
+    with pytest.raises(ValueError, match="unknown optimizer code 7"):
+        engine.optimizer_step(1, 7, 0.1, 0.9, 0.999, 1e-8, True)
+    net.loss = "hinge"
+    with pytest.raises(KeyError, match="hinge"):
+        net._make_engine(4, 3, 10)
+    specs = [{"sampled": 0, "in_dim": 3, "units": 2, "relu": 0,
+              "W": np.zeros((3, 2), np.float32), "b": np.zeros(2, np.float32)}]
+    with pytest.raises(ValueError, match="unknown loss code 5"):
+        _kernels.Engine(specs, 4, 1, 5, 1, 0, False)
+    assert _kernels.QUERIES == {"union": 0, "threshold": 1, "sample": 2}

@@ -7,6 +7,7 @@ import pytest
 
 import pyslide as ps
 
+from pyslide._optim import OPTIMIZERS
 from reference import dropout_mask, forward_backward
 from test_kernels import active_of, assert_grads_match, kernel_grads, prepared, random_problem
 from test_kernels import run_step as step_with  # noqa: E402 (one step as fit runs it)
@@ -175,7 +176,7 @@ def test_lazy_adamw_equals_dense_decay_over_steps(schedule):
         grads = kernel_grads(net, engine)
         lr_t = opt.lr_at(t, steps_per_epoch)
         log_decay += opt.log_decay_at(t, steps_per_epoch)
-        engine.optimizer_step(t, "adam", opt.step_size(t, steps_per_epoch), opt.beta1,
+        engine.optimizer_step(t, OPTIMIZERS["adam"], opt.step_size(t, steps_per_epoch), opt.beta1,
                               opt.beta2, opt.eps, True, log_decay)
         for i, touched in enumerate((features, shared)):
             r, g = ref[i], grads[i]
@@ -220,7 +221,7 @@ def test_weight_decay_owed_by_an_idle_row_is_paid_at_its_update(share):
     else:
         before = net._params[1]["W"][touched].astype(np.float64)
     log_decay += per_step
-    engine.optimizer_step(idle + 1, "adam", opt.step_size(idle + 1), opt.beta1, opt.beta2,
+    engine.optimizer_step(idle + 1, OPTIMIZERS["adam"], opt.step_size(idle + 1), opt.beta1, opt.beta2,
                           opt.eps, True, log_decay)
     w, _, _ = adam_rows(before, 0.0, 0.0, grads[1]["W"][touched], idle + 1, opt, opt.lr,
                         (1 - opt.lr * opt.weight_decay) ** (idle + 1))
@@ -338,7 +339,7 @@ def test_row_bias_correction_counts_each_rows_own_updates(share):
         p["row_updates"][:] = c
     before = [{k: p[k].astype(np.float64) for k in ("W", "b", "mW", "vW", "mb", "vb")}
               for p in net._params]
-    engine.optimizer_step(step, "adam", opt.step_size(step), opt.beta1, opt.beta2, opt.eps,
+    engine.optimizer_step(step, OPTIMIZERS["adam"], opt.step_size(step), opt.beta1, opt.beta2, opt.eps,
                           True, 0.0, opt.lr)
     features = np.unique(X[rows].indices)
     if share == "batch":

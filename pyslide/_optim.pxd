@@ -1,0 +1,112 @@
+# Optimizer updates over weight rows (lazy Adam, SGD, decoupled weight decay):
+# the per-row steps inline here, the prange loops in _optim.pyx.
+
+from libc.stdint cimport int32_t, int64_t
+from libc.math cimport exp, sqrtf, powf
+
+
+cdef enum OptimizerKind:
+    # codes the engine takes; Python resolves names through _optim.OPTIMIZERS
+    OPT_SGD = 0
+    OPT_ADAM = 1
+
+
+cdef inline float catch_up_decay(double* mark, int64_t row, double log_decay) noexcept nogil:
+    """Weight-decay factor a row owes, and mark it paid.
+
+    ``log_decay`` is the sum of log(1 - lr_t * weight_decay) over every step
+    so far; ``mark[row]`` that sum when the row was last decayed. A lazy row
+    untouched for many steps thus takes, in one multiplication, exactly the
+    decay dense AdamW would have applied step by step. NULL: no decay.
+    """
+    cdef double owed
+    if mark == NULL:
+        return 1
+    owed = log_decay - mark[row]
+    mark[row] = log_decay
+    return <float>exp(owed)
+
+
+cdef inline void catch_up_row(float* W, double* mark, int64_t row, int32_t n_cols,
+                              double log_decay) noexcept nogil:
+    """Decay one row of W by what it owes up to ``log_decay``."""
+    cdef int32_t i
+    cdef float decay
+    cdef float* w = W + row * n_cols
+    if mark[row] == log_decay:
+        return
+    decay = catch_up_decay(mark, row, log_decay)
+    for i in range(n_cols):
+        w[i] = w[i] * decay
+
+
+cdef inline float row_step(int32_t* count, int64_t row, float step_size, float lr,
+                           float beta1, float beta2, bint bump) noexcept nogil:
+    """Adam's bias-corrected step size for one row.
+
+    With per-row update counts (``count`` not NULL) the correction counts the
+    row's own updates, as if each row ran its own Adam: with the global step
+    count, a row first updated at step 1,000 has moments of one gradient but
+    no correction for it, and moves about 2.5 times the learning rate, and
+    rows touched rarely (rare labels, rare features) keep moving several
+    times faster than the rest. ``bump``: count this update.
+    """
+    cdef int32_t k
+    cdef float one = 1
+    if count == NULL:
+        return step_size
+    if bump:
+        count[row] += 1
+    k = count[row]
+    if k < 1:
+        k = 1
+    return lr * sqrtf(one - powf(beta2, k)) / (one - powf(beta1, k))
+
+
+cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
+                             float step_size, float beta1, float beta2, float eps,
+                             float decay) noexcept nogil:
+    """One Adam step of a row, decayed first (``decay`` = 1: none), its
+    gradient zeroed."""
+    cdef int32_t i
+    cdef float gi
+    # float locals: a literal 1.0 would make C compute the loop in double
+    cdef float keep1 = 1, keep2 = 1
+    keep1 = keep1 - beta1
+    keep2 = keep2 - beta2
+    for i in range(n):
+        gi = g[i]
+        m[i] = beta1 * m[i] + keep1 * gi
+        v[i] = beta2 * v[i] + keep2 * gi * gi
+        w[i] = w[i] * decay - step_size * m[i] / (sqrtf(v[i]) + eps)
+        g[i] = 0
+
+
+cdef inline void sgd_update(float* w, float* g, int32_t n, float step_size,
+                            float decay) noexcept nogil:
+    cdef int32_t i
+    for i in range(n):
+        w[i] = w[i] * decay - step_size * g[i]
+        g[i] = 0
+
+
+cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_rows,
+                        int32_t n_cols, double log_decay, int32_t n_threads) noexcept nogil
+
+cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
+                      int32_t step, int32_t n_rows, int32_t n_cols, bint adam, bint lazy,
+                      float step_size, float beta1, float beta2, float eps,
+                      double* decay_mark, double log_decay, int32_t* row_updates, float lr,
+                      bint bump, int32_t n_threads) noexcept nogil
+
+cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
+                             float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
+                             int32_t n_cols, bint adam, float step_size, float beta1,
+                             float beta2, float eps, double* decay_mark, double log_decay,
+                             int32_t* row_updates, float lr, int32_t n_threads) noexcept nogil
+
+cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
+                              const int32_t* pos, int32_t n_rows, int32_t n_cols,
+                              float step_size, float beta1, float beta2, float eps,
+                              double* decay_mark, double log_decay, int32_t* row_updates,
+                              float lr, int32_t n_threads) noexcept nogil

@@ -1,0 +1,97 @@
+"""Optimizer loops over touched weight rows; a kernel module (imports no Python module of ours)."""
+# prange over rows, static schedule; rows read in random order are
+# prefetched a few iterations ahead (these loops wait on memory, not on
+# arithmetic). The per-row steps are inline in _optim.pxd.
+
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t
+from libc.math cimport sqrtf
+
+from pyslide._vec cimport pyslide_prefetch, PREFETCH_AHEAD
+
+OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM}
+
+
+cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_rows,
+                        int32_t n_cols, double log_decay, int32_t n_threads) noexcept nogil:
+    """catch_up_row over distinct ``rows`` (no two threads write one row)."""
+    cdef int32_t j
+    for j in prange(n_rows, num_threads=n_threads, schedule="static"):
+        catch_up_row(W, mark, rows[j], n_cols, log_decay)
+
+
+cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
+                      int32_t step, int32_t n_rows, int32_t n_cols, bint adam, bint lazy,
+                      float step_size, float beta1, float beta2, float eps,
+                      double* decay_mark, double log_decay, int32_t* row_updates, float lr,
+                      bint bump, int32_t n_threads) noexcept nogil:
+    """Optimizer over the rows touched in ``step`` (all rows if not lazy or
+    touched is NULL), zeroing their gradient in the same pass."""
+    cdef int64_t r, off
+    cdef float decay
+    for r in prange(n_rows, num_threads=n_threads, schedule="static"):
+        if touched != NULL and lazy and touched[r] != step:
+            continue
+        off = r * n_cols
+        decay = catch_up_decay(decay_mark, r, log_decay)
+        if adam:
+            adam_update(W + off, mW + off, vW + off, gW + off, n_cols,
+                        row_step(row_updates, r, step_size, lr, beta1, beta2, bump),
+                        beta1, beta2, eps, decay)
+        else:
+            sgd_update(W + off, gW + off, n_cols, step_size, decay)
+
+
+cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
+                             float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
+                             int32_t n_cols, bint adam, float step_size, float beta1,
+                             float beta2, float eps, double* decay_mark, double log_decay,
+                             int32_t* row_updates, float lr, int32_t n_threads) noexcept nogil:
+    """Apply a compact gradient (n_ids, n_cols) to rows ``ids`` of W; the ids
+    are distinct, so no two threads write one row."""
+    cdef int64_t j, row
+    cdef float decay, row_size
+    for j in prange(n_ids, num_threads=n_threads, schedule="static"):
+        row = ids[j]
+        if j + PREFETCH_AHEAD < n_ids:
+            pyslide_prefetch(W + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
+            if adam:
+                pyslide_prefetch(mW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
+                pyslide_prefetch(vW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
+        decay = catch_up_decay(decay_mark, row, log_decay)
+        if adam:
+            row_size = row_step(row_updates, row, step_size, lr, beta1, beta2, True)
+            adam_update(W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
+                        grad + j * n_cols, n_cols, row_size, beta1, beta2, eps, decay)
+            adam_update(b + row, mb + row, vb + row, grad_b + j, 1, row_size, beta1, beta2,
+                        eps, 1)
+        else:
+            sgd_update(W + row * n_cols, grad + j * n_cols, n_cols, step_size, decay)
+            sgd_update(b + row, grad_b + j, 1, step_size, 1)
+
+
+cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
+                              const int32_t* pos, int32_t n_rows, int32_t n_cols,
+                              float step_size, float beta1, float beta2, float eps,
+                              double* decay_mark, double log_decay, int32_t* row_updates,
+                              float lr, int32_t n_threads) noexcept nogil:
+    """Dense Adam for rows outside the batch's set (pos[row] < 0): a
+    zero-gradient step. ``b`` NULL: the bias is not per row."""
+    cdef int64_t r, off
+    cdef int32_t i
+    cdef float decay, row_size
+    for r in prange(n_rows, num_threads=n_threads, schedule="static"):
+        if pos[r] >= 0:
+            continue
+        off = r * n_cols
+        decay = catch_up_decay(decay_mark, r, log_decay)
+        row_size = row_step(row_updates, r, step_size, lr, beta1, beta2, True)
+        for i in range(n_cols):
+            mW[off + i] = beta1 * mW[off + i]
+            vW[off + i] = beta2 * vW[off + i]
+            W[off + i] = W[off + i] * decay - row_size * mW[off + i] / (sqrtf(vW[off + i]) + eps)
+        if b == NULL:
+            continue
+        mb[r] = beta1 * mb[r]
+        vb[r] = beta2 * vb[r]
+        b[r] -= row_size * mb[r] / (sqrtf(vb[r]) + eps)
