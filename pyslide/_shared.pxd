@@ -1,0 +1,46 @@
+# The batch-shared output's state and step, for the engine.
+
+from libc.stdint cimport int32_t, int64_t
+
+from pyslide._layer cimport NetC
+
+
+cdef struct SharedC:
+    int32_t max_shared
+    int32_t n_shared
+    int32_t* shared_ids       # (max_shared,) the batch's active output ids
+    int32_t* shared_pos       # (units,) position of an id in shared_ids, or -1
+    int32_t* cand_count       # (units,) (sample, table) hits of a candidate; 0 between steps
+    int32_t* cand_ids         # (units,) candidates in first-hit order
+    int32_t* count_hist       # (batch * L + 2,) histogram of hit counts
+    float* hidden             # (batch, d) last hidden vectors
+    float* d_hidden           # (batch, d) their gradient
+    float* w_shared           # (max_shared, d) the shared rows, gathered
+    float* b_shared           # (max_shared,)
+    float* logits             # (batch, max_shared) logits, then deltas in place
+    float* grad_shared        # (max_shared, d) compact weight gradient
+    float* gb_shared          # (max_shared,)
+    float* corr_shared        # (max_shared,) sampling correction of each shared id
+    int32_t n_shared_labels   # shared ids [0, n_shared_labels) are the batch's labels
+    int32_t n_shared_det      # ... [n_shared_labels, n_shared_det) LSH candidates, then uniform
+    # serial phases: selection (part of "hash"), and the shared output's
+    # products on the forward and on the backward side
+    double t_hash
+    double t_shared_forward
+    double t_shared_backward
+
+
+cdef inline void clear_shared(int32_t* pos, const int32_t* ids, int32_t n) noexcept nogil:
+    cdef int32_t j
+    for j in range(n):
+        pos[ids[j]] = -1
+
+
+cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
+                         const int64_t[::1] rows, int32_t step) noexcept nogil
+
+cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                        const float[::1] x_data, const int64_t[::1] y_indptr,
+                        const int32_t[::1] y_indices, const int64_t[::1] rows,
+                        int32_t step, float[::1] losses, int32_t mark_base,
+                       double log_decay_read) noexcept

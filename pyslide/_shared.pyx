@@ -1,0 +1,291 @@
+"""The batch-shared output: one active set per batch, logits and gradients as matrix products; a kernel module (imports no Python module of ours)."""
+# A batch-shared output layer (share="batch") is computed differently from
+# SLIDE's: one active set for the whole batch, logits as one sgemm, and a
+# compact gradient (n_shared, in_dim) that the optimizer applies directly,
+# so that layer needs no full-size gradient buffer.
+
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libc.string cimport memset, memcpy
+
+from pyslide._common cimport mix_seed, rand_below
+from pyslide._hash cimport BucketTables, hash_dense_row
+from pyslide._layer cimport (LayerC, NetC, TIME_STRIDE, T_HASH, T_BACKWARD, dropout_mask,
+                             dropout_stream, layer_output, gemm_rm)
+from pyslide._loss cimport inclusion_log_correction, loss_and_delta
+from pyslide._optim cimport catch_up_row
+from pyslide._sample cimport forward_sample, backward_sample
+from pyslide._vec cimport axpy, now, pyslide_prefetch, PREFETCH_AHEAD
+
+
+cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
+                         const int64_t[::1] rows, int32_t step) noexcept nogil:
+    """The batch's shared active set of the output layer.
+
+    The batch's true labels first; then LSH candidates ranked by how many
+    (sample, table) pairs hit them, best first, up to max_active; then
+    uniform random neurons up to min_active. Ranking uses a histogram of
+    hit counts (counts are at most batch * L): no sort.
+    """
+    cdef LayerC* layer = &net.layers[net.n_layers - 1]
+    cdef int32_t n_batch = rows.shape[0]
+    cdef int32_t n = 0, n_cand = 0, b, l, s, j, c, need, threshold, taken, max_count
+    cdef int64_t k, r, bucket, n_valid
+    cdef const int32_t* bucket_ids
+    cdef const int32_t* slot
+    cdef const BucketTables* tables = layer.tables
+    cdef uint64_t rng
+    cdef int32_t limit = sh.max_shared
+    for b in range(n_batch):
+        r = rows[b]
+        for k in range(y_indptr[r], y_indptr[r + 1]):
+            j = y_indices[k]
+            if sh.shared_pos[j] < 0 and n < limit:
+                sh.shared_pos[j] = n
+                sh.shared_ids[n] = j
+                n += 1
+    sh.n_shared_labels = n
+    if layer.all_active:
+        for j in range(layer.units):
+            if sh.shared_pos[j] < 0:
+                sh.shared_pos[j] = n
+                sh.shared_ids[n] = j
+                n += 1
+        sh.n_shared = sh.n_shared_det = n
+        return
+    if layer.family != NULL and n < layer.max_active:
+        max_count = 0
+        for b in range(n_batch):
+            bucket_ids = layer.bucket_ids + <int64_t>b * layer.n_tables
+            for l in range(layer.n_tables):
+                bucket = <int64_t>l * tables.n_buckets + bucket_ids[l]
+                n_valid = tables.counts[bucket]
+                if n_valid > tables.bucket_size:
+                    n_valid = tables.bucket_size
+                slot = tables.ids + bucket * tables.bucket_size
+                for s in range(n_valid):
+                    j = slot[s]
+                    if sh.shared_pos[j] >= 0:
+                        continue
+                    if sh.cand_count[j] == 0:
+                        sh.cand_ids[n_cand] = j
+                        n_cand += 1
+                    sh.cand_count[j] += 1
+                    if sh.cand_count[j] > max_count:
+                        max_count = sh.cand_count[j]
+        need = layer.max_active - n
+        if n_cand <= need:
+            threshold = 1
+        else:
+            memset(sh.count_hist, 0, (max_count + 2) * sizeof(int32_t))
+            for c in range(n_cand):
+                sh.count_hist[sh.cand_count[sh.cand_ids[c]]] += 1
+            # smallest hit count whose candidates, with all better ones, fill `need`
+            taken = 0
+            threshold = max_count
+            while threshold > 1 and taken + sh.count_hist[threshold] < need:
+                taken += sh.count_hist[threshold]
+                threshold -= 1
+        # strictly better candidates first, then ties in first-hit order
+        for c in range(n_cand):
+            j = sh.cand_ids[c]
+            if sh.cand_count[j] > threshold:
+                sh.shared_pos[j] = n
+                sh.shared_ids[n] = j
+                n += 1
+        for c in range(n_cand):
+            j = sh.cand_ids[c]
+            if sh.cand_count[j] == threshold and n < layer.max_active:
+                sh.shared_pos[j] = n
+                sh.shared_ids[n] = j
+                n += 1
+            sh.cand_count[j] = 0
+    sh.n_shared_det = n
+    rng = mix_seed(net.seed, <uint64_t>step, <uint64_t>0xFFFFFFFF)
+    while n < layer.min_active and n < limit:
+        j = <int32_t>rand_below(&rng, <uint32_t>layer.units)
+        if sh.shared_pos[j] < 0:
+            sh.shared_pos[j] = n
+            sh.shared_ids[n] = j
+            n += 1
+    sh.n_shared = n
+
+
+cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                        const float[::1] x_data, const int64_t[::1] y_indptr,
+                        const int32_t[::1] y_indices, const int64_t[::1] rows,
+                        int32_t step, float[::1] losses, int32_t mark_base,
+                       double log_decay_read) noexcept:
+    """The batch-shared step: hidden layers per sample, one active output
+    set for the batch, its logits and gradients as matrix products (each
+    thread multiplies its own block: BLAS runs single-threaded), then the
+    hidden layers' backward per sample. ``log_decay_read``: the weight-decay
+    sum the shared rows catch up to before they are read."""
+    cdef int32_t n_batch = rows.shape[0]
+    cdef LayerC* out_layer = &net.layers[net.n_layers - 1]
+    cdef LayerC* last = &net.layers[net.n_layers - 2]
+    cdef int32_t d = out_layer.in_dim
+    cdef int32_t b, tid, x_n, n_labels, t, j, n_in, n_shared
+    cdef int64_t r, k
+    cdef const int32_t* x_ids
+    cdef const float* x_vals
+    cdef const int32_t* labels
+    cdef const int32_t* in_ids
+    cdef const float* in_vals
+    cdef float* h
+    cdef float* dh
+    cdef float* last_delta
+    cdef const float* last_act
+    cdef int32_t* label_pos
+    cdef double t0
+    cdef float scale = 1.0 / n_batch
+    cdef float one = 1.0, zero = 0.0
+    cdef float q_uniform = 0
+    cdef int32_t n_blocks, block, batch_block, c, s0, s1, b0, b1
+    with nogil:
+        # forward through the hidden layers; hidden vectors into `hidden`
+        for b in prange(n_batch, num_threads=net.n_threads, schedule="dynamic"):
+            tid = threadid()
+            r = rows[b]
+            x_ids = &x_indices[0] + x_indptr[r]
+            x_vals = &x_data[0] + x_indptr[r]
+            x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
+            forward_sample(net, b, tid, x_ids, x_vals, x_n, NULL, 0,
+                                 net.n_layers - 1, step, mark_base + b + 1)
+            t0 = now()
+            # assigned here so that prange makes them thread-private (it
+            # cannot see the writes layer_output makes through pointers)
+            in_ids = NULL
+            in_vals = NULL
+            n_in = 0
+            layer_output(last, b, &in_ids, &in_vals, &n_in)
+            h = sh.hidden + <int64_t>b * d
+            if in_ids == NULL:
+                memcpy(h, in_vals, d * sizeof(float))
+            else:
+                memset(h, 0, d * sizeof(float))
+                for t in range(n_in):
+                    h[in_ids[t]] = in_vals[t]
+            if out_layer.family != NULL:
+                hash_dense_row(out_layer.family, h,
+                               out_layer.bucket_ids + <int64_t>b * out_layer.n_tables)
+            net.thread_time[tid * TIME_STRIDE + T_HASH] += now() - t0
+
+        t0 = now()
+        select_shared(net, sh, y_indptr, y_indices, rows, step)
+        n_shared = sh.n_shared
+        sh.t_hash += now() - t0
+
+        # BLAS runs single-threaded while fit runs (OpenBLAS threads that
+        # spin after a call steal the cores from the OpenMP threads of
+        # the next region), so each thread multiplies its own block of
+        # shared rows: gather the rows, then logits[:, block] =
+        # hidden @ w_shared[block]^T
+        t0 = now()
+        if net.correction:
+            # uniform draws avoid the ids already in the set
+            q_uniform = (n_shared - sh.n_shared_det) / <float>max(
+                1, out_layer.units - sh.n_shared_det)
+        n_blocks = net.n_threads
+        block = (n_shared + n_blocks - 1) // n_blocks
+        for c in prange(n_blocks, num_threads=net.n_threads, schedule="static"):
+            s0 = c * block
+            s1 = min(n_shared, s0 + block)
+            if s1 <= s0:
+                continue
+            for j in range(s0, s1):
+                if out_layer.decay_mark != NULL:
+                    catch_up_row(out_layer.W, out_layer.decay_mark, sh.shared_ids[j], d,
+                                 log_decay_read)
+                if j + PREFETCH_AHEAD < s1:
+                    pyslide_prefetch(out_layer.W + <int64_t>sh.shared_ids[j + PREFETCH_AHEAD] * d,
+                                     d * sizeof(float), 0)
+                memcpy(sh.w_shared + <int64_t>j * d,
+                       out_layer.W + <int64_t>sh.shared_ids[j] * d, d * sizeof(float))
+                sh.b_shared[j] = out_layer.b[sh.shared_ids[j]]
+                if not net.correction:
+                    continue
+                # LSH candidates are chosen, not drawn: they stand for
+                # themselves and take no correction
+                if sh.n_shared_labels <= j < sh.n_shared_det:
+                    sh.corr_shared[j] = 0
+                else:
+                    sh.corr_shared[j] = inclusion_log_correction(
+                        net.label_log1m[sh.shared_ids[j]], n_batch - 1, q_uniform,
+                        net.q_floor)
+            gemm_rm(False, True, n_batch, s1 - s0, d, one, sh.hidden, d,
+                    sh.w_shared + <int64_t>s0 * d, d, zero, sh.logits + s0, n_shared)
+        sh.t_shared_forward += now() - t0
+
+        t0 = now()
+        for b in prange(n_batch, num_threads=net.n_threads, schedule="static"):
+            r = rows[b]
+            labels = &y_indices[0] + y_indptr[r]
+            n_labels = <int32_t>(y_indptr[r + 1] - y_indptr[r])
+            label_pos = net.label_pos + <int64_t>b * net.max_labels
+            k = 0
+            for t in range(n_labels):
+                j = sh.shared_pos[labels[t]]
+                if j >= 0:
+                    label_pos[k] = j
+                    k = k + 1
+            h = sh.logits + <int64_t>b * n_shared
+            if net.correction:
+                for j in range(n_shared):
+                    h[j] = h[j] + sh.b_shared[j] + sh.corr_shared[j]
+                # a sample's own labels are in the set for sure
+                for t in range(<int32_t>k):
+                    h[label_pos[t]] = h[label_pos[t]] - sh.corr_shared[label_pos[t]]
+            else:
+                for j in range(n_shared):
+                    h[j] = h[j] + sh.b_shared[j]
+            # loss_and_delta works in place: delta overwrites the logits
+            losses[b] = loss_and_delta(h, h, n_shared, label_pos, <int32_t>k,
+                                       net.loss_kind, scale)
+        # per thread: grad[block] = delta[:, block]^T @ hidden and the bias
+        # gradient of its block of shared rows; d_hidden[rows] =
+        # delta[rows] @ w_shared for its block of batch rows
+        batch_block = (n_batch + n_blocks - 1) // n_blocks
+        for c in prange(n_blocks, num_threads=net.n_threads, schedule="static"):
+            s0 = c * block
+            s1 = min(n_shared, s0 + block)
+            if s1 > s0:
+                gemm_rm(True, False, s1 - s0, d, n_batch, one, sh.logits + s0, n_shared,
+                        sh.hidden, d, zero, sh.grad_shared + <int64_t>s0 * d, d)
+                memset(sh.gb_shared + s0, 0, (s1 - s0) * sizeof(float))
+                for b in range(n_batch):
+                    axpy(sh.gb_shared + s0, sh.logits + <int64_t>b * n_shared + s0,
+                         1.0, s1 - s0)
+            b0 = c * batch_block
+            b1 = min(n_batch, b0 + batch_block)
+            if b1 > b0:
+                gemm_rm(False, False, b1 - b0, d, n_shared, one,
+                        sh.logits + <int64_t>b0 * n_shared, n_shared, sh.w_shared, d,
+                        zero, sh.d_hidden + <int64_t>b0 * d, d)
+        sh.t_shared_backward += now() - t0
+
+        for b in prange(n_batch, num_threads=net.n_threads, schedule="dynamic"):
+            tid = threadid()
+            t0 = now()
+            r = rows[b]
+            dh = sh.d_hidden + <int64_t>b * d
+            last_delta = last.deltas + <int64_t>b * last.width
+            # assigned here so that prange makes them thread-private (it
+            # cannot see the writes layer_output makes through pointers)
+            in_ids = NULL
+            in_vals = NULL
+            n_in = 0
+            layer_output(last, b, &in_ids, &in_vals, &n_in)
+            if in_ids == NULL:
+                for t in range(n_in):
+                    last_delta[t] = dh[t] if (in_vals[t] > 0 or not last.relu) else 0
+            else:
+                for t in range(n_in):
+                    last_delta[t] = dh[in_ids[t]] if (in_vals[t] > 0 or not last.relu) else 0
+            if last.dropout > 0:
+                dropout_mask(last_delta, n_in, last.dropout, dropout_stream(last, step, b))
+            x_ids = &x_indices[0] + x_indptr[r]
+            x_vals = &x_data[0] + x_indptr[r]
+            x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
+            backward_sample(net, b, net.n_layers - 2, x_ids, x_vals, x_n, step)
+            net.thread_time[tid * TIME_STRIDE + T_BACKWARD] += now() - t0
