@@ -1,4 +1,4 @@
-"""pyslide: train networks with enormous output layers on CPUs.
+"""pyslide: train networks with enormous output layers on CPUs; the public names: imports the library modules (never the CLI).
 
 Each sample computes only the neurons that locality-sensitive hashing picks;
 many threads update shared weights without locks (HogWild). See the README.

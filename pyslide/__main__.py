@@ -1,3 +1,4 @@
+"""``python -m pyslide``: the command line; imports cli."""
 import sys
 
 from .cli import main

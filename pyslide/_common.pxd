@@ -1,4 +1,4 @@
-# Shared C-level helpers: counter-based random numbers and small math.
+# Shared C-level helpers (counter-based random numbers); declarations, cimport nothing of ours.
 #
 # Every random draw inside a kernel comes from a SplitMix64 stream keyed by
 # (seed, step, sample index), so a sample's draws do not depend on which

@@ -1,4 +1,4 @@
-# The first Dense layer's fused gradient: its state and kernels, for the engine.
+# The first Dense layer's fused gradient (state and kernels) for the engine; cimports _layer.
 
 from libc.stdint cimport int32_t, int64_t
 

@@ -1,4 +1,4 @@
-# C-level interface of the LSH machinery, cimported by _kernels.pyx.
+# C-level interface of the LSH machinery, cimported by the training kernels; cimports _common.
 #
 # Contract with the engine (do not change the function signatures without
 # changing _kernels.pyx):

@@ -1,4 +1,4 @@
-"""LSH kernels: hash families, bucket tables, build / update / query.
+"""LSH kernels: hash families, bucket tables, build / update / query; a kernel module (imports no Python module of ours).
 
 Python-level validation and parameter drawing live in ``pyslide.hashing``;
 this module holds the loops. Every per-row function is ``noexcept nogil``,
@@ -646,7 +646,7 @@ cdef class CompiledFamily:
         ndarray of int32, shape (n, L)
             Bucket id of each row in each table, in ``[0, n_buckets)``.
         """
-        from . import hashing
+        hashing = _checks()
         X = hashing._as_dense_rows(X, self.c.dim, "X")
         n_threads = hashing._threads(threads)
         out = np.empty((X.shape[0], self.c.L), dtype=np.int32)
@@ -669,12 +669,30 @@ cdef class CompiledFamily:
         -------
         ndarray of int32, shape (n, L)
         """
-        from . import hashing
+        hashing = _checks()
         indptr, indices, data = hashing._as_csr_rows(X, self.c.dim, "X")
         n_threads = hashing._threads(threads)
         out = np.empty((indptr.shape[0] - 1, self.c.L), dtype=np.int32)
         _hash_sparse_into(self, indptr, indices, data, out, n_threads)
         return out
+
+
+# The argument checks of hash_dense / hash_sparse live in pyslide.hashing,
+# which registers itself here when it is imported: kernels import no Python
+# module of ours.
+_validation = None
+
+
+def _register_validation(module):
+    """Called by ``pyslide.hashing`` at import: the module holding the checks."""
+    global _validation
+    _validation = module
+
+
+def _checks():
+    if _validation is None:
+        raise RuntimeError("pyslide.hashing registers the argument checks: import pyslide first")
+    return _validation
 
 
 def _recompile(spec, dim):

@@ -1,4 +1,4 @@
-# Fast reading and writing of XC-repository / libsvm multi-label text.
+# Fast reading and writing of XC-repository / libsvm multi-label text; a kernel module (imports no Python module of ours).
 #
 # The reader scans the file twice: a counting pass bounds the output sizes
 # (rows <= newlines + 1, features = colons, labels <= commas + rows), then a

@@ -1,4 +1,4 @@
-# The engine's data holders, shared by the kernel modules: a layer's
+# The engine's data holders, shared by the kernel modules (cimports _common, _hash): a layer's
 # descriptor (LayerC), the network-wide step context (NetC), the codes of
 # query modes and timing phases, and inline helpers on them. Declarations
 # only; no Python module of ours.

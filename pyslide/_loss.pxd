@@ -1,4 +1,4 @@
-# Losses of one sample over its active outputs (softmax cross-entropy,
+# Losses of one sample over its active outputs, cimport nothing of ours (softmax cross-entropy,
 # sigmoid BCE) and the sampling correction: C declarations for the engine.
 
 from libc.stdint cimport int32_t

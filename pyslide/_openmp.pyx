@@ -1,4 +1,4 @@
-"""OpenMP shim: the only module that calls ``omp_*`` functions.
+"""OpenMP shim: the only module that calls ``omp_*`` functions; a kernel module (imports no Python module of ours).
 
 Everything else uses ``prange(..., num_threads=n)`` with ``n`` resolved by
 :func:`resolve_threads`.

@@ -1,4 +1,4 @@
-# Optimizer updates over weight rows (lazy Adam, SGD, decoupled weight decay):
+# Optimizer updates over weight rows, cimport nothing of ours (lazy Adam, SGD, weight decay):
 # the per-row steps inline here, the prange loops in _optim.pyx.
 
 from libc.stdint cimport int32_t, int64_t

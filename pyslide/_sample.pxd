@@ -1,4 +1,4 @@
-# The per-sample (SLIDE) step, for the engine and the batch-shared output.
+# The per-sample (SLIDE) step, for the engine and the batch-shared output; cimports _layer.
 
 from libc.stdint cimport int32_t, int64_t
 

@@ -1,4 +1,4 @@
-# The batch-shared output's state and step, for the engine.
+# The batch-shared output's state and step, for the engine; cimports _layer.
 
 from libc.stdint cimport int32_t, int64_t
 

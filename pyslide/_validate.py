@@ -9,7 +9,7 @@ int or a number here, although Python lets it pass as one.
 import math
 import numbers
 
-__all__ = ["integer", "real", "choice", "flag"]
+__all__ = ["integer", "real", "choice", "flag", "integers"]
 
 
 def _range(minimum, maximum):
@@ -88,3 +88,10 @@ def flag(value, name):
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def integers(value, name, minimum=1):
+    """An int or a sequence of ints (each checked by :func:`integer`) as a tuple."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (int(value),)
+    return tuple(integer(v, name if name == "k" else f"{name} values", minimum) for v in value)

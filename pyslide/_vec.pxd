@@ -1,5 +1,5 @@
-# Inline vector helpers every kernel module shares (dot, axpy, sparse dot,
-# prefetch, a monotonic clock); declarations only, no Python module of ours.
+# Inline vector helpers every kernel module shares; cimport nothing of ours.
+# (dot, axpy, sparse dot, prefetch, a monotonic clock)
 
 from libc.stdint cimport int32_t, int64_t
 from posix.time cimport timespec, clock_gettime, CLOCK_MONOTONIC

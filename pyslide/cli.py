@@ -1,4 +1,4 @@
-"""The ``pyslide`` command line: ``train``, ``evaluate``, ``predict``, ``demo``, ``bench``.
+"""The ``pyslide`` command line (train, evaluate, predict, demo, bench): parses, calls the library, prints; may import any module of ours, and none imports it.
 
 Run ``pyslide --help`` or ``pyslide COMMAND --help``; ``docs/cli.md`` has an
 example of every command. Exit status: 0 success, 1 failure (a missing or

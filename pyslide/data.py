@@ -1,4 +1,4 @@
-"""Data for pyslide: synthetic XC problems, XC / libsvm text files, label helpers.
+"""Data: synthetic XC problems, XC / libsvm text files, label helpers; imports _io, _openmp, _validate and atomic (never the model).
 
 Everything here returns ``scipy.sparse.csr_matrix`` objects with float32
 values and int32 indices: features ``X`` (``n_samples x n_features``) and a

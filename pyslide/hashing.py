@@ -1,4 +1,4 @@
-"""Hash-family specifications and LSH bucket tables.
+"""Hash-family specifications and LSH bucket tables; imports _hash, _openmp and _validate (never the model).
 
 A specification (:class:`SimHash`, :class:`WTA`, :class:`DWTA`,
 :class:`DOPH`) holds K (bits or codes per table), L (tables) and a seed; its
@@ -18,6 +18,7 @@ no allocation): ``L * K <= 4096``, ``K * code_bits <= 24``, WTA/DWTA
 """
 import math
 import numbers
+import sys
 import threading
 from contextlib import nullcontext
 
@@ -820,3 +821,7 @@ class LSHTables:
         if s is None or s.shape[0] < n_threads or s.shape[1] != width:
             s = self._threshold_scratch = fresh()
         return s, True
+
+
+# the compiled families' hash_dense / hash_sparse check their arguments here
+_hash._register_validation(sys.modules[__name__])

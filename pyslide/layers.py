@@ -1,4 +1,4 @@
-"""Layer specifications and their validation.
+"""Layer specifications (Dense, Sampled) and their validation; imports _validate and hashing.
 
 A layer here is a description; the network allocates its weights and the
 kernels in ``_kernels.pyx`` compute it. Two kinds:

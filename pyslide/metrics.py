@@ -1,4 +1,4 @@
-"""Ranking metrics for extreme classification: P@k, nDCG@k, PSP@k.
+"""Ranking metrics for extreme classification (P@k, nDCG@k, PSP@k); imports data (never the model).
 
 All functions take the top-k predictions as an ``(n_samples, k_max)``
 integer array, best label first, where ``-1`` means "no prediction" (it never

@@ -1,5 +1,4 @@
-"""Optimizer and learning-rate schedule specifications (imports nothing of
-ours; the update kernels live in ``_kernels.pyx``)."""
+"""Optimizer and learning-rate schedule specifications; imports _validate only (the update kernels live in ``_optim.pyx``)."""
 import math
 
 from ._validate import choice, flag, real

@@ -1,4 +1,4 @@
-"""Save and load Networks: atomic, checksummed ``.npz`` files, no pickle; imports only the standard library, NumPy and pyslide's _openmp / atomic / layers / optim modules (never ``network``, which imports this one).
+"""Save and load Networks: atomic, checksummed ``.npz`` files, no pickle; imports the standard library, NumPy and our _openmp, atomic and state (never ``network``, which imports this one).
 
 A model file is an uncompressed ``.npz`` (so ``numpy.load`` can inspect it)
 holding these members:

@@ -1,4 +1,4 @@
-"""One state object per layer (arrays, LSH tables, rebuild schedule); imports NumPy and nothing of ours.
+"""One state object per layer (arrays, LSH tables, rebuild schedule); imports NumPy and, for the tables, hashing.
 
 The field list is written once, here: :data:`ARRAYS` names every array a
 layer can hold and :func:`plan` decides which ones a layer has and their
@@ -7,6 +7,9 @@ estimate (:func:`plan_bytes`), the engine's layer table
 (:meth:`LayerState.engine_arrays`), snapshots (everything but
 :data:`SCRATCH`) and model files (:data:`PERSISTENT`).
 """
+import math
+import time
+
 import numpy as np
 
 __all__ = ["ARRAYS", "SCRATCH", "PERSISTENT", "SCHEDULE", "LayerState", "plan", "plan_bytes"]
@@ -135,6 +138,56 @@ class LayerState:
     def set_schedule(self, values):
         for name in SCHEDULE:
             setattr(self, name, int(values[name]))
+
+    def setup_hashing(self, layer, in_dim, family_seed, table_seed, step):
+        """Compile the hash family of Sampled ``layer`` and make its tables
+        (empty: the first rebuild, due at ``step``, fills them). Does
+        nothing for uniform sampling or when already set up."""
+        from .hashing import LSHTables
+        family = layer.resolve_hash(in_dim, family_seed)
+        if family is None or self.family is not None:
+            return
+        self.dirty = np.zeros(layer.units, dtype=bool)
+        self.hashed_at = 0
+        self.family = family.compile(in_dim)
+        self.tables = LSHTables(self.family, bucket_size=layer.bucket_size, policy=layer.policy,
+                                seed=table_seed)
+        self.next_rebuild = step
+
+    def rebuild(self, layer, step, threads, force=False):
+        """Re-hash neurons if the rebuild is due at ``step``; returns the seconds spent.
+
+        Every ``rebuild_every`` steps only the neurons the optimizer changed
+        since their last hashing are re-hashed (``LSHTables.update``); every
+        ``full_rebuild_every``-th time, and on the first step, all neurons go
+        into cleared tables, which also drops the stale entries updates leave.
+        """
+        tables = self.tables
+        if tables is None or not (force or step >= self.next_rebuild):
+            return 0.0
+        t0 = time.perf_counter()
+        W = self["W"]
+        dirty = self.dirty
+        if "touched" in self:
+            dirty |= self["touched"] > self.hashed_at
+        ids = np.flatnonzero(dirty).astype(np.int32)
+        # a full build hashes with sgemm and fills without duplicate
+        # checks, so once a quarter of the neurons changed it is cheaper
+        if force or self.rebuilds_since_full + 1 >= layer.full_rebuild_every \
+                or len(ids) > 0.25 * layer.units:
+            tables.build(W, threads=threads)
+            self.rebuilds_since_full = 0
+        else:
+            if len(ids):
+                tables.update(ids, W[ids], threads=threads)
+            self.rebuilds_since_full += 1
+        dirty[:] = False
+        self.hashed_at = step
+        spent = time.perf_counter() - t0
+        self.next_rebuild = step + self.rebuild_interval
+        if layer.rebuild_growth:
+            self.rebuild_interval = int(math.ceil(self.rebuild_interval * layer.rebuild_growth))
+        return spent
 
     def rehashed(self, step):
         """Every neuron has just been hashed from the current weights."""

@@ -1,0 +1,170 @@
+"""Inference: exact and LSH top-k, probabilities, evaluation; imports the kernels (_topk), layers, metrics and _validate (never training or the CLI).
+
+``Predictor`` is a mixin of :class:`pyslide.Network`.
+"""
+
+import numpy as np
+
+from . import _topk
+from ._validate import integer, integers
+from .layers import Sampled
+
+__all__ = ["Predictor"]
+
+
+class Predictor:
+    """``predict_topk``, ``predict``, ``predict_proba``, ``evaluate`` (mixed into ``Network``)."""
+
+    def _hidden(self, X):
+        """Exact activations of the last hidden layer (dense ndarray)."""
+        h = X
+        for layer, params in zip(self.layers[:-1], self._params[:-1]):
+            W, b = params["W"], params["b"]
+            h = h @ (W.T if isinstance(layer, Sampled) else W)
+            h = np.asarray(h, dtype=np.float32)
+            h += b
+            if layer.activation == "relu":
+                np.maximum(h, 0, out=h)
+        return h
+
+    def _output_scores(self, h):
+        layer, params = self.layers[-1], self._params[-1]
+        W = params["W"]
+        z = h @ (W.T if isinstance(layer, Sampled) else W)
+        z = np.asarray(z, dtype=np.float32)
+        z += params["b"]
+        return z
+
+    def _row_chunks(self, n):
+        chunk = max(1, min(n, (1 << 24) // max(1, self.n_outputs)))
+        return range(0, n, chunk), chunk
+
+    def predict_topk(self, X, k=5, sampled=False):
+        """Top-k outputs per row, best first.
+
+        Parameters
+        ----------
+        X : input rows
+        k : int
+        sampled : bool
+            False (default): exact, every output scored with BLAS. True: score
+            only the neurons the output layer's LSH tables return for each
+            row (sub-linear; may miss labels the tables do not hold).
+
+        Returns
+        -------
+        ids : (n, k) int32 ndarray, -1 where fewer than k candidates exist
+        scores : (n, k) float32 ndarray of logits (-inf where ids is -1)
+        """
+        k = integer(k, "k", 1)
+        X = self._check_X(X)
+        n = X.shape[0]
+        k_eff = min(k, self.n_outputs)
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        if n == 0:
+            return ids, scores
+        self._ensure_initialized()
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            if sampled:
+                return self._predict_sampled(X, k, ids, scores)
+            starts, chunk = self._row_chunks(n)
+            for start in starts:
+                h = self._hidden(X[start:start + chunk])
+                z = self._output_scores(h)
+                _topk.topk_rows(z, k_eff, self.n_threads, ids[start:start + len(z)],
+                                   scores[start:start + len(z)])
+        return ids, scores
+
+    def _predict_sampled(self, X, k, ids, scores):
+        out = len(self.layers) - 1
+        layer = self.layers[-1]
+        if not isinstance(layer, Sampled) or self._tables[out] is None:
+            raise ValueError("predict_topk(sampled=True) needs a Sampled output layer with a "
+                             "hash family that has been trained (fit) or loaded")
+        W, b = self._params[out]["W"], self._params[out]["b"]
+        chunk = 4096
+        for start in range(0, X.shape[0], chunk):
+            h = np.ascontiguousarray(self._hidden(X[start:start + chunk]), dtype=np.float32)
+            indptr, cand = self._tables[out].query(h, mode="union", threads=self.n_threads)
+            _topk.topk_candidates(h, np.ascontiguousarray(indptr, dtype=np.int64),
+                                     np.ascontiguousarray(cand, dtype=np.int32), W, b, k,
+                                     self.n_threads, ids[start:start + len(h)],
+                                     scores[start:start + len(h)])
+        return ids, scores
+
+    def predict(self, X, k=5):
+        """Top-k label ids per row (n, k), best first (exact)."""
+        return self.predict_topk(X, k=k)[0]
+
+    def predict_proba(self, X):
+        """Output probabilities (n, n_outputs): softmax or sigmoid per the loss.
+
+        Dense: for wide outputs use ``predict_topk`` on large inputs.
+        """
+        X = self._check_X(X)
+        self._ensure_initialized()
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            z = self._output_scores(self._hidden(X))
+        if self.loss == "softmax":
+            z -= z.max(axis=1, keepdims=True)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
+        else:
+            z = 1.0 / (1.0 + np.exp(-z))
+        return z
+
+    def evaluate(self, X, Y, k=(1, 3, 5)):
+        """Precision@k and nDCG@k of exact top-k predictions against Y.
+
+        Returns a dict such as ``{"p@1": ..., "p@3": ..., "ndcg@3": ...}``.
+        """
+        from .metrics import evaluate_topk
+        ks = integers(k, "k")
+        X = self._check_X(X)
+        Y = self._check_Y(Y, X.shape[0])
+        ids, _ = self.predict_topk(X, k=max(ks))
+        return evaluate_topk(ids, Y, ks=ks)
+
+    def _validation_scores(self, X, Y, ks):
+        """``evaluate``'s metrics and the exact mean loss, from one scoring pass.
+
+        The loss is over every output (as if the output layer were dense), so
+        it is comparable between epochs and runs but not with the training
+        loss, which covers only the sampled outputs.
+        """
+        from threadpoolctl import threadpool_limits
+        from .metrics import evaluate_topk
+        n = X.shape[0]
+        k = max(ks)
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        loss_sum = 0.0
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            starts, chunk = self._row_chunks(n)
+            for start in starts:
+                z = self._output_scores(self._hidden(X[start:start + chunk]))
+                loss_sum += _loss_sum(z, Y[start:start + len(z)], self.loss)
+                _topk.topk_rows(z, min(k, self.n_outputs), self.n_threads,
+                                   ids[start:start + len(z)], scores[start:start + len(z)])
+        return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}
+
+
+
+def _loss_sum(z, Y, loss):
+    """Sum over rows of the training loss on full output scores z (float64)."""
+    counts = np.diff(Y.indptr)
+    rows = np.repeat(np.arange(z.shape[0]), counts)
+    label_sum = np.bincount(rows, weights=z[rows, Y.indices], minlength=z.shape[0])
+    if loss == "softmax":
+        # cross-entropy against the labels normalised to sum 1; a row
+        # without labels contributes 0, as in the training kernel
+        zmax = z.max(axis=1)
+        lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1, dtype=np.float64))
+        per_row = np.where(counts > 0, lse - label_sum / np.maximum(counts, 1), 0.0)
+        return float(per_row.sum())
+    return float(np.logaddexp(0.0, z).sum(dtype=np.float64) - label_sum.sum())
+
+

@@ -1,0 +1,65 @@
+"""The package's import rules (docs/architecture.md), checked on the source."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "pyslide"
+MODEL = {"network", "training", "inference", "state", "persist"}
+
+
+def our_imports(path):
+    """Modules of ours that a Python module imports (anywhere in it)."""
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 and node.module:
+                names.add(node.module.split(".")[0])
+            elif node.level == 1:
+                names.update(alias.name for alias in node.names)
+            elif node.module and node.module.startswith("pyslide"):
+                rest = node.module.split(".")[1:]
+                names.update(rest[:1] or [alias.name for alias in node.names])
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split(".")[1] for a in node.names
+                         if a.name.startswith("pyslide."))
+    return names
+
+
+PY_MODULES = sorted(p for p in PKG.glob("*.py"))
+
+
+@pytest.mark.parametrize("path", PY_MODULES, ids=[p.name for p in PY_MODULES])
+def test_import_rules(path):
+    imports = our_imports(path)
+    if path.stem in ("data", "metrics"):
+        assert not imports & (MODEL | {"cli"}), f"{path.name} imports the model: {imports}"
+    if path.stem in MODEL:
+        assert "cli" not in imports, f"{path.name} imports the CLI"
+    if path.stem not in ("cli", "__main__"):
+        assert "cli" not in imports and "torch_baseline" not in imports, path.name
+
+
+KERNELS = sorted(PKG.glob("_*.pyx"))
+
+
+@pytest.mark.parametrize("path", KERNELS, ids=[p.name for p in KERNELS])
+def test_kernels_import_no_python_module_of_ours(path):
+    text = path.read_text()
+    python_imports = re.findall(r"^\s*(?:from\s+(\S+)\s+import|import\s+(\S+))", text, re.M)
+    for frm, imp in python_imports:
+        name = frm or imp
+        assert not (name.startswith(".") or name.startswith("pyslide")), \
+            f"{path.name} imports {name} (kernels may only cimport .pxd declarations)"
+
+
+SOURCES = sorted(PKG.glob("*.py")) + KERNELS + sorted(PKG.glob("*.pxd"))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.name for p in SOURCES])
+def test_every_module_opens_with_its_job_and_its_imports(path):
+    first = path.read_text().lstrip().splitlines()[0]
+    assert re.search(r"import|cimport", first), \
+        f"{path.name}: the first line must say the module's job and what it may import: {first!r}"
