@@ -160,7 +160,8 @@ cdef class Engine:
         self.shared.n_shared = 0
         if shared_output:
             layer = &self.net.layers[self.net.n_layers - 1]
-            self.shared.max_shared = max(layer.max_active, layer.min_active) + batch_size * max_labels
+            self.shared.max_shared = (max(layer.max_active, layer.min_active)
+                                      + batch_size * max_labels)
             self.shared.max_shared = min(self.shared.max_shared, layer.units)
             d = layer.in_dim
             self.shared.shared_ids = self._iptr(np.zeros(self.shared.max_shared, np.int32))
@@ -172,7 +173,8 @@ cdef class Engine:
             self.shared.d_hidden = self._ptr(np.zeros(batch_size * d, np.float32))
             self.shared.w_shared = self._ptr(np.zeros(self.shared.max_shared * d, np.float32))
             self.shared.b_shared = self._ptr(np.zeros(self.shared.max_shared, np.float32))
-            self.shared.logits = self._ptr(np.zeros(batch_size * self.shared.max_shared, np.float32))
+            self.shared.logits = self._ptr(np.zeros(batch_size * self.shared.max_shared,
+                                                    np.float32))
             self.shared.grad_shared = self._ptr(np.zeros(self.shared.max_shared * d, np.float32))
             self.shared.gb_shared = self._ptr(np.zeros(self.shared.max_shared, np.float32))
         self.net.label_pos = self._iptr(np.zeros(batch_size * self.net.max_labels, np.int32))
@@ -197,7 +199,8 @@ cdef class Engine:
             starts = np.zeros(self.fused.max_entries + 1, np.int64)
             self.keepalive.append(starts)
             self.fused.feat_start = <int64_t*>cnp.PyArray_DATA(starts)
-            self.fused.row_scratch = self._ptr(np.zeros(n_threads * self.net.layers[0].units, np.float32))
+            self.fused.row_scratch = self._ptr(np.zeros(n_threads * self.net.layers[0].units,
+                                                        np.float32))
 
     cdef float* _ptr(self, object arr) except NULL:
         cdef float[::1] view = arr.reshape(-1)
@@ -249,7 +252,9 @@ cdef class Engine:
         cdef LayerC* layer = &self.net.layers[layer_index]
         out = []
         if self.shared_output and layer_index == self.net.n_layers - 1:
-            return [np.array(<int32_t[:self.shared.n_shared]>self.shared.shared_ids, copy=True)] if self.shared.n_shared else [np.zeros(0, np.int32)]
+            if self.shared.n_shared == 0:
+                return [np.zeros(0, np.int32)]
+            return [np.array(<int32_t[:self.shared.n_shared]>self.shared.shared_ids, copy=True)]
         for b in range(n_samples):
             if layer.sampled:
                 n = layer.n_act[b]
@@ -346,7 +351,8 @@ cdef class Engine:
         cdef int64_t e
         if not layer.fused_grad:
             raise ValueError("the first layer's gradient is not fused")
-        ids = np.array(<int32_t[:max(1, self.fused.n_feats)]>self.fused.feat_ids, copy=True)[:self.fused.n_feats]
+        ids = np.array(<int32_t[:max(1, self.fused.n_feats)]>self.fused.feat_ids,
+                       copy=True)[:self.fused.n_feats]
         grad = np.zeros((self.fused.n_feats, units), np.float32)
         cdef float[:, ::1] g = grad
         for s in range(self.fused.n_feats):
@@ -399,7 +405,8 @@ cdef class Engine:
             with nogil:
                 if self.shared_output and l == last:
                     update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
-                                       self.shared.grad_shared, self.shared.gb_shared, self.shared.shared_ids,
+                                       self.shared.grad_shared, self.shared.gb_shared,
+                                       self.shared.shared_ids,
                                        self.shared.n_shared, n_cols, adam, step_size, beta1, beta2,
                                        eps, layer.decay_mark, log_decay, layer.row_updates, lr,
                                        self.net.n_threads)
@@ -408,7 +415,8 @@ cdef class Engine:
                                             layer.vb, self.shared.shared_pos, n_rows, n_cols,
                                             step_size, beta1, beta2, eps, layer.decay_mark,
                                             log_decay, layer.row_updates, lr, self.net.n_threads)
-                    clear_shared(self.shared.shared_pos, self.shared.shared_ids, self.shared.n_shared)
+                    clear_shared(self.shared.shared_pos, self.shared.shared_ids,
+                                 self.shared.n_shared)
                     continue
                 update_rows(layer.W, layer.mW, layer.vW, layer.gW, layer.touched, step,
                             n_rows, n_cols, adam, lazy, step_size, beta1, beta2, eps,

@@ -226,9 +226,9 @@ cdef void backward_layer(LayerC* layer, LayerC* below, int32_t b,
 # ---------------------------------------------------------------- one sample, one batch
 
 cdef void forward_sample(NetC* net, int32_t b, int32_t tid, const int32_t* x_ids,
-                          const float* x_vals, int32_t x_n, const int32_t* labels,
-                          int32_t n_labels, int32_t n_forward, int32_t step,
-                          int32_t mark) noexcept nogil:
+                         const float* x_vals, int32_t x_n, const int32_t* labels,
+                         int32_t n_labels, int32_t n_forward, int32_t step,
+                         int32_t mark) noexcept nogil:
     """One sample through layers [0, n_forward): the active sets, then the
     activations. Each sample is carried end to end by one thread."""
     cdef int32_t l, n_in = x_n
@@ -259,7 +259,7 @@ cdef void forward_sample(NetC* net, int32_t b, int32_t tid, const int32_t* x_ids
 
 
 cdef void backward_sample(NetC* net, int32_t b, int32_t top, const int32_t* x_ids,
-                           const float* x_vals, int32_t x_n, int32_t step) noexcept nogil:
+                          const float* x_vals, int32_t x_n, int32_t step) noexcept nogil:
     """Backward of one sample from layer ``top`` (its deltas already set)
     down to the first layer."""
     cdef int32_t l, n_in
@@ -273,10 +273,11 @@ cdef void backward_sample(NetC* net, int32_t b, int32_t top, const int32_t* x_id
             backward_layer(&net.layers[0], NULL, b, x_ids, x_vals, x_n, step)
 
 
-cdef void train_per_sample(NetC* net, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
-                            const float[::1] x_data, const int64_t[::1] y_indptr,
-                            const int32_t[::1] y_indices, const int64_t[::1] rows,
-                            int32_t step, float[::1] losses, int32_t mark_base) noexcept:
+cdef void train_per_sample(NetC* net, const int64_t[::1] x_indptr,
+                           const int32_t[::1] x_indices, const float[::1] x_data,
+                           const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
+                           const int64_t[::1] rows, int32_t step, float[::1] losses,
+                           int32_t mark_base) noexcept:
     """SLIDE's step: every sample its own active sets, carried end to end
     (forward, loss, backward) by one thread; gradients HogWild into the
     layers' buffers."""

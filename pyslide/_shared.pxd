@@ -36,11 +36,12 @@ cdef inline void clear_shared(int32_t* pos, const int32_t* ids, int32_t n) noexc
         pos[ids[j]] = -1
 
 
-cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
-                         const int64_t[::1] rows, int32_t step) noexcept nogil
-
-cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
-                        const float[::1] x_data, const int64_t[::1] y_indptr,
+cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
                         const int32_t[::1] y_indices, const int64_t[::1] rows,
-                        int32_t step, float[::1] losses, int32_t mark_base,
-                       double log_decay_read) noexcept
+                        int32_t step) noexcept nogil
+
+cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
+                       const int32_t[::1] x_indices, const float[::1] x_data,
+                       const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
+                       const int64_t[::1] rows, int32_t step, float[::1] losses,
+                       int32_t mark_base, double log_decay_read) noexcept

@@ -18,8 +18,9 @@ from pyslide._sample cimport forward_sample, backward_sample
 from pyslide._vec cimport axpy, now, pyslide_prefetch, PREFETCH_AHEAD
 
 
-cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
-                         const int64_t[::1] rows, int32_t step) noexcept nogil:
+cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
+                        const int32_t[::1] y_indices, const int64_t[::1] rows,
+                        int32_t step) noexcept nogil:
     """The batch's shared active set of the output layer.
 
     The batch's true labels first; then LSH candidates ranked by how many
@@ -111,11 +112,11 @@ cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr, con
     sh.n_shared = n
 
 
-cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
-                        const float[::1] x_data, const int64_t[::1] y_indptr,
-                        const int32_t[::1] y_indices, const int64_t[::1] rows,
-                        int32_t step, float[::1] losses, int32_t mark_base,
-                       double log_decay_read) noexcept:
+cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
+                       const int32_t[::1] x_indices, const float[::1] x_data,
+                       const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
+                       const int64_t[::1] rows, int32_t step, float[::1] losses,
+                       int32_t mark_base, double log_decay_read) noexcept:
     """The batch-shared step: hidden layers per sample, one active output
     set for the batch, its logits and gradients as matrix products (each
     thread multiplies its own block: BLAS runs single-threaded), then the

@@ -56,9 +56,11 @@ def real(value, name, minimum=None, maximum=None, *, min_open=False, max_open=Fa
     value = float(value)
     low_bad = minimum is not None and (value <= minimum if min_open else value < minimum)
     high_bad = maximum is not None and (value >= maximum if max_open else value > maximum)
-    if not math.isfinite(value) or low_bad or high_bad:
-        raise ValueError(f"{name} must be {'a finite number ' if not bound else ''}"
-                         f"{bound}{hint}, got {value:g}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number{bound and ' ' + bound}{hint}, "
+                         f"got {value:g}")
+    if low_bad or high_bad:
+        raise ValueError(f"{name} must be {bound}{hint}, got {value:g}")
     return value
 
 

@@ -350,3 +350,23 @@ def test_load_refuses_damaged_or_foreign_format(small, tmp_path):
     np.savez(tmp_path / "foreign.npz", **foreign)
     with pytest.raises(ValueError, match="has model format 99, this pyslide reads formats 1 and 2"):
         ps.load(tmp_path / "foreign.npz")
+
+
+def test_validation_is_one_rule():
+    """pyslide._validate: a wrong type is a TypeError, a bad value a ValueError."""
+    from pyslide import _validate
+    with pytest.raises(TypeError, match=r"Adam: lr must be a finite number > 0, got '1'"):
+        ps.Adam(lr="1")
+    with pytest.raises(ValueError, match=r"Adam: lr must be a finite number > 0, got nan"):
+        ps.Adam(lr=float("nan"))
+    with pytest.raises(TypeError, match=r"n_labels must be None or an int >= 1, got 2.5"):
+        ps.data.labels_to_csr([[0]], n_labels=2.5)
+    with pytest.raises(ValueError, match=r"x must be <= 3, got 4"):
+        _validate.integer(4, "x", 0, 3)
+    with pytest.raises(ValueError, match=r"mode must be 'a', 'b' or 'c', got 'd'"):
+        _validate.choice("d", "mode", ("a", "b", "c"))
+    with pytest.raises(TypeError, match=r"flag must be True or False, got 1"):
+        _validate.flag(1, "flag")
+    assert _validate.integers(3, "eval_k") == (3,)
+    with pytest.raises(ValueError, match=r"eval_k values must be >= 1, got 0"):
+        _validate.integers((1, 0), "eval_k")
