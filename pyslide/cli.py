@@ -17,6 +17,8 @@ import time
 import traceback
 import warnings
 
+from ._validate import integer, real
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -53,12 +55,32 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+def _parsed(text, parse, check, expected):
+    """A flag's text (or a config file's value) parsed, then checked by the
+    library's rule (``pyslide._validate``); argparse's message if it fails."""
+    try:
+        return check(parse(text))
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _to_int(value):
+    parsed = _as_int(value)
+    if parsed is None:
+        raise TypeError(value)
+    return parsed
+
+
+def _to_float(value):
+    if isinstance(value, bool):
+        raise TypeError(value)
+    return float(value)
+
+
 def _int_at_least(minimum):
     def convert(text):
-        value = _as_int(text)
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
-        return value
+        return _parsed(text, _to_int, lambda v: integer(v, "value", minimum),
+                       f"an integer >= {minimum}")
     convert.__name__ = f"int>={minimum}"
     return convert
 
@@ -77,33 +99,17 @@ def _as_int(value):
 
 
 def _positive_float(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(text, bool) or not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _parsed(text, _to_float, lambda v: real(v, "value", 0, min_open=True),
+                   "a positive number")
 
 
 def _non_negative_float(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(text, bool) or not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+    return _parsed(text, _to_float, lambda v: real(v, "value", 0), "a number >= 0")
 
 
 def _fraction_below_one(text):
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(text, bool) or not (0 <= value < 1):
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
+    return _parsed(text, _to_float, lambda v: real(v, "value", 0, 1, max_open=True),
+                   "a fraction in [0, 1)")
 
 
 def _threads(text):
