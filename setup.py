@@ -11,6 +11,14 @@ Environment switches (all optional):
     turn Cython bounds and wrap-around checks back on, for debugging.
 ``PYSLIDE_ONLY=_hash,_io``
     build only these extensions (developer convenience).
+
+Every ``pyslide/_*.pyx`` is one extension module. The training kernels are
+split by concern (``docs/architecture.md``): ``_kernels`` (the engine),
+``_sample``, ``_shared``, ``_fused``, ``_optim``, ``_loss`` and ``_topk``,
+sharing C declarations through ``.pxd`` files (``_layer``, ``_vec``,
+``_common``, ``_hash``). A change to a ``.pxd`` needs every module that
+cimports it rebuilt: build them all together (no ``PYSLIDE_ONLY``) and
+cythonize follows the dependencies.
 """
 import os
 import shutil
