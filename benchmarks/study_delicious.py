@@ -14,7 +14,10 @@ form of the sampling correction.
 Configurations (comma separated): ``corr`` (the shared set with the
 sampling correction), ``nocorr`` (without), ``dense`` (every label computed:
 the full softmax), ``-row`` appended: Adam's per-row bias correction,
-``-drop``: dropout 0.2 on the hidden layer, ``-dadam``: dense Adam.
+``-drop``: dropout 0.2 on the hidden layer, ``-dadam``: dense Adam,
+``-uni16k``: a shared set of 16,384 rows drawn uniformly beyond the batch's
+labels (``hash=None``), ``-lsh16k``: 16,384 rows, LSH candidates beyond the
+batch's labels.
 """
 import argparse
 import time
@@ -42,6 +45,10 @@ def main():
         base = name.split("-")[0]
         out = {"corr": dict(), "nocorr": dict(correction=False),
                "dense": dict(active=Y.shape[1], init_std=0.01 / 128 ** 0.5)}[base]
+        if "-uni16k" in name:
+            out.update(hash=None, active=16_384)
+        if "-lsh16k" in name:
+            out.update(active=16_384)
         opt = ps.Adam(bias_correction="row" if "-row" in name else "global",
                       lazy="-dadam" not in name)
         hidden = ps.Dense(128, dropout=0.2 if "-drop" in name else 0.0)
