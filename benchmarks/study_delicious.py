@@ -13,7 +13,8 @@ form of the sampling correction.
 
 Configurations (comma separated): ``corr`` (the shared set with the
 sampling correction), ``nocorr`` (without), ``dense`` (every label computed:
-the full softmax), ``-row`` appended: Adam's per-row bias correction,
+the full softmax), ``-row`` appended: Adam's per-row bias correction, ``-mixed``: per row
+for the hidden layer, the global step for the output,
 ``-drop``: dropout 0.2 on the hidden layer, ``-dadam``: dense Adam,
 ``-uni16k``: a shared set of 16,384 rows drawn uniformly beyond the batch's
 labels (``hash=None``), ``-lsh16k``: 16,384 rows, LSH candidates beyond the
@@ -49,7 +50,8 @@ def main():
             out.update(hash=None, active=16_384)
         if "-lsh16k" in name:
             out.update(active=16_384)
-        opt = ps.Adam(bias_correction="row" if "-row" in name else "global",
+        correction = ("row" if "-row" in name else "mixed" if "-mixed" in name else "global")
+        opt = ps.Adam(bias_correction=correction,
                       lazy="-dadam" not in name)
         hidden = ps.Dense(128, dropout=0.2 if "-drop" in name else 0.0)
         net = ps.Network(X.shape[1], [hidden, ps.Sampled(Y.shape[1], **out)], optimizer=opt,

@@ -143,10 +143,15 @@ class Network(Trainer, Predictor):
         return [plan(isinstance(layer, Sampled), d_in, d_out,
                      fused_gradient=i == 0 and isinstance(layer, Dense),
                      compact_gradient=shared and i == len(self.layers) - 1,
-                     adam=adam, row_bias_correction=adam
-                     and self.optimizer.bias_correction == "row",
+                     adam=adam, row_bias_correction=adam and self._row_corrected(layer),
                      weight_decay=self.optimizer.weight_decay > 0)
                 for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims))]
+
+    def _row_corrected(self, layer):
+        """Whether Adam bias-corrects ``layer``'s rows by their own update
+        counts (``Adam(bias_correction=...)``)."""
+        mode = self.optimizer.bias_correction
+        return mode == "row" or (mode == "mixed" and isinstance(layer, Dense))
 
     def estimate_memory(self, batch_size=128):
         """Bytes the network's arrays, hash tables and training scratch need."""

@@ -321,10 +321,13 @@ def test_bad_regularization_arguments_are_named(make, error, message):
 
 # ---------------------------------------------------------------- per-row Adam
 
+@pytest.mark.parametrize("mode", ["row", "mixed"])
 @pytest.mark.parametrize("share", ["sample", "batch"])
-def test_row_bias_correction_counts_each_rows_own_updates(share):
+def test_row_bias_correction_counts_each_rows_own_updates(share, mode):
+    # "mixed": the Dense layer counts per row, the Sampled output takes the
+    # network's step count (and holds no counts at all)
     X, Y = random_problem(seed=9)
-    opt = ps.Adam(lr=0.01, bias_correction="row")
+    opt = ps.Adam(lr=0.01, bias_correction=mode)
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
                                                           share=share)],
                      optimizer=opt, threads=1, seed=0)
@@ -334,9 +337,14 @@ def test_row_bias_correction_counts_each_rows_own_updates(share):
     step_with(net, X, Y, rows, step=step, engine=engine)
     grads = kernel_grads(net, engine)
     rng = np.random.default_rng(0)
+    if mode == "mixed":
+        assert "row_updates" not in net._params[1]
+        net._params[1]["row_updates"] = np.zeros(Y.shape[1], np.int32)  # stands in: never read
     counts = [rng.integers(0, 40, p["row_updates"].shape).astype(np.int32) for p in net._params]
     for p, c in zip(net._params, counts):
         p["row_updates"][:] = c
+    if mode == "mixed":
+        counts[1][:] = step - 1     # global: every row sized as the network's step
     before = [{k: p[k].astype(np.float64) for k in ("W", "b", "mW", "vW", "mb", "vb")}
               for p in net._params]
     engine.optimizer_step(step, OPTIMIZERS["adam"], opt.step_size(step), opt.beta1, opt.beta2, opt.eps,
@@ -354,6 +362,8 @@ def test_row_bias_correction_counts_each_rows_own_updates(share):
         v = opt.beta2 * before[i]["vW"][touched] + (1 - opt.beta2) * g * g
         w = before[i]["W"][touched] - size[:, None] * m / (np.sqrt(v) + opt.eps)
         np.testing.assert_allclose(net._params[i]["W"][touched], w, rtol=1e-5, atol=1e-6)
+        if mode == "mixed" and i == 1:
+            continue
         np.testing.assert_array_equal(net._params[i]["row_updates"][touched], k)
         untouched = np.setdiff1d(np.arange(len(counts[i])), touched)
         np.testing.assert_array_equal(net._params[i]["row_updates"][untouched],
@@ -370,5 +380,5 @@ def test_row_bias_correction_counts_each_rows_own_updates(share):
 
 
 def test_bad_bias_correction_is_named():
-    with pytest.raises(ValueError, match="bias_correction must be 'row' or 'global'"):
+    with pytest.raises(ValueError, match="bias_correction must be 'row', 'global' or 'mixed'"):
         ps.Adam(bias_correction="rows")
