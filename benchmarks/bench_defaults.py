@@ -8,6 +8,7 @@ in one process, alternating, so that a busy machine slows both alike; the
 medians of all rounds are reported with their ratio.
 
     python benchmarks/bench_defaults.py --preset delicious --steps 150 --rounds 3
+    python benchmarks/bench_defaults.py --kinds previous,current,uni16k
 """
 import argparse
 
@@ -20,6 +21,10 @@ def build(kind, X, Y, threads):
     if kind == "previous":
         layers = [ps.Dense(128, dropout=0), ps.Sampled(Y.shape[1], correction=False)]
         opt = ps.Adam(bias_correction="global")
+    elif kind == "uni16k":
+        # the recipe for batches that hold thousands of labels (docs/guide.md)
+        layers = [ps.Dense(128), ps.Sampled(Y.shape[1], hash=None, active=16_384)]
+        opt = ps.Adam(bias_correction="mixed")
     else:
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1])]
         opt = ps.Adam()
@@ -33,10 +38,12 @@ def main():
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--kinds", default="previous,current",
+                        help="comma separated: previous, current, uni16k (the label-dense recipe)")
     args = parser.parse_args()
     X, Y = ps.data.make_xc(args.preset, n_samples=args.n_train, seed=0)
     rows = args.steps * 128
-    times = {"previous": [], "current": []}
+    times = {kind: [] for kind in args.kinds.split(",")}
     for _ in range(args.rounds):
         for kind in times:
             net = build(kind, X, Y, args.threads)
@@ -44,9 +51,10 @@ def main():
             # the first steps pay page faults and the first table build
             times[kind].extend(net.step_times_[10:])
     med = {k: float(np.median(v)) * 1000 for k, v in times.items()}
-    print(f"{args.preset}: previous defaults {med['previous']:.1f} ms, current "
-          f"{med['current']:.1f} ms per step (median of {len(times['current'])}), "
-          f"ratio {med['current'] / med['previous']:.3f}")
+    first = next(iter(med))
+    print(f"{args.preset}: median ms per step (of {len(times[first])}), ratio to {first}")
+    for kind, ms in med.items():
+        print(f"  {kind:10s} {ms:7.1f} ms  {ms / med[first]:.3f}")
 
 
 if __name__ == "__main__":
