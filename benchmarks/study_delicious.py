@@ -17,7 +17,7 @@ the full softmax), ``-row`` appended: Adam's per-row bias correction, ``-mixed``
 for the hidden layer, the global step for the output,
 ``-drop``: dropout 0.2 on the hidden layer, ``-dadam``: dense Adam,
 ``-uni16k``: a shared set of 16,384 rows drawn uniformly beyond the batch's
-labels (``hash=None``), ``-lsh16k``: 16,384 rows, LSH candidates beyond the
+labels (``hash=None``), ``-uni32k``: the same with 32,768, ``-lsh16k``: 16,384 rows, LSH candidates beyond the
 batch's labels.
 """
 import argparse
@@ -48,6 +48,8 @@ def main():
                "dense": dict(active=Y.shape[1], init_std=0.01 / 128 ** 0.5)}[base]
         if "-uni16k" in name:
             out.update(hash=None, active=16_384)
+        if "-uni32k" in name:
+            out.update(hash=None, active=32_768)
         if "-lsh16k" in name:
             out.update(active=16_384)
         correction = ("row" if "-row" in name else "mixed" if "-mixed" in name else "global")
