@@ -21,9 +21,10 @@ def build(kind, X, Y, threads):
     if kind == "previous":
         layers = [ps.Dense(128, dropout=0), ps.Sampled(Y.shape[1], correction=False)]
         opt = ps.Adam(bias_correction="global")
-    elif kind == "uni16k":
+    elif kind in ("uni16k", "uni32k"):
         # the recipe for batches that hold thousands of labels (docs/guide.md)
-        layers = [ps.Dense(128), ps.Sampled(Y.shape[1], hash=None, active=16_384)]
+        active = 16_384 if kind == "uni16k" else 32_768
+        layers = [ps.Dense(128), ps.Sampled(Y.shape[1], hash=None, active=active)]
         opt = ps.Adam(bias_correction="mixed")
     else:
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1])]
@@ -39,7 +40,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--kinds", default="previous,current",
-                        help="comma separated: previous, current, uni16k (the label-dense recipe)")
+                        help="comma separated: previous, current, uni16k, uni32k (label-dense recipes)")
     args = parser.parse_args()
     X, Y = ps.data.make_xc(args.preset, n_samples=args.n_train, seed=0)
     rows = args.steps * 128
