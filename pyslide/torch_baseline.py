@@ -112,6 +112,15 @@ class _Baseline:
         # mean training loss of the last epoch (per row), set by train_epoch
         self.epoch_loss = None
 
+    def _descend(self, loss):
+        """One optimizer step on ``loss`` for both optimizers (sparse rows, dense rest)."""
+        self.sparse_opt.zero_grad(set_to_none=True)
+        self.dense_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.sparse_opt.step()
+        self.dense_opt.step()
+        return loss
+
     def train_epoch(self, X, Y, batch_size, max_steps=None):
         """One shuffled epoch; returns the wall-clock and the process CPU seconds of every step.
 
@@ -187,12 +196,7 @@ class TorchDense(_Baseline):
         logp = torch.log_softmax(self.out(h), dim=1)
         r, c, w = (torch.from_numpy(a) for a in _soft_targets(Y, rows))
         loss = -(logp[r, c] * w).sum() / len(rows)
-        self.sparse_opt.zero_grad(set_to_none=True)
-        self.dense_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.sparse_opt.step()
-        self.dense_opt.step()
-        return loss
+        return self._descend(loss)
 
     def output_weights(self):
         return self.out.weight, self.out.bias
@@ -241,12 +245,7 @@ class TorchSampled(_Baseline):
         logp = torch.log_softmax(logits, dim=1)
         r, c, w = (torch.from_numpy(a) for a in (r, cols, w))
         loss = -(logp[r, c] * w).sum() / len(rows)
-        self.sparse_opt.zero_grad(set_to_none=True)
-        self.dense_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.sparse_opt.step()
-        self.dense_opt.step()
-        return loss
+        return self._descend(loss)
 
     def output_weights(self):
         return self.out_w.weight, self.out_b.weight.squeeze(1)
