@@ -19,7 +19,8 @@ for the hidden layer, the global step for the output,
 ``-drop``: dropout 0.2 on the hidden layer, ``-dadam``: dense Adam,
 ``-uni8k`` / ``-uni12k`` / ``-uni16k``: a shared set of 8,192 / 12,288 / 16,384 rows drawn uniformly beyond the batch's
 labels (``hash=None``), ``-uni32k``: the same with 32,768, ``-lsh16k``: 16,384 rows, LSH candidates beyond the
-batch's labels.
+batch's labels; ``-neg0`` / ``-neg4k`` / ``-neg8k``: ``negatives`` 0 / 4,096 / 8,192
+(rows beyond the batch's labels; the default is 4,096 for ``active`` 8,192).
 """
 import argparse
 import time
@@ -63,6 +64,9 @@ def main():
             out.update(hash=None, active=32_768)
         if "-lsh16k" in name:
             out.update(active=16_384)
+        for flag, count in (("-neg0", 0), ("-neg4k", 4096), ("-neg8k", 8192)):
+            if flag in name:
+                out.update(negatives=count)
         correction = ("row" if "-row" in name else "mixed" if "-mixed" in name else "global")
         opt = ps.Adam(bias_correction=correction,
                       lazy="-dadam" not in name)

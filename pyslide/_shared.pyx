@@ -25,8 +25,9 @@ cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
 
     The batch's true labels first; then LSH candidates ranked by how many
     (sample, table) pairs hit them, best first, up to max_active; then
-    uniform random neurons up to min_active. Ranking uses a histogram of
-    hit counts (counts are at most batch * L): no sort.
+    uniform random neurons up to min_active, and at least min_negatives
+    beyond the labels. Ranking uses a histogram of hit counts (counts are at
+    most batch * L): no sort.
     """
     cdef LayerC* layer = &net.layers[net.n_layers - 1]
     cdef int32_t n_batch = rows.shape[0]
@@ -37,6 +38,7 @@ cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
     cdef const BucketTables* tables = layer.tables
     cdef uint64_t rng
     cdef int32_t limit = sh.max_shared
+    cdef int32_t target
     for b in range(n_batch):
         r = rows[b]
         for k in range(y_indptr[r], y_indptr[r + 1]):
@@ -103,7 +105,8 @@ cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
             sh.cand_count[j] = 0
     sh.n_shared_det = n
     rng = mix_seed(net.seed, <uint64_t>step, <uint64_t>0xFFFFFFFF)
-    while n < layer.min_active and n < limit:
+    target = max(layer.min_active, sh.n_shared_labels + sh.min_negatives)
+    while n < target and n < limit:
         j = <int32_t>rand_below(&rng, <uint32_t>layer.units)
         if sh.shared_pos[j] < 0:
             sh.shared_pos[j] = n
