@@ -433,3 +433,14 @@ cdef class ShardEngine:
         sh.n_cand = 0
         clear_shared(sh.shared_pos, sh.shared_ids, sh.n_shared)
         sh.n_shared = 0
+
+    def apply_pending_decay(self, double log_decay):
+        """Decay every row by the weight decay it owes up to ``log_decay``
+        (``Engine.apply_pending_decay`` for the shard's rows)."""
+        cdef LayerC* layer = &self.net.layers[0]
+        cdef int64_t r
+        if layer.decay_mark == NULL:
+            return
+        with nogil:
+            for r in prange(layer.units, num_threads=self.net.n_threads, schedule="static"):
+                catch_up_row(layer.W, layer.decay_mark, r, layer.in_dim, log_decay)

@@ -5,6 +5,7 @@ mixins in their own modules; every loop over samples or neurons runs in the
 kernel modules (``_kernels`` and the modules it dispatches to) or in BLAS.
 """
 import math
+import os
 
 import numpy as np
 
@@ -357,11 +358,16 @@ class Network(Settings, Trainer, Predictor):
 
     @classmethod
     def load(cls, path, threads=None):
-        """Read a model written by ``save`` (a path or a binary file object).
+        """Read a model written by ``save`` (a path or a binary file object),
+        or a sharded model folder (``ShardedNetwork.save``) into one
+        network, when its output layer fits in this machine's memory.
 
         Raises ``ValueError`` naming the file when it is not a pyslide model,
         is truncated or damaged (checksums), or holds non-finite weights.
         """
+        if _is_sharded_folder(path):
+            from .distributed import load_single
+            return load_single(path, threads=threads)
         return persist.load(path, cls, threads=threads)
 
     def __reduce__(self):
@@ -375,9 +381,27 @@ class Network(Settings, Trainer, Predictor):
                 f"optimizer={self.optimizer!r}, threads={self.threads!r}, seed={self.seed})")
 
 
-def load(path, threads=None):
-    """Read a model written by ``Network.save``."""
+def load(path, threads=None, shards=None):
+    """Read a model: a file written by ``Network.save`` or a folder written by
+    ``pyslide.distributed.ShardedNetwork.save``.
+
+    ``shards=None`` gives back what was saved (a ``Network`` from a file, a
+    ``ShardedNetwork`` with the saved number of shards from a folder); an
+    int gives a ``ShardedNetwork`` with that many shards from either (Ray
+    needed). ``pyslide.Network.load`` reads either into one ``Network``.
+    """
+    if shards is not None or _is_sharded_folder(path):
+        from .distributed import ShardedNetwork
+        return ShardedNetwork.load(path, shards=shards, threads=threads)
     return Network.load(path, threads=threads)
+
+
+def _is_sharded_folder(path):
+    """A folder holding a sharded model's manifest."""
+    if hasattr(path, "read"):
+        return False
+    path = os.fspath(path)
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "manifest.json"))
 
 
 def _from_model_bytes(data):
