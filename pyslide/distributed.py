@@ -290,11 +290,11 @@ class _ShardWorker:
                 if (names is None or name in names)}
 
     def memory(self):
-        """Bytes of the shard's arrays, tables and step scratch."""
-        total = sum(a.nbytes for a in self.state.arrays.values())
+        """Bytes of the shard's arrays (rows, moments) and of its LSH tables."""
+        tables = 0
         if self.state.tables is not None:
-            total += self.state.tables.ids.nbytes + self.state.tables.counts.nbytes
-        return total
+            tables = self.state.tables.ids.nbytes + self.state.tables.counts.nbytes
+        return {"arrays": sum(a.nbytes for a in self.state.arrays.values()), "tables": tables}
 
     def schedule(self):
         return self.state.schedule()
@@ -462,7 +462,10 @@ class ShardedNetwork(Settings):
         return self._get([getattr(a, method).remote(*args) for a in self._actors])
 
     def shard_memory(self):
-        """Bytes each shard holds (arrays and LSH tables), a list of R ints."""
+        """Bytes each shard holds, one dict per shard: ``arrays`` (its rows
+        and their optimizer state: about 1/R of the output layer's) and
+        ``tables`` (its LSH tables, sized by the hash family, the same in
+        every shard)."""
         return self._call_all("memory")
 
     def shard_pids(self):
