@@ -50,7 +50,7 @@ from .optim import optimizer_from_config
 from .state import PERSISTENT, LayerState, plan, plan_bytes
 from .training import _check_validation_split, _epoch_line, _progress
 
-__all__ = ["ShardedNetwork", "ShardError", "MANIFEST"]
+__all__ = ["ShardedNetwork", "ShardError"]
 
 # the file that makes a folder a sharded model
 MANIFEST = "manifest.json"
