@@ -66,7 +66,11 @@ def run_config(ps, name, make, X, Y, Xt, Yt, args):
                       trunk_s_per_step=timings["trunk"] / max(steps, 1),
                       bytes_sent_per_step=net.bytes_per_step_["sent"],
                       bytes_received_per_step=net.bytes_per_step_["received"],
-                      shard_memory=net.shard_memory())
+                      shard_memory=net.shard_memory(),
+                      # the busiest shard's seconds of computing per step, by call
+                      shard_compute_s_per_step={
+                          key: max(t[key] for t in net.shard_timings_) / max(steps, 1)
+                          for key in net.shard_timings_[0]})
     if args.eval:
         t0 = time.perf_counter()
         ids = net.predict(Xt, k=5)

@@ -31,10 +31,11 @@ cimport numpy as cnp
 cnp.import_array()
 
 
-cdef inline void partition_parts(const float* z, int32_t n, float* zmax,
+cdef inline void partition_parts(float* z, int32_t n, float* zmax,
                                  float* sumexp) noexcept nogil:
     """A sample's max logit and sum of exp(z - max) over this shard's set
-    (loss_and_delta's first half)."""
+    (loss_and_delta's first half); z becomes exp(z - max) in place, so the
+    deltas need no second pass of exponentials."""
     cdef int32_t t
     cdef float m, total = 0
     if n == 0:
@@ -46,28 +47,29 @@ cdef inline void partition_parts(const float* z, int32_t n, float* zmax,
         if z[t] > m:
             m = z[t]
     for t in range(n):
-        total += expf(z[t] - m)
+        z[t] = expf(z[t] - m)
+        total += z[t]
     zmax[0] = m
     sumexp[0] = total
 
 
-cdef inline void softmax_deltas(float* z, int32_t n, float denom, const int32_t* label_pos,
-                                int32_t n_local, int32_t n_labels, float zmax,
-                                float scale) noexcept nogil:
+cdef inline void softmax_deltas(float* e, int32_t n, float denom, const int32_t* label_pos,
+                                int32_t n_local, int32_t n_labels, float scale) noexcept nogil:
     """In place, d loss / d z * scale of the softmax over every shard
-    (loss_and_delta's second half): ``denom`` is the partition sum over every
-    shard in units of exp(zmax), this shard's max; a sample's ``n_labels``
-    labels (``n_local`` of them here) share the target mass."""
+    (loss_and_delta's second half) from ``e`` = exp(z - this shard's max):
+    ``denom`` is the partition sum over every shard in units of exp(that
+    max); a sample's ``n_labels`` labels (``n_local`` of them here) share
+    the target mass."""
     cdef int32_t t
     cdef float inv_labels
     if n_labels == 0:
-        memset(z, 0, n * sizeof(float))
+        memset(e, 0, n * sizeof(float))
         return
     for t in range(n):
-        z[t] = expf(z[t] - zmax) / denom * scale
+        e[t] = e[t] / denom * scale
     inv_labels = 1.0 / n_labels
     for t in range(n_local):
-        z[label_pos[t]] -= inv_labels * scale
+        e[label_pos[t]] -= inv_labels * scale
 
 
 cdef class ShardEngine:
@@ -241,8 +243,9 @@ cdef class ShardEngine:
         (bias and sampling correction included).
 
         Returns, per sample, softmax: ``(max, sum of exp(z - max), sum of
-        the label logits)`` over this shard's set (float32 arrays); BCE:
-        None (``backward`` needs nothing from the other shards).
+        the label logits)`` over this shard's set (float32 arrays; the
+        logits are kept as exp(z - max) for ``backward``); BCE: None
+        (``backward`` needs nothing from the other shards).
         """
         cdef LayerC* layer = &self.net.layers[0]
         cdef SharedC* sh = &self.shared
@@ -315,11 +318,11 @@ cdef class ShardEngine:
                     for j in range(n_shared):
                         z[j] = z[j] + sh.b_shared[j]
                 if self.net.loss_kind == LOSS_SOFTMAX:
-                    partition_parts(z, n_shared, &zmax[b], &sumexp[b])
-                    self.row_max[b] = zmax[b]
                     label_sum[b] = 0
                     for t in range(k):
                         label_sum[b] += z[label_pos[t]]
+                    partition_parts(z, n_shared, &zmax[b], &sumexp[b])
+                    self.row_max[b] = zmax[b]
         if self.net.loss_kind == LOSS_SOFTMAX:
             return zmax_arr, sum_arr, label_arr
         return None
@@ -370,7 +373,7 @@ cdef class ShardEngine:
                     denom = s_all[b] * expf(m_all[b] - self.row_max[b])
                     softmax_deltas(z, n_shared, denom,
                                    self.net.label_pos + <int64_t>b * self.net.max_labels,
-                                   self.label_count[b], labels_all[b], self.row_max[b], scale)
+                                   self.label_count[b], labels_all[b], scale)
                 else:
                     losses[b] = loss_and_delta(
                         z, z, n_shared, self.net.label_pos + <int64_t>b * self.net.max_labels,

@@ -183,13 +183,24 @@ class _ShardWorker:
         self.engine = _shard.ShardEngine(spec, batch_size, self.n_threads,
                                          _loss.LOSSES[self.spec.loss], max_labels, seed,
                                          label_log1m=label_log1m)
-        self.rebuild_seconds = 0.0
+        self.seconds = {"rebuild": 0.0, "begin": 0.0, "forward": 0.0, "backward": 0.0}
+
+    def timings(self):
+        """Seconds this shard computed in each call of the steps since ``prepare``."""
+        return dict(self.seconds)
 
     # -- a training step
     def begin(self, hidden, labels, step, steps_taken, force_rebuild):
         t0 = time.perf_counter()
         self.state.rebuild(self.rows_layer, steps_taken, self.n_threads, force_rebuild)
-        self.rebuild_seconds += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self.seconds["rebuild"] += t1 - t0
+        try:
+            return self._begin(hidden, labels, step)
+        finally:
+            self.seconds["begin"] += time.perf_counter() - t1
+
+    def _begin(self, hidden, labels, step):
         indptr, indices = labels
         n = len(indptr) - 1
         mine = (indices >= self.start) & (indices < self.stop)
@@ -201,9 +212,20 @@ class _ShardWorker:
         return self.engine.begin(hidden, local_indptr, local, step)
 
     def forward(self, max_active, min_active, log_decay):
-        return self.engine.forward(max_active, min_active, log_decay)
+        t0 = time.perf_counter()
+        try:
+            return self.engine.forward(max_active, min_active, log_decay)
+        finally:
+            self.seconds["forward"] += time.perf_counter() - t0
 
     def backward(self, parts, optimizer):
+        t0 = time.perf_counter()
+        try:
+            return self._backward(parts, optimizer)
+        finally:
+            self.seconds["backward"] += time.perf_counter() - t0
+
+    def _backward(self, parts, optimizer):
         if parts is None:
             d_hidden, losses = self.engine.backward()
         else:
@@ -418,6 +440,7 @@ class ShardedNetwork(Settings):
         self.timings_ = {}
         self.step_times_ = np.zeros(0)
         self.bytes_per_step_ = {}
+        self.shard_timings_ = None
         self.stop_training = False
         self._initialized = False
         self._engine = None
@@ -685,8 +708,10 @@ class ShardedNetwork(Settings):
         last checkpoint and call ``fit`` again to resume.
 
         After ``fit``, ``timings_`` holds the seconds in the trunk and
-        waiting on the shards, and ``bytes_per_step_`` the bytes sent to and
-        received from the shards per step (arrays' sizes).
+        waiting on the shards, ``shard_timings_`` each shard's seconds of
+        computing (``rebuild``, ``begin``, ``forward``, ``backward``), and
+        ``bytes_per_step_`` the bytes sent to and received from the shards
+        per step (arrays' sizes).
         """
         epochs = integer(epochs, "epochs", 1)
         batch_size = integer(batch_size, "batch_size", 1)
@@ -760,6 +785,10 @@ class ShardedNetwork(Settings):
             self.step_times_ = np.asarray(run.step_times)
             self.bytes_per_step_ = {"sent": run.bytes_sent / steps,
                                     "received": run.bytes_received / steps}
+            try:
+                self.shard_timings_ = self._call_all("timings")
+            except ShardError:
+                self.shard_timings_ = None
         return self.history_
 
     def _train_epoch(self, run, epoch, shuffle, bar):
