@@ -217,9 +217,8 @@ cdef class ShardEngine:
         cdef const float* h
         if n_batch > self.batch_size or hidden.shape[1] != d or y_indptr.shape[0] != n_batch + 1:
             raise ValueError("pyslide internal error: a batch the shard was not sized for")
-        if sh.n_shared:
-            clear_shared(sh.shared_pos, sh.shared_ids, sh.n_shared)
-            sh.n_shared = 0
+        # a step cut short (an error, Ctrl-C) may have left a set or counts
+        self.discard()
         self.n_batch = n_batch
         self.step = step
         self.labels = (y_indptr, y_indices)

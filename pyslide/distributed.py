@@ -777,6 +777,15 @@ class ShardedNetwork(Settings):
                         break
                 for cb in callbacks:
                     cb.on_train_end(self, logs)
+        except (KeyboardInterrupt, ShardError):
+            # a step either completed on every side or is dropped whole by
+            # the driver (a shard that updated its rows keeps them)
+            self._engine.discard_gradients(self.step_ + 1)
+            try:
+                self._call_all("discard")
+            except ShardError:
+                pass
+            raise
         finally:
             if bar is not None:
                 bar.close()

@@ -90,6 +90,42 @@ def test_bce_two_shards_match_single_node(cluster, small):
         net.close()
 
 
+@pytest.mark.parametrize("output", ["lsh", "uniform"])
+def test_one_shard_samples_exactly_as_the_single_node(cluster, small, output):
+    """With one shard the sampled path (LSH candidates and their budget, the
+    uniform top-up, the sampling correction, the rebuilds) is Network's."""
+    X, Y = small
+    hash_ = "auto" if output == "lsh" else None
+    layers = lambda: [ps.Dense(32), ps.Sampled(Y.shape[1], active=120, hash=hash_,  # noqa: E731
+                                               rebuild_every=5)]
+    single = ps.Network(X.shape[1], layers(), threads=1, seed=6)
+    single.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+    net = ShardedNetwork(X.shape[1], layers(), shards=1, threads=1, seed=6)
+    try:
+        net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+        np.testing.assert_array_equal(net.output_arrays()["W"], single._states[-1]["W"])
+        np.testing.assert_array_equal(net._states[0]["W"], single._states[0]["W"])
+    finally:
+        net.close()
+
+
+@pytest.mark.parametrize("optimizer", [ps.AdamW(weight_decay=0.05), ps.SGD(lr=0.2)],
+                         ids=["adamw", "sgd"])
+def test_two_shards_follow_the_single_node_optimizer(cluster, small, optimizer):
+    X, Y = small
+    single = ps.Network(X.shape[1], dense_layers(Y.shape[1]), optimizer=optimizer,
+                        threads=1, seed=8)
+    single.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+    net = ShardedNetwork(X.shape[1], dense_layers(Y.shape[1]), shards=2, optimizer=optimizer,
+                         threads=1, seed=8)
+    try:
+        net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+        np.testing.assert_allclose(net.output_arrays()["W"], single._states[-1]["W"], atol=1e-5)
+        np.testing.assert_allclose(net._states[0]["W"], single._states[0]["W"], atol=1e-5)
+    finally:
+        net.close()
+
+
 def test_lsh_sampled_p_at_1_within_noise_of_single_node(cluster):
     X, Y = ps.data.make_xc("small", n_samples=3000, seed=1)
     Xt, Yt, Xv, Yv = X[:2400], Y[:2400], X[2400:], Y[2400:]
