@@ -583,6 +583,8 @@ class ShardedNetwork(Settings):
                                     self.step_)
                    for r, a in enumerate(self._actors)])
         run = _Run(X, Y, x_indptr, y_indptr, batch_size, self._dims[-1][0])
+        out = self.layers[-1]
+        run.tables = not out.dense_equivalent and out.resolve_hash(self._dims[-1][0]) is not None
         run.optimizer = _optim.OPTIMIZERS[self.optimizer.kind]
         return run
 
@@ -626,7 +628,7 @@ class ShardedNetwork(Settings):
         run.rebuilt = True
         begin = [a.begin.remote(hidden_ref, labels_ref, step, self.step_, force)
                  for a in self._actors]
-        if out.dense_equivalent or self._has_no_tables():
+        if out.dense_equivalent or not run.tables:
             # budgets need no candidate counts: from the labels alone
             uniq = np.unique(labels[1])
             n_lab = np.diff(np.searchsorted(uniq, self.bounds))
@@ -689,10 +691,6 @@ class ShardedNetwork(Settings):
         run.bytes_sent += sent
         run.bytes_received += received
         return True
-
-    def _has_no_tables(self):
-        out = self.layers[-1]
-        return out.resolve_hash(self._dims[-1][0]) is None
 
     def _abort_step(self, step):
         self._engine.discard_gradients(step)
@@ -1118,6 +1116,7 @@ class _Run:
         self.hidden = np.zeros((batch_size, d), dtype=np.float32)
         self.optimizer = None
         self.rebuilt = False
+        self.tables = False        # the shards have LSH tables (a candidates round)
         self.timings = {"trunk": 0.0, "shards": 0.0}
         self.step_times = []
         self.bytes_sent = 0
