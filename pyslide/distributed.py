@@ -31,7 +31,6 @@ Calls that need nothing from the driver in between are sent together
 shards twice, or three times with LSH.
 """
 import json
-import math
 import os
 import shutil
 import tempfile
@@ -47,7 +46,7 @@ from .callbacks import check_callbacks as _check_callbacks
 from .layers import Dense, Sampled, layer_from_config
 from .network import Network, Settings, normal_blocks
 from .optim import optimizer_from_config
-from .state import PERSISTENT, LayerState, plan, plan_bytes
+from .state import PERSISTENT, LayerState
 from .training import _check_validation_split, _epoch_line, _progress
 
 __all__ = ["ShardedNetwork", "ShardError"]

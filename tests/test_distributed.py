@@ -134,7 +134,8 @@ def test_lsh_sampled_p_at_1_within_noise_of_single_node(cluster):
     single = ps.Network(X.shape[1], layers(), **kw)
     single.fit(Xt, Yt, epochs=3, batch_size=64, verbose=0)
     p_single = single.evaluate(Xv, Yv, k=1)["p@1"]
-    net = ShardedNetwork(X.shape[1], layers(), shards=2, **kw)
+    # two threads in each shard: their kernels run in parallel inside an actor
+    net = ShardedNetwork(X.shape[1], layers(), shards=2, **dict(kw, threads=2))
     try:
         net.fit(Xt, Yt, epochs=3, batch_size=64, verbose=0)
         p_sharded = net.evaluate(Xv, Yv, k=1)["p@1"]
@@ -178,6 +179,12 @@ def test_save_load_across_shard_counts_and_single_node(cluster, small, tmp_path)
         assert type(single) is ps.Network
         np.testing.assert_array_equal(single.predict_topk(X[:40], k=4)[1], scores)
         np.testing.assert_array_equal(single.predict(X[:40], k=4), ids)
+        np.testing.assert_allclose(net.predict_proba(X[:5]), single.predict_proba(X[:5]),
+                                   rtol=1e-5, atol=1e-9)
+        gathered = net.to_network()
+        for name in ("W", "mW", "vW", "b"):
+            np.testing.assert_array_equal(gathered._states[-1][name], single._states[-1][name])
+        assert gathered.step_ == net.step_
         # a single-node model loads sharded, weights and optimizer state alike
         path = tmp_path / "single.npz"
         single.save(path)

@@ -2,7 +2,6 @@
 (Engine.forward_hidden / backward_hidden) against plain NumPy twins; no Ray needed."""
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 import pyslide as ps
