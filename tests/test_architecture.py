@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "pyslide"
-MODEL = {"network", "training", "inference", "state", "persist", "distributed"}
+MODEL = {"network", "training", "inference", "state", "persist", "distributed", "shard_actor"}
 
 
 def our_imports(path):
