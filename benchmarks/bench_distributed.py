@@ -127,6 +127,8 @@ def main(argv=None):
         ray.init(num_cpus=max(2, os.cpu_count() or 2), include_dashboard=False,
                  log_to_driver=False)
     records = []
+    round_trip = measure_round_trip(ray)
+    print(json.dumps({"round_trip": round_trip}), flush=True)
     single_threads = [int(t) for t in (args.single_threads or str(args.threads)).split(",")]
     for i, threads in enumerate([] if args.no_single else single_threads):
         records.append(run_config(ps, "single" if i == 0 else f"single threads={threads}",
@@ -147,6 +149,7 @@ def main(argv=None):
               "problem": info, "n_labels": n_labels, "batch_size": args.batch_size,
               "threads": args.threads, "epochs": args.epochs,
               "ray_address": args.address or "local",
+              "round_trip": round_trip,
               **common.machine_info(load_start), "records": records}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
@@ -154,11 +157,40 @@ def main(argv=None):
     return result
 
 
+class _Echo:
+    def echo(self, x):
+        return x
+
+
+def measure_round_trip(ray, calls=200):
+    """Median seconds of one round of calls to 2 actors, as a step makes
+    them: an empty call, and one passing the hidden vectors of a batch of
+    128 x 128 (put once) and returning an array of that size."""
+    actors = [ray.remote(_Echo).options(num_cpus=0).remote() for _ in range(2)]
+    ray.get([a.echo.remote(0) for a in actors])
+    hidden = np.zeros((128, 128), np.float32)
+    out = {}
+    for name, make in (("empty", lambda: 0), ("hidden", lambda: ray.put(hidden))):
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            arg = make()
+            ray.get([a.echo.remote(arg) for a in actors])
+            times.append(time.perf_counter() - t0)
+        out[name + "_s"] = float(np.median(times))
+    for a in actors:
+        ray.kill(a)
+    return out
+
+
 def table(result):
     lines = [f"`{result['command']}`  ", "",
              f"{result['n_labels']:,} labels, batch {result['batch_size']}, "
              f"{result['threads']} thread(s) per shard; load average at start "
-             f"{result['load_avg_at_start']}", "",
+             f"{result['load_avg_at_start']}; a round of calls to 2 actors: "
+             f"{result['round_trip']['empty_s'] * 1e3:.2f} ms empty, "
+             f"{result['round_trip']['hidden_s'] * 1e3:.2f} ms with a batch's hidden "
+             f"vectors", "",
              "| config | median step (s) | vs single | waiting on shards (s/step) | "
              "trunk (s/step) | bytes sent / step | bytes received / step | "
              "arrays per shard (MB) | P@1 |",
