@@ -221,7 +221,8 @@ class ShardedNetwork(Settings):
         ray = _ray()
         rng = np.random.default_rng([self.seed, 1])
         for i, state in enumerate(self._states):
-            for start, values in normal_blocks(rng, state["W"].shape, self._init_std(i, mean_sq_norm)):
+            std = self._init_std(i, mean_sq_norm)
+            for start, values in normal_blocks(rng, state["W"].shape, std):
                 state["W"][start:start + len(values)] = values
             state["b"][:] = 0
         last = len(self.layers) - 1
@@ -734,22 +735,26 @@ class ShardedNetwork(Settings):
         saved = manifest["shards"]
         shards = len(saved) if shards is None else shards
         net = cls._from_config(config, shards, actor_options)
-        trunk = _read_trunk(path, manifest, len(net._states))
-        for i, state in enumerate(net._states):
-            for name in PERSISTENT:
-                if name in state:
-                    state[name][...] = trunk[f"layer{i}_{name}"]
-        sources = [(os.path.join(path, s["file"]), int(s["start"]), s["checksums"])
-                   for s in saved]
-        calls = []
-        for r, actor in enumerate(net._actors):
-            mine = [src for src, s in zip(sources, saved)
-                    if s["start"] < net.bounds[r + 1] and s["stop"] > net.bounds[r]]
-            calls.append(actor.load_rows.remote(mine))
-        net._get(calls)
-        _set_state(net, manifest["state"])
-        net._call_all("setup_hashing", net.step_)
-        net._call_all("rebuild_tables", net.step_)
+        try:
+            trunk = _read_trunk(path, manifest, len(net._states))
+            for i, state in enumerate(net._states):
+                for name in PERSISTENT:
+                    if name in state:
+                        state[name][...] = trunk[f"layer{i}_{name}"]
+            sources = [(os.path.join(path, s["file"]), int(s["start"]), s["checksums"])
+                       for s in saved]
+            calls = []
+            for r, actor in enumerate(net._actors):
+                mine = [src for src, s in zip(sources, saved)
+                        if s["start"] < net.bounds[r + 1] and s["stop"] > net.bounds[r]]
+                calls.append(actor.load_rows.remote(mine))
+            net._get(calls)
+            _set_state(net, manifest["state"])
+            net._call_all("setup_hashing", net.step_)
+            net._call_all("rebuild_tables", net.step_)
+        except BaseException:
+            net.close()
+            raise
         return net
 
     @classmethod
@@ -769,20 +774,27 @@ class ShardedNetwork(Settings):
         if threads is not None:
             config["threads"] = threads
         net = cls._from_config(config, shards, actor_options)
-        for state, source in zip(net._states, network._states[:-1]):
-            for name in PERSISTENT:
-                if name in state:
-                    state[name][...] = source[name]
-        out = network._states[-1]
-        ray = _ray()
-        net._get([a.set_arrays.remote(ray.put({name: out[name][net.bounds[r]:net.bounds[r + 1]]
-                                               for name in PERSISTENT if name in out}))
-                  for r, a in enumerate(net._actors)])
-        _set_state(net, {"step": network.step_, "epoch": network.epoch_,
-                         "initialized": network._initialized,
-                         "log_decay": network._log_decay, "history": network.history_})
-        net._call_all("setup_hashing", net.step_)
-        net._call_all("rebuild_tables", net.step_)
+        try:
+            for state, source in zip(net._states, network._states[:-1]):
+                for name in PERSISTENT:
+                    if name in state:
+                        state[name][...] = source[name]
+            out = network._states[-1]
+            ray = _ray()
+            calls = []
+            for r, actor in enumerate(net._actors):
+                rows = slice(net.bounds[r], net.bounds[r + 1])
+                calls.append(actor.set_arrays.remote(
+                    ray.put({name: out[name][rows] for name in PERSISTENT if name in out})))
+            net._get(calls)
+            _set_state(net, {"step": network.step_, "epoch": network.epoch_,
+                             "initialized": network._initialized,
+                             "log_decay": network._log_decay, "history": network.history_})
+            net._call_all("setup_hashing", net.step_)
+            net._call_all("rebuild_tables", net.step_)
+        except BaseException:
+            net.close()
+            raise
         return net
 
     def to_network(self):

@@ -86,6 +86,9 @@ def test_bce_two_shards_match_single_node(cluster, small):
         np.testing.assert_allclose(net.output_arrays()["W"], single._states[-1]["W"],
                                    atol=1e-5)
         np.testing.assert_allclose(net.history_["loss"], single.history_["loss"], rtol=1e-5)
+        with pytest.raises(ValueError, match=r"sampled=True\) needs a Sampled output layer "
+                                             r"with a hash family"):
+            net.predict_topk(X[:3], sampled=True)
     finally:
         net.close()
 
@@ -197,6 +200,15 @@ def test_save_load_across_shard_counts_and_single_node(cluster, small, tmp_path)
         net.save(folder)
         assert ps.load(folder, shards=1).step_ == net.step_
         assert not [f for f in os.listdir(tmp_path) if f.startswith(".")]
+        # damage is found by the checksums, naming the file and the array
+        with np.load(folder / "shard-1.npz") as data:
+            arrays = {k: data[k] for k in data.files}
+        arrays["W"] = arrays["W"] + 1
+        np.savez(folder / "shard-1.npz", **arrays)
+        with pytest.raises(ValueError, match=r"shard-1.npz'?: checksum mismatch in W"):
+            ps.Network.load(folder)
+        with pytest.raises(ShardError, match=r"shard 1 of 2 .* failed: .*checksum mismatch in W"):
+            ps.load(folder)
         # a folder that is not a sharded model is never replaced
         (tmp_path / "other").mkdir()
         with pytest.raises(ValueError, match="exists and is not a sharded model folder"):

@@ -1,5 +1,7 @@
 """The label-shard kernels (_shard.ShardEngine) and the headless trunk entry points
 (Engine.forward_hidden / backward_hidden) against plain NumPy twins; no Ray needed."""
+import sys
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -61,7 +63,11 @@ def test_headless_trunk_forward_backward_match_numpy(threads):
     grads[1] = (acts[1].T @ delta, delta.sum(axis=0))
     delta = (delta @ before[1][0].T) * (acts[1] > 0)
     grads[0] = (acts[0].T @ delta, delta.sum(axis=0))
-    for state, (W, b), (gW, gb) in zip(net._states[:-1], before, grads):
+    # the first layer's gradient is fused (formed per feature: no race); the
+    # second accumulates HogWild, where two threads may, rarely, lose an
+    # addition (the documented contract), so it is compared with one thread
+    checked = 2 if threads == 1 else 1
+    for state, (W, b), (gW, gb) in list(zip(net._states[:-1], before, grads))[:checked]:
         np.testing.assert_allclose(state["W"], W - 0.5 * gW, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(state["b"], b - 0.5 * gb, rtol=1e-5, atol=1e-6)
 
@@ -202,3 +208,10 @@ def test_shard_selection_takes_its_budget_from_lsh_candidates():
     np.testing.assert_array_equal(ids[:n_labels], labels)
     engine.discard()
     assert engine.n_shared == 0
+
+
+def test_without_ray_the_sharded_network_says_how_to_install_it(monkeypatch):
+    from pyslide.distributed import ShardedNetwork
+    monkeypatch.setitem(sys.modules, "ray", None)    # import ray fails
+    with pytest.raises(ImportError, match=r"needs Ray: pip install 'pyslide\[distributed\]'"):
+        ShardedNetwork(10, [ps.Dense(4), ps.Sampled(20)], shards=2)
