@@ -245,13 +245,17 @@ def test_callbacks_and_validation_as_with_network(cluster, small, tmp_path):
     net = ShardedNetwork(X.shape[1], dense_layers(Y.shape[1]), shards=2, threads=1, seed=2)
     single = ps.Network(X.shape[1], dense_layers(Y.shape[1]), threads=1, seed=2)
     try:
-        kw = dict(epochs=3, batch_size=32, verbose=0, validation_split=0.2)
+        kw = dict(epochs=4, batch_size=32, verbose=0, validation_split=0.2)
         checkpoint = ps.ModelCheckpoint(str(tmp_path / "best-{epoch}"), monitor="val_p@1")
-        stopper = ps.EarlyStopping(monitor="val_loss", patience=5)
-        history = net.fit(X, Y, callbacks=[checkpoint, stopper], **kw)
-        ref = single.fit(X, Y, **kw)
+        # the same early stopping on both: it stops and restores alike
+        history = net.fit(X, Y, callbacks=[checkpoint, ps.EarlyStopping(
+            monitor="val_p@1", patience=1, restore_best=True)], **kw)
+        ref = single.fit(X, Y, callbacks=[ps.EarlyStopping(monitor="val_p@1", patience=1,
+                                                           restore_best=True)], **kw)
         np.testing.assert_allclose(history["val_loss"], ref["val_loss"], rtol=1e-4)
         np.testing.assert_allclose(history["val_p@1"], ref["val_p@1"], atol=1e-9)
+        assert net.best_epoch_ == single.best_epoch_ and net.step_ == single.step_
+        np.testing.assert_allclose(net.output_arrays()["W"], single._states[-1]["W"], atol=1e-5)
         assert checkpoint.saved and all(os.path.isdir(p) for p in checkpoint.saved)
         best = ps.load(checkpoint.saved[-1], shards=1)
         assert best.epoch_ == checkpoint.best_epoch
