@@ -3,8 +3,9 @@
 The output layer's rows are split into R contiguous ranges, one per Ray
 actor (a *shard*). A shard holds its rows, their optimizer state and its
 own LSH tables, and runs the kernels of ``_shard.pyx`` with its own
-threads (the actor's body is ``shard_actor.ShardWorker``). The driver holds the trunk (the input and hidden layers) and runs
-it with the engine's headless entry points (``Engine.forward_hidden`` /
+threads (the actor's body is ``shard_actor.ShardWorker``). The driver
+holds the trunk (the input and hidden layers) and runs it with the
+engine's headless entry points (``Engine.forward_hidden`` /
 ``backward_hidden``).
 
 One softmax step moves, besides the batch's labels and a few numbers per
@@ -41,10 +42,10 @@ import numpy as np
 from . import _kernels, _loss, _optim, _topk
 from ._validate import integer, integers
 from .atomic import atomic_write
-from .shard_actor import ShardWorker, Spec, crc32
 from .callbacks import check_callbacks as _check_callbacks
 from .layers import Dense, Sampled
 from .network import Network, Settings, normal_blocks
+from .shard_actor import ShardWorker, Spec, crc32
 from .state import PERSISTENT, LayerState
 from .training import _check_validation_split, _epoch_line, _progress
 
@@ -54,8 +55,6 @@ __all__ = ["ShardedNetwork", "ShardError"]
 MANIFEST = "manifest.json"
 FORMAT = "pyslide-sharded"
 FORMAT_VERSION = 1
-# arrays of the output layer that have one entry per row (sliced with the rows)
-_ROW_ARRAYS = PERSISTENT
 
 
 class ShardError(RuntimeError):
@@ -202,10 +201,6 @@ class ShardedNetwork(Settings):
         every shard)."""
         return self._call_all("memory")
 
-    def shard_pids(self):
-        """The process id of each shard's actor (tests, diagnostics)."""
-        return self._call_all("ping")
-
     def close(self):
         """End the shard actors (the network cannot be used afterwards)."""
         ray = _ray()
@@ -268,14 +263,6 @@ class ShardedNetwork(Settings):
         return _kernels.Engine(specs, batch_size, self.n_threads, _loss.LOSSES[self.loss],
                                max_labels, self.seed, False, max_row_nnz, headless=True)
 
-    def _label_log1m(self, Y):
-        out = self.layers[-1]
-        if not out.correction or out.dense_equivalent:
-            return None
-        freq = np.bincount(Y.indices, minlength=self.n_outputs)[:self.n_outputs]
-        freq = freq / max(1, Y.shape[0])
-        return np.maximum(np.log1p(-np.minimum(freq, 1.0 - 1e-12)), -30.0).astype(np.float32)
-
     def _prepare(self, X, Y, batch_size):
         n = X.shape[0]
         batch_size = min(batch_size, n)
@@ -319,7 +306,8 @@ class ShardedNetwork(Settings):
         return n_set, n_set + top_up
 
     def _step(self, run, rows, step, losses):
-        """One training step; returns the seconds spent waiting on the shards."""
+        """One training step (rounds in the module's docstring); False when
+        the loss is not finite (the step is dropped everywhere), else True."""
         ray = _ray()
         X, Y, engine = run.X, run.Y, self._engine
         n_b = len(rows)
@@ -372,7 +360,7 @@ class ShardedNetwork(Settings):
             losses[:n_b] = row_loss
             if not np.isfinite(row_loss).all():
                 self._abort_step(step)
-                return None
+                return False
             partition = (top.astype(np.float32), total.astype(np.float32), n_labels)
             sent += sum(a.nbytes for a in partition)
             backward = [a.backward.remote(partition, optimizer) for a in self._actors]
@@ -389,7 +377,7 @@ class ShardedNetwork(Settings):
             received += sum(p.nbytes for _, p in results)
             if not np.isfinite(losses[:n_b]).all():
                 self._abort_step(step)
-                return None
+                return False
         engine.backward_hidden(run.x_indptr, X.indices, X.data, rows, step,
                                np.ascontiguousarray(d_hidden))
         engine.optimizer_step(step, run.optimizer, optimizer["step_size"], optimizer["beta1"],
@@ -522,7 +510,7 @@ class ShardedNetwork(Settings):
             t0 = time.perf_counter()
             rows = order[s * batch_size:(s + 1) * batch_size]
             step = self.step_ + 1
-            if self._step(run, rows, step, run.losses) is None:
+            if not self._step(run, rows, step, run.losses):
                 batch_loss = float(run.losses[:len(rows)].mean(dtype=np.float64))
                 raise FloatingPointError(
                     f"the loss became {batch_loss} at step {step} (epoch {epoch + 1}, batch "

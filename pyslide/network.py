@@ -131,6 +131,17 @@ class Settings:
             return 1.0 / math.sqrt(3.0 * d_in)
         return math.sqrt(2.0 / d_in)
 
+    def _label_log1m(self, Y):
+        """log(1 - p) of each output's training frequency p, for the sampling
+        correction of a sampled output (None when it is off or not sampled)."""
+        out = self.layers[-1]
+        if not isinstance(out, Sampled) or not out.correction or out.dense_equivalent:
+            return None
+        freq = np.bincount(Y.indices, minlength=self.n_outputs)[:self.n_outputs]
+        freq = freq / max(1, Y.shape[0])
+        # a label on every row would give log(0); -30 is "always in the set"
+        return np.maximum(np.log1p(-np.minimum(freq, 1.0 - 1e-12)), -30.0).astype(np.float32)
+
     def _check_X(self, X, name="X"):
         from .data import check_features
         X = check_features(X, n_features=self.input_dim, name=name)
