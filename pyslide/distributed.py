@@ -367,6 +367,8 @@ class ShardedNetwork(Settings):
         else:
             backward = [a.backward.remote(None, optimizer) for a in self._actors]
         results = self._get(backward)
+        if out.dense_equivalent or not run.tables:
+            self._get(begin)    # done by now; an error in it must not pass unseen
         t2 = time.perf_counter()
         d_hidden = results[0][0]
         for part, _ in results[1:]:
