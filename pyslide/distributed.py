@@ -350,11 +350,13 @@ class ShardedNetwork(Settings):
         if self.loss == "softmax":
             parts = self._get(forward)
             received += sum(p[0].nbytes * 3 for p in parts)
-            zmax = np.stack([p[0] for p in parts]).astype(np.float64)
-            top = zmax.max(axis=0)
-            total = (np.stack([p[1] for p in parts]) * np.exp(zmax - top)).sum(axis=0)
-            label_sum = np.stack([p[2] for p in parts]).astype(np.float64).sum(axis=0)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            # a diverged step gives infinite logits: its NaN loss is the
+            # message, not NumPy's warnings on the way
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                zmax = np.stack([p[0] for p in parts]).astype(np.float64)
+                top = zmax.max(axis=0)
+                total = (np.stack([p[1] for p in parts]) * np.exp(zmax - top)).sum(axis=0)
+                label_sum = np.stack([p[2] for p in parts]).astype(np.float64).sum(axis=0)
                 row_loss = np.where(n_labels > 0, top + np.log(total)
                                     - label_sum / np.maximum(n_labels, 1), 0.0)
             losses[:n_b] = row_loss

@@ -331,3 +331,19 @@ def test_arguments_are_checked_naming_them(cluster):
         ShardedNetwork(10, [ps.Dense(4), ps.Sampled(20, share="sample")], shards=2)
     with pytest.raises(TypeError, match="actor_options must be"):
         ShardedNetwork(10, [ps.Dense(4), ps.Sampled(20)], shards=2, actor_options=[1])
+
+
+def test_a_loss_that_is_not_finite_stops_fit_and_drops_the_step(cluster, small):
+    X, Y = small
+    layers = [ps.Dense(32, init_std=1e20, dropout=0.0), ps.Sampled(Y.shape[1], active=1.0,
+                                                                   init_std=1e20)]
+    net = ShardedNetwork(X.shape[1], layers, shards=2, threads=1, seed=0)
+    try:
+        with pytest.raises(FloatingPointError, match="the loss became nan at step 1"):
+            net.fit(X, Y, epochs=1, batch_size=32, verbose=0)
+        assert net.step_ == 0
+        out = net.output_arrays()
+        assert np.isfinite(out["W"]).all() and not out["mW"].any()
+        assert np.isfinite(net._states[0]["W"]).all() and not net._states[0]["mW"].any()
+    finally:
+        net.close()
