@@ -108,6 +108,12 @@ def test_one_shard_samples_exactly_as_the_single_node(cluster, small, output):
         net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
         np.testing.assert_array_equal(net.output_arrays()["W"], single._states[-1]["W"])
         np.testing.assert_array_equal(net._states[0]["W"], single._states[0]["W"])
+        if output == "lsh":
+            # the same tables too: sampled inference returns the same top k
+            ids, scores = net.predict_topk(X[:60], k=3, sampled=True)
+            ref_ids, ref_scores = single.predict_topk(X[:60], k=3, sampled=True)
+            np.testing.assert_array_equal(ids, ref_ids)
+            np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)
     finally:
         net.close()
 
