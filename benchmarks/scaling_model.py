@@ -34,6 +34,11 @@ BYTES_PER_ROW = 128 * 4 * 3 + 4 * 3 + 4   # W, mW, vW (d = 128), b, mb, vb, touc
 TABLE_BYTES = 16 * (1 << 16) * 128 * 4 + 16 * (1 << 16) * 4   # L=16, K=16, 128-id buckets
 
 
+# a shard's calls of a step (runs before the row updates had their own
+# call time them inside "backward")
+STEP_CALLS = ("begin", "forward", "backward", "update")
+
+
 def rows_of(result, shards):
     return -(-result["n_labels"] // shards)
 
@@ -42,7 +47,7 @@ def fit(result, active=8192):
     """The model's costs from the 1-shard run (one thread)."""
     one = next(r for r in result["records"] if r["config"] == "shards=1")
     compute = one["shard_compute_s_per_step"]
-    step_work = compute["begin"] + compute["forward"] + compute["backward"]
+    step_work = sum(compute[k] for k in STEP_CALLS if k in compute)
     # the run re-hashes every row once (the first step's full build: a
     # 50-step run reaches no scheduled rebuild). A full build costs a part
     # per row (hashing, inserting) and a part per byte of tables (clearing
@@ -71,7 +76,7 @@ def check(result, params, active=8192):
             continue
         R = r["shards"]
         c = r["shard_compute_s_per_step"]
-        work = c["begin"] + c["forward"] + c["backward"]
+        work = sum(c[k] for k in STEP_CALLS if k in c)
         work_model = params["active_cost"] * active / R
         build = c["rebuild"] * r["steps"]
         build_model = (params["hash_row_cost"] * rows_of(result, R)

@@ -22,10 +22,13 @@ batch x hidden width, never to the number of labels.
    step does the single-node network's work; each shard computes its
    logits and returns each sample's max and sum of exponentials.
 3. ``backward``: the driver forms each sample's partition sum and sends it
-   back; each shard forms its deltas, updates its rows and returns its
-   part of the hidden gradient. The driver sums the parts and
-   back-propagates through the trunk. BCE needs no partition sum: its
-   ``forward`` and ``backward`` are sent together.
+   back; each shard forms its deltas and returns its part of the hidden
+   gradient. BCE needs no partition sum: its ``forward`` and ``backward``
+   are sent together.
+4. ``update``: once the loss is known to be finite, the driver tells the
+   shards to update their rows, and sums the parts and back-propagates
+   through the trunk while they do (the next step's calls queue behind
+   the update in each actor).
 
 Calls that need nothing from the driver in between are sent together
 (Ray runs an actor's calls in order), so a softmax step waits on the
@@ -328,6 +331,9 @@ class ShardedNetwork(Settings):
         run.rebuilt = True
         begin = [a.begin.remote(hidden_ref, labels_ref, step, self.step_, force)
                  for a in self._actors]
+        # the last step's row updates ran while the driver back-propagated;
+        # they are done before these calls start (an actor runs in order)
+        self._settle(run)
         if out.dense_equivalent or not run.tables:
             # budgets need no candidate counts: from the labels alone
             uniq = np.unique(labels[1])
@@ -365,9 +371,9 @@ class ShardedNetwork(Settings):
                 return False
             partition = (top.astype(np.float32), total.astype(np.float32), n_labels)
             sent += sum(a.nbytes for a in partition)
-            backward = [a.backward.remote(partition, optimizer) for a in self._actors]
+            backward = [a.backward.remote(partition) for a in self._actors]
         else:
-            backward = [a.backward.remote(None, optimizer) for a in self._actors]
+            backward = [a.backward.remote(None) for a in self._actors]
         results = self._get(backward)
         if out.dense_equivalent or not run.tables:
             self._get(begin)    # done by now; an error in it must not pass unseen
@@ -382,6 +388,7 @@ class ShardedNetwork(Settings):
             if not np.isfinite(losses[:n_b]).all():
                 self._abort_step(step)
                 return False
+        run.pending = [a.update.remote(optimizer) for a in self._actors]
         engine.backward_hidden(run.x_indptr, X.indices, X.data, rows, step,
                                np.ascontiguousarray(d_hidden))
         engine.optimizer_step(step, run.optimizer, optimizer["step_size"], optimizer["beta1"],
@@ -395,6 +402,12 @@ class ShardedNetwork(Settings):
         run.bytes_sent += sent
         run.bytes_received += received
         return True
+
+    def _settle(self, run):
+        """Wait for the shards' row updates of the last step (if any)."""
+        if run is not None and run.pending:
+            pending, run.pending = run.pending, None
+            self._get(pending)
 
     def _abort_step(self, step):
         self._engine.discard_gradients(step)
@@ -458,6 +471,7 @@ class ShardedNetwork(Settings):
                         bar = _progress(run.steps_per_epoch, f"epoch {epoch + 1}")
                     t_epoch = time.perf_counter()
                     loss_sum = self._train_epoch(run, epoch, shuffle, bar)
+                    self._settle(run)
                     self._engine.apply_pending_decay(self._log_decay)
                     self._call_all("apply_pending_decay", self._log_decay)
                     train_time += time.perf_counter() - t_epoch
@@ -480,8 +494,9 @@ class ShardedNetwork(Settings):
                 for cb in callbacks:
                     cb.on_train_end(self, logs)
         except (KeyboardInterrupt, ShardError):
-            # a step either completed on every side or is dropped whole by
-            # the driver (a shard that updated its rows keeps them)
+            # the step in progress is dropped in the trunk and in every shard
+            # that has not applied it yet (its rows are updated once the
+            # driver has sent the update, just before its own backward)
             self._engine.discard_gradients(self.step_ + 1)
             try:
                 self._call_all("discard")
@@ -497,6 +512,7 @@ class ShardedNetwork(Settings):
             self.bytes_per_step_ = {"sent": run.bytes_sent / steps,
                                     "received": run.bytes_received / steps}
             try:
+                self._settle(run)
                 self.shard_timings_ = self._call_all("timings")
             except ShardError:
                 self.shard_timings_ = None
@@ -831,6 +847,7 @@ class _Run:
         self.hidden = np.zeros((batch_size, d), dtype=np.float32)
         self.optimizer = None
         self.rebuilt = False
+        self.pending = None        # the shards' row updates of the last step, in flight
         self.tables = False        # the shards have LSH tables (a candidates round)
         self.timings = {"trunk": 0.0, "shards": 0.0}
         self.step_times = []

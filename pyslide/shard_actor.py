@@ -1,8 +1,9 @@
 """The body of a label shard's Ray actor (ShardWorker): its rows, optimizer state, LSH tables and ShardEngine; imports the kernels (_shard, _loss, _topk), network (Settings), state, layers, optim and atomic (never Ray, so it is tested and timed in-process too).
 
 ``pyslide.distributed`` wraps :class:`ShardWorker` with ``ray.remote``; every
-method is one call a shard answers: set-up, the three calls of a training
-step, inference, snapshots and its own model file.
+method is one call a shard answers: set-up, the four calls of a training
+step (``begin``, ``forward``, ``backward``, ``update``), inference,
+snapshots and its own model file.
 """
 import os
 import time
@@ -123,7 +124,8 @@ class ShardWorker:
         self.engine = _shard.ShardEngine(spec, batch_size, self.n_threads,
                                          _loss.LOSSES[self.spec.loss], max_labels, seed,
                                          label_log1m=label_log1m)
-        self.seconds = {"rebuild": 0.0, "begin": 0.0, "forward": 0.0, "backward": 0.0}
+        self.seconds = {"rebuild": 0.0, "begin": 0.0, "forward": 0.0, "backward": 0.0,
+                        "update": 0.0}
 
     def timings(self):
         """Seconds this shard computed in each call of the steps since ``prepare``."""
@@ -158,26 +160,27 @@ class ShardWorker:
         finally:
             self.seconds["forward"] += time.perf_counter() - t0
 
-    def backward(self, parts, optimizer):
+    def backward(self, parts):
+        """The step's deltas and gradients; returns (hidden-gradient part,
+        BCE losses or None). The rows wait for ``update``."""
         t0 = time.perf_counter()
         try:
-            return self._backward(parts, optimizer)
+            if parts is None:
+                return self.engine.backward()
+            return self.engine.backward(*parts)
         finally:
             self.seconds["backward"] += time.perf_counter() - t0
 
-    def _backward(self, parts, optimizer):
-        if parts is None:
-            d_hidden, losses = self.engine.backward()
-        else:
-            d_hidden, losses = self.engine.backward(*parts)
-        if losses is not None and not np.isfinite(losses).all():
-            # BCE: the driver learns the loss after this call; keep the rows
-            self.engine.discard()
-            return d_hidden, losses
-        ids = self.engine.update(**optimizer)
-        if self.state.dirty is not None:
-            self.state.dirty[ids] = True
-        return d_hidden, losses
+    def update(self, optimizer):
+        """Apply the step's gradient to the rows (sent after the driver has
+        checked the loss; it runs while the driver back-propagates)."""
+        t0 = time.perf_counter()
+        try:
+            ids = self.engine.update(**optimizer)
+            if self.state.dirty is not None:
+                self.state.dirty[ids] = True
+        finally:
+            self.seconds["update"] += time.perf_counter() - t0
 
     def discard(self):
         if self.engine is not None:
