@@ -92,6 +92,8 @@ class ShardWorker:
         out = self.spec.layers[-1]
         if isinstance(out, Sampled) and not out.dense_equivalent:
             i = self.out_index
+            # Network._setup_hashing's seeds: every shard the same family;
+            # shard 0 the single-node tables' seed (one shard = Network)
             self.state.setup_hashing(self.rows_layer, self.d, self.spec.seed + 7919 * (i + 1),
                                      self.spec.seed + i + 7907 * self.index, steps_taken)
         return self.state.tables is not None
