@@ -47,7 +47,7 @@ from ._validate import integer, integers
 from .atomic import atomic_write
 from .callbacks import check_callbacks as _check_callbacks
 from .layers import Dense, Sampled
-from .network import Network, Settings, normal_blocks
+from .network import _CONFIG_KEYS, Network, Settings, normal_blocks
 from .shard_actor import ShardWorker, Spec, crc32
 from .state import PERSISTENT, LayerState
 from .training import _check_validation_split, _epoch_line, _progress
@@ -574,13 +574,16 @@ class ShardedNetwork(Settings):
     # ------------------------------------------------------------ inference
 
     def _hidden(self, X):
-        """Exact activations of the last hidden layer (float32, C order)."""
+        """Exact activations of the last hidden layer (float32, C order), with
+        BLAS on ``threads`` threads as in ``Network``'s inference."""
+        from threadpoolctl import threadpool_limits
         h = X
-        for layer, state in zip(self.layers[:-1], self._states):
-            h = np.asarray(h @ state["W"], dtype=np.float32)
-            h += state["b"]
-            if layer.activation == "relu":
-                np.maximum(h, 0, out=h)
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            for layer, state in zip(self.layers[:-1], self._states):
+                h = np.asarray(h @ state["W"], dtype=np.float32)
+                h += state["b"]
+                if layer.activation == "relu":
+                    np.maximum(h, 0, out=h)
         return np.ascontiguousarray(h, dtype=np.float32)
 
     def predict_topk(self, X, k=5, sampled=False):
@@ -677,6 +680,26 @@ class ShardedNetwork(Settings):
     def get_config(self):
         """``Network.get_config()`` plus ``shards``."""
         return dict(Network.get_config(self), shards=self.shards)
+
+    @classmethod
+    def from_config(cls, config, threads=None, actor_options=None):
+        """The sharded network a ``get_config()`` dict describes (untrained):
+        ``Network.from_config``'s keys and defaults, and ``shards`` (default
+        2); ``threads``, when given, overrides the config's."""
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a dict like ShardedNetwork.get_config() "
+                            f"returns, got {config!r}")
+        config = dict(config)
+        shards = config.pop("shards", 2)
+        unknown = sorted(set(config) - _CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"config: unknown key(s) {', '.join(map(repr, unknown))}; known "
+                             f"keys: shards, {', '.join(sorted(_CONFIG_KEYS))}")
+        if "input_dim" not in config or "layers" not in config:
+            raise ValueError("config needs 'input_dim' and 'layers'")
+        if threads is not None:
+            config["threads"] = threads
+        return cls._from_config(config, shards, actor_options)
 
     def save(self, path):
         """Write the model to the folder ``path``: ``manifest.json``, the

@@ -89,6 +89,11 @@ def test_bce_two_shards_match_single_node(cluster, small):
         with pytest.raises(ValueError, match=r"sampled=True\) needs a Sampled output layer "
                                              r"with a hash family"):
             net.predict_topk(X[:3], sampled=True)
+        twin = ShardedNetwork.from_config(net.get_config())
+        assert twin.get_config() == net.get_config() and twin.shards == 2
+        twin.close()
+        with pytest.raises(ValueError, match="config: unknown key"):
+            ShardedNetwork.from_config(dict(net.get_config(), shard=3))
     finally:
         net.close()
 
