@@ -84,8 +84,10 @@ if not USE_OPENMP:
         "support (gcc, or clang with libomp) and rebuild to use all cores.")
 
 # -fno-math-errno lets gcc vectorise sqrtf (results are unchanged; only errno
-# is not set), which the Adam update needs.
-compile_args = ["-O3", "-fno-strict-aliasing", "-fno-math-errno"]
+# is not set), which the Adam update needs. -fno-trapping-math lets it turn a
+# float comparison into a vector select (the softmax's exp clamps its input);
+# no value changes, only floating-point exception flags are not promised.
+compile_args = ["-O3", "-fno-strict-aliasing", "-fno-math-errno", "-fno-trapping-math"]
 link_args = []
 if _flag("PYSLIDE_NATIVE"):
     compile_args.append("-march=native")

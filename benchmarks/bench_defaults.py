@@ -2,15 +2,18 @@
 
 Previous defaults: ``Dense(128, dropout=0)``, ``Sampled(n, correction=False)``,
 ``Adam(bias_correction="global")``. Current defaults: ``Dense(128)`` (dropout
-0.2), ``Sampled(n)`` (sampling correction), ``Adam()`` ("mixed" bias
-correction). Each round trains both for ``--steps`` steps on the same data
+0.2), ``Sampled(n)`` (sampling correction, ``negatives=active // 2``),
+``Adam()`` ("mixed" bias correction). Each round trains both for ``--steps`` steps on the same data
 in one process, alternating, so that a busy machine slows both alike; the
 medians of all rounds are reported with their ratio.
 
     python benchmarks/bench_defaults.py --preset delicious --steps 150 --rounds 3
     python benchmarks/bench_defaults.py --kinds previous,current,uni16k
+    python benchmarks/bench_defaults.py --kinds previous,neg0,current,neg8192 \
+        --threads 1 --cpu --rounds 3
 """
 import argparse
+import time
 
 import numpy as np
 
@@ -21,6 +24,11 @@ def build(kind, X, Y, threads):
     if kind == "previous":
         layers = [ps.Dense(128, dropout=0), ps.Sampled(Y.shape[1], correction=False)]
         opt = ps.Adam(bias_correction="global")
+    elif kind.startswith("neg"):
+        # the current defaults with ``negatives`` set: neg0 (none beyond the
+        # labels, the defaults before negatives existed), neg8192, ...
+        layers = [ps.Dense(128), ps.Sampled(Y.shape[1], negatives=int(kind[3:]))]
+        opt = ps.Adam()
     elif kind in ("uni16k", "uni32k"):
         # the recipe for batches that hold thousands of labels (docs/guide.md)
         active = 16_384 if kind == "uni16k" else 32_768
@@ -39,8 +47,13 @@ def main():
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cpu", action="store_true",
+                        help="process CPU seconds per step of a second epoch (use with "
+                             "--threads 1): what the code costs, which other processes on a "
+                             "busy machine disturb far less than wall time")
     parser.add_argument("--kinds", default="previous,current",
-                        help="comma separated: previous, current, uni16k, uni32k (label-dense recipes)")
+                        help="comma separated: previous, current, negN (current with negatives=N), "
+                             "uni16k, uni32k (label-dense recipes)")
     args = parser.parse_args()
     X, Y = ps.data.make_xc(args.preset, n_samples=args.n_train, seed=0)
     rows = args.steps * 128
@@ -48,12 +61,19 @@ def main():
     for _ in range(args.rounds):
         for kind in times:
             net = build(kind, X, Y, args.threads)
+            if args.cpu:
+                marks = []
+                net.fit(X[:rows], Y[:rows], epochs=2, batch_size=128, verbose=0,
+                        callbacks=[lambda network, epoch, logs: marks.append(time.process_time())])
+                times[kind].append((marks[1] - marks[0]) / args.steps)
+                continue
             net.fit(X[:rows], Y[:rows], epochs=1, batch_size=128, verbose=0)
             # the first steps pay page faults and the first table build
             times[kind].extend(net.step_times_[10:])
     med = {k: float(np.median(v)) * 1000 for k, v in times.items()}
     first = next(iter(med))
-    print(f"{args.preset}: median ms per step (of {len(times[first])}), ratio to {first}")
+    what = "CPU ms per step (2nd epoch)" if args.cpu else "ms per step"
+    print(f"{args.preset}: median {what} (of {len(times[first])}), ratio to {first}")
     for kind, ms in med.items():
         print(f"  {kind:10s} {ms:7.1f} ms  {ms / med[first]:.3f}")
 

@@ -10,15 +10,17 @@ probability in a batch's label set) to the output bias: the post-hoc
 form of the sampling correction.
 
     python benchmarks/study_delicious.py 4 corr-row,nocorr,dense [--threads 2]
+    python benchmarks/study_delicious.py 8 corr-mixed-drop --validation-split 0.05 --patience 3
 
 Configurations (comma separated): ``corr`` (the shared set with the
 sampling correction), ``nocorr`` (without), ``dense`` (every label computed:
 the full softmax), ``-row`` appended: Adam's per-row bias correction, ``-mixed``: per row
 for the hidden layer, the global step for the output,
 ``-drop``: dropout 0.2 on the hidden layer, ``-dadam``: dense Adam,
-``-uni16k``: a shared set of 16,384 rows drawn uniformly beyond the batch's
+``-uni8k`` / ``-uni12k`` / ``-uni16k``: a shared set of 8,192 / 12,288 / 16,384 rows drawn uniformly beyond the batch's
 labels (``hash=None``), ``-uni32k``: the same with 32,768, ``-lsh16k``: 16,384 rows, LSH candidates beyond the
-batch's labels.
+batch's labels; ``-neg0`` / ``-neg4k`` / ``-neg8k``: ``negatives`` 0 / 4,096 / 8,192
+(rows beyond the batch's labels; the default is 4,096 for ``active`` 8,192).
 """
 import argparse
 import time
@@ -35,6 +37,12 @@ def main():
     parser.add_argument("configs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--n-train", type=int, default=196_606)
+    parser.add_argument("--validation-split", type=float, default=0.0,
+                        help="hold out this fraction of the training rows (seeded)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="EarlyStopping(patience=..., restore_best=True) on --monitor; "
+                             "the test scores of the restored network are printed as 'final'")
+    parser.add_argument("--monitor", default="val_loss")
     args = parser.parse_args()
     t0 = time.time()
     X, Y, Xt, Yt = ps.data.make_xc("delicious", seed=0, n_samples=args.n_train, n_test=10_000)
@@ -46,12 +54,19 @@ def main():
         base = name.split("-")[0]
         out = {"corr": dict(), "nocorr": dict(correction=False),
                "dense": dict(active=Y.shape[1], init_std=0.01 / 128 ** 0.5)}[base]
+        if "-uni8k" in name:
+            out.update(hash=None, active=8_192)
+        if "-uni12k" in name:
+            out.update(hash=None, active=12_288)
         if "-uni16k" in name:
             out.update(hash=None, active=16_384)
         if "-uni32k" in name:
             out.update(hash=None, active=32_768)
         if "-lsh16k" in name:
             out.update(active=16_384)
+        for flag, count in (("-neg0", 0), ("-neg4k", 4096), ("-neg8k", 8192)):
+            if flag in name:
+                out.update(negatives=count)
         correction = ("row" if "-row" in name else "mixed" if "-mixed" in name else "global")
         opt = ps.Adam(bias_correction=correction,
                       lazy="-dadam" not in name)
@@ -70,9 +85,22 @@ def main():
             print(name, dict(epoch=epoch, loss=round(logs["loss"], 4),
                              time=round(logs["time"], 1), p1=round(m["p@1"], 4),
                              p5=round(m["p@5"], 4), f1=round(float(freq[ids[:, 0]].mean()), 1),
-                             adj_p1=round(adj["p@1"], 4)), flush=True)
+                             adj_p1=round(adj["p@1"], 4),
+                             **{k: round(logs[k], 4) for k in ("val_loss", "val_p@1") if k in logs}),
+                  flush=True)
 
-        net.fit(X, Y, epochs=args.epochs, verbose=0, callbacks=[report])
+        callbacks = [report]
+        if args.patience is not None:
+            stop = ps.EarlyStopping(monitor=args.monitor, patience=args.patience)
+            callbacks.insert(0, stop)
+        net.fit(X, Y, epochs=args.epochs, verbose=0, callbacks=callbacks,
+                validation_split=args.validation_split)
+        if args.patience is not None:
+            ids = net.predict(Xt, k=5)
+            m = evaluate_topk(ids, Yt, ks=(1, 5))
+            print(name, "final", dict(best_epoch=stop.best_epoch, stopped_epoch=stop.stopped_epoch,
+                                      best=round(float(stop.best), 4), p1=round(m["p@1"], 4),
+                                      p5=round(m["p@5"], 4)), flush=True)
         print("step", name, round(float(np.median(net.step_times_)) * 1000, 1), "ms", flush=True)
 
 

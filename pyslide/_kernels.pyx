@@ -168,8 +168,10 @@ cdef class Engine:
         self.shared.n_shared = 0
         if shared_output:
             layer = &self.net.layers[self.net.n_layers - 1]
+            self.shared.min_negatives = 0 if layer.all_active else min(
+                layer.units, layer_specs[self.net.n_layers - 1].get("negatives", 0))
             self.shared.max_shared = (max(layer.max_active, layer.min_active)
-                                      + batch_size * max_labels)
+                                      + batch_size * max_labels + self.shared.min_negatives)
             self.shared.max_shared = min(self.shared.max_shared, layer.units)
             d = layer.in_dim
             self.shared.shared_ids = self._iptr(np.zeros(self.shared.max_shared, np.int32))

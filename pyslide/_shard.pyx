@@ -18,7 +18,8 @@ from libc.stdlib cimport free, calloc
 
 from pyslide._hash cimport CompiledFamily, CompiledTables, hash_dense_row
 from pyslide._layer cimport LayerC, NetC, gemm_rm
-from pyslide._loss cimport LOSS_SOFTMAX, LOSS_BCE, inclusion_log_correction, loss_and_delta
+from pyslide._loss cimport (LOSS_SOFTMAX, LOSS_BCE, exp_shifted, inclusion_log_correction,
+                             loss_and_delta, sum_of)
 from pyslide._optim cimport (OPT_SGD, OPT_ADAM, catch_up_row, update_shared_rows,
                              decay_unshared_rows)
 from pyslide._shared cimport (SharedC, clear_shared, shared_add_labels, shared_add_all,
@@ -34,10 +35,11 @@ cnp.import_array()
 cdef inline void partition_parts(float* z, int32_t n, float* zmax,
                                  float* sumexp) noexcept nogil:
     """A sample's max logit and sum of exp(z - max) over this shard's set
-    (loss_and_delta's first half); z becomes exp(z - max) in place, so the
-    deltas need no second pass of exponentials."""
+    (loss_and_delta's first half, with its exp and its summation order); z
+    becomes exp(z - max) in place, so the deltas need no second pass of
+    exponentials."""
     cdef int32_t t
-    cdef float m, total = 0
+    cdef float m
     if n == 0:
         zmax[0] = -1e30
         sumexp[0] = 0
@@ -46,11 +48,9 @@ cdef inline void partition_parts(float* z, int32_t n, float* zmax,
     for t in range(1, n):
         if z[t] > m:
             m = z[t]
-    for t in range(n):
-        z[t] = expf(z[t] - m)
-        total += z[t]
+    exp_shifted(z, n, m)
     zmax[0] = m
-    sumexp[0] = total
+    sumexp[0] = sum_of(z, n)
 
 
 cdef inline void softmax_deltas(float* e, int32_t n, float denom, const int32_t* label_pos,
@@ -61,12 +61,13 @@ cdef inline void softmax_deltas(float* e, int32_t n, float denom, const int32_t*
     max); a sample's ``n_labels`` labels (``n_local`` of them here) share
     the target mass."""
     cdef int32_t t
-    cdef float inv_labels
+    cdef float inv_labels, factor
     if n_labels == 0:
         memset(e, 0, n * sizeof(float))
         return
+    factor = scale / denom
     for t in range(n):
-        e[t] = e[t] / denom * scale
+        e[t] = e[t] * factor
     inv_labels = 1.0 / n_labels
     for t in range(n_local):
         e[label_pos[t]] -= inv_labels * scale
@@ -151,7 +152,8 @@ cdef class ShardEngine:
             layer.n_tables = (<CompiledFamily>family).c.L
             self.keepalive.extend([family, spec["tables"]])
         layer.bucket_ids = self._iptr(np.zeros(batch_size * max(1, layer.n_tables), np.int32))
-        width = min(layer.units, max(layer.max_active, layer.min_active) + batch_size * max_labels)
+        width = min(layer.units, max(layer.max_active, layer.min_active)
+                    + batch_size * max_labels + spec.get("negatives", 0))
         if layer.all_active:
             width = layer.units
         width = max(width, 1)

@@ -7,6 +7,7 @@ from pyslide._layer cimport LayerC, NetC
 
 cdef struct SharedC:
     int32_t max_shared
+    int32_t min_negatives     # rows the set holds beyond the batch's labels, at least
     int32_t n_shared
     int32_t* shared_ids       # (max_shared,) the batch's active output ids
     int32_t* shared_pos       # (units,) position of an id in shared_ids, or -1

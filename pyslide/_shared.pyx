@@ -133,7 +133,8 @@ cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
 
     The batch's true labels first; then LSH candidates ranked by how many
     (sample, table) pairs hit them, best first, up to max_active; then
-    uniform random neurons up to min_active.
+    uniform random neurons up to min_active, and at least min_negatives
+    beyond the labels.
     """
     cdef LayerC* layer = &net.layers[net.n_layers - 1]
     shared_add_labels(layer, sh, y_indptr, y_indices, rows)
@@ -143,7 +144,8 @@ cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
     if layer.family != NULL and sh.n_shared < layer.max_active:
         shared_collect(layer, sh, <int32_t>rows.shape[0])
         shared_take(sh, layer.max_active)
-    shared_top_up(layer, sh, layer.min_active, net.seed, step)
+    shared_top_up(layer, sh, max(layer.min_active, sh.n_shared_labels + sh.min_negatives),
+                  net.seed, step)
 
 
 cdef void forward_hidden_rows(NetC* net, const int64_t[::1] x_indptr,

@@ -249,6 +249,9 @@ _TRAIN_OPTIONS = {
          "fewer LSH candidates than this are topped up with random neurons (default: --active)"),
         ("max_active", ("--max-active",), _int_at_least(1), None, None, "N",
          "LSH candidates beyond this are dropped (default: --active)"),
+        ("negatives", ("--negatives",), _int_at_least(0), None, None, "N",
+         "--share batch: rows the set holds beyond the batch's labels, at least (LSH "
+         "candidates, then uniform); default: half of --active"),
         ("share", ("--share",), _text, None, ("batch", "sample"), None,
          "'batch': one active set per batch, logits as one matrix product (default); "
          "'sample': every sample its own active set (SLIDE)"),
@@ -547,7 +550,7 @@ def _layers_from_flags(opts, input_dim, n_labels):
                       dropout=opts.dropout)}
               for u in opts.hidden]
     if opts.output == "dense":
-        for dest in ("active", "min_active", "max_active", "K", "L", "bin_size", "bits",
+        for dest in ("active", "min_active", "max_active", "negatives", "K", "L", "bin_size", "bits",
                      "density", "bucket_size"):
             if getattr(opts, dest) is not None:
                 raise UsageError(f"{_flag_name(dest)} applies to a sampled output layer, "
@@ -556,7 +559,7 @@ def _layers_from_flags(opts, input_dim, n_labels):
         return layers
     output = {"kind": "sampled", "units": n_labels,
               **_set(active=opts.active, min_active=opts.min_active,
-                     max_active=opts.max_active, share=opts.share,
+                     max_active=opts.max_active, negatives=opts.negatives, share=opts.share,
                      bucket_size=opts.bucket_size, policy=opts.policy, query=opts.query,
                      threshold=opts.threshold, rebuild_every=opts.rebuild_every,
                      rebuild_growth=opts.rebuild_growth, init_std=opts.init_std,

@@ -293,8 +293,9 @@ class ShardedNetwork(Settings):
     def _budgets(self, n_labels, n_cand):
         """Each shard's ``(max_active, min_active)`` for this step: the
         single-node budget ``max_active`` minus the batch's labels, split in
-        proportion to the shards' candidates; then the uniform top-up to
-        ``min_active`` in proportion to the rows each has left."""
+        proportion to the shards' candidates; then the uniform top-up (to
+        ``min_active``, and at least ``negatives`` beyond the labels) in
+        proportion to the rows each has left."""
         out = self.layers[-1]
         n_labels = np.asarray(n_labels, np.int64)
         sizes = np.diff(self.bounds)
@@ -304,7 +305,10 @@ class ShardedNetwork(Settings):
         need = max(0, out.max_active - int(n_labels.sum()))
         quota = _split(need, n_cand) if n_cand.sum() > need else n_cand
         n_set = n_labels + quota
-        deficit = out.min_active - int(n_set.sum())
+        # the single-node top-up: to min_active, and at least ``negatives``
+        # rows beyond the batch's labels
+        target = max(out.min_active, int(n_labels.sum()) + out.negatives)
+        deficit = target - int(n_set.sum())
         top_up = _split(deficit, sizes - n_set) if deficit > 0 else np.zeros_like(n_set)
         return n_set, n_set + top_up
 

@@ -111,6 +111,17 @@ class Sampled:
         dropped (lowest-ranked first); fewer than ``min_active`` are topped
         up with uniformly random neurons. Default: both equal ``active``, so
         each step costs the same.
+    negatives : int or None
+        ``share="batch"`` only: the shared set always holds at least this
+        many rows beyond the batch's true labels (LSH candidates first, then
+        uniform draws), even when the labels alone fill ``active``. Batches
+        of label-dense data (Delicious: about 8,800 distinct labels per
+        batch of 128) otherwise leave no room for negatives other than the
+        other samples' labels, and uniform negatives are what bring the
+        sampled output close to the full softmax (``docs/guide.md``).
+        Default: ``active // 2`` for ``share="batch"``; ``0`` (the only value
+        allowed) for ``share="sample"``, whose per-sample sets keep
+        ``active`` rows beside the labels anyway.
     share : {"batch", "sample"}
         ``"sample"``: every sample gets its own active set (SLIDE).
         ``"batch"``: the batch shares one active set, the union of its true
@@ -171,7 +182,7 @@ class Sampled:
     def __init__(self, units, hash="auto", active=None, min_active=None, max_active=None,
                  share="batch", bucket_size=None, policy="reservoir", query="union", threshold=2,
                  rebuild_every=50, full_rebuild_every=None, rebuild_growth=None,
-                 activation="relu", init_std=None, correction=True):
+                 activation="relu", init_std=None, correction=True, negatives=None):
         owner = "Sampled"
         self.units = _check_int(owner, "units", units)
         self.share = choice(share, "Sampled: share", ("batch", "sample"))
@@ -201,6 +212,13 @@ class Sampled:
         if self.min_active > self.max_active:
             raise ValueError(f"Sampled: min_active ({self.min_active}) must not exceed "
                              f"max_active ({self.max_active})")
+        self.negatives = _check_int(owner, "negatives", negatives, 0, allow_none=True)
+        if self.negatives is None:
+            self.negatives = self.active // 2 if self.share == "batch" else 0
+        elif self.negatives > 0 and self.share != "batch":
+            raise ValueError(f"Sampled: negatives applies to share='batch' (one set per batch); "
+                             f"with share='sample' leave it None or 0, got {self.negatives}")
+        self.negatives = min(self.negatives, self.units)
         self.bucket_size = _check_int(owner, "bucket_size", 128 if bucket_size is None else bucket_size)
         self.policy = choice(policy, "Sampled: policy", ("fifo", "reservoir"))
         self.query = choice(query, "Sampled: query", ("union", "threshold", "sample"))
@@ -262,7 +280,7 @@ class Sampled:
     def get_config(self):
         return {"kind": self.kind, "units": self.units, "active": self.active,
                 "min_active": self.min_active, "max_active": self.max_active,
-                "share": self.share, "bucket_size": self.bucket_size, "policy": self.policy,
+                "negatives": self.negatives, "share": self.share, "bucket_size": self.bucket_size, "policy": self.policy,
                 "query": self.query, "threshold": self.threshold,
                 "rebuild_every": self.rebuild_every,
                 "full_rebuild_every": self.full_rebuild_every,

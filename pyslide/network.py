@@ -249,7 +249,8 @@ class Network(Settings, Trainer, Predictor):
                 total += batch_size * layer.units * 8
         if self._is_shared_output():
             out = self.layers[-1]
-            n_shared = min(out.units, max(out.max_active, out.min_active) + batch_size * 64)
+            n_shared = min(out.units, max(out.max_active, out.min_active) + batch_size * 64
+                           + out.negatives)
             total += n_shared * self._dims[-1][0] * 8 + batch_size * n_shared * 4
         return total
 

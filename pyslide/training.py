@@ -29,6 +29,7 @@ class Trainer:
             if isinstance(layer, Sampled):
                 spec["min_active"] = layer.min_active
                 spec["max_active"] = layer.max_active
+                spec["negatives"] = layer.negatives
                 spec["query"] = _kernels.QUERIES[layer.query]
                 spec["threshold"] = layer.threshold
                 if state.family is not None:

@@ -31,8 +31,9 @@ def cases():
     import pyslide as ps
 
     def shared():           # batch-shared sampled output, defaults (Adam, dropout, softmax)
-        # per-row Adam pinned: the fixture was recorded when it was the default
-        return ps.Network(300, [ps.Dense(16), ps.Sampled(120, active=24)],
+        # per-row Adam and no extra negatives pinned: the fixture was recorded
+        # when they were the defaults
+        return ps.Network(300, [ps.Dense(16), ps.Sampled(120, active=24, negatives=0)],
                           optimizer=ps.Adam(bias_correction="row"), threads=1, seed=1)
 
     def per_sample():       # SLIDE's per-sample active sets, BCE loss
@@ -43,7 +44,7 @@ def cases():
     def sampled_hidden():   # a sampled hidden layer, SGD, no correction, FIFO tables
         return ps.Network(300, [ps.Dense(16), ps.Sampled(32, active=12, share="sample",
                                                          rebuild_every=11),
-                                ps.Sampled(120, active=24, policy="fifo")],
+                                ps.Sampled(120, active=24, policy="fifo", negatives=0)],
                           optimizer=ps.SGD(lr=0.05), threads=1, seed=3)
 
     def uniform_decay():    # uniform sampling (no hash), AdamW with per-step global correction

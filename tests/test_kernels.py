@@ -379,3 +379,20 @@ def test_engine_refuses_unknown_codes():
     with pytest.raises(ValueError, match="unknown loss code 5"):
         _kernels.Engine(specs, 4, 1, 5, 1, 0, False)
     assert _kernels.QUERIES == {"union": 0, "threshold": 1, "sample": 2}
+
+
+def test_softmax_exp_matches_numpy():
+    """The kernels' own e^x (vectorised, x <= 0) against np.exp in float64."""
+    from pyslide._loss import exp_shifted_values
+
+    x = np.linspace(-87.0, 0.0, 400_001, dtype=np.float32)
+    got = exp_shifted_values(x, 0.0)
+    want = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(got - want) / want) < 4e-7
+    # the shift is subtracted first: e^(x - shift)
+    np.testing.assert_allclose(exp_shifted_values(x[:1000] + 5.0, 5.0), want[:1000], rtol=4e-7)
+    edge = exp_shifted_values(np.float32([0.0, -0.0, -90.0, -np.inf, np.nan]), 0.0)
+    assert edge[0] == 1.0 and edge[1] == 1.0
+    # far below float's normal range the value is the floor, e^-87.3 < 1.3e-38
+    assert 0.0 < edge[2] < 1.3e-38 and 0.0 < edge[3] < 1.3e-38
+    assert np.isnan(edge[4])

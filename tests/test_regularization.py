@@ -382,3 +382,52 @@ def test_row_bias_correction_counts_each_rows_own_updates(share, mode):
 def test_bad_bias_correction_is_named():
     with pytest.raises(ValueError, match="bias_correction must be 'row', 'global' or 'mixed'"):
         ps.Adam(bias_correction="rows")
+
+
+@pytest.mark.parametrize("negatives", [0, 30])
+def test_shared_set_keeps_negatives_beyond_the_labels(negatives):
+    """Labels alone overflow ``active``: ``negatives`` uniform rows join them,
+    and the corrected step still matches the NumPy twin."""
+    X, Y = random_problem(n=24, n_labels=300, seed=5)
+    out = ps.Sampled(300, hash=ps.SimHash(K=3, L=2, seed=1), active=8, share="batch",
+                     bucket_size=2, negatives=negatives)
+    net = ps.Network(X.shape[1], [ps.Dense(16), out], threads=1, seed=3)
+    rows = np.arange(0, 24, 2)
+    log1m = net._label_log1m(Y)
+    X, Y, engine, losses = step_with(net, X, Y, rows, label_log1m=log1m)
+    n_labels, n_det, n_shared = engine.sampling_parts(len(rows))
+    ids = engine.active_sets(1, len(rows))[0]
+    assert n_labels == len(np.unique(Y[rows].indices)) > 8
+    # the labels fill active: no LSH candidate fits, the rest is uniform
+    assert n_det == n_labels
+    assert n_shared == n_labels + negatives
+    assert len(np.unique(ids)) == len(ids) == n_shared
+    p = label_frequencies(Y)[ids]
+    q_batch = 1 - (1 - p) ** (len(rows) - 1)
+    q_uniform = (n_shared - n_det) / (300 - n_det)
+    correction = -np.log(q_batch + q_uniform - q_batch * q_uniform)
+
+    def offset(bi, out_ids):
+        own = np.isin(out_ids, Y[rows[bi]].indices)
+        return np.where(own, 0.0, correction)
+
+    ref_losses, ref_grads = forward_backward(net, X, Y, rows, active_of(net, engine, len(rows)),
+                                             logit_offset=offset)
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
+    assert_grads_match(net, engine, ref_grads)
+
+
+def test_negatives_default_and_bad_values():
+    assert ps.Sampled(100_000).negatives == 4096
+    assert ps.Sampled(100_000, active=1000).negatives == 500
+    assert ps.Sampled(100_000, share="sample").negatives == 0
+    assert ps.Sampled(100, negatives=10_000).negatives == 100
+    with pytest.raises(ValueError, match="negatives applies to share='batch'"):
+        ps.Sampled(1000, share="sample", negatives=5)
+    with pytest.raises(ValueError, match="Sampled: negatives must be"):
+        ps.Sampled(1000, negatives=-1)
+    with pytest.raises(TypeError, match="Sampled: negatives must be"):
+        ps.Sampled(1000, negatives=2.5)
+    config = ps.Sampled(1000, negatives=7).get_config()
+    assert config["negatives"] == 7
+    assert ps.layers.layer_from_config(config).negatives == 7
