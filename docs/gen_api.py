@@ -4,7 +4,8 @@
     python docs/gen_api.py --check    # exit 1 if docs/api.md is out of date
 
 Covers everything in ``pyslide.__all__``, ``pyslide.data.__all__``,
-``pyslide.metrics.__all__`` and ``pyslide.hashing.__all__``, with the public
+``pyslide.metrics.__all__``, ``pyslide.hashing.__all__`` and
+``pyslide.distributed.__all__``, with the public
 methods of every class. Numpydoc sections become Markdown lists.
 """
 import argparse
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pyslide as ps
-from pyslide import data, hashing, metrics
+from pyslide import data, distributed, hashing, metrics
 
 HERE = Path(__file__).resolve().parent
 ITEM_SECTIONS = {"Parameters", "Other Parameters", "Returns", "Yields", "Raises",
@@ -34,7 +35,8 @@ lists, or a 1-D int array (one label per row). Ids are 0-based. Every
 argument is validated; a bad one raises `ValueError` / `TypeError` naming it.
 
 Contents: [pyslide](#pyslide) · [pyslide.data](#pyslidedata) ·
-[pyslide.metrics](#pyslidemetrics) · [pyslide.hashing](#pyslidehashing)
+[pyslide.metrics](#pyslidemetrics) · [pyslide.hashing](#pyslidehashing) ·
+[pyslide.distributed](#pyslidedistributed)
 """
 
 # What a docstring cannot say about attributes set during training.
@@ -236,6 +238,11 @@ def generate():
         "Hash families and bucket tables. `SimHash`, `WTA`, `DWTA`, `DOPH` and "
         "`LSHTables` are documented under [pyslide](#pyslide) (also importable from "
         "`pyslide.hashing`); the helpers:")
+    parts += module_section(
+        "pyslide.distributed", distributed, distributed.__all__,
+        "`from pyslide.distributed import ShardedNetwork` (needs the `distributed` extra, "
+        "Ray). The output layer split by rows over Ray actors; see "
+        "[distributed.md](distributed.md).")
     text = "\n".join(parts)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return text

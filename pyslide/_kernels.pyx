@@ -20,7 +20,8 @@ from pyslide._loss cimport LOSS_SOFTMAX, LOSS_BCE
 from pyslide._optim cimport (OPT_SGD, OPT_ADAM, catch_up_row, catch_up_rows, update_rows,
                              update_shared_rows, decay_unshared_rows)
 from pyslide._sample cimport train_per_sample
-from pyslide._shared cimport SharedC, clear_shared, train_shared
+from pyslide._shared cimport (SharedC, clear_shared, train_shared, forward_hidden_rows,
+                              backward_hidden_rows)
 from pyslide._vec cimport axpy
 
 import numpy as np
@@ -61,11 +62,15 @@ cdef class Engine:
 
     def __init__(self, list layer_specs, int batch_size, int n_threads, int loss,
                  int max_labels, uint64_t seed, bint shared_output, int64_t max_row_nnz=0,
-                 label_log1m=None, float q_floor=1e-12):
+                 label_log1m=None, float q_floor=1e-12, bint headless=False):
         """layer_specs: one dict per layer with the arrays named in LayerC.
 
         ``label_log1m`` (float32, one per output neuron: log(1 - training
         frequency)) turns on the sampling correction of a sampled output.
+        ``headless``: the layers are a trunk whose last layer is hidden (ReLU
+        and dropout apply to it); the output layer lives elsewhere (label
+        shards, ``pyslide.distributed``), and the step goes through
+        ``forward_hidden`` / ``backward_hidden`` instead of ``train_step``.
         """
         cdef int32_t l
         cdef LayerC* layer
@@ -77,6 +82,9 @@ cdef class Engine:
             raise ValueError(f"pyslide internal error: unknown loss code {loss} "
                              f"(resolve names with _loss.LOSSES)")
         self.net.loss_kind = loss
+        if headless and shared_output:
+            raise ValueError("pyslide internal error: a headless trunk has no output layer")
+        self.net.headless = headless
         self.shared_output = shared_output
         self.net.max_labels = max(1, max_labels)
         self.net.seed = seed
@@ -312,12 +320,33 @@ cdef class Engine:
         output that the batch reads take the decay they owe before they are
         read, so the forward pass sees dense AdamW's weights.
         """
+        cdef int32_t mark_base
+        if self.net.headless:
+            raise ValueError("pyslide internal error: a headless engine steps through "
+                             "forward_hidden / backward_hidden")
+        mark_base = self._begin_batch(x_indptr, x_indices, x_data, rows, losses.shape[0],
+                                      log_decay)
+        if self.shared_output:
+            train_shared(&self.net, &self.shared, x_indptr, x_indices, x_data, y_indptr,
+                         y_indices, rows, step, losses, mark_base, log_decay)
+        else:
+            train_per_sample(&self.net, x_indptr, x_indices, x_data, y_indptr, y_indices,
+                             rows, step, losses, mark_base)
+
+
+    cdef int32_t _begin_batch(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                              const float[::1] x_data, const int64_t[::1] rows,
+                              int64_t room, double log_decay) except -1:
+        """What every step does before its forward pass: check the batch fits
+        the scratch, reserve its de-duplication marks, group the first
+        layer's input by feature (fused gradient) and decay the rows it will
+        read. Returns the batch's first mark."""
         cdef int32_t n_batch = rows.shape[0], b
         cdef int32_t mark_base
         cdef int64_t entries
         self._last_batch = n_batch
         self.fused.n_batch = n_batch
-        if n_batch > self.batch_size or n_batch > losses.shape[0]:
+        if n_batch > self.batch_size or n_batch > room:
             raise ValueError("pyslide internal error: batch larger than the engine's scratch")
         if self.mark_base > 2000000000 - n_batch:
             self.reset_stamps()
@@ -337,13 +366,51 @@ cdef class Engine:
                                   self.fused.feat_ids, self.fused.n_feats,
                                   self.net.layers[0].units, log_decay, self.net.n_threads)
         self.log_decay_read = log_decay
-        if self.shared_output:
-            train_shared(&self.net, &self.shared, x_indptr, x_indices, x_data, y_indptr,
-                         y_indices, rows, step, losses, mark_base, log_decay)
-        else:
-            train_per_sample(&self.net, x_indptr, x_indices, x_data, y_indptr, y_indices,
-                             rows, step, losses, mark_base)
+        return mark_base
 
+    def forward_hidden(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                       const float[::1] x_data, const int64_t[::1] rows, int32_t step,
+                       float[:, ::1] hidden, double log_decay=0):
+        """Forward of one batch through a headless trunk: the last layer's
+        outputs (after ReLU and dropout) go to ``hidden`` (batch, units).
+
+        The first half of a step whose output layer lives elsewhere; after
+        the output's gradient with respect to ``hidden`` is known,
+        ``backward_hidden`` then ``optimizer_step`` finish it. Arguments as
+        for ``train_step``.
+        """
+        cdef int32_t mark_base, n_hidden = self.net.n_layers
+        cdef LayerC* last = &self.net.layers[n_hidden - 1]
+        if not self.net.headless:
+            raise ValueError("pyslide internal error: forward_hidden needs a headless engine")
+        if hidden.shape[0] < rows.shape[0] or hidden.shape[1] != last.units \
+                or last.sampled:
+            raise ValueError("pyslide internal error: hidden must be (batch, units of the "
+                             "last Dense layer)")
+        mark_base = self._begin_batch(x_indptr, x_indices, x_data, rows, rows.shape[0],
+                                      log_decay)
+        with nogil:
+            forward_hidden_rows(&self.net, x_indptr, x_indices, x_data, rows, step, mark_base,
+                                n_hidden, &hidden[0, 0], last.units, NULL)
+
+    def backward_hidden(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
+                        const float[::1] x_data, const int64_t[::1] rows, int32_t step,
+                        const float[:, ::1] d_hidden):
+        """Back-propagate ``d_hidden`` (batch, units), the loss gradient with
+        respect to the last ``forward_hidden``'s outputs (already scaled by
+        1 / batch), through the trunk; gradients into its buffers, applied
+        by ``optimizer_step``. Same batch and step as ``forward_hidden``."""
+        cdef int32_t n_hidden = self.net.n_layers
+        cdef LayerC* last = &self.net.layers[n_hidden - 1]
+        if not self.net.headless:
+            raise ValueError("pyslide internal error: backward_hidden needs a headless engine")
+        if rows.shape[0] != self._last_batch or d_hidden.shape[0] < rows.shape[0] \
+                or d_hidden.shape[1] != last.units:
+            raise ValueError("pyslide internal error: d_hidden must be (batch, units) of the "
+                             "batch forward_hidden saw")
+        with nogil:
+            backward_hidden_rows(&self.net, x_indptr, x_indices, x_data, rows, step, n_hidden,
+                                 &d_hidden[0, 0], last.units)
 
     def input_gradient(self):
         """(feature ids, gradient rows, bias gradient) of the first layer for

@@ -78,6 +78,8 @@ cdef struct NetC:
     int32_t correction      # subtract log inclusion probabilities from sampled logits
     float q_floor           # inclusion probabilities below it count as it
     float* label_log1m      # (units,) log(1 - p) of each label's training frequency
+    int32_t headless        # the table is a trunk: its last layer is hidden, the output
+                            # lives elsewhere (label shards, pyslide.distributed)
 
 
 cdef inline void dropout_mask(float* x, int32_t n, float rate, uint64_t seed) noexcept nogil:

@@ -29,6 +29,25 @@ cdef inline float inclusion_log_correction(float log1m_p, int32_t others,
     return -logf(q)
 
 
+cdef void exp_shifted(float* x, int32_t n, float shift) noexcept nogil
+
+
+cdef inline float sum_of(const float* x, int32_t n) noexcept nogil:
+    """The sum of x[0:n] in four partial sums (the compiler vectorises
+    them without -ffast-math); the softmax's partition sum, here so that a
+    label shard (_shard.pyx) adds its exponentials in the same order."""
+    cdef int32_t t
+    cdef float s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    for t in range(0, n - 3, 4):
+        s0 += x[t]
+        s1 += x[t + 1]
+        s2 += x[t + 2]
+        s3 += x[t + 3]
+    for t in range(n - n % 4, n):
+        s0 += x[t]
+    return (s0 + s1) + (s2 + s3)
+
+
 cdef float loss_and_delta(const float* z, float* delta, int32_t n,
                           const int32_t* label_pos, int32_t n_labels,
                           int32_t loss_kind, float scale) noexcept nogil

@@ -55,20 +55,6 @@ cdef void exp_shifted(float* x, int32_t n, float shift) noexcept nogil:
         x[t] = exp_nonpositive(x[t] - shift)
 
 
-cdef inline float sum_of(const float* x, int32_t n) noexcept nogil:
-    cdef int32_t t
-    cdef float s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    # four partial sums let the compiler vectorise without -ffast-math
-    for t in range(0, n - 3, 4):
-        s0 += x[t]
-        s1 += x[t + 1]
-        s2 += x[t + 2]
-        s3 += x[t + 3]
-    for t in range(n - n % 4, n):
-        s0 += x[t]
-    return (s0 + s1) + (s2 + s3)
-
-
 def exp_shifted_values(x, float shift):
     """``e^(x - shift)`` by the kernels' exp (for tests against ``np.exp``)."""
     cdef float[::1] out = np.array(x, dtype=np.float32).reshape(-1)

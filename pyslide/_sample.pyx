@@ -240,7 +240,7 @@ cdef void forward_sample(NetC* net, int32_t b, int32_t tid, const int32_t* x_ids
     cdef bint is_output
     for l in range(n_forward):
         layer = &net.layers[l]
-        is_output = l == net.n_layers - 1
+        is_output = l == net.n_layers - 1 and not net.headless
         t0 = now()
         if layer.sampled:
             rng = mix_seed(net.seed + <uint64_t>(l + 1) * <uint64_t>0x9E3779B97F4A7C15,

@@ -1,8 +1,8 @@
 # The batch-shared output's state and step, for the engine; cimports _layer.
 
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
-from pyslide._layer cimport NetC
+from pyslide._layer cimport LayerC, NetC
 
 
 cdef struct SharedC:
@@ -24,6 +24,8 @@ cdef struct SharedC:
     float* corr_shared        # (max_shared,) sampling correction of each shared id
     int32_t n_shared_labels   # shared ids [0, n_shared_labels) are the batch's labels
     int32_t n_shared_det      # ... [n_shared_labels, n_shared_det) LSH candidates, then uniform
+    int32_t n_cand            # candidates collected (cand_ids) and not yet taken
+    int32_t max_count         # their largest hit count
     # serial phases: selection (part of "hash"), and the shared output's
     # products on the forward and on the backward side
     double t_hash
@@ -37,6 +39,16 @@ cdef inline void clear_shared(int32_t* pos, const int32_t* ids, int32_t n) noexc
         pos[ids[j]] = -1
 
 
+# the steps of the selection, in order (a label shard runs them across
+# two calls: it reports its candidates before it is told how many to take)
+cdef void shared_add_labels(LayerC* layer, SharedC* sh, const int64_t[::1] y_indptr,
+                            const int32_t[::1] y_indices, const int64_t[::1] rows) noexcept nogil
+cdef void shared_add_all(LayerC* layer, SharedC* sh) noexcept nogil
+cdef void shared_collect(LayerC* layer, SharedC* sh, int32_t n_batch) noexcept nogil
+cdef void shared_take(SharedC* sh, int32_t max_active) noexcept nogil
+cdef void shared_top_up(LayerC* layer, SharedC* sh, int32_t min_active, uint64_t seed,
+                        int32_t step) noexcept nogil
+
 cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
                         const int32_t[::1] y_indices, const int64_t[::1] rows,
                         int32_t step) noexcept nogil
@@ -46,3 +58,16 @@ cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
                        const int64_t[::1] y_indptr, const int32_t[::1] y_indices,
                        const int64_t[::1] rows, int32_t step, float[::1] losses,
                        int32_t mark_base, double log_decay_read) noexcept
+
+# the hidden layers of a batch, forward and backward (shared output, and a
+# headless trunk whose output lives in label shards)
+cdef void forward_hidden_rows(NetC* net, const int64_t[::1] x_indptr,
+                              const int32_t[::1] x_indices, const float[::1] x_data,
+                              const int64_t[::1] rows, int32_t step, int32_t mark_base,
+                              int32_t n_hidden, float* hidden, int32_t d,
+                              LayerC* hash_layer) noexcept nogil
+
+cdef void backward_hidden_rows(NetC* net, const int64_t[::1] x_indptr,
+                               const int32_t[::1] x_indices, const float[::1] x_data,
+                               const int64_t[::1] rows, int32_t step, int32_t n_hidden,
+                               const float* d_hidden, int32_t d) noexcept nogil

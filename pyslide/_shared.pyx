@@ -18,6 +18,114 @@ from pyslide._sample cimport forward_sample, backward_sample
 from pyslide._vec cimport axpy, now, pyslide_prefetch, PREFETCH_AHEAD
 
 
+cdef void shared_add_labels(LayerC* layer, SharedC* sh, const int64_t[::1] y_indptr,
+                            const int32_t[::1] y_indices, const int64_t[::1] rows) noexcept nogil:
+    """Start the shared set with the batch's true labels (first-seen order)."""
+    cdef int32_t n = 0, b, j
+    cdef int64_t k, r
+    for b in range(rows.shape[0]):
+        r = rows[b]
+        for k in range(y_indptr[r], y_indptr[r + 1]):
+            j = y_indices[k]
+            if sh.shared_pos[j] < 0 and n < sh.max_shared:
+                sh.shared_pos[j] = n
+                sh.shared_ids[n] = j
+                n += 1
+    sh.n_shared = sh.n_shared_labels = sh.n_shared_det = n
+    sh.n_cand = 0
+
+
+cdef inline void shared_append(SharedC* sh, int32_t j) noexcept nogil:
+    sh.shared_pos[j] = sh.n_shared
+    sh.shared_ids[sh.n_shared] = j
+    sh.n_shared += 1
+
+
+cdef void shared_add_all(LayerC* layer, SharedC* sh) noexcept nogil:
+    """Every neuron not in the set yet, in id order (an output that computes all)."""
+    cdef int32_t j
+    for j in range(layer.units):
+        if sh.shared_pos[j] < 0:
+            shared_append(sh, j)
+    sh.n_shared_det = sh.n_shared
+
+
+cdef void shared_collect(LayerC* layer, SharedC* sh, int32_t n_batch) noexcept nogil:
+    """Count the (sample, table) hits of every neuron outside the set, from the
+    batch's bucket ids (``layer.bucket_ids``): the candidates in first-hit
+    order go to ``cand_ids``, their number to ``sh.n_cand``."""
+    cdef int32_t b, l, s, j, n_cand = 0, max_count = 0
+    cdef int64_t bucket, n_valid
+    cdef const int32_t* bucket_ids
+    cdef const int32_t* slot
+    cdef const BucketTables* tables = layer.tables
+    for b in range(n_batch):
+        bucket_ids = layer.bucket_ids + <int64_t>b * layer.n_tables
+        for l in range(layer.n_tables):
+            bucket = <int64_t>l * tables.n_buckets + bucket_ids[l]
+            n_valid = tables.counts[bucket]
+            if n_valid > tables.bucket_size:
+                n_valid = tables.bucket_size
+            slot = tables.ids + bucket * tables.bucket_size
+            for s in range(n_valid):
+                j = slot[s]
+                if sh.shared_pos[j] >= 0:
+                    continue
+                if sh.cand_count[j] == 0:
+                    sh.cand_ids[n_cand] = j
+                    n_cand += 1
+                sh.cand_count[j] += 1
+                if sh.cand_count[j] > max_count:
+                    max_count = sh.cand_count[j]
+    sh.n_cand = n_cand
+    sh.max_count = max_count
+
+
+cdef void shared_take(SharedC* sh, int32_t max_active) noexcept nogil:
+    """Add the collected candidates, most hit first, until the set holds
+    ``max_active`` ids; clears the hit counts. Ranking uses a histogram of
+    hit counts (counts are at most batch * L): no sort."""
+    cdef int32_t c, j, threshold, taken, need = max_active - sh.n_shared
+    cdef int32_t n_cand = sh.n_cand, max_count = sh.max_count
+    if n_cand <= need:
+        threshold = 1
+    else:
+        memset(sh.count_hist, 0, (max_count + 2) * sizeof(int32_t))
+        for c in range(n_cand):
+            sh.count_hist[sh.cand_count[sh.cand_ids[c]]] += 1
+        # smallest hit count whose candidates, with all better ones, fill `need`
+        taken = 0
+        threshold = max_count
+        while threshold > 1 and taken + sh.count_hist[threshold] < need:
+            taken += sh.count_hist[threshold]
+            threshold -= 1
+    # strictly better candidates first, then ties in first-hit order
+    if need > 0:
+        for c in range(n_cand):
+            j = sh.cand_ids[c]
+            if sh.cand_count[j] > threshold:
+                shared_append(sh, j)
+        for c in range(n_cand):
+            j = sh.cand_ids[c]
+            if sh.cand_count[j] == threshold and sh.n_shared < max_active:
+                shared_append(sh, j)
+    for c in range(n_cand):
+        sh.cand_count[sh.cand_ids[c]] = 0
+    sh.n_cand = 0
+    sh.n_shared_det = sh.n_shared
+
+
+cdef void shared_top_up(LayerC* layer, SharedC* sh, int32_t min_active, uint64_t seed,
+                        int32_t step) noexcept nogil:
+    """Uniformly random neurons until the set holds ``min_active`` ids."""
+    cdef int32_t j
+    cdef uint64_t rng = mix_seed(seed, <uint64_t>step, <uint64_t>0xFFFFFFFF)
+    while sh.n_shared < min_active and sh.n_shared < sh.max_shared:
+        j = <int32_t>rand_below(&rng, <uint32_t>layer.units)
+        if sh.shared_pos[j] < 0:
+            shared_append(sh, j)
+
+
 cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
                         const int32_t[::1] y_indices, const int64_t[::1] rows,
                         int32_t step) noexcept nogil:
@@ -26,93 +134,106 @@ cdef void select_shared(NetC* net, SharedC* sh, const int64_t[::1] y_indptr,
     The batch's true labels first; then LSH candidates ranked by how many
     (sample, table) pairs hit them, best first, up to max_active; then
     uniform random neurons up to min_active, and at least min_negatives
-    beyond the labels. Ranking uses a histogram of hit counts (counts are at
-    most batch * L): no sort.
+    beyond the labels.
     """
     cdef LayerC* layer = &net.layers[net.n_layers - 1]
-    cdef int32_t n_batch = rows.shape[0]
-    cdef int32_t n = 0, n_cand = 0, b, l, s, j, c, need, threshold, taken, max_count
-    cdef int64_t k, r, bucket, n_valid
-    cdef const int32_t* bucket_ids
-    cdef const int32_t* slot
-    cdef const BucketTables* tables = layer.tables
-    cdef uint64_t rng
-    cdef int32_t limit = sh.max_shared
-    cdef int32_t target
-    for b in range(n_batch):
-        r = rows[b]
-        for k in range(y_indptr[r], y_indptr[r + 1]):
-            j = y_indices[k]
-            if sh.shared_pos[j] < 0 and n < limit:
-                sh.shared_pos[j] = n
-                sh.shared_ids[n] = j
-                n += 1
-    sh.n_shared_labels = n
+    shared_add_labels(layer, sh, y_indptr, y_indices, rows)
     if layer.all_active:
-        for j in range(layer.units):
-            if sh.shared_pos[j] < 0:
-                sh.shared_pos[j] = n
-                sh.shared_ids[n] = j
-                n += 1
-        sh.n_shared = sh.n_shared_det = n
+        shared_add_all(layer, sh)
         return
-    if layer.family != NULL and n < layer.max_active:
-        max_count = 0
-        for b in range(n_batch):
-            bucket_ids = layer.bucket_ids + <int64_t>b * layer.n_tables
-            for l in range(layer.n_tables):
-                bucket = <int64_t>l * tables.n_buckets + bucket_ids[l]
-                n_valid = tables.counts[bucket]
-                if n_valid > tables.bucket_size:
-                    n_valid = tables.bucket_size
-                slot = tables.ids + bucket * tables.bucket_size
-                for s in range(n_valid):
-                    j = slot[s]
-                    if sh.shared_pos[j] >= 0:
-                        continue
-                    if sh.cand_count[j] == 0:
-                        sh.cand_ids[n_cand] = j
-                        n_cand += 1
-                    sh.cand_count[j] += 1
-                    if sh.cand_count[j] > max_count:
-                        max_count = sh.cand_count[j]
-        need = layer.max_active - n
-        if n_cand <= need:
-            threshold = 1
+    if layer.family != NULL and sh.n_shared < layer.max_active:
+        shared_collect(layer, sh, <int32_t>rows.shape[0])
+        shared_take(sh, layer.max_active)
+    shared_top_up(layer, sh, max(layer.min_active, sh.n_shared_labels + sh.min_negatives),
+                  net.seed, step)
+
+
+cdef void forward_hidden_rows(NetC* net, const int64_t[::1] x_indptr,
+                              const int32_t[::1] x_indices, const float[::1] x_data,
+                              const int64_t[::1] rows, int32_t step, int32_t mark_base,
+                              int32_t n_hidden, float* hidden, int32_t d,
+                              LayerC* hash_layer) noexcept nogil:
+    """The batch through layers [0, n_hidden), one sample per thread; the last
+    one's outputs go densely into ``hidden`` (batch, d), and, when
+    ``hash_layer`` has a family, are hashed into its bucket ids."""
+    cdef LayerC* last = &net.layers[n_hidden - 1]
+    cdef int32_t b, tid, x_n, n_in, t
+    cdef int64_t r
+    cdef const int32_t* x_ids
+    cdef const float* x_vals
+    cdef const int32_t* in_ids
+    cdef const float* in_vals
+    cdef float* h
+    cdef double t0
+    for b in prange(<int32_t>rows.shape[0], num_threads=net.n_threads, schedule="dynamic"):
+        tid = threadid()
+        r = rows[b]
+        x_ids = &x_indices[0] + x_indptr[r]
+        x_vals = &x_data[0] + x_indptr[r]
+        x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
+        forward_sample(net, b, tid, x_ids, x_vals, x_n, NULL, 0, n_hidden, step,
+                       mark_base + b + 1)
+        t0 = now()
+        # assigned here so that prange makes them thread-private (it
+        # cannot see the writes layer_output makes through pointers)
+        in_ids = NULL
+        in_vals = NULL
+        n_in = 0
+        layer_output(last, b, &in_ids, &in_vals, &n_in)
+        h = hidden + <int64_t>b * d
+        if in_ids == NULL:
+            memcpy(h, in_vals, d * sizeof(float))
         else:
-            memset(sh.count_hist, 0, (max_count + 2) * sizeof(int32_t))
-            for c in range(n_cand):
-                sh.count_hist[sh.cand_count[sh.cand_ids[c]]] += 1
-            # smallest hit count whose candidates, with all better ones, fill `need`
-            taken = 0
-            threshold = max_count
-            while threshold > 1 and taken + sh.count_hist[threshold] < need:
-                taken += sh.count_hist[threshold]
-                threshold -= 1
-        # strictly better candidates first, then ties in first-hit order
-        for c in range(n_cand):
-            j = sh.cand_ids[c]
-            if sh.cand_count[j] > threshold:
-                sh.shared_pos[j] = n
-                sh.shared_ids[n] = j
-                n += 1
-        for c in range(n_cand):
-            j = sh.cand_ids[c]
-            if sh.cand_count[j] == threshold and n < layer.max_active:
-                sh.shared_pos[j] = n
-                sh.shared_ids[n] = j
-                n += 1
-            sh.cand_count[j] = 0
-    sh.n_shared_det = n
-    rng = mix_seed(net.seed, <uint64_t>step, <uint64_t>0xFFFFFFFF)
-    target = max(layer.min_active, sh.n_shared_labels + sh.min_negatives)
-    while n < target and n < limit:
-        j = <int32_t>rand_below(&rng, <uint32_t>layer.units)
-        if sh.shared_pos[j] < 0:
-            sh.shared_pos[j] = n
-            sh.shared_ids[n] = j
-            n += 1
-    sh.n_shared = n
+            memset(h, 0, d * sizeof(float))
+            for t in range(n_in):
+                h[in_ids[t]] = in_vals[t]
+        if hash_layer != NULL and hash_layer.family != NULL:
+            hash_dense_row(hash_layer.family, h,
+                           hash_layer.bucket_ids + <int64_t>b * hash_layer.n_tables)
+        net.thread_time[tid * TIME_STRIDE + T_HASH] += now() - t0
+
+
+cdef void backward_hidden_rows(NetC* net, const int64_t[::1] x_indptr,
+                               const int32_t[::1] x_indices, const float[::1] x_data,
+                               const int64_t[::1] rows, int32_t step, int32_t n_hidden,
+                               const float* d_hidden, int32_t d) noexcept nogil:
+    """Back-propagate ``d_hidden`` (batch, d), the gradient of the loss with
+    respect to the last hidden layer's outputs, down through layers
+    [0, n_hidden): gradients into the layers' buffers (HogWild), the first
+    layer's deltas kept for its fused update."""
+    cdef LayerC* last = &net.layers[n_hidden - 1]
+    cdef int32_t b, tid, x_n, n_in, t
+    cdef int64_t r
+    cdef const int32_t* x_ids
+    cdef const float* x_vals
+    cdef const int32_t* in_ids
+    cdef const float* in_vals
+    cdef const float* dh
+    cdef float* last_delta
+    cdef double t0
+    for b in prange(<int32_t>rows.shape[0], num_threads=net.n_threads, schedule="dynamic"):
+        tid = threadid()
+        t0 = now()
+        r = rows[b]
+        dh = d_hidden + <int64_t>b * d
+        last_delta = last.deltas + <int64_t>b * last.width
+        in_ids = NULL
+        in_vals = NULL
+        n_in = 0
+        layer_output(last, b, &in_ids, &in_vals, &n_in)
+        if in_ids == NULL:
+            for t in range(n_in):
+                last_delta[t] = dh[t] if (in_vals[t] > 0 or not last.relu) else 0
+        else:
+            for t in range(n_in):
+                last_delta[t] = dh[in_ids[t]] if (in_vals[t] > 0 or not last.relu) else 0
+        if last.dropout > 0:
+            dropout_mask(last_delta, n_in, last.dropout, dropout_stream(last, step, b))
+        x_ids = &x_indices[0] + x_indptr[r]
+        x_vals = &x_data[0] + x_indptr[r]
+        x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
+        backward_sample(net, b, n_hidden - 1, x_ids, x_vals, x_n, step)
+        net.thread_time[tid * TIME_STRIDE + T_BACKWARD] += now() - t0
 
 
 cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
@@ -127,19 +248,11 @@ cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
     sum the shared rows catch up to before they are read."""
     cdef int32_t n_batch = rows.shape[0]
     cdef LayerC* out_layer = &net.layers[net.n_layers - 1]
-    cdef LayerC* last = &net.layers[net.n_layers - 2]
     cdef int32_t d = out_layer.in_dim
-    cdef int32_t b, tid, x_n, n_labels, t, j, n_in, n_shared
+    cdef int32_t b, n_labels, t, j, n_shared
     cdef int64_t r, k
-    cdef const int32_t* x_ids
-    cdef const float* x_vals
     cdef const int32_t* labels
-    cdef const int32_t* in_ids
-    cdef const float* in_vals
     cdef float* h
-    cdef float* dh
-    cdef float* last_delta
-    cdef const float* last_act
     cdef int32_t* label_pos
     cdef double t0
     cdef float scale = 1.0 / n_batch
@@ -148,32 +261,8 @@ cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
     cdef int32_t n_blocks, block, batch_block, c, s0, s1, b0, b1
     with nogil:
         # forward through the hidden layers; hidden vectors into `hidden`
-        for b in prange(n_batch, num_threads=net.n_threads, schedule="dynamic"):
-            tid = threadid()
-            r = rows[b]
-            x_ids = &x_indices[0] + x_indptr[r]
-            x_vals = &x_data[0] + x_indptr[r]
-            x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
-            forward_sample(net, b, tid, x_ids, x_vals, x_n, NULL, 0,
-                                 net.n_layers - 1, step, mark_base + b + 1)
-            t0 = now()
-            # assigned here so that prange makes them thread-private (it
-            # cannot see the writes layer_output makes through pointers)
-            in_ids = NULL
-            in_vals = NULL
-            n_in = 0
-            layer_output(last, b, &in_ids, &in_vals, &n_in)
-            h = sh.hidden + <int64_t>b * d
-            if in_ids == NULL:
-                memcpy(h, in_vals, d * sizeof(float))
-            else:
-                memset(h, 0, d * sizeof(float))
-                for t in range(n_in):
-                    h[in_ids[t]] = in_vals[t]
-            if out_layer.family != NULL:
-                hash_dense_row(out_layer.family, h,
-                               out_layer.bucket_ids + <int64_t>b * out_layer.n_tables)
-            net.thread_time[tid * TIME_STRIDE + T_HASH] += now() - t0
+        forward_hidden_rows(net, x_indptr, x_indices, x_data, rows, step, mark_base,
+                            net.n_layers - 1, sh.hidden, d, out_layer)
 
         t0 = now()
         select_shared(net, sh, y_indptr, y_indices, rows, step)
@@ -268,28 +357,5 @@ cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
                         zero, sh.d_hidden + <int64_t>b0 * d, d)
         sh.t_shared_backward += now() - t0
 
-        for b in prange(n_batch, num_threads=net.n_threads, schedule="dynamic"):
-            tid = threadid()
-            t0 = now()
-            r = rows[b]
-            dh = sh.d_hidden + <int64_t>b * d
-            last_delta = last.deltas + <int64_t>b * last.width
-            # assigned here so that prange makes them thread-private (it
-            # cannot see the writes layer_output makes through pointers)
-            in_ids = NULL
-            in_vals = NULL
-            n_in = 0
-            layer_output(last, b, &in_ids, &in_vals, &n_in)
-            if in_ids == NULL:
-                for t in range(n_in):
-                    last_delta[t] = dh[t] if (in_vals[t] > 0 or not last.relu) else 0
-            else:
-                for t in range(n_in):
-                    last_delta[t] = dh[in_ids[t]] if (in_vals[t] > 0 or not last.relu) else 0
-            if last.dropout > 0:
-                dropout_mask(last_delta, n_in, last.dropout, dropout_stream(last, step, b))
-            x_ids = &x_indices[0] + x_indptr[r]
-            x_vals = &x_data[0] + x_indptr[r]
-            x_n = <int32_t>(x_indptr[r + 1] - x_indptr[r])
-            backward_sample(net, b, net.n_layers - 2, x_ids, x_vals, x_n, step)
-            net.thread_time[tid * TIME_STRIDE + T_BACKWARD] += now() - t0
+        backward_hidden_rows(net, x_indptr, x_indices, x_data, rows, step, net.n_layers - 1,
+                             sh.d_hidden, d)

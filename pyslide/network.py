@@ -5,6 +5,7 @@ mixins in their own modules; every loop over samples or neurons runs in the
 kernel modules (``_kernels`` and the modules it dispatches to) or in BLAS.
 """
 import math
+import os
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from .optim import Adam, check_optimizer
 from .state import LayerState, plan, plan_bytes
 from .training import Trainer
 
-__all__ = ["Network", "load"]
+__all__ = ["Network", "Settings", "load"]
 
 # standard deviation of the first layer's pre-activations at the start: smaller
 # than 1 measured better on real data (Bibtex), much smaller learned slowly on
@@ -38,7 +39,153 @@ def _format_bytes(n):
         n /= 1024.0
 
 
-class Network(Trainer, Predictor):
+class Settings:
+    """A network's settings and what follows from them alone: validation,
+    layer shapes, the arrays each layer holds, the spread of the initial
+    weights, data checks and ``get_config``. Shared by ``Network`` and
+    ``pyslide.distributed.ShardedNetwork``, so both build the same network
+    from the same arguments."""
+
+    def _configure(self, input_dim, layers, loss, optimizer, threads, seed):
+        """Check and keep the settings; the layers' shapes into ``_dims``."""
+        self.input_dim = integer(input_dim, "input_dim", 1, hint=" (the number of features)")
+        if isinstance(layers, (Dense, Sampled)):
+            layers = [layers]
+        if not isinstance(layers, (list, tuple)) or len(layers) == 0:
+            raise ValueError("layers must be a non-empty list of pyslide.Dense / "
+                             "pyslide.Sampled, the last one being the output layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, (Dense, Sampled)):
+                raise TypeError(f"layers[{i}] must be pyslide.Dense or pyslide.Sampled, "
+                                f"got {layer!r}")
+        self.layers = list(layers)
+        self.loss = choice(loss, "loss", _LOSSES)
+        self.optimizer = check_optimizer(optimizer)
+        self.threads = threads
+        self.n_threads = resolve_threads(threads, "threads")
+        self.seed = integer(seed, "seed", 0)
+        out = self.layers[-1]
+        if isinstance(out, Sampled) and out.share == "batch" and len(self.layers) == 1:
+            raise ValueError(
+                "layers: a Sampled output with share='batch' needs a hidden layer before it "
+                "(the shared logits are a matrix product of hidden vectors); add a "
+                "pyslide.Dense hidden layer or use Sampled(..., share='sample')")
+        if isinstance(out, Dense) and out.dropout:
+            raise ValueError(f"layers[{len(self.layers) - 1}]: dropout applies to hidden "
+                             f"layers; the output layer takes none (got dropout={out.dropout:g})")
+        if isinstance(out, Sampled) and out.min_active < 1:
+            raise ValueError("layers[-1]: the output layer needs min_active >= 1")
+        self.n_outputs = out.units
+        self._dims = []
+        d = self.input_dim
+        for layer in self.layers:
+            self._dims.append((d, layer.units))
+            d = layer.units
+
+    def _dropout_rate(self, i):
+        """Layer i's dropout: a Dense hidden layer's default is 0.2."""
+        layer = self.layers[i]
+        if not isinstance(layer, Dense) or i == len(self.layers) - 1:
+            return 0.0
+        return _DEFAULT_DROPOUT if layer.dropout is None else layer.dropout
+
+    def _sampled_output(self):
+        """True when the output layer computes only some labels per step."""
+        out = self.layers[-1]
+        return isinstance(out, Sampled) and not out.dense_equivalent
+
+    def _is_shared_output(self):
+        out = self.layers[-1]
+        return isinstance(out, Sampled) and out.share == "batch"
+
+    def _layer_arrays(self):
+        """(name, shape, dtype) of every array each layer holds (``state.plan``)."""
+        adam = isinstance(self.optimizer, Adam)
+        shared = self._is_shared_output()
+        return [plan(isinstance(layer, Sampled), d_in, d_out,
+                     fused_gradient=i == 0 and isinstance(layer, Dense),
+                     compact_gradient=shared and i == len(self.layers) - 1,
+                     adam=adam, row_bias_correction=adam and self._row_corrected(layer),
+                     weight_decay=self.optimizer.weight_decay > 0)
+                for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims))]
+
+    def _row_corrected(self, layer):
+        """Whether Adam bias-corrects ``layer``'s rows by their own update
+        counts (``Adam(bias_correction=...)``)."""
+        mode = self.optimizer.bias_correction
+        return mode == "row" or (mode == "mixed" and isinstance(layer, Dense))
+
+    def _init_std(self, i, mean_sq_norm):
+        """The spread of layer i's initial weights (see ``Network._init_weights``)."""
+        layer = self.layers[i]
+        d_in = self._dims[i][0]
+        if layer.init_std is not None:
+            return layer.init_std
+        if i == 0:
+            return _FIRST_LAYER_SPREAD / math.sqrt(max(mean_sq_norm, 1e-12))
+        if i == len(self.layers) - 1 and self._sampled_output():
+            # rows a sampled output never trains keep their start, and at
+            # prediction time must not outscore trained ones by its accident
+            return 0.01 / math.sqrt(d_in)
+        if i == len(self.layers) - 1:
+            return 1.0 / math.sqrt(3.0 * d_in)
+        return math.sqrt(2.0 / d_in)
+
+    def _label_log1m(self, Y):
+        """log(1 - p) of each output's training frequency p, for the sampling
+        correction of a sampled output (None when it is off or not sampled)."""
+        out = self.layers[-1]
+        if not isinstance(out, Sampled) or not out.correction or out.dense_equivalent:
+            return None
+        freq = np.bincount(Y.indices, minlength=self.n_outputs)[:self.n_outputs]
+        freq = freq / max(1, Y.shape[0])
+        # a label on every row would give log(0); -30 is "always in the set"
+        return np.maximum(np.log1p(-np.minimum(freq, 1.0 - 1e-12)), -30.0).astype(np.float32)
+
+    def _check_X(self, X, name="X"):
+        from .data import check_features
+        X = check_features(X, n_features=self.input_dim, name=name)
+        return X
+
+    def _check_Y(self, Y, n_rows, name="Y"):
+        from .data import labels_to_csr
+        Y = labels_to_csr(Y, n_labels=self.n_outputs, name=name)
+        if Y.shape[0] != n_rows:
+            raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_rows}; "
+                             f"give one label row per input row")
+        if n_rows and Y.nnz == 0:
+            import warnings
+            # every loss term is zero: fit would run and learn nothing
+            warnings.warn(f"{name}: every row's label list is empty, so there is nothing to "
+                          f"learn (the loss is 0) and P@k is 0; check the labels column of "
+                          f"the data", UserWarning, stacklevel=3)
+        return Y
+
+    def get_config(self):
+        """Every setting of the network as plain JSON-able values.
+
+        ``Network.from_config(net.get_config())`` builds the same network
+        (untrained); model files, config files and the command line all go
+        through this pair, so a setting has one default: the library's.
+        """
+        return {"input_dim": self.input_dim, "loss": self.loss, "seed": self.seed,
+                "threads": self.threads,
+                "optimizer": self.optimizer.get_config(),
+                "layers": [layer.get_config() for layer in self.layers]}
+
+
+
+def normal_blocks(rng, shape, std):
+    """``(first row, rows)`` blocks of a normal (0, std) float32 matrix of
+    ``shape``, drawn from ``rng`` in row order (a block bounds the float64
+    temporaries); the rows split anywhere give the same matrix."""
+    block = max(1, (1 << 22) // max(1, shape[1]))
+    for start in range(0, shape[0], block):
+        yield start, rng.standard_normal((min(block, shape[0] - start), shape[1]),
+                                         dtype=np.float32) * std
+
+
+class Network(Settings, Trainer, Predictor):
     """A feed-forward network whose wide layers compute only sampled neurons.
 
     Parameters
@@ -73,39 +220,7 @@ class Network(Trainer, Predictor):
 
     def __init__(self, input_dim, layers, loss="softmax", optimizer="adam", threads=None,
                  seed=0):
-        self.input_dim = integer(input_dim, "input_dim", 1, hint=" (the number of features)")
-        if isinstance(layers, (Dense, Sampled)):
-            layers = [layers]
-        if not isinstance(layers, (list, tuple)) or len(layers) == 0:
-            raise ValueError("layers must be a non-empty list of pyslide.Dense / "
-                             "pyslide.Sampled, the last one being the output layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, (Dense, Sampled)):
-                raise TypeError(f"layers[{i}] must be pyslide.Dense or pyslide.Sampled, "
-                                f"got {layer!r}")
-        self.layers = list(layers)
-        self.loss = choice(loss, "loss", _LOSSES)
-        self.optimizer = check_optimizer(optimizer)
-        self.threads = threads
-        self.n_threads = resolve_threads(threads, "threads")
-        self.seed = integer(seed, "seed", 0)
-        out = self.layers[-1]
-        if isinstance(out, Sampled) and out.share == "batch" and len(self.layers) == 1:
-            raise ValueError(
-                "layers: a Sampled output with share='batch' needs a hidden layer before it "
-                "(the shared logits are a matrix product of hidden vectors); add a "
-                "pyslide.Dense hidden layer or use Sampled(..., share='sample')")
-        if isinstance(out, Dense) and out.dropout:
-            raise ValueError(f"layers[{len(self.layers) - 1}]: dropout applies to hidden "
-                             f"layers; the output layer takes none (got dropout={out.dropout:g})")
-        if isinstance(out, Sampled) and out.min_active < 1:
-            raise ValueError("layers[-1]: the output layer needs min_active >= 1")
-        self.n_outputs = out.units
-        self._dims = []
-        d = self.input_dim
-        for layer in self.layers:
-            self._dims.append((d, layer.units))
-            d = layer.units
+        self._configure(input_dim, layers, loss, optimizer, threads, seed)
         self._check_memory()
         self._allocate()
         self.step_ = 0           # optimizer steps taken
@@ -119,39 +234,6 @@ class Network(Trainer, Predictor):
         self._initialized = False
 
     # ------------------------------------------------------------ memory
-
-    def _dropout_rate(self, i):
-        """Layer i's dropout: a Dense hidden layer's default is 0.2."""
-        layer = self.layers[i]
-        if not isinstance(layer, Dense) or i == len(self.layers) - 1:
-            return 0.0
-        return _DEFAULT_DROPOUT if layer.dropout is None else layer.dropout
-
-    def _sampled_output(self):
-        """True when the output layer computes only some labels per step."""
-        out = self.layers[-1]
-        return isinstance(out, Sampled) and not out.dense_equivalent
-
-    def _is_shared_output(self):
-        out = self.layers[-1]
-        return isinstance(out, Sampled) and out.share == "batch"
-
-    def _layer_arrays(self):
-        """(name, shape, dtype) of every array each layer holds (``state.plan``)."""
-        adam = isinstance(self.optimizer, Adam)
-        shared = self._is_shared_output()
-        return [plan(isinstance(layer, Sampled), d_in, d_out,
-                     fused_gradient=i == 0 and isinstance(layer, Dense),
-                     compact_gradient=shared and i == len(self.layers) - 1,
-                     adam=adam, row_bias_correction=adam and self._row_corrected(layer),
-                     weight_decay=self.optimizer.weight_decay > 0)
-                for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims))]
-
-    def _row_corrected(self, layer):
-        """Whether Adam bias-corrects ``layer``'s rows by their own update
-        counts (``Adam(bias_correction=...)``)."""
-        mode = self.optimizer.bias_correction
-        return mode == "row" or (mode == "mixed" and isinstance(layer, Dense))
 
     def estimate_memory(self, batch_size=128):
         """Bytes the network's arrays, hash tables and training scratch need."""
@@ -213,25 +295,10 @@ class Network(Trainer, Predictor):
         """
         rng = np.random.default_rng([self.seed, 1])
         for i, (layer, params) in enumerate(zip(self.layers, self._states)):
-            d_in = self._dims[i][0]
-            if layer.init_std is not None:
-                std = layer.init_std
-            elif i == 0:
-                std = _FIRST_LAYER_SPREAD / math.sqrt(max(mean_sq_norm, 1e-12))
-            elif i == len(self.layers) - 1 and self._sampled_output():
-                # rows a sampled output never trains keep their start, and at
-                # prediction time must not outscore trained ones by its accident
-                std = 0.01 / math.sqrt(d_in)
-            elif i == len(self.layers) - 1:
-                std = 1.0 / math.sqrt(3.0 * d_in)
-            else:
-                std = math.sqrt(2.0 / d_in)
+            std = self._init_std(i, mean_sq_norm)
             W = params["W"]
-            # fill row blocks to bound the float64 temporaries
-            block = max(1, (1 << 22) // max(1, W.shape[1]))
-            for start in range(0, W.shape[0], block):
-                W[start:start + block] = rng.standard_normal(
-                    (min(block, W.shape[0] - start), W.shape[1]), dtype=np.float32) * std
+            for start, values in normal_blocks(rng, W.shape, std):
+                W[start:start + len(values)] = values
             params["b"][:] = 0
         self._initialized = True
 
@@ -252,42 +319,11 @@ class Network(Trainer, Predictor):
 
     # ------------------------------------------------------------ data
 
-    def _check_X(self, X, name="X"):
-        from .data import check_features
-        X = check_features(X, n_features=self.input_dim, name=name)
-        return X
-
-    def _check_Y(self, Y, n_rows, name="Y"):
-        from .data import labels_to_csr
-        Y = labels_to_csr(Y, n_labels=self.n_outputs, name=name)
-        if Y.shape[0] != n_rows:
-            raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_rows}; "
-                             f"give one label row per input row")
-        if n_rows and Y.nnz == 0:
-            import warnings
-            # every loss term is zero: fit would run and learn nothing
-            warnings.warn(f"{name}: every row's label list is empty, so there is nothing to "
-                          f"learn (the loss is 0) and P@k is 0; check the labels column of "
-                          f"the data", UserWarning, stacklevel=3)
-        return Y
-
     def _ensure_initialized(self):
         if not self._initialized:
             self._init_weights(1.0)
 
     # ------------------------------------------------------------ persistence
-
-    def get_config(self):
-        """Every setting of the network as plain JSON-able values.
-
-        ``Network.from_config(net.get_config())`` builds the same network
-        (untrained); model files, config files and the command line all go
-        through this pair, so a setting has one default: the library's.
-        """
-        return {"input_dim": self.input_dim, "loss": self.loss, "seed": self.seed,
-                "threads": self.threads,
-                "optimizer": self.optimizer.get_config(),
-                "layers": [layer.get_config() for layer in self.layers]}
 
     @classmethod
     def from_config(cls, config, threads=None):
@@ -334,11 +370,16 @@ class Network(Trainer, Predictor):
 
     @classmethod
     def load(cls, path, threads=None):
-        """Read a model written by ``save`` (a path or a binary file object).
+        """Read a model written by ``save`` (a path or a binary file object),
+        or a sharded model folder (``ShardedNetwork.save``) into one
+        network, when its output layer fits in this machine's memory.
 
         Raises ``ValueError`` naming the file when it is not a pyslide model,
         is truncated or damaged (checksums), or holds non-finite weights.
         """
+        if _is_sharded_folder(path):
+            from .distributed import load_single
+            return load_single(path, threads=threads)
         return persist.load(path, cls, threads=threads)
 
     def __reduce__(self):
@@ -352,9 +393,27 @@ class Network(Trainer, Predictor):
                 f"optimizer={self.optimizer!r}, threads={self.threads!r}, seed={self.seed})")
 
 
-def load(path, threads=None):
-    """Read a model written by ``Network.save``."""
+def load(path, threads=None, shards=None):
+    """Read a model: a file written by ``Network.save`` or a folder written by
+    ``pyslide.distributed.ShardedNetwork.save``.
+
+    ``shards=None`` gives back what was saved (a ``Network`` from a file, a
+    ``ShardedNetwork`` with the saved number of shards from a folder); an
+    int gives a ``ShardedNetwork`` with that many shards from either (Ray
+    needed). ``pyslide.Network.load`` reads either into one ``Network``.
+    """
+    if shards is not None or _is_sharded_folder(path):
+        from .distributed import ShardedNetwork
+        return ShardedNetwork.load(path, shards=shards, threads=threads)
     return Network.load(path, threads=threads)
+
+
+def _is_sharded_folder(path):
+    """A folder holding a sharded model's manifest."""
+    if hasattr(path, "read"):
+        return False
+    path = os.fspath(path)
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "manifest.json"))
 
 
 def _from_model_bytes(data):

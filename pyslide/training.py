@@ -41,17 +41,6 @@ class Trainer:
                                self.seed, self._is_shared_output(), max_row_nnz,
                                label_log1m=label_log1m)
 
-    def _label_log1m(self, Y):
-        """log(1 - p) of each output's training frequency p, for the sampling
-        correction of a sampled output (None when it is off or not sampled)."""
-        out = self.layers[-1]
-        if not isinstance(out, Sampled) or not out.correction or out.dense_equivalent:
-            return None
-        freq = np.bincount(Y.indices, minlength=self.n_outputs)[:self.n_outputs]
-        freq = freq / max(1, Y.shape[0])
-        # a label on every row would give log(0); -30 is "always in the set"
-        return np.maximum(np.log1p(-np.minimum(freq, 1.0 - 1e-12)), -30.0).astype(np.float32)
-
     def _mark_changed(self, engine):
         """Remember the rows of a batch-shared output the last step changed."""
         out = self._states[-1]

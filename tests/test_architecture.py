@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "pyslide"
-MODEL = {"network", "training", "inference", "state", "persist"}
+MODEL = {"network", "training", "inference", "state", "persist", "distributed", "shard_actor"}
 
 
 def our_imports(path):
@@ -40,6 +40,20 @@ def test_import_rules(path):
         assert "cli" not in imports, f"{path.name} imports the CLI"
     if path.stem not in ("cli", "__main__"):
         assert "cli" not in imports and "torch_baseline" not in imports, path.name
+    if path.stem not in ("distributed", "network"):
+        # Ray is optional: only the sharded network's module (and network's
+        # load, which dispatches to it at call time) may reach it
+        assert "distributed" not in imports, f"{path.name} imports distributed"
+
+
+def test_ray_is_imported_only_inside_distributed_functions():
+    """``import pyslide`` and ``import pyslide.distributed`` work without Ray."""
+    for path in PY_MODULES:
+        tree = ast.parse(path.read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = {a.name.split(".")[0] for n in top for a in n.names} | {
+            (n.module or "").split(".")[0] for n in top if isinstance(n, ast.ImportFrom)}
+        assert "ray" not in names, f"{path.name} imports ray at module level"
 
 
 KERNELS = sorted(PKG.glob("_*.pyx"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import pyslide as ps
-from pyslide import cli, data, hashing, metrics
+from pyslide import cli, data, distributed, hashing, metrics
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 REGENERATE = "docs/api.md is out of date: run python docs/gen_api.py"
@@ -34,6 +34,7 @@ def public_names():
     names += [(f"pyslide.metrics.{n}", getattr(metrics, n)) for n in metrics.__all__]
     names += [(f"pyslide.hashing.{n}", getattr(hashing, n)) for n in hashing.__all__
               if n not in ps.__all__]
+    names += [(f"pyslide.distributed.{n}", getattr(distributed, n)) for n in distributed.__all__]
     return names
 
 
