@@ -2,7 +2,7 @@
 
 Previous defaults: ``Dense(128, dropout=0)``, ``Sampled(n, correction=False)``,
 ``Adam(bias_correction="global")``. Current defaults: ``Dense(128)`` (dropout
-0.2), ``Sampled(n)`` (sampling correction, ``negatives=active // 2``),
+0.2), ``Sampled(n)`` (sampling correction, ``negatives=active``),
 ``Adam()`` ("mixed" bias correction). Each round trains both for ``--steps`` steps on the same data
 in one process, alternating, so that a busy machine slows both alike; the
 medians of all rounds are reported with their ratio.

@@ -20,7 +20,7 @@ for the hidden layer, the global step for the output,
 ``-uni8k`` / ``-uni12k`` / ``-uni16k``: a shared set of 8,192 / 12,288 / 16,384 rows drawn uniformly beyond the batch's
 labels (``hash=None``), ``-uni32k``: the same with 32,768, ``-lsh16k``: 16,384 rows, LSH candidates beyond the
 batch's labels; ``-neg0`` / ``-neg4k`` / ``-neg8k``: ``negatives`` 0 / 4,096 / 8,192
-(rows beyond the batch's labels; the default is 4,096 for ``active`` 8,192).
+(rows beyond the batch's labels; the default is ``active``, 8,192).
 """
 import argparse
 import time

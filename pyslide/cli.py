@@ -251,7 +251,7 @@ _TRAIN_OPTIONS = {
          "LSH candidates beyond this are dropped (default: --active)"),
         ("negatives", ("--negatives",), _int_at_least(0), None, None, "N",
          "--share batch: rows the set holds beyond the batch's labels, at least (LSH "
-         "candidates, then uniform); default: half of --active"),
+         "candidates, then uniform); default: --active"),
         ("share", ("--share",), _text, None, ("batch", "sample"), None,
          "'batch': one active set per batch, logits as one matrix product (default); "
          "'sample': every sample its own active set (SLIDE)"),

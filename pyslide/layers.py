@@ -119,9 +119,11 @@ class Sampled:
         batch of 128) otherwise leave no room for negatives other than the
         other samples' labels, and uniform negatives are what bring the
         sampled output close to the full softmax (``docs/guide.md``).
-        Default: ``active // 2`` for ``share="batch"``; ``0`` (the only value
-        allowed) for ``share="sample"``, whose per-sample sets keep
-        ``active`` rows beside the labels anyway.
+        Default: ``active`` for ``share="batch"`` (on Delicious P@1 0.274 /
+        0.357 after epochs 1 / 2 against 0.264 / 0.330 without, for 1.17
+        times the step; where LSH fills the set, as on Amazon, nothing
+        changes); ``0`` (the only value allowed) for ``share="sample"``,
+        whose per-sample sets keep ``active`` rows beside the labels anyway.
     share : {"batch", "sample"}
         ``"sample"``: every sample gets its own active set (SLIDE).
         ``"batch"``: the batch shares one active set, the union of its true
@@ -214,7 +216,7 @@ class Sampled:
                              f"max_active ({self.max_active})")
         self.negatives = _check_int(owner, "negatives", negatives, 0, allow_none=True)
         if self.negatives is None:
-            self.negatives = self.active // 2 if self.share == "batch" else 0
+            self.negatives = self.active if self.share == "batch" else 0
         elif self.negatives > 0 and self.share != "batch":
             raise ValueError(f"Sampled: negatives applies to share='batch' (one set per batch); "
                              f"with share='sample' leave it None or 0, got {self.negatives}")

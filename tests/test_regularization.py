@@ -418,8 +418,8 @@ def test_shared_set_keeps_negatives_beyond_the_labels(negatives):
 
 
 def test_negatives_default_and_bad_values():
-    assert ps.Sampled(100_000).negatives == 4096
-    assert ps.Sampled(100_000, active=1000).negatives == 500
+    assert ps.Sampled(100_000).negatives == 8192
+    assert ps.Sampled(100_000, active=1000).negatives == 1000
     assert ps.Sampled(100_000, share="sample").negatives == 0
     assert ps.Sampled(100, negatives=10_000).negatives == 100
     with pytest.raises(ValueError, match="negatives applies to share='batch'"):
