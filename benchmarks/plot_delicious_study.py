@@ -8,6 +8,7 @@ softmax's run (``--reference``) and 95% of it dashed.
 
     python benchmarks/study_delicious.py 4 dense-row-drop,corr-mixed-drop-uni16k > study.log
     python benchmarks/plot_delicious_study.py study.log --reference dense-row-drop
+    python benchmarks/plot_delicious_study.py --only corr-mixed-drop,corr-mixed-drop-neg8k
 """
 import argparse
 import ast
@@ -37,6 +38,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("logs", nargs="*")
     parser.add_argument("--reference", default="dense-row-drop")
+    parser.add_argument("--only", default=None,
+                        help="comma separated run names to draw (all are kept in the JSON)")
     parser.add_argument("--out", default=os.path.join(HERE, "..", "docs", "img",
                                                       "delicious_study.png"))
     args = parser.parse_args()
@@ -56,9 +59,11 @@ def main():
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colors = {name: cycle[i % len(cycle)] for i, name in enumerate(sorted(runs))}
+    drawn = {name: records for name, records in runs.items()
+             if args.only is None or name in args.only.split(",") or name == args.reference}
+    colors = {name: cycle[i % len(cycle)] for i, name in enumerate(sorted(drawn))}
     for ax, metric in zip(axes, ("p1", "p5")):
-        for name, records in sorted(runs.items()):
+        for name, records in sorted(drawn.items()):
             records = [r for r in records if r.get(metric) is not None]
             if not records:
                 continue
