@@ -159,8 +159,10 @@ def test_shared_active_set_ranks_lsh_candidates():
     X, Y = random_problem(n_labels=200)
     family = ps.SimHash(K=4, L=8, seed=2)
     # no dropout: the ranking below hashes the undropped hidden vectors
+    # negatives=0: the set is the labels and the best-ranked candidates, up to active
     net = ps.Network(X.shape[1], [ps.Dense(8, dropout=0), ps.Sampled(200, hash=family, active=40,
-                                                          share="batch", bucket_size=4)],
+                                                          share="batch", bucket_size=4,
+                                                          negatives=0)],
                      threads=1, seed=0)
     rows = np.arange(8)
     X, Y, engine, _ = run_step(net, X, Y, rows)
