@@ -50,7 +50,7 @@ from .layers import Dense, Sampled
 from .network import _CONFIG_KEYS, Network, Settings, normal_blocks
 from .shard_actor import ShardWorker, Spec, crc32
 from .state import PERSISTENT, LayerState
-from .training import _check_validation_split, _epoch_line, _progress
+from .training import _check_validation_split, _end_epoch, _progress
 
 __all__ = ["ShardedNetwork", "ShardError"]
 
@@ -479,20 +479,12 @@ class ShardedNetwork(Settings):
                     self._engine.apply_pending_decay(self._log_decay)
                     self._call_all("apply_pending_decay", self._log_decay)
                     train_time += time.perf_counter() - t_epoch
-                    self.epoch_ += 1
                     if bar is not None:
                         bar.close()
                         bar = None
-                    logs = {"loss": loss_sum / run.n, "time": train_time}
-                    if validation_data is not None:
-                        scores = self._validation_scores(Xv, Yv, eval_k)
-                        logs.update({f"val_{k}": v for k, v in scores.items()})
-                    for key, value in logs.items():
-                        self.history_.setdefault(key, []).append(value)
-                    if verbose == 2 or (verbose == 1 and validation_data is not None):
-                        print(_epoch_line(self.epoch_, logs), flush=True)
-                    for cb in callbacks:
-                        cb.on_epoch_end(self, self.epoch_, logs)
+                    logs = _end_epoch(self, loss_sum / run.n, train_time,
+                                      None if validation_data is None else (Xv, Yv),
+                                      eval_k, verbose, callbacks)
                     if self.stop_training:
                         break
                 for cb in callbacks:

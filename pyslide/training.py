@@ -212,20 +212,12 @@ class Trainer:
                     # they owe, so the model evaluated and saved is dense AdamW's
                     engine.apply_pending_decay(self._log_decay)
                     train_time += time.perf_counter() - t_epoch
-                    self.epoch_ += 1
                     if bar is not None:
                         bar.close()
                         bar = None
-                    logs = {"loss": loss_sum / run.n, "time": train_time}
-                    if validation_data is not None:
-                        scores = self._validation_scores(Xv, Yv, eval_k)
-                        logs.update({f"val_{k}": v for k, v in scores.items()})
-                    for key, value in logs.items():
-                        self.history_.setdefault(key, []).append(value)
-                    if verbose == 2 or (verbose == 1 and validation_data is not None):
-                        print(_epoch_line(self.epoch_, logs), flush=True)
-                    for cb in callbacks:
-                        cb.on_epoch_end(self, self.epoch_, logs)
+                    logs = _end_epoch(self, loss_sum / run.n, train_time,
+                                      None if validation_data is None else (Xv, Yv),
+                                      eval_k, verbose, callbacks)
                     if self.stop_training:
                         break
                 for cb in callbacks:
@@ -338,6 +330,24 @@ class _Run:
         self.timings = {"hash": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
                         "rebuild": 0.0}
         self.step_times = []
+
+
+def _end_epoch(model, loss, train_time, validation, eval_k, verbose, callbacks):
+    """An epoch's bookkeeping, shared by ``Network`` and ``ShardedNetwork``:
+    count it, score the validation rows, record the history, print the
+    line, run the callbacks. Returns the epoch's logs."""
+    model.epoch_ += 1
+    logs = {"loss": loss, "time": train_time}
+    if validation is not None:
+        scores = model._validation_scores(*validation, eval_k)
+        logs.update({f"val_{k}": v for k, v in scores.items()})
+    for key, value in logs.items():
+        model.history_.setdefault(key, []).append(value)
+    if verbose == 2 or (verbose == 1 and validation is not None):
+        print(_epoch_line(model.epoch_, logs), flush=True)
+    for cb in callbacks:
+        cb.on_epoch_end(model, model.epoch_, logs)
+    return logs
 
 
 def _check_validation_split(value):
