@@ -23,8 +23,8 @@ from pyslide._loss cimport (LOSS_SOFTMAX, LOSS_BCE, exp_shifted, inclusion_log_c
 from pyslide._optim cimport (OPT_SGD, OPT_ADAM, catch_up_row, update_shared_rows,
                              decay_unshared_rows)
 from pyslide._shared cimport (SharedC, clear_shared, shared_add_labels, shared_add_all,
-                              shared_collect, shared_take, shared_top_up)
-from pyslide._vec cimport axpy
+                              shared_collect, shared_take, shared_top_up,
+                              shared_products_backward)
 
 import numpy as np
 cimport numpy as cnp
@@ -344,8 +344,8 @@ cdef class ShardEngine:
         cdef LayerC* layer = &self.net.layers[0]
         cdef SharedC* sh = &self.shared
         cdef int32_t n_batch = self.n_batch, d = layer.in_dim, n_shared = sh.n_shared
-        cdef int32_t n_blocks, block, batch_block, c, s0, s1, b0, b1, b
-        cdef float one = 1, zero = 0, scale = 1.0 / n_batch, denom
+        cdef int32_t b
+        cdef float scale = 1.0 / n_batch, denom
         cdef float* z
         cdef bint softmax = self.net.loss_kind == LOSS_SOFTMAX
         cdef const float[::1] m_all
@@ -379,25 +379,7 @@ cdef class ShardEngine:
                     losses[b] = loss_and_delta(
                         z, z, n_shared, self.net.label_pos + <int64_t>b * self.net.max_labels,
                         self.label_count[b], LOSS_BCE, scale)
-            n_blocks = self.net.n_threads
-            block = (n_shared + n_blocks - 1) // n_blocks
-            batch_block = (n_batch + n_blocks - 1) // n_blocks
-            for c in prange(n_blocks, num_threads=self.net.n_threads, schedule="static"):
-                s0 = c * block
-                s1 = min(n_shared, s0 + block)
-                if s1 > s0:
-                    gemm_rm(True, False, s1 - s0, d, n_batch, one, sh.logits + s0, n_shared,
-                            sh.hidden, d, zero, sh.grad_shared + <int64_t>s0 * d, d)
-                    memset(sh.gb_shared + s0, 0, (s1 - s0) * sizeof(float))
-                    for b in range(n_batch):
-                        axpy(sh.gb_shared + s0, sh.logits + <int64_t>b * n_shared + s0,
-                             1.0, s1 - s0)
-                b0 = c * batch_block
-                b1 = min(n_batch, b0 + batch_block)
-                if b1 > b0 and n_shared > 0:
-                    gemm_rm(False, False, b1 - b0, d, n_shared, one,
-                            sh.logits + <int64_t>b0 * n_shared, n_shared, sh.w_shared, d,
-                            zero, &dh[b0, 0], d)
+            shared_products_backward(sh, n_batch, n_shared, d, &dh[0, 0], self.net.n_threads)
         return d_hidden, losses_arr
 
     def update(self, int kind, float step_size, float beta1, float beta2, float eps,

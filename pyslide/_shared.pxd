@@ -59,6 +59,10 @@ cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
                        const int64_t[::1] rows, int32_t step, float[::1] losses,
                        int32_t mark_base, double log_decay_read) noexcept
 
+# deltas in sh.logits -> grad_shared, gb_shared and d_hidden (batch, d)
+cdef void shared_products_backward(SharedC* sh, int32_t n_batch, int32_t n_shared, int32_t d,
+                                   float* d_hidden, int32_t n_threads) noexcept nogil
+
 # the hidden layers of a batch, forward and backward (shared output, and a
 # headless trunk whose output lives in label shards)
 cdef void forward_hidden_rows(NetC* net, const int64_t[::1] x_indptr,

@@ -258,7 +258,7 @@ cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
     cdef float scale = 1.0 / n_batch
     cdef float one = 1.0, zero = 0.0
     cdef float q_uniform = 0
-    cdef int32_t n_blocks, block, batch_block, c, s0, s1, b0, b1
+    cdef int32_t n_blocks, block, c, s0, s1
     with nogil:
         # forward through the hidden layers; hidden vectors into `hidden`
         forward_hidden_rows(net, x_indptr, x_indices, x_data, rows, step, mark_base,
@@ -335,27 +335,36 @@ cdef void train_shared(NetC* net, SharedC* sh, const int64_t[::1] x_indptr,
             # loss_and_delta works in place: delta overwrites the logits
             losses[b] = loss_and_delta(h, h, n_shared, label_pos, <int32_t>k,
                                        net.loss_kind, scale)
-        # per thread: grad[block] = delta[:, block]^T @ hidden and the bias
-        # gradient of its block of shared rows; d_hidden[rows] =
-        # delta[rows] @ w_shared for its block of batch rows
-        batch_block = (n_batch + n_blocks - 1) // n_blocks
-        for c in prange(n_blocks, num_threads=net.n_threads, schedule="static"):
-            s0 = c * block
-            s1 = min(n_shared, s0 + block)
-            if s1 > s0:
-                gemm_rm(True, False, s1 - s0, d, n_batch, one, sh.logits + s0, n_shared,
-                        sh.hidden, d, zero, sh.grad_shared + <int64_t>s0 * d, d)
-                memset(sh.gb_shared + s0, 0, (s1 - s0) * sizeof(float))
-                for b in range(n_batch):
-                    axpy(sh.gb_shared + s0, sh.logits + <int64_t>b * n_shared + s0,
-                         1.0, s1 - s0)
-            b0 = c * batch_block
-            b1 = min(n_batch, b0 + batch_block)
-            if b1 > b0:
-                gemm_rm(False, False, b1 - b0, d, n_shared, one,
-                        sh.logits + <int64_t>b0 * n_shared, n_shared, sh.w_shared, d,
-                        zero, sh.d_hidden + <int64_t>b0 * d, d)
+        shared_products_backward(sh, n_batch, n_shared, d, sh.d_hidden, net.n_threads)
         sh.t_shared_backward += now() - t0
 
         backward_hidden_rows(net, x_indptr, x_indices, x_data, rows, step, net.n_layers - 1,
                              sh.d_hidden, d)
+
+
+cdef void shared_products_backward(SharedC* sh, int32_t n_batch, int32_t n_shared, int32_t d,
+                                   float* d_hidden, int32_t n_threads) noexcept nogil:
+    """From the deltas in ``sh.logits`` (batch, n_shared): the compact weight
+    gradient ``grad_shared = delta^T @ hidden``, the bias gradient, and
+    ``d_hidden = delta @ w_shared``. Each thread takes one block of shared
+    rows and one block of batch rows: no two write the same memory."""
+    cdef int32_t c, b, s0, s1, b0, b1
+    cdef int32_t block = (n_shared + n_threads - 1) // n_threads
+    cdef int32_t batch_block = (n_batch + n_threads - 1) // n_threads
+    cdef float one = 1.0, zero = 0.0
+    for c in prange(n_threads, num_threads=n_threads, schedule="static"):
+        s0 = c * block
+        s1 = min(n_shared, s0 + block)
+        if s1 > s0:
+            gemm_rm(True, False, s1 - s0, d, n_batch, one, sh.logits + s0, n_shared,
+                    sh.hidden, d, zero, sh.grad_shared + <int64_t>s0 * d, d)
+            memset(sh.gb_shared + s0, 0, (s1 - s0) * sizeof(float))
+            for b in range(n_batch):
+                axpy(sh.gb_shared + s0, sh.logits + <int64_t>b * n_shared + s0,
+                     1.0, s1 - s0)
+        b0 = c * batch_block
+        b1 = min(n_batch, b0 + batch_block)
+        if b1 > b0 and n_shared > 0:
+            gemm_rm(False, False, b1 - b0, d, n_shared, one,
+                    sh.logits + <int64_t>b0 * n_shared, n_shared, sh.w_shared, d,
+                    zero, d_hidden + <int64_t>b0 * d, d)
