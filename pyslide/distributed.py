@@ -46,6 +46,7 @@ from . import _kernels, _loss, _optim, _topk
 from ._validate import integer, integers
 from .atomic import atomic_write
 from .callbacks import check_callbacks as _check_callbacks
+from .inference import probabilities
 from .layers import Dense, Sampled
 from .network import _CONFIG_KEYS, Network, Settings, normal_blocks
 from .shard_actor import ShardWorker, Spec, crc32
@@ -624,13 +625,7 @@ class ShardedNetwork(Settings):
         ray = _ray()
         ref = ray.put(self._hidden(X))
         z = np.concatenate(self._get([a.scores.remote(ref) for a in self._actors]), axis=1)
-        if self.loss == "softmax":
-            z -= z.max(axis=1, keepdims=True)
-            np.exp(z, out=z)
-            z /= z.sum(axis=1, keepdims=True)
-        else:
-            z = 1.0 / (1.0 + np.exp(-z))
-        return z
+        return probabilities(z, self.loss)
 
     def evaluate(self, X, Y, k=(1, 3, 5)):
         """Precision@k and nDCG@k of exact top-k predictions against Y."""

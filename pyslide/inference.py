@@ -108,13 +108,7 @@ class Predictor:
         from threadpoolctl import threadpool_limits
         with threadpool_limits(limits=self.n_threads, user_api="blas"):
             z = self._output_scores(self._hidden(X))
-        if self.loss == "softmax":
-            z -= z.max(axis=1, keepdims=True)
-            np.exp(z, out=z)
-            z /= z.sum(axis=1, keepdims=True)
-        else:
-            z = 1.0 / (1.0 + np.exp(-z))
-        return z
+        return probabilities(z, self.loss)
 
     def evaluate(self, X, Y, k=(1, 3, 5)):
         """Precision@k and nDCG@k of exact top-k predictions against Y.
@@ -168,3 +162,12 @@ def _loss_sum(z, Y, loss):
     return float(np.logaddexp(0.0, z).sum(dtype=np.float64) - label_sum.sum())
 
 
+def probabilities(z, loss):
+    """Scores (n, outputs) to probabilities, in place where it can: a softmax
+    over each row, or a sigmoid per output for BCE."""
+    if loss == "softmax":
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+    return 1.0 / (1.0 + np.exp(-z))
