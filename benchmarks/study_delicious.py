@@ -20,7 +20,10 @@ for the hidden layer, the global step for the output,
 ``-uni8k`` / ``-uni12k`` / ``-uni16k``: a shared set of 8,192 / 12,288 / 16,384 rows drawn uniformly beyond the batch's
 labels (``hash=None``), ``-uni32k``: the same with 32,768, ``-lsh16k``: 16,384 rows, LSH candidates beyond the
 batch's labels; ``-neg0`` / ``-neg4k`` / ``-neg8k``: ``negatives`` 0 / 4,096 / 8,192
-(rows beyond the batch's labels; the default is ``active``, 8,192).
+(rows beyond the batch's labels; the default is ``active``, 8,192);
+``-zero``: the output biases start at zero instead of the labels' log
+frequencies (``bias_init="zero"``; every run recorded before the prior
+became the default started at zero).
 """
 import argparse
 import time
@@ -67,6 +70,8 @@ def main():
         for flag, count in (("-neg0", 0), ("-neg4k", 4096), ("-neg8k", 8192)):
             if flag in name:
                 out.update(negatives=count)
+        if "-zero" in name:   # the output biases start at zero, not at the label prior
+            out.update(bias_init="zero")
         correction = ("row" if "-row" in name else "mixed" if "-mixed" in name else "global")
         opt = ps.Adam(bias_correction=correction,
                       lazy="-dadam" not in name)

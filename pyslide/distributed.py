@@ -214,9 +214,10 @@ class ShardedNetwork(Settings):
 
     # ------------------------------------------------------------ weights
 
-    def _init_weights(self, mean_sq_norm):
+    def _init_weights(self, mean_sq_norm, Y=None):
         """``Network._init_weights``'s draws, in its order: the trunk here, the
-        output layer's rows streamed to their shards block by block."""
+        output layer's rows streamed to their shards block by block, and the
+        output biases' start (``_prior_bias``), each shard its range."""
         ray = _ray()
         rng = np.random.default_rng([self.seed, 1])
         for i, state in enumerate(self._states):
@@ -234,6 +235,10 @@ class ShardedNetwork(Settings):
                 if hi > lo:
                     pending.append(self._actors[r].set_rows.remote(
                         lo - self.bounds[r], ray.put(values[lo - start:hi - start])))
+        prior = self._prior_bias(Y)
+        if prior is not None:
+            pending += [actor.set_arrays.remote({"b": prior[self.bounds[r]:self.bounds[r + 1]]})
+                        for r, actor in enumerate(self._actors)]
         self._get_any(pending)
         self._initialized = True
 
@@ -275,7 +280,7 @@ class ShardedNetwork(Settings):
         max_labels = int(np.diff(y_indptr).max()) if n else 0
         if not self._initialized:
             row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-            self._init_weights(float(row_sq.mean()) if n else 1.0)
+            self._init_weights(float(row_sq.mean()) if n else 1.0, Y)
         max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
         self._engine = self._trunk_engine(batch_size, max_labels, max_row_nnz)
         log1m = self._label_log1m(Y)

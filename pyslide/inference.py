@@ -15,6 +15,10 @@ __all__ = ["Predictor"]
 class Predictor:
     """``predict_topk``, ``predict``, ``predict_proba``, ``evaluate`` (mixed into ``Network``)."""
 
+    # sampled inference scores these many largest-bias outputs besides the
+    # LSH candidates (``_with_head``)
+    _bias_head = 64
+
     def _hidden(self, X):
         """Exact activations of the last hidden layer (dense ndarray)."""
         h = X
@@ -84,10 +88,12 @@ class Predictor:
             raise ValueError("predict_topk(sampled=True) needs a Sampled output layer with a "
                              "hash family that has been trained (fit) or loaded")
         W, b = self._params[out]["W"], self._params[out]["b"]
+        head = _largest_biases(b, self._bias_head)
         chunk = 4096
         for start in range(0, X.shape[0], chunk):
             h = np.ascontiguousarray(self._hidden(X[start:start + chunk]), dtype=np.float32)
             indptr, cand = self._tables[out].query(h, mode="union", threads=self.n_threads)
+            indptr, cand = _with_head(indptr, cand, head)
             _topk.topk_candidates(h, np.ascontiguousarray(indptr, dtype=np.int64),
                                      np.ascontiguousarray(cand, dtype=np.int32), W, b, k,
                                      self.n_threads, ids[start:start + len(h)],
@@ -171,3 +177,33 @@ def probabilities(z, loss):
         z /= z.sum(axis=1, keepdims=True)
         return z
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def _largest_biases(b, count):
+    """The ``count`` outputs with the largest biases (int32, unordered)."""
+    count = min(count, len(b))
+    if count <= 0:
+        return np.empty(0, dtype=np.int32)
+    return np.argpartition(-np.asarray(b), count - 1)[:count].astype(np.int32)
+
+
+def _with_head(indptr, cand, head):
+    """Each row's candidates plus ``head`` (the same ids for every row), each id
+    once per row. LSH hashes the rows of W, not their biases: outputs that a
+    large bias puts on top (popular labels, which ``bias_init="prior"``
+    starts high) must be scored even when the tables do not return them."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    cand = np.asarray(cand, dtype=np.int32)
+    n = len(indptr) - 1
+    if len(head) == 0 or n == 0:
+        return indptr, cand
+    rows = np.concatenate([np.repeat(np.arange(n), np.diff(indptr)), np.repeat(np.arange(n), len(head))])
+    ids = np.concatenate([cand, np.tile(head, n)])
+    order = np.lexsort((ids, rows))
+    rows, ids = rows[order], ids[order]
+    keep = np.ones(len(ids), dtype=bool)
+    keep[1:] = (rows[1:] != rows[:-1]) | (ids[1:] != ids[:-1])
+    rows, ids = rows[keep], ids[keep]
+    new_indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=new_indptr[1:])
+    return new_indptr, np.ascontiguousarray(ids, dtype=np.int32)

@@ -75,6 +75,11 @@ class Settings:
                              f"layers; the output layer takes none (got dropout={out.dropout:g})")
         if isinstance(out, Sampled) and out.min_active < 1:
             raise ValueError("layers[-1]: the output layer needs min_active >= 1")
+        for i, layer in enumerate(self.layers[:-1]):
+            if isinstance(layer, Sampled) and layer.bias_init == "prior":
+                raise ValueError(f"layers[{i}]: bias_init='prior' starts an output layer's "
+                                 f"biases at the labels' log frequencies; a hidden layer has "
+                                 f"no labels (use 'auto' or 'zero')")
         self.n_outputs = out.units
         self._dims = []
         d = self.input_dim
@@ -130,6 +135,23 @@ class Settings:
         if i == len(self.layers) - 1:
             return 1.0 / math.sqrt(3.0 * d_in)
         return math.sqrt(2.0 / d_in)
+
+    def _prior_bias(self, Y):
+        """The output biases' start for ``bias_init="prior"`` (None when the
+        output starts at zero): log label frequency for the softmax, log-odds
+        for BCE, counts smoothed by half a row so that labels absent from
+        ``Y`` start low but finite."""
+        out = self.layers[-1]
+        if not isinstance(out, Sampled) or Y is None:
+            return None
+        if out.bias_init == "zero" or (out.bias_init == "auto" and out.dense_equivalent):
+            return None
+        counts = np.bincount(Y.indices, minlength=self.n_outputs)[:self.n_outputs]
+        counts = counts.astype(np.float64)
+        n = float(Y.shape[0])
+        if self.loss == "bce":
+            return np.log((counts + 0.5) / (n - counts + 0.5)).astype(np.float32)
+        return np.log((counts + 0.5) / (n + 0.5)).astype(np.float32)
 
     def _label_log1m(self, Y):
         """log(1 - p) of each output's training frequency p, for the sampling
@@ -279,8 +301,9 @@ class Network(Settings, Trainer, Predictor):
     _hashed_at = property(lambda self: [s.hashed_at for s in self._states])
     _rebuilds_since_full = property(lambda self: [s.rebuilds_since_full for s in self._states])
 
-    def _init_weights(self, mean_sq_norm):
-        """Normal weights, biases zero.
+    def _init_weights(self, mean_sq_norm, Y=None):
+        """Normal weights, biases zero but for a sampled output's, which start
+        at the labels' log frequencies in ``Y`` (``Sampled(bias_init=...)``).
 
         The first layer starts with pre-activations of standard deviation
         0.25 (std ``0.25 / sqrt(mean squared row norm)``: a sparse row has few
@@ -300,6 +323,9 @@ class Network(Settings, Trainer, Predictor):
             for start, values in normal_blocks(rng, W.shape, std):
                 W[start:start + len(values)] = values
             params["b"][:] = 0
+        prior = self._prior_bias(Y)
+        if prior is not None:
+            self._states[-1]["b"][:] = prior
         self._initialized = True
 
     # ------------------------------------------------------------ hashing

@@ -1,4 +1,4 @@
-"""The body of a label shard's Ray actor (ShardWorker): its rows, optimizer state, LSH tables and ShardEngine; imports the kernels (_shard, _loss, _topk), network (Settings), state, layers, optim and atomic (never Ray, so it is tested and timed in-process too).
+"""The body of a label shard's Ray actor (ShardWorker): its rows, optimizer state, LSH tables and ShardEngine; imports the kernels (_shard, _loss, _topk), network (Settings), inference (the sampled top-k's candidate head), state, layers, optim and atomic (never Ray, so it is tested and timed in-process too).
 
 ``pyslide.distributed`` wraps :class:`ShardWorker` with ``ray.remote``; every
 method is one call a shard answers: set-up, the four calls of a training
@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _loss, _shard, _topk
 from .atomic import atomic_write
+from .inference import Predictor, _largest_biases, _with_head
 from .layers import Sampled, layer_from_config
 from .network import Settings
 from .optim import optimizer_from_config
@@ -205,6 +206,7 @@ class ShardWorker:
                 raise ValueError("predict_topk(sampled=True) needs a Sampled output layer "
                                  "with a hash family")
             indptr, cand = self.state.tables.query(hidden, mode="union", threads=self.n_threads)
+            indptr, cand = _with_head(indptr, cand, _largest_biases(b, Predictor._bias_head))
             _topk.topk_candidates(hidden, np.ascontiguousarray(indptr, dtype=np.int64),
                                   np.ascontiguousarray(cand, dtype=np.int32), W, b, k,
                                   self.n_threads, ids, scores)

@@ -63,7 +63,7 @@ class Trainer:
         max_labels = int(np.diff(y_indptr).max()) if n else 0
         if not self._initialized:
             row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-            self._init_weights(float(row_sq.mean()) if n else 1.0)
+            self._init_weights(float(row_sq.mean()) if n else 1.0, Y)
         self._setup_hashing()
         max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
         engine = self._make_engine(batch_size, max_labels, max_row_nnz,

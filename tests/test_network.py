@@ -370,3 +370,33 @@ def test_validation_is_one_rule():
     assert _validate.integers(3, "eval_k") == (3,)
     with pytest.raises(ValueError, match=r"eval_k values must be >= 1, got 0"):
         _validate.integers((1, 0), "eval_k")
+
+
+def test_sampled_inference_scores_the_largest_bias_outputs(small):
+    """LSH hashes W's rows, not the biases: an output a large bias puts on top
+    is scored (``inference._with_head``) even when the tables miss it."""
+    X, Y, Xt, Yt = small
+    net = lsh_net(X.shape[1], Y.shape[1], seed=0)
+    net.fit(X[:600], Y[:600], epochs=1, batch_size=64, verbose=0)
+    favourite = int(np.argmin(net._params[-1]["b"]))
+    net._params[-1]["b"][favourite] = 1e3
+    approx, _ = net.predict_topk(Xt[:50], k=1, sampled=True)
+    assert np.all(approx[:, 0] == favourite)
+
+
+def test_with_head_merges_each_row_once():
+    from pyslide.inference import _largest_biases, _with_head
+    rng = np.random.default_rng(0)
+    rows = [rng.choice(40, size=rng.integers(0, 8), replace=False) for _ in range(30)]
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    cand = np.concatenate(rows).astype(np.int32)
+    b = rng.normal(size=40).astype(np.float32)
+    head = _largest_biases(b, 5)
+    assert set(head) == set(np.argsort(-b)[:5])
+    new_indptr, new_cand = _with_head(indptr, cand, head)
+    for i, r in enumerate(rows):
+        got = new_cand[new_indptr[i]:new_indptr[i + 1]]
+        assert len(got) == len(set(got))
+        assert set(got) == set(r) | set(head)
+    same = _with_head(indptr, cand, _largest_biases(b, 0))
+    np.testing.assert_array_equal(same[1], cand)

@@ -431,3 +431,72 @@ def test_negatives_default_and_bad_values():
     config = ps.Sampled(1000, negatives=7).get_config()
     assert config["negatives"] == 7
     assert ps.layers.layer_from_config(config).negatives == 7
+
+
+def _prior_reference(Y, loss):
+    """``bias_init="prior"`` in NumPy: half-row-smoothed log frequency (softmax)
+    or log-odds (BCE) of each label in Y."""
+    counts = np.bincount(Y.indices, minlength=Y.shape[1]).astype(np.float64)
+    n = Y.shape[0]
+    if loss == "bce":
+        return np.log((counts + 0.5) / (n - counts + 0.5))
+    return np.log((counts + 0.5) / (n + 0.5))
+
+
+def _started(net, X, Y):
+    """net with the start fit gives it (weights drawn, biases set), untrained."""
+    net._prepare_training(net._check_X(X), net._check_Y(Y, X.shape[0]), 8)
+    return net
+
+
+@pytest.mark.parametrize("loss", ["softmax", "bce"])
+@pytest.mark.parametrize("share", ["batch", "sample"])
+def test_sampled_output_biases_start_at_the_label_prior(loss, share):
+    X, Y = random_problem(n=40, n_labels=300, seed=7)
+    assert (np.bincount(Y.indices, minlength=300) == 0).any()   # absent labels too
+    net = ps.Network(X.shape[1], [ps.Dense(16), ps.Sampled(300, active=24, share=share)],
+                     loss=loss, threads=1, seed=0)
+    _started(net, X, Y)
+    np.testing.assert_allclose(net._params[-1]["b"], _prior_reference(Y, loss), rtol=1e-6)
+    assert not np.any(net._params[0]["b"])        # hidden biases stay zero
+    # the start is ranked by popularity: a label held by more rows starts higher
+    counts = np.bincount(Y.indices, minlength=300)
+    b = net._params[-1]["b"]
+    assert np.all(np.diff(b[np.argsort(counts, kind="stable")]) >= 0)
+
+
+def test_bias_init_zero_auto_and_explicit_prior():
+    X, Y = random_problem(n=40, n_labels=60, seed=8)
+    for out, expect_prior in [(ps.Sampled(60, active=12, bias_init="zero"), False),
+                              (ps.Sampled(60, active=60), False),     # auto, every label computed
+                              (ps.Sampled(60, active=60, bias_init="prior"), True)]:
+        net = ps.Network(X.shape[1], [ps.Dense(8), out], threads=1, seed=0)
+        _started(net, X, Y)
+        b = net._params[-1]["b"]
+        if expect_prior:
+            np.testing.assert_allclose(b, _prior_reference(Y, "softmax"), rtol=1e-6)
+        else:
+            assert not np.any(b), out.get_config()
+
+
+def test_prior_is_set_once_a_trained_network_keeps_its_biases():
+    X, Y = random_problem(n=40, n_labels=60, seed=9)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(60, active=12)], threads=1, seed=0)
+    net.fit(X, Y, epochs=1, batch_size=8, verbose=0)
+    trained = np.array(net._params[-1]["b"])
+    assert not np.allclose(trained, _prior_reference(Y, "softmax"))   # training moved them
+    # a second fit on other labels continues from the trained biases
+    _started(net, X, Y[::-1])
+    np.testing.assert_array_equal(net._params[-1]["b"], trained)
+
+
+def test_bias_init_bad_values_are_named():
+    with pytest.raises(ValueError, match="Sampled: bias_init must be 'auto', 'prior' or 'zero', got 'log'"):
+        ps.Sampled(100, bias_init="log")
+    with pytest.raises(ValueError, match=r"layers\[0\]: bias_init='prior' .* hidden layer"):
+        ps.Network(50, [ps.Sampled(20, active=5, share="sample", bias_init="prior"),
+                        ps.Sampled(30, active=5, share="sample")])
+    config = ps.Sampled(100, bias_init="zero").get_config()
+    assert config["bias_init"] == "zero"
+    assert ps.layers.layer_from_config(config).bias_init == "zero"
+    assert ps.Sampled(100).bias_init == "auto"
