@@ -96,7 +96,7 @@ PYSLIDE_CONFIGS = {
 
 # PyTorch starts: method suffix @name -> keyword arguments of make_baseline.
 TORCH_INITS = {
-    # pyslide's start: input N(0, 1/sqrt(mean squared row norm)), output
+    # pyslide's start: input N(0, 0.25/sqrt(mean squared row norm)), output
     # N(0, 0.01/sqrt(128)), zero biases
     "pyslide": dict(input_init="normal", output_init="small"),
     # nn.Linear's own start for both layers: U(+-1/sqrt(fan_in)) weights and biases
@@ -189,8 +189,11 @@ def _run_torch(method, args, X, Y, Xt, Yt, scorer):
     torch.set_num_threads(args.threads)
     spec, init = _split_torch_method(method)
     init_kw = dict(TORCH_INITS[init])
-    # pyslide's rule: unit-variance pre-activations for the mean row norm
-    init_std = 1.0 / np.sqrt(max(float(X.multiply(X).sum()) / max(X.shape[0], 1), 1e-12))
+    # pyslide's rule (Network._init_std): pre-activations of std 0.25 for the
+    # mean row norm (records before 2026-12-02 used 1.0; each keeps its input_std)
+    from pyslide.network import _FIRST_LAYER_SPREAD
+    init_std = _FIRST_LAYER_SPREAD / np.sqrt(
+        max(float(X.multiply(X).sum()) / max(X.shape[0], 1), 1e-12))
     model = make_baseline(spec, X.shape[1], Y.shape[1], lr=args.lr, seed=args.seed,
                           init_std=init_std, **init_kw)
     input_std = init_std if init_kw["input_init"] == "normal" else _linear_std(X.shape[1])
