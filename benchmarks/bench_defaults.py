@@ -29,6 +29,11 @@ def build(kind, X, Y, threads):
         # labels, the defaults before negatives existed), neg8192, ...
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1], negatives=int(kind[3:]))]
         opt = ps.Adam()
+    elif kind == "zero":
+        # the current defaults with the output biases starting at zero (the
+        # default before bias_init="prior")
+        layers = [ps.Dense(128), ps.Sampled(Y.shape[1], bias_init="zero")]
+        opt = ps.Adam()
     elif kind in ("uni16k", "uni32k"):
         # the recipe for batches that hold thousands of labels (docs/guide.md)
         active = 16_384 if kind == "uni16k" else 32_768
@@ -53,7 +58,8 @@ def main():
                              "busy machine disturb far less than wall time")
     parser.add_argument("--kinds", default="previous,current",
                         help="comma separated: previous, current, negN (current with negatives=N), "
-                             "uni16k, uni32k (label-dense recipes)")
+                             "zero (current with bias_init='zero'), uni16k, uni32k "
+                             "(label-dense recipes)")
     args = parser.parse_args()
     X, Y = ps.data.make_xc(args.preset, n_samples=args.n_train, seed=0)
     rows = args.steps * 128
