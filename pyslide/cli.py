@@ -1038,7 +1038,8 @@ def _probabilities(net, X, ids, logits):
 
 # 50,000 rows: enough steps (1,564) for the corrected defaults to leave the
 # popularity baseline and for an uncorrected sampled softmax to show its
-# collapse after epoch 2; with 12,000 both sat near the baseline (docs/cli.md)
+# collapse after epoch 2; with 12,000 (376 steps) the defaults, and even the
+# full softmax, stayed near the baseline (docs/cli.md)
 _DEMO_FULL = dict(samples=50_000, test=1_000, epochs=4)
 # --quick keeps Delicious' densities (features and labels per row) but narrows
 # the matrices, so a check of the installation takes seconds and little memory.
