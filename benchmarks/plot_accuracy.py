@@ -5,6 +5,13 @@
 
 Reads files written by ``bench_accuracy.py --out``. Records of several seeds of
 one method are drawn as separate lines (the seed in the label).
+``--study RUN`` adds, to the Delicious panel, a run of ``study_delicious.py``
+kept in ``benchmarks/results/delicious_study.json`` (same data and network),
+as a black line labelled with its source: the full softmax's 4 epochs
+(``dense-row-drop``, 40 minutes an epoch here) come from there.
+
+    python benchmarks/plot_accuracy.py benchmarks/results/accuracy_delicious.json \
+        --study dense-row-drop --out docs/img/accuracy_delicious.png
 """
 import argparse
 import json
@@ -28,7 +35,27 @@ def _dataset_title(record):
             f"{data.get('n_labels', '?'):,} labels")
 
 
-def plot(files, out, metric="p@1", methods=None):
+STUDY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                     "delicious_study.json")
+STUDY_METRICS = {"p@1": "p1", "p@5": "p5", "loss": "loss"}
+
+
+def _study_run(name, metric, x="epoch"):
+    """(epochs or cumulated training seconds, values) of a run in delicious_study.json."""
+    if metric not in STUDY_METRICS:
+        raise SystemExit(f"--study: the study records {sorted(STUDY_METRICS)}, not {metric}")
+    with open(STUDY) as f:
+        runs = json.load(f)["runs"]
+    if name not in runs:
+        raise SystemExit(f"--study: no run {name!r} in {STUDY}")
+    rows = [r for r in runs[name] if r.get(STUDY_METRICS[metric]) is not None]
+    if x == "seconds" and any(r.get("time") is None for r in rows):
+        raise SystemExit(f"--study {name}: the run recorded no training seconds")
+    xs = [r["epoch"] if x == "epoch" else r["time"] for r in rows]
+    return xs, [r[STUDY_METRICS[metric]] for r in rows]
+
+
+def plot(files, out, metric="p@1", methods=None, study=None, x="epoch"):
     by_dataset = {}
     for path in files:
         with open(path) as f:
@@ -44,15 +71,20 @@ def plot(files, out, metric="p@1", methods=None):
     for ax, (dataset, records) in zip(axes[0], by_dataset.items()):
         seeds = {r.get("seed") for r in records}
         for r in records:
-            xs = [e["epoch"] for e in r["epochs"]]
+            xs = [e["epoch"] if x == "epoch" else e["train_seconds"] for e in r["epochs"]]
             ys = [e[metric] for e in r["epochs"]]
             best = max(ys)
             label = r["method"] + (f" s{r['seed']}" if len(seeds) > 1 else "")
             label += f"  (last {ys[-1]:.3f}, best {best:.3f})"
             ax.plot(xs, ys, marker="o", markersize=2.5, linewidth=1.2, label=label)
-        ax.set_xlabel("epoch")
+        if study and "delicious" in str(dataset):
+            xs, ys = _study_run(study, metric, x)
+            ax.plot(xs, ys, color="black", marker="o", markersize=2.5, linewidth=2,
+                    label=f"full softmax, study_delicious.py {study}  (last {ys[-1]:.3f})")
+        ax.set_xlabel("epoch" if x == "epoch" else "training seconds (cumulated)")
         ax.set_ylabel(f"test {metric.upper()}")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if x == "epoch":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(_dataset_title(records[0]), fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
@@ -68,9 +100,14 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="PNG path (e.g. docs/img/accuracy_bibtex.png)")
     p.add_argument("--metric", default="p@1", help="p@1, p@3, p@5, ndcg@5, loss, ...")
     p.add_argument("--methods", default=None, help="comma-separated subset of methods to draw")
+    p.add_argument("--study", default=None,
+                   help="a run of benchmarks/results/delicious_study.json to draw on the "
+                        "Delicious panel (e.g. dense-row-drop, the full softmax)")
+    p.add_argument("--x", choices=("epoch", "seconds"), default="epoch",
+                   help="x axis: epochs, or cumulated training seconds (time to accuracy)")
     args = p.parse_args(argv)
     methods = set(args.methods.split(",")) if args.methods else None
-    plot(args.results, args.out, metric=args.metric, methods=methods)
+    plot(args.results, args.out, metric=args.metric, methods=methods, study=args.study, x=args.x)
     print(args.out)
     return 0
 
