@@ -89,7 +89,8 @@ def plot(files, out, metric="p@1", methods=None, study=None, x="epoch"):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     first = next(iter(by_dataset.values()))[0]
-    fig.suptitle(f"test {metric.upper()} per epoch, {first['threads']} threads, "
+    per = "per epoch" if x == "epoch" else "against training seconds"
+    fig.suptitle(f"test {metric.upper()} {per}, {first['threads']} threads, "
                  f"Dense(128, relu) -> softmax over all labels", fontsize=10)
     common.save_figure(fig, out, first)
 
