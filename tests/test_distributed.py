@@ -112,6 +112,8 @@ def test_one_shard_samples_exactly_as_the_single_node(cluster, small, output):
     try:
         net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
         np.testing.assert_array_equal(net.output_arrays()["W"], single._states[-1]["W"])
+        # the biases too, which both started at the label prior (bias_init="auto")
+        np.testing.assert_array_equal(net.output_arrays()["b"], single._states[-1]["b"])
         np.testing.assert_array_equal(net._states[0]["W"], single._states[0]["W"])
         if output == "lsh":
             # the same tables too: sampled inference returns the same top k
