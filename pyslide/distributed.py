@@ -48,7 +48,7 @@ from .atomic import atomic_write
 from .callbacks import check_callbacks as _check_callbacks
 from .inference import probabilities
 from .layers import Dense, Sampled
-from .network import _CONFIG_KEYS, Network, Settings, normal_blocks
+from .network import Network, Settings, checked_config, normal_blocks
 from .shard_actor import ShardWorker, Spec, crc32
 from .state import PERSISTENT, LayerState
 from .training import _check_validation_split, _end_epoch, _progress
@@ -682,17 +682,8 @@ class ShardedNetwork(Settings):
         """The sharded network a ``get_config()`` dict describes (untrained):
         ``Network.from_config``'s keys and defaults, and ``shards`` (default
         2); ``threads``, when given, overrides the config's."""
-        if not isinstance(config, dict):
-            raise TypeError(f"config must be a dict like ShardedNetwork.get_config() "
-                            f"returns, got {config!r}")
-        config = dict(config)
+        config = checked_config(config, "ShardedNetwork", extra_keys=("shards",))
         shards = config.pop("shards", 2)
-        unknown = sorted(set(config) - _CONFIG_KEYS)
-        if unknown:
-            raise ValueError(f"config: unknown key(s) {', '.join(map(repr, unknown))}; known "
-                             f"keys: shards, {', '.join(sorted(_CONFIG_KEYS))}")
-        if "input_dim" not in config or "layers" not in config:
-            raise ValueError("config needs 'input_dim' and 'layers'")
         if threads is not None:
             config["threads"] = threads
         return cls._from_config(config, shards, actor_options)

@@ -197,6 +197,24 @@ class Settings:
 
 
 
+def checked_config(config, owner, extra_keys=()):
+    """A copy of a ``get_config()`` dict for ``owner.from_config``: a dict,
+    no key beyond ``_CONFIG_KEYS`` and ``extra_keys``, and the two it cannot
+    do without."""
+    if not isinstance(config, dict):
+        raise TypeError(f"config must be a dict like {owner}.get_config() returns, "
+                        f"got {config!r}")
+    config = dict(config)
+    known = _CONFIG_KEYS | frozenset(extra_keys)
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"config: unknown key(s) {', '.join(map(repr, unknown))}; known "
+                         f"keys: {', '.join(sorted(known))}")
+    if "input_dim" not in config or "layers" not in config:
+        raise ValueError("config needs 'input_dim' and 'layers'")
+    return config
+
+
 def normal_blocks(rng, shape, std):
     """``(first row, rows)`` blocks of a normal (0, std) float32 matrix of
     ``shape``, drawn from ``rng`` in row order (a block bounds the float64
@@ -363,16 +381,7 @@ class Network(Settings, Trainer, Predictor):
         """
         from .layers import layer_from_config
         from .optim import optimizer_from_config
-        if not isinstance(config, dict):
-            raise TypeError(f"config must be a dict like Network.get_config() returns, "
-                            f"got {config!r}")
-        config = dict(config)
-        unknown = sorted(set(config) - _CONFIG_KEYS)
-        if unknown:
-            raise ValueError(f"config: unknown key(s) {', '.join(map(repr, unknown))}; known "
-                             f"keys: {', '.join(sorted(_CONFIG_KEYS))}")
-        if "input_dim" not in config or "layers" not in config:
-            raise ValueError("config needs 'input_dim' and 'layers'")
+        config = checked_config(config, "Network")
         layers = config.pop("layers")
         if not isinstance(layers, (list, tuple)):
             raise ValueError(f"config: 'layers' must be a list of layer configs, got {layers!r}")

@@ -381,6 +381,8 @@ def test_usage_errors_found_after_reading_the_data(capsys, files):
         (["--hash", "simhash", "--bin-size", "4"], "--bin-size does not apply to --hash simhash"),
         (["--hash", "none", "-K", "3"], "-K does not apply to --hash none"),
         (["--output", "dense", "--active", "10"], "--active applies to a sampled output layer"),
+        (["--output", "dense", "--bias-init", "prior"],
+         "--bias-init applies to a sampled output layer"),
         (["--hash", "dwta", "--bin-size", "3"], "bin_size must be a power of two"),
         (["--hash", "simhash", "-K", "30"], "K = 30 gives 30-bit bucket ids"),
         (["--hidden", "none"], "--hidden 0 (or none) means no hidden layer"),

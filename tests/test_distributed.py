@@ -92,8 +92,13 @@ def test_bce_two_shards_match_single_node(cluster, small):
         twin = ShardedNetwork.from_config(net.get_config())
         assert twin.get_config() == net.get_config() and twin.shards == 2
         twin.close()
-        with pytest.raises(ValueError, match="config: unknown key"):
+        with pytest.raises(ValueError, match=r"config: unknown key\(s\) 'shard'; known keys: "
+                                             r"input_dim, .*shards"):
             ShardedNetwork.from_config(dict(net.get_config(), shard=3))
+        with pytest.raises(TypeError, match=r"like ShardedNetwork.get_config\(\) returns"):
+            ShardedNetwork.from_config([("shards", 2)])
+        with pytest.raises(ValueError, match="config needs 'input_dim' and 'layers'"):
+            ShardedNetwork.from_config({"shards": 2, "input_dim": 5})
     finally:
         net.close()
 
