@@ -29,6 +29,11 @@ def build(kind, X, Y, threads):
         # labels, the defaults before negatives existed), neg8192, ...
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1], negatives=int(kind[3:]))]
         opt = ps.Adam()
+    elif kind.startswith("uneg"):
+        # the current defaults with uniform rows only (hash=None) and
+        # ``negatives`` set: uneg8192, uneg16384, ...
+        layers = [ps.Dense(128), ps.Sampled(Y.shape[1], hash=None, negatives=int(kind[4:]))]
+        opt = ps.Adam()
     elif kind == "zero":
         # the current defaults with the output biases starting at zero (the
         # default before bias_init="prior")
@@ -58,6 +63,7 @@ def main():
                              "busy machine disturb far less than wall time")
     parser.add_argument("--kinds", default="previous,current",
                         help="comma separated: previous, current, negN (current with negatives=N), "
+                             "unegN (the same with hash=None), "
                              "zero (current with bias_init='zero'), uni16k, uni32k "
                              "(label-dense recipes)")
     args = parser.parse_args()

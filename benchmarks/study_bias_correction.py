@@ -5,7 +5,11 @@ and P@5 per epoch of the default network with each.
     python benchmarks/study_bias_correction.py --preset amazon --modes mixed --bias-inits zero,prior
 
 ``--bias-inits``: the output biases' starts to try (``Sampled(bias_init=...)``),
-each with every mode.
+each with every mode; ``--lr-scales``: the output's step multipliers
+(``Sampled(lr_scale=...)``), each with every mode and start; ``--share``:
+the output's ``share``.
+
+    python benchmarks/study_bias_correction.py --preset amazon --modes mixed --lr-scales 1,auto
 """
 import argparse
 
@@ -21,20 +25,26 @@ def main():
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--modes", default="row,mixed")
     parser.add_argument("--bias-inits", default="auto")
+    parser.add_argument("--lr-scales", default="auto")
+    parser.add_argument("--share", default="batch", choices=("batch", "sample"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     X, Y, Xt, Yt = ps.data.make_xc(args.preset, seed=0, n_samples=args.n_train,
                                    n_test=args.n_test)
     print(f"{args.preset}: {X.shape[0]} training rows, {Y.shape[1]} labels", flush=True)
-    runs = [(mode, start) for mode in args.modes.split(",") for start in args.bias_inits.split(",")]
-    for mode, start in runs:
-        net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1], bias_init=start)],
+    runs = [(mode, start, scale) for mode in args.modes.split(",")
+            for start in args.bias_inits.split(",") for scale in args.lr_scales.split(",")]
+    for mode, start, scale in runs:
+        out = ps.Sampled(Y.shape[1], bias_init=start, share=args.share,
+                         lr_scale=scale if scale == "auto" else float(scale))
+        net = ps.Network(X.shape[1], [ps.Dense(128), out],
                          optimizer=ps.Adam(bias_correction=mode), seed=0,
                          threads=args.threads)
         for epoch in range(1, args.epochs + 1):
             net.fit(X, Y, epochs=1, verbose=0)
             m = evaluate_topk(net.predict(Xt, k=5), Yt, ks=(1, 5))
-            print(f"{mode:6s} {start:5s} epoch {epoch}: P@1 {m['p@1']:.4f}  P@5 {m['p@5']:.4f}",
+            print(f"{mode:6s} {start:5s} lr_scale {scale:4s} epoch {epoch}: "
+                  f"P@1 {m['p@1']:.4f}  P@5 {m['p@5']:.4f}",
                   flush=True)
 
 

@@ -67,7 +67,10 @@ def main():
             out.update(hash=None, active=32_768)
         if "-lsh16k" in name:
             out.update(active=16_384)
-        for flag, count in (("-neg0", 0), ("-neg4k", 4096), ("-neg8k", 8192)):
+        if "-nohash" in name:
+            out.update(hash=None)
+        for flag, count in (("-neg0", 0), ("-neg4k", 4096), ("-neg8k", 8192), ("-neg12k", 12_288),
+                            ("-neg16k", 16_384)):
             if flag in name:
                 out.update(negatives=count)
         if "-zero" in name:   # the output biases start at zero, not at the label prior

@@ -164,6 +164,7 @@ cdef class Engine:
                 layer.n_det = self._iptr(np.zeros(batch_size, np.int32))
             if spec.get("row_updates") is not None:
                 layer.row_updates = self._iptr(spec["row_updates"])
+            layer.lr_scale = spec.get("lr_scale", 1.0)
         self.shared.max_shared = 0
         self.shared.n_shared = 0
         if shared_output:
@@ -441,6 +442,12 @@ cdef class Engine:
 
     # ------------------------------------------------------------ optimizer
 
+    def set_lr_scale(self, int32_t l, float scale):
+        """Layer l's multiplier of the optimizer's step from the next update on."""
+        if not 0 <= l < self.net.n_layers:
+            raise ValueError(f"pyslide internal error: no layer {l}")
+        self.net.layers[l].lr_scale = scale
+
     def optimizer_step(self, int32_t step, int kind, float step_size, float beta1,
                        float beta2, float eps, bint lazy, double log_decay=0, float lr=0):
         """Update the rows touched in ``step`` and zero their gradients.
@@ -455,6 +462,7 @@ cdef class Engine:
         cdef int32_t l, n_rows, n_cols
         cdef LayerC* layer
         cdef bint adam = kind == OPT_ADAM
+        cdef float size, rate
         if kind != OPT_ADAM and kind != OPT_SGD:
             raise ValueError(f"pyslide internal error: unknown optimizer code {kind} "
                              f"(resolve names with _optim.OPTIMIZERS)")
@@ -466,39 +474,43 @@ cdef class Engine:
         for l in range(self.net.n_layers):
             layer = &self.net.layers[l]
             layer_shape(layer, &n_rows, &n_cols)
+            # a layer's lr_scale sizes its steps; weight decay (log_decay)
+            # follows the optimizer's own rate
+            size = step_size * layer.lr_scale
+            rate = lr * layer.lr_scale
             if layer.fused_grad:
                 with nogil:
                     update_fused_input(&self.fused, layer, self.net.n_threads, adam, lazy,
-                                       step_size, beta1, beta2, eps, log_decay, lr)
+                                       size, beta1, beta2, eps, log_decay, rate)
                 continue
             with nogil:
                 if self.shared_output and l == last:
                     update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
                                        self.shared.grad_shared, self.shared.gb_shared,
                                        self.shared.shared_ids,
-                                       self.shared.n_shared, n_cols, adam, step_size, beta1, beta2,
-                                       eps, layer.decay_mark, log_decay, layer.row_updates, lr,
+                                       self.shared.n_shared, n_cols, adam, size, beta1, beta2,
+                                       eps, layer.decay_mark, log_decay, layer.row_updates, rate,
                                        self.net.n_threads)
                     if adam and not lazy:
                         decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb,
                                             layer.vb, self.shared.shared_pos, n_rows, n_cols,
-                                            step_size, beta1, beta2, eps, layer.decay_mark,
-                                            log_decay, layer.row_updates, lr, self.net.n_threads)
+                                            size, beta1, beta2, eps, layer.decay_mark,
+                                            log_decay, layer.row_updates, rate, self.net.n_threads)
                     clear_shared(self.shared.shared_pos, self.shared.shared_ids,
                                  self.shared.n_shared)
                     continue
                 update_rows(layer.W, layer.mW, layer.vW, layer.gW, layer.touched, step,
-                            n_rows, n_cols, adam, lazy, step_size, beta1, beta2, eps,
-                            layer.decay_mark, log_decay, layer.row_updates, lr, True,
+                            n_rows, n_cols, adam, lazy, size, beta1, beta2, eps,
+                            layer.decay_mark, log_decay, layer.row_updates, rate, True,
                             self.net.n_threads)
                 # a sampled layer's bias is per row: its step was counted above
                 if layer.sampled:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, layer.touched, step,
-                                n_rows, 1, adam, lazy, step_size, beta1, beta2, eps,
-                                NULL, 0, layer.row_updates, lr, False, self.net.n_threads)
+                                n_rows, 1, adam, lazy, size, beta1, beta2, eps,
+                                NULL, 0, layer.row_updates, rate, False, self.net.n_threads)
                 else:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, NULL, step, 1, n_cols,
-                                adam, lazy, step_size, beta1, beta2, eps, NULL, 0, NULL, 0,
+                                adam, lazy, size, beta1, beta2, eps, NULL, 0, NULL, 0,
                                 False, 1)
 
 

@@ -102,6 +102,20 @@ def _positive_float(text):
                    "a positive number")
 
 
+def _lr_scale(text):
+    """``auto``, a positive number, or comma-separated ones (one per epoch)."""
+    if isinstance(text, str) and text == "auto":
+        return text
+    if isinstance(text, str):
+        parts = text.split(",")
+    else:       # a config file's number or list
+        parts = list(text) if isinstance(text, (list, tuple)) and text else [text]
+    values = [_parsed(part, _to_float, lambda v: real(v, "value", 0, min_open=True),
+                      "'auto', a positive number or comma-separated ones (one per epoch)")
+              for part in parts]
+    return values[0] if len(values) == 1 else values
+
+
 def _non_negative_float(text):
     return _parsed(text, _to_float, lambda v: real(v, "value", 0), "a number >= 0")
 
@@ -289,6 +303,11 @@ _TRAIN_OPTIONS = {
         ("bias_init", ("--bias-init",), _text, None, ("auto", "prior", "zero"), None,
          "the output biases' start: 'prior' the labels' log training frequencies, 'zero'; "
          "'auto' (default) is 'prior' for a sampled output, 'zero' when it computes every label"),
+        ("lr_scale", ("--lr-scale",), _lr_scale, None, None, "auto|FACTOR[,FACTOR...]",
+         "multiply the optimizer's step on the output layer's rows by FACTOR, or by one "
+         "FACTOR per epoch (the last holds after); 'auto' (default) is 1.5,1,0.7,0.5 for a "
+         "sampled output, whose rows are updated only on the steps that sample them, and 1 "
+         "when it computes every label"),
     ],
     "loss and optimizer": [
         ("loss", ("--loss",), _text, None, ("softmax", "bce"), None,
@@ -553,7 +572,7 @@ def _layers_from_flags(opts, input_dim, n_labels):
               for u in opts.hidden]
     if opts.output == "dense":
         for dest in ("active", "min_active", "max_active", "negatives", "K", "L", "bin_size", "bits",
-                     "density", "bucket_size", "bias_init"):
+                     "density", "bucket_size", "bias_init", "lr_scale"):
             if getattr(opts, dest) is not None:
                 raise UsageError(f"{_flag_name(dest)} applies to a sampled output layer, "
                                  f"not to --output dense")
@@ -565,7 +584,8 @@ def _layers_from_flags(opts, input_dim, n_labels):
                      bucket_size=opts.bucket_size, policy=opts.policy, query=opts.query,
                      threshold=opts.threshold, rebuild_every=opts.rebuild_every,
                      rebuild_growth=opts.rebuild_growth, init_std=opts.init_std,
-                     correction=opts.correction, bias_init=opts.bias_init)}
+                     correction=opts.correction, bias_init=opts.bias_init,
+                     lr_scale=opts.lr_scale)}
     if not opts.hidden and _output_share(output) == "batch":
         raise UsageError("--hidden 0 (or none) means no hidden layer, but the sampled output "
                          "shares its active labels across the batch (--share batch, the "

@@ -398,7 +398,11 @@ class ShardedNetwork(Settings):
             if not np.isfinite(losses[:n_b]).all():
                 self._abort_step(step)
                 return False
-        run.pending = [a.update.remote(optimizer) for a in self._actors]
+        # the output's rows take its lr_scale; the trunk's layers their own
+        scale = self._lr_scale(len(self.layers) - 1, step, run.steps_per_epoch)
+        shard_optimizer = dict(optimizer, step_size=optimizer["step_size"] * scale,
+                               lr=optimizer["lr"] * scale)
+        run.pending = [a.update.remote(shard_optimizer) for a in self._actors]
         engine.backward_hidden(run.x_indptr, X.indices, X.data, rows, step,
                                np.ascontiguousarray(d_hidden))
         engine.optimizer_step(step, run.optimizer, optimizer["step_size"], optimizer["beta1"],

@@ -89,6 +89,22 @@ def _check_init_std(owner, init_std):
     return float(init_std)
 
 
+def _check_lr_scale(lr_scale):
+    """``"auto"``, a positive float, or a tuple of them (one per epoch)."""
+    def positive(value):
+        return (not isinstance(value, (bool, str)) and isinstance(value, numbers.Real)
+                and math.isfinite(value) and value > 0)
+
+    if isinstance(lr_scale, str) and lr_scale == "auto":
+        return lr_scale
+    if positive(lr_scale):
+        return float(lr_scale)
+    if isinstance(lr_scale, (list, tuple)) and lr_scale and all(positive(v) for v in lr_scale):
+        return tuple(float(v) for v in lr_scale)
+    raise ValueError(f"Sampled: lr_scale must be 'auto', a positive number or a non-empty "
+                     f"list of them (one per epoch), got {lr_scale!r}")
+
+
 class Sampled:
     """A layer that computes only the neurons LSH picks.
 
@@ -180,6 +196,22 @@ class Sampled:
         every label, ``"zero"`` otherwise (hidden layers, dense-equivalent
         outputs). A network that is loaded or already trained keeps its
         biases.
+    lr_scale : "auto", float or list of floats
+        Multiplies the optimizer's step (Adam's or SGD's, not the weight
+        decay) on this layer's weights and biases: one number for every
+        epoch, or one per epoch (the last one holds after the list ends).
+        A sampled output's row is updated only on the steps whose set holds
+        it, and Adam moves a row about ``lr`` per update, so it learns more
+        slowly than a full softmax's row, which moves at every step; larger
+        steps speed up the first epoch, but their noise holds later epochs
+        back. ``"auto"`` (default): ``[1.5, 1.0, 0.7, 0.5]`` for a network's
+        sampled output that does not compute every label (1.5 times the
+        step in the first epoch, then smaller steps that quiet the sampled
+        gradients' noise; 0.5 from the fourth epoch on), 1 otherwise (hidden
+        layers, dense-equivalent outputs). Delicious: P@1 0.301 / 0.381 /
+        0.404 / 0.405 after epochs 1-4, against 0.292 / 0.362 / 0.381 /
+        0.380 with 1 and 0.315 / 0.390 / 0.402 / 0.401 for the full softmax
+        (``docs/guide.md``).
 
     Notes
     -----
@@ -199,7 +231,7 @@ class Sampled:
                  share="batch", bucket_size=None, policy="reservoir", query="union", threshold=2,
                  rebuild_every=50, full_rebuild_every=None, rebuild_growth=None,
                  activation="relu", init_std=None, correction=True, negatives=None,
-                 bias_init="auto"):
+                 bias_init="auto", lr_scale="auto"):
         owner = "Sampled"
         self.units = _check_int(owner, "units", units)
         self.share = choice(share, "Sampled: share", ("batch", "sample"))
@@ -255,6 +287,7 @@ class Sampled:
         self.hash = self._resolve_hash(hash)
         self.correction = flag(correction, "Sampled: correction")
         self.bias_init = choice(bias_init, "Sampled: bias_init", ("auto", "prior", "zero"))
+        self.lr_scale = _check_lr_scale(lr_scale)
 
     @property
     def dense_equivalent(self):
@@ -305,6 +338,8 @@ class Sampled:
                 "rebuild_growth": self.rebuild_growth,
                 "activation": self.activation, "init_std": self.init_std,
                 "correction": self.correction, "bias_init": self.bias_init,
+                "lr_scale": (list(self.lr_scale) if isinstance(self.lr_scale, tuple)
+                             else self.lr_scale),
                 "hash": (self.hash if self.hash is None or isinstance(self.hash, str)
                          else self.hash.get_config())}
 

@@ -26,6 +26,13 @@ __all__ = ["Network", "Settings", "load"]
 _FIRST_LAYER_SPREAD = 0.25
 # dropout of a Dense hidden layer that does not set one
 _DEFAULT_DROPOUT = 0.2
+# step multipliers, per epoch (the last holds), of a sampled output that does
+# not compute every label: its rows are updated only on the steps whose set
+# holds them, and Adam moves a row about lr per update, so they learn more
+# slowly than a full softmax's rows, which move at every step; larger steps
+# speed up the first epoch, smaller ones then quiet the sampled gradients'
+# noise (docs/guide.md)
+_SAMPLED_OUTPUT_LR_SCALE = (1.5, 1.0, 0.7, 0.5)
 
 _LOSSES = ("softmax", "bce")
 # keys of get_config() / from_config()
@@ -98,6 +105,21 @@ class Settings:
         """True when the output layer computes only some labels per step."""
         out = self.layers[-1]
         return isinstance(out, Sampled) and not out.dense_equivalent
+
+    def _lr_scale(self, i, step=1, steps_per_epoch=1):
+        """Layer i's multiplier of the optimizer's step at ``step`` (1-based;
+        ``Sampled(lr_scale=...)``, per epoch as schedules count them)."""
+        layer = self.layers[i]
+        if not isinstance(layer, Sampled):
+            return 1.0
+        scale = layer.lr_scale
+        if scale == "auto":
+            sampled_output = i == len(self.layers) - 1 and self._sampled_output()
+            scale = _SAMPLED_OUTPUT_LR_SCALE if sampled_output else 1.0
+        if isinstance(scale, tuple):
+            epoch = max(0, step - 1) // max(1, steps_per_epoch)
+            scale = scale[min(epoch, len(scale) - 1)]
+        return scale
 
     def _is_shared_output(self):
         out = self.layers[-1]

@@ -84,6 +84,7 @@ class Trainer:
             order = np.arange(n)
         order = order.astype(np.int64)
         loss_sum = 0.0
+        sampled = [i for i, layer in enumerate(self.layers) if isinstance(layer, Sampled)]
         for s in range(steps_per_epoch):
             t0 = time.perf_counter()
             rows = order[s * batch_size:(s + 1) * batch_size]
@@ -101,6 +102,8 @@ class Trainer:
                     f"the inputs for extreme values")
             t2 = time.perf_counter()
             log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
+            for i in sampled:     # Sampled(lr_scale=...) may change per epoch
+                engine.set_lr_scale(i, self._lr_scale(i, step, steps_per_epoch))
             engine.optimizer_step(step, run.optimizer, opt.step_size(step, steps_per_epoch),
                                   getattr(opt, "beta1", 0.0), getattr(opt, "beta2", 0.0),
                                   getattr(opt, "eps", 0.0), opt.lazy, log_decay,

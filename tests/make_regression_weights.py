@@ -31,28 +31,29 @@ def cases():
     import pyslide as ps
 
     def shared():           # batch-shared sampled output, defaults (Adam, dropout, softmax)
-        # per-row Adam, no extra negatives and zero biases pinned: the
-        # fixture was recorded when they were the defaults
+        # per-row Adam, no extra negatives, zero biases and unscaled output
+        # steps pinned: the fixture was recorded when they were the defaults
         return ps.Network(300, [ps.Dense(16), ps.Sampled(120, active=24, negatives=0,
-                                                         bias_init="zero")],
+                                                         bias_init="zero", lr_scale=1.0)],
                           optimizer=ps.Adam(bias_correction="row"), threads=1, seed=1)
 
     def per_sample():       # SLIDE's per-sample active sets, BCE loss
         return ps.Network(300, [ps.Dense(16), ps.Sampled(120, active=20, share="sample",
-                                                         rebuild_every=7, bias_init="zero")],
+                                                         rebuild_every=7, bias_init="zero",
+                                                         lr_scale=1.0)],
                           loss="bce", optimizer=ps.Adam(bias_correction="row"), threads=1, seed=2)
 
     def sampled_hidden():   # a sampled hidden layer, SGD, no correction, FIFO tables
         return ps.Network(300, [ps.Dense(16), ps.Sampled(32, active=12, share="sample",
                                                          rebuild_every=11),
                                 ps.Sampled(120, active=24, policy="fifo", negatives=0,
-                                           bias_init="zero")],
+                                           bias_init="zero", lr_scale=1.0)],
                           optimizer=ps.SGD(lr=0.05), threads=1, seed=3)
 
     def uniform_decay():    # uniform sampling (no hash), AdamW with per-step global correction
         return ps.Network(300, [ps.Dense(16, dropout=0.0),
                                 ps.Sampled(120, hash=None, active=24, share="sample",
-                                           bias_init="zero")],
+                                           bias_init="zero", lr_scale=1.0)],
                           optimizer=ps.AdamW(lr=3e-3, weight_decay=1e-2,
                                              bias_correction="global"),
                           threads=1, seed=4)

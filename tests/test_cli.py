@@ -356,6 +356,9 @@ USAGE_ERRORS = [
     (["train", "t.txt", "--share", "row"], ["argument --share: invalid choice: 'row'"]),
     (["train", "t.txt", "--hash", "md5"], ["argument --hash: invalid choice: 'md5'"]),
     (["train", "t.txt", "--epochs", "0"], ["argument --epochs", "integer >= 1"]),
+    (["train", "t.txt", "--lr-scale", "0"], ["argument --lr-scale", "'auto', a positive number"]),
+    (["train", "t.txt", "--lr-scale", "1.5,-1"], ["argument --lr-scale", "'-1'"]),
+    (["train", "t.txt", "--lr-scale", "fast"], ["argument --lr-scale", "'fast'"]),
     (["train", "t.txt", "--eval-k", "0,1"], ["argument --eval-k", "k values >= 1"]),
     (["train"], ["the training file is missing"]),
     (["evaluate", "m.npz", "t.txt", "-k", "0"], ["argument -k", "k values >= 1", "'0'"]),
@@ -383,6 +386,7 @@ def test_usage_errors_found_after_reading_the_data(capsys, files):
         (["--output", "dense", "--active", "10"], "--active applies to a sampled output layer"),
         (["--output", "dense", "--bias-init", "prior"],
          "--bias-init applies to a sampled output layer"),
+        (["--output", "dense", "--lr-scale", "2"], "--lr-scale applies to a sampled output layer"),
         (["--hash", "dwta", "--bin-size", "3"], "bin_size must be a power of two"),
         (["--hash", "simhash", "-K", "30"], "K = 30 gives 30-bit bucket ids"),
         (["--hidden", "none"], "--hidden 0 (or none) means no hidden layer"),
@@ -508,10 +512,11 @@ def test_train_regularization_flags(capsys, files, tmp_path):
     path = tmp_path / "m.npz"
     code = call(capsys, "train", str(files["train.txt"]), "--epochs", "2", "--threads", "1",
                 "--quiet", "--dropout", "0.2", "--weight-decay", "1e-4", "--warmup", "0.5",
-                "--cosine", "--no-correction", "--save", str(path))[0]
+                "--cosine", "--no-correction", "--lr-scale", "2.5,1", "--save", str(path))[0]
     assert code == 0
     net = ps.load(path)
     assert net.layers[0].dropout == 0.2 and net.layers[-1].correction is False
+    assert net.layers[-1].lr_scale == (2.5, 1.0)
     assert net.optimizer.weight_decay == 1e-4
     assert net.optimizer.schedule.get_config() == {"kind": "cosine", "warmup": 0.5,
                                                   "epochs": 2.0, "final": 0.0}

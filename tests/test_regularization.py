@@ -500,3 +500,127 @@ def test_bias_init_bad_values_are_named():
     assert config["bias_init"] == "zero"
     assert ps.layers.layer_from_config(config).bias_init == "zero"
     assert ps.Sampled(100).bias_init == "auto"
+
+
+# ---------------------------------------------------------------- output step scale
+
+@pytest.mark.parametrize("kind", ["adam", "sgd"])
+@pytest.mark.parametrize("share", ["sample", "batch"])
+def test_lr_scale_multiplies_the_output_step_only(share, kind):
+    X, Y = random_problem(seed=10)
+    scale = 1.7
+    opt = ps.Adam(lr=0.01) if kind == "adam" else ps.SGD(lr=0.05)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
+                                                          share=share, lr_scale=scale)],
+                     optimizer=opt, threads=1, seed=0)
+    rows = np.arange(12)
+    X, Y, engine = prepared(net, X, Y, len(rows))
+    step = 30
+    step_with(net, X, Y, rows, step=step, engine=engine)
+    grads = kernel_grads(net, engine)
+    # fit sets each sampled layer's multiplier before every update
+    engine.set_lr_scale(1, net._lr_scale(1, step))
+    if kind == "adam":
+        # "mixed": the hidden rows count their own updates, set here
+        net._params[0]["row_updates"][:] = 5
+    before = [{k: p[k].astype(np.float64) for k in p if k in ("W", "b", "mW", "vW", "mb", "vb")}
+              for p in net._params]
+    if kind == "adam":
+        engine.optimizer_step(step, OPTIMIZERS["adam"], opt.step_size(step), opt.beta1,
+                              opt.beta2, opt.eps, True, 0.0, opt.lr)
+    else:
+        engine.optimizer_step(step, OPTIMIZERS["sgd"], opt.lr, 0, 0, 0, True, 0.0, opt.lr)
+    features = np.unique(X[rows].indices)
+    if share == "batch":
+        out_rows = engine.active_sets(1, len(rows))[0]
+    else:
+        out_rows = np.unique(np.concatenate(engine.active_sets(1, len(rows))))
+    for i, touched in enumerate((features, out_rows)):
+        g = grads[i]["W"][touched]
+        w0 = before[i]["W"][touched]
+        if kind == "sgd":
+            size = opt.lr * (scale if i == 1 else 1.0)
+            expect = w0 - size * g
+        else:
+            if i == 0:
+                size = opt.lr * np.sqrt(1 - opt.beta2 ** 6) / (1 - opt.beta1 ** 6)
+            else:
+                size = scale * opt.step_size(step)
+            m = opt.beta1 * before[i]["mW"][touched] + (1 - opt.beta1) * g
+            v = opt.beta2 * before[i]["vW"][touched] + (1 - opt.beta2) * g * g
+            expect = w0 - size * m / (np.sqrt(v) + opt.eps)
+        np.testing.assert_allclose(net._params[i]["W"][touched], expect, rtol=1e-5, atol=1e-6)
+    # the output's biases take the scaled step too
+    gb = grads[1]["b"][out_rows]
+    b0 = before[1]["b"][out_rows]
+    if kind == "sgd":
+        expect = b0 - scale * opt.lr * gb
+    else:
+        mb = opt.beta1 * before[1]["mb"][out_rows] + (1 - opt.beta1) * gb
+        vb = opt.beta2 * before[1]["vb"][out_rows] + (1 - opt.beta2) * gb * gb
+        expect = b0 - scale * opt.step_size(step) * mb / (np.sqrt(vb) + opt.eps)
+    np.testing.assert_allclose(net._params[1]["b"][out_rows], expect, rtol=1e-5, atol=1e-6)
+
+
+def test_lr_scale_auto_scales_only_a_sampled_output_per_epoch():
+    from pyslide.network import _SAMPLED_OUTPUT_LR_SCALE as auto
+    assert auto[0] > 1 and list(auto) == sorted(auto, reverse=True)
+
+    def scales(net, layer, steps_per_epoch=10, epochs=6):
+        # the first and the last step of each epoch
+        return [net._lr_scale(layer, step, steps_per_epoch)
+                for e in range(epochs) for step in (e * steps_per_epoch + 1,
+                                                    (e + 1) * steps_per_epoch)]
+
+    def per_epoch(values, epochs=6):
+        return [values[min(e, len(values) - 1)] for e in range(epochs) for _ in range(2)]
+
+    net = ps.Network(20, [ps.Dense(8), ps.Sampled(60, active=12)], threads=1)
+    assert scales(net, 0) == [1.0] * 12
+    assert scales(net, 1) == per_epoch(auto)
+    for layers, expect in [
+            ([ps.Dense(8), ps.Sampled(60, active=60)], [1.0]),         # every label computed
+            ([ps.Dense(8), ps.Sampled(60, active=12, lr_scale=1.0)], [1.0]),
+            ([ps.Dense(8), ps.Sampled(60, active=60, lr_scale=3)], [3.0]),
+            ([ps.Dense(8), ps.Sampled(60, active=12, lr_scale=[2, 0.5])], [2.0, 0.5])]:
+        net = ps.Network(20, layers, threads=1)
+        assert scales(net, 1) == per_epoch(expect), layers
+    # a sampled hidden layer keeps 1 under "auto"; the sampled output below it scales
+    net = ps.Network(20, [ps.Sampled(30, active=5, share="sample"),
+                          ps.Sampled(60, active=12, share="sample")], threads=1)
+    assert scales(net, 0) == [1.0] * 12 and scales(net, 1) == per_epoch(auto)
+
+
+@pytest.mark.parametrize("share", ["sample", "batch"])
+def test_fit_applies_lr_scale_per_epoch(share):
+    """With the output's second-epoch multiplier near zero, epoch 2 moves the
+    hidden layer but leaves the output where epoch 1 left it."""
+    X, Y = random_problem(n=48, n_labels=40, seed=11)
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(40, hash=None, active=10, share=share,
+                                                          lr_scale=[1.0, 1e-7])],
+                     optimizer=ps.SGD(lr=0.5), threads=1, seed=0)
+    net.fit(X, Y, epochs=1, batch_size=16, verbose=0)
+    after_one = [{k: np.array(p[k]) for k in ("W", "b")} for p in net._params]
+    net.fit(X, Y, epochs=1, batch_size=16, verbose=0)
+    assert np.abs(net._params[0]["W"] - after_one[0]["W"]).max() > 1e-3
+    np.testing.assert_allclose(net._params[1]["W"], after_one[1]["W"], atol=1e-6)
+    np.testing.assert_allclose(net._params[1]["b"], after_one[1]["b"], atol=1e-6)
+    # and the first epoch did move it
+    fresh = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(40, hash=None, active=10,
+                                                            share=share)],
+                       optimizer=ps.SGD(lr=0.5), threads=1, seed=0)
+    fresh._prepare_training(fresh._check_X(X), fresh._check_Y(Y, X.shape[0]), 16)
+    assert np.abs(fresh._params[1]["W"] - after_one[1]["W"]).max() > 1e-3
+
+
+def test_lr_scale_bad_values_are_named_and_round_trip():
+    for bad in ["fast", 0, -1.0, float("nan"), float("inf"), True, None, [], [1.0, 0], ["a"]]:
+        with pytest.raises(ValueError, match="Sampled: lr_scale must be 'auto', a positive "
+                                             "number or a non-empty list of them"):
+            ps.Sampled(100, lr_scale=bad)
+    assert ps.Sampled(100).lr_scale == "auto"
+    assert ps.Sampled(100, lr_scale=[2, 1]).lr_scale == (2.0, 1.0)
+    for value, stored in [(2, 2.0), ([1.5, 1], [1.5, 1.0]), ("auto", "auto")]:
+        config = ps.Sampled(100, lr_scale=value).get_config()
+        assert config["lr_scale"] == stored
+        assert ps.layers.layer_from_config(config).get_config() == config
