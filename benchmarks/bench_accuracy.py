@@ -66,6 +66,9 @@ PYSLIDE_CONFIGS = {
     "lsh": lambda ps, n: dict(),
     # uniform negatives, same active size
     "uniform": lambda ps, n: dict(sampled=dict(hash=None, active=8192)),
+    # the defaults before Sampled(lr_scale="auto"): the output's steps unscaled
+    "lsh-scale1": lambda ps, n: dict(sampled=dict(lr_scale=1.0)),
+    "uniform-scale1": lambda ps, n: dict(sampled=dict(hash=None, active=8192, lr_scale=1.0)),
     # a set per sample, LSH
     "sample": lambda ps, n: dict(sampled=dict(share="sample")),
     # the full softmax (every output active every step)

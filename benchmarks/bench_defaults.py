@@ -34,6 +34,11 @@ def build(kind, X, Y, threads):
         # ``negatives`` set: uneg8192, uneg16384, ...
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1], hash=None, negatives=int(kind[4:]))]
         opt = ps.Adam()
+    elif kind == "scale1":
+        # the current defaults with the output's steps unscaled (the default
+        # before lr_scale="auto")
+        layers = [ps.Dense(128), ps.Sampled(Y.shape[1], lr_scale=1.0)]
+        opt = ps.Adam()
     elif kind == "zero":
         # the current defaults with the output biases starting at zero (the
         # default before bias_init="prior")
@@ -63,7 +68,7 @@ def main():
                              "busy machine disturb far less than wall time")
     parser.add_argument("--kinds", default="previous,current",
                         help="comma separated: previous, current, negN (current with negatives=N), "
-                             "unegN (the same with hash=None), "
+                             "unegN (the same with hash=None), scale1 (current with lr_scale=1), "
                              "zero (current with bias_init='zero'), uni16k, uni32k "
                              "(label-dense recipes)")
     args = parser.parse_args()

@@ -11,6 +11,7 @@ form of the sampling correction.
 
     python benchmarks/study_delicious.py 4 corr-row,nocorr,dense [--threads 2]
     python benchmarks/study_delicious.py 8 corr-mixed-drop --validation-split 0.05 --patience 3
+    python benchmarks/study_delicious.py 4 corr-mixed-drop --lr-scale 1.5,1
 
 Configurations (comma separated): ``corr`` (the shared set with the
 sampling correction), ``nocorr`` (without), ``dense`` (every label computed:
@@ -23,7 +24,11 @@ batch's labels; ``-neg0`` / ``-neg4k`` / ``-neg8k``: ``negatives`` 0 / 4,096 / 8
 (rows beyond the batch's labels; the default is ``active``, 8,192);
 ``-zero``: the output biases start at zero instead of the labels' log
 frequencies (``bias_init="zero"``; every run recorded before the prior
-became the default started at zero).
+became the default started at zero); ``-nohash``: uniform rows instead of
+LSH candidates (``hash=None``); ``-neg12k`` / ``-neg16k``: ``negatives``
+12,288 / 16,384. ``--lr-scale 1`` (or ``1.5,1``, one factor per epoch)
+sets the output's ``Sampled(lr_scale=...)`` in every configuration; every
+run recorded before ``"auto"`` became the default ran with 1.
 """
 import argparse
 import time
@@ -46,6 +51,9 @@ def main():
                         help="EarlyStopping(patience=..., restore_best=True) on --monitor; "
                              "the test scores of the restored network are printed as 'final'")
     parser.add_argument("--monitor", default="val_loss")
+    parser.add_argument("--lr-scale", default="auto",
+                        help="the output's Sampled(lr_scale=...): 'auto', a number, or "
+                             "comma-separated numbers (one per epoch)")
     args = parser.parse_args()
     t0 = time.time()
     X, Y, Xt, Yt = ps.data.make_xc("delicious", seed=0, n_samples=args.n_train, n_test=10_000)
@@ -75,6 +83,9 @@ def main():
                 out.update(negatives=count)
         if "-zero" in name:   # the output biases start at zero, not at the label prior
             out.update(bias_init="zero")
+        if args.lr_scale != "auto":
+            factors = [float(v) for v in args.lr_scale.split(",")]
+            out.update(lr_scale=factors[0] if len(factors) == 1 else factors)
         correction = ("row" if "-row" in name else "mixed" if "-mixed" in name else "global")
         opt = ps.Adam(bias_correction=correction,
                       lazy="-dadam" not in name)

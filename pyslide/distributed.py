@@ -398,10 +398,12 @@ class ShardedNetwork(Settings):
             if not np.isfinite(losses[:n_b]).all():
                 self._abort_step(step)
                 return False
-        # the output's rows take its lr_scale; the trunk's layers their own
-        scale = self._lr_scale(len(self.layers) - 1, step, run.steps_per_epoch)
-        shard_optimizer = dict(optimizer, step_size=optimizer["step_size"] * scale,
-                               lr=optimizer["lr"] * scale)
+        # the output's rows take its lr_scale, multiplied in float32 as the
+        # single node's engine does, so that one shard repeats it bit for bit
+        scale = np.float32(self._lr_scale(len(self.layers) - 1, step, run.steps_per_epoch))
+        shard_optimizer = dict(optimizer,
+                               step_size=float(np.float32(optimizer["step_size"]) * scale),
+                               lr=float(np.float32(optimizer["lr"]) * scale))
         run.pending = [a.update.remote(shard_optimizer) for a in self._actors]
         engine.backward_hidden(run.x_indptr, X.indices, X.data, rows, step,
                                np.ascontiguousarray(d_hidden))
