@@ -164,7 +164,9 @@ cdef class Engine:
                 layer.n_det = self._iptr(np.zeros(batch_size, np.int32))
             if spec.get("row_updates") is not None:
                 layer.row_updates = self._iptr(spec["row_updates"])
-            layer.lr_scale = spec.get("lr_scale", 1.0)
+            # the plain step until set_lr_scale (fit sets each Sampled
+            # layer's factor before every update)
+            layer.lr_scale = 1
         self.shared.max_shared = 0
         self.shared.n_shared = 0
         if shared_output:

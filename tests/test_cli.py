@@ -133,6 +133,17 @@ def test_predict_writes_one_line_per_row(files, problem):
 
 
 @needs_toml
+def test_train_config_takes_lr_scale_per_epoch(files, tmp_path):
+    config = tmp_path / "cfg.toml"
+    config.write_text("lr-scale = [2, 0.5]\n")
+    code = run_cli("train", str(files["train.txt"]), "--config", config, "--epochs", "1",
+                   "--threads", "1", "--quiet", "--save", tmp_path / "m.npz",
+                   cwd=tmp_path).returncode
+    assert code == 0
+    assert ps.load(tmp_path / "m.npz").layers[-1].lr_scale == (2.0, 0.5)
+
+
+@needs_toml
 def test_train_from_config_with_flag_override(files, tmp_path):
     config = tmp_path / "cfg.toml"
     config.write_text(f'train = "{files["train.txt"]}"\n'
@@ -422,6 +433,8 @@ def test_config_errors(capsys, files, tmp_path):
     assert_one_line_error(run_with("f.toml", "lr = 1\n[optimizer]\nlr = 2\n"),
                           "key 'lr' is given twice")
     assert_one_line_error(run_with("g.json", "[1, 2]"), "top level must be a table")
+    assert_one_line_error(run_with("h.toml", "lr-scale = [1.5, 0]\n"), "key 'lr-scale'",
+                          "'auto', a positive number", "got 0")
     assert_one_line_error(
         run_with("h.toml", "epochs = 1\n[[layers]]\nkind = \"dense\"\nunits = 8\n"
                  "[[layers]]\nkind = \"sampled\"\nunits = 3\n"),

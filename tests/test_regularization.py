@@ -321,6 +321,18 @@ def test_bad_regularization_arguments_are_named(make, error, message):
 
 # ---------------------------------------------------------------- per-row Adam
 
+def _one_kernel_step(net, X, Y, rows, step):
+    """Forward and backward of ``rows`` at ``step``, no update yet: (X, Y,
+    engine, the kernel's gradients, the features the batch holds, the
+    output rows it computed)."""
+    X, Y, engine = prepared(net, X, Y, len(rows))
+    step_with(net, X, Y, rows, step=step, engine=engine)
+    grads = kernel_grads(net, engine)
+    sets = engine.active_sets(1, len(rows))
+    out_rows = sets[0] if net.layers[-1].share == "batch" else np.unique(np.concatenate(sets))
+    return X, Y, engine, grads, np.unique(X[rows].indices), out_rows
+
+
 @pytest.mark.parametrize("mode", ["row", "mixed"])
 @pytest.mark.parametrize("share", ["sample", "batch"])
 def test_row_bias_correction_counts_each_rows_own_updates(share, mode):
@@ -331,11 +343,8 @@ def test_row_bias_correction_counts_each_rows_own_updates(share, mode):
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
                                                           share=share)],
                      optimizer=opt, threads=1, seed=0)
-    rows = np.arange(12)
-    X, Y, engine = prepared(net, X, Y, len(rows))
     step = 50
-    step_with(net, X, Y, rows, step=step, engine=engine)
-    grads = kernel_grads(net, engine)
+    X, Y, engine, grads, features, out_rows = _one_kernel_step(net, X, Y, np.arange(12), step)
     rng = np.random.default_rng(0)
     if mode == "mixed":
         assert "row_updates" not in net._params[1]
@@ -349,11 +358,6 @@ def test_row_bias_correction_counts_each_rows_own_updates(share, mode):
               for p in net._params]
     engine.optimizer_step(step, OPTIMIZERS["adam"], opt.step_size(step), opt.beta1, opt.beta2, opt.eps,
                           True, 0.0, opt.lr)
-    features = np.unique(X[rows].indices)
-    if share == "batch":
-        out_rows = engine.active_sets(1, len(rows))[0]
-    else:
-        out_rows = np.unique(np.concatenate(engine.active_sets(1, len(rows))))
     for i, touched in enumerate((features, out_rows)):
         k = counts[i][touched] + 1
         size = opt.lr * np.sqrt(1 - opt.beta2 ** k) / (1 - opt.beta1 ** k)
@@ -513,16 +517,13 @@ def test_lr_scale_multiplies_the_output_step_only(share, kind):
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
                                                           share=share, lr_scale=scale)],
                      optimizer=opt, threads=1, seed=0)
-    rows = np.arange(12)
-    X, Y, engine = prepared(net, X, Y, len(rows))
     step = 30
-    step_with(net, X, Y, rows, step=step, engine=engine)
-    grads = kernel_grads(net, engine)
+    X, Y, engine, grads, features, out_rows = _one_kernel_step(net, X, Y, np.arange(12), step)
     # fit sets each sampled layer's multiplier before every update
     engine.set_lr_scale(1, net._lr_scale(1, step))
+    hidden_updates = 5      # "mixed": the hidden rows count their own updates
     if kind == "adam":
-        # "mixed": the hidden rows count their own updates, set here
-        net._params[0]["row_updates"][:] = 5
+        net._params[0]["row_updates"][:] = hidden_updates
     before = [{k: p[k].astype(np.float64) for k in p if k in ("W", "b", "mW", "vW", "mb", "vb")}
               for p in net._params]
     if kind == "adam":
@@ -530,36 +531,20 @@ def test_lr_scale_multiplies_the_output_step_only(share, kind):
                               opt.beta2, opt.eps, True, 0.0, opt.lr)
     else:
         engine.optimizer_step(step, OPTIMIZERS["sgd"], opt.lr, 0, 0, 0, True, 0.0, opt.lr)
-    features = np.unique(X[rows].indices)
-    if share == "batch":
-        out_rows = engine.active_sets(1, len(rows))[0]
-    else:
-        out_rows = np.unique(np.concatenate(engine.active_sets(1, len(rows))))
-    for i, touched in enumerate((features, out_rows)):
-        g = grads[i]["W"][touched]
-        w0 = before[i]["W"][touched]
+    # (layer, rows, weights or bias, the Adam step count, the multiplier)
+    for i, touched, name, t, factor in [(0, features, "W", hidden_updates + 1, 1.0),
+                                        (1, out_rows, "W", step, scale),
+                                        (1, out_rows, "b", step, scale)]:
+        g = grads[i][name][touched]
+        w0 = before[i][name][touched]
         if kind == "sgd":
-            size = opt.lr * (scale if i == 1 else 1.0)
-            expect = w0 - size * g
+            expect = w0 - factor * opt.lr * g
         else:
-            if i == 0:
-                size = opt.lr * np.sqrt(1 - opt.beta2 ** 6) / (1 - opt.beta1 ** 6)
-            else:
-                size = scale * opt.step_size(step)
-            m = opt.beta1 * before[i]["mW"][touched] + (1 - opt.beta1) * g
-            v = opt.beta2 * before[i]["vW"][touched] + (1 - opt.beta2) * g * g
-            expect = w0 - size * m / (np.sqrt(v) + opt.eps)
-        np.testing.assert_allclose(net._params[i]["W"][touched], expect, rtol=1e-5, atol=1e-6)
-    # the output's biases take the scaled step too
-    gb = grads[1]["b"][out_rows]
-    b0 = before[1]["b"][out_rows]
-    if kind == "sgd":
-        expect = b0 - scale * opt.lr * gb
-    else:
-        mb = opt.beta1 * before[1]["mb"][out_rows] + (1 - opt.beta1) * gb
-        vb = opt.beta2 * before[1]["vb"][out_rows] + (1 - opt.beta2) * gb * gb
-        expect = b0 - scale * opt.step_size(step) * mb / (np.sqrt(vb) + opt.eps)
-    np.testing.assert_allclose(net._params[1]["b"][out_rows], expect, rtol=1e-5, atol=1e-6)
+            moments = "m" + name, "v" + name
+            expect = adam_rows(w0, before[i][moments[0]][touched], before[i][moments[1]][touched],
+                               g, t, opt, factor * opt.lr, 1.0)[0]
+        np.testing.assert_allclose(net._params[i][name][touched], expect, rtol=1e-5, atol=1e-6,
+                                   err_msg=f"layer {i} {name}")
 
 
 def test_lr_scale_auto_scales_only_a_sampled_output_per_epoch():
