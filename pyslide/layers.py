@@ -198,20 +198,17 @@ class Sampled:
         biases.
     lr_scale : "auto", float or list of floats
         Multiplies the optimizer's step (Adam's or SGD's, not the weight
-        decay) on this layer's weights and biases: one number for every
-        epoch, or one per epoch (the last one holds after the list ends).
-        A sampled output's row is updated only on the steps whose set holds
-        it, and Adam moves a row about ``lr`` per update, so it learns more
-        slowly than a full softmax's row, which moves at every step; larger
-        steps speed up the first epoch, but their noise holds later epochs
-        back. ``"auto"`` (default): ``[1.5, 1.0, 0.7, 0.5]`` for a network's
-        sampled output that does not compute every label (1.5 times the
-        step in the first epoch, then smaller steps that quiet the sampled
-        gradients' noise; 0.5 from the fourth epoch on), 1 otherwise (hidden
-        layers, dense-equivalent outputs). Delicious: P@1 0.301 / 0.381 /
-        0.404 / 0.405 after epochs 1-4, against 0.292 / 0.362 / 0.381 /
-        0.380 with 1 and 0.315 / 0.390 / 0.402 / 0.401 for the full softmax
-        (``docs/guide.md``).
+        decay) on this layer's weights and biases: one number throughout, or
+        one per epoch (the last one holds after the list ends). ``"auto"``
+        (default), for a network's sampled output that does not compute
+        every label: 1.5 until its rows have been in the active set 128 times
+        on average, then falling in inverse proportion to those visits, down
+        to 0.5; 1 for hidden layers and dense-equivalent outputs. The visits
+        are counted as steps times the share of the output's rows one step's
+        set holds, estimated from the labels ``fit`` sees (the batch's
+        distinct labels plus ``negatives``, at least ``active``), so the rule
+        is the same at every data size. Why and how it was chosen:
+        ``docs/guide.md``, "The output's step".
 
     Notes
     -----

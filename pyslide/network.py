@@ -26,13 +26,26 @@ __all__ = ["Network", "Settings", "load"]
 _FIRST_LAYER_SPREAD = 0.25
 # dropout of a Dense hidden layer that does not set one
 _DEFAULT_DROPOUT = 0.2
-# step multipliers, per epoch (the last holds), of a sampled output that does
-# not compute every label: its rows are updated only on the steps whose set
-# holds them, and Adam moves a row about lr per update, so they learn more
-# slowly than a full softmax's rows, which move at every step; larger steps
-# speed up the first epoch, smaller ones then quiet the sampled gradients'
-# noise (docs/guide.md)
-_SAMPLED_OUTPUT_LR_SCALE = (1.5, 1.0, 0.7, 0.5)
+# lr_scale="auto" of a sampled output that does not compute every label: its
+# rows are updated only on the steps whose set holds them, and Adam moves a
+# row about lr per update, so they learn more slowly than a full softmax's
+# rows, which move at every step. The factor starts above 1 and falls, once
+# the output's rows have been in the set AUTO_LR_VISITS times on average, in
+# inverse proportion to those visits (quieting the sampled gradients' noise),
+# down to AUTO_LR_FLOOR. Visits, not epochs: the clock is the steps taken
+# times the share of the rows one step's set holds, estimated from the
+# training labels (Settings._output_visit_rate), so one rule fits every data
+# size (docs/guide.md, "The output's step").
+AUTO_LR_START = 1.5
+AUTO_LR_VISITS = 128.0
+AUTO_LR_FLOOR = 0.5
+
+
+
+def auto_lr_scale(visits):
+    """``lr_scale="auto"``'s factor after ``visits`` updates of an average output row."""
+    return max(AUTO_LR_FLOOR, min(AUTO_LR_START, AUTO_LR_START * AUTO_LR_VISITS / max(visits, 1e-12)))
+
 
 _LOSSES = ("softmax", "bce")
 # keys of get_config() / from_config()
@@ -108,18 +121,54 @@ class Settings:
 
     def _lr_scale(self, i, step=1, steps_per_epoch=1):
         """Layer i's multiplier of the optimizer's step at ``step`` (1-based;
-        ``Sampled(lr_scale=...)``, per epoch as schedules count them)."""
+        ``Sampled(lr_scale=...)``; a list is per epoch as schedules count them)."""
         layer = self.layers[i]
         if not isinstance(layer, Sampled):
             return 1.0
         scale = layer.lr_scale
         if scale == "auto":
             sampled_output = i == len(self.layers) - 1 and self._sampled_output()
-            scale = _SAMPLED_OUTPUT_LR_SCALE if sampled_output else 1.0
+            if not sampled_output:
+                return 1.0
+            return auto_lr_scale(max(0, step - 1) * self._visit_rate())
         if isinstance(scale, tuple):
             epoch = max(0, step - 1) // max(1, steps_per_epoch)
             scale = scale[min(epoch, len(scale) - 1)]
         return scale
+
+    def _visit_rate(self):
+        """The share of the output's rows one training step updates (set by
+        ``fit`` from its labels; before any fit, the set's size alone)."""
+        rate = getattr(self, "_output_visit_rate", None)
+        if rate is None:
+            out = self.layers[-1]
+            rate = min(1.0, max(out.active, out.negatives) / out.units)
+        return rate
+
+    def _set_visit_rate(self, Y, batch_size):
+        """Estimate, from the training labels, the share of a sampled output's
+        rows that one step's active set holds (the clock of ``lr_scale="auto"``).
+
+        A batch of ``B`` rows brings ``sum_j 1 - (1 - p_j)**B`` distinct
+        labels (``p_j``: label j's row frequency). ``share="batch"``: the set
+        holds them plus ``negatives`` rows, and at least ``active``;
+        ``share="sample"``: each sample's own ``max_active`` rows, so a row is
+        in some sample's set with probability ``1 - (1 - max_active/n)**B``.
+        """
+        out = self.layers[-1]
+        if not isinstance(out, Sampled) or Y.shape[0] == 0:
+            self._output_visit_rate = None
+            return
+        n, units = Y.shape[0], out.units
+        b = min(batch_size, n)
+        p = np.bincount(Y.indices, minlength=units)[:units] / n
+        labels = float(np.sum(-np.expm1(b * np.log1p(-np.minimum(p, 1.0 - 1e-12)))))
+        if out.share == "batch":
+            rows = max(out.active, labels + out.negatives)
+            rate = rows / units
+        else:
+            rate = -np.expm1(b * np.log1p(-min(1.0, out.max_active / units))) + labels / units
+        self._output_visit_rate = float(min(1.0, rate))
 
     def _is_shared_output(self):
         out = self.layers[-1]

@@ -65,6 +65,7 @@ class Trainer:
             row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
             self._init_weights(float(row_sq.mean()) if n else 1.0, Y)
         self._setup_hashing()
+        self._set_visit_rate(Y, batch_size)
         max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
         engine = self._make_engine(batch_size, max_labels, max_row_nnz,
                                    self._label_log1m(Y) if correct_sampling else None)
@@ -102,7 +103,7 @@ class Trainer:
                     f"the inputs for extreme values")
             t2 = time.perf_counter()
             log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
-            for i in sampled:     # Sampled(lr_scale=...) may change per epoch
+            for i in sampled:     # Sampled(lr_scale=...) may change per step
                 engine.set_lr_scale(i, self._lr_scale(i, step, steps_per_epoch))
             engine.optimizer_step(step, run.optimizer, opt.step_size(step, steps_per_epoch),
                                   getattr(opt, "beta1", 0.0), getattr(opt, "beta2", 0.0),

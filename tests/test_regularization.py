@@ -547,33 +547,57 @@ def test_lr_scale_multiplies_the_output_step_only(share, kind):
                                    err_msg=f"layer {i} {name}")
 
 
-def test_lr_scale_auto_scales_only_a_sampled_output_per_epoch():
-    from pyslide.network import _SAMPLED_OUTPUT_LR_SCALE as auto
-    assert auto[0] > 1 and list(auto) == sorted(auto, reverse=True)
+def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
+    """"auto": 1.5 until the output's rows were in the set 128 times on
+    average, then inversely to those visits, down to 0.5 (no epoch count)."""
+    from pyslide.network import AUTO_LR_FLOOR, AUTO_LR_START, AUTO_LR_VISITS, auto_lr_scale
+    assert auto_lr_scale(0) == AUTO_LR_START == 1.5
+    assert auto_lr_scale(AUTO_LR_VISITS) == 1.5
+    assert auto_lr_scale(2 * AUTO_LR_VISITS) == pytest.approx(0.75)
+    assert auto_lr_scale(100 * AUTO_LR_VISITS) == AUTO_LR_FLOOR == 0.5
 
-    def scales(net, layer, steps_per_epoch=10, epochs=6):
-        # the first and the last step of each epoch
-        return [net._lr_scale(layer, step, steps_per_epoch)
-                for e in range(epochs) for step in (e * steps_per_epoch + 1,
-                                                    (e + 1) * steps_per_epoch)]
-
-    def per_epoch(values, epochs=6):
-        return [values[min(e, len(values) - 1)] for e in range(epochs) for _ in range(2)]
+    def scales(net, layer, steps):
+        return [net._lr_scale(layer, step, steps_per_epoch=10) for step in steps]
 
     net = ps.Network(20, [ps.Dense(8), ps.Sampled(60, active=12)], threads=1)
-    assert scales(net, 0) == [1.0] * 12
-    assert scales(net, 1) == per_epoch(auto)
+    steps = [1, 50, 400, 3000]
+    assert scales(net, 0, steps) == [1.0] * 4
+    # before fit: a step's set is taken as `active` rows of 60
+    assert net._visit_rate() == pytest.approx(12 / 60)
+    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60) for s in steps]
     for layers, expect in [
-            ([ps.Dense(8), ps.Sampled(60, active=60)], [1.0]),         # every label computed
-            ([ps.Dense(8), ps.Sampled(60, active=12, lr_scale=1.0)], [1.0]),
-            ([ps.Dense(8), ps.Sampled(60, active=60, lr_scale=3)], [3.0]),
-            ([ps.Dense(8), ps.Sampled(60, active=12, lr_scale=[2, 0.5])], [2.0, 0.5])]:
+            ([ps.Dense(8), ps.Sampled(60, active=60)], [1.0] * 4),         # every label computed
+            ([ps.Dense(8), ps.Sampled(60, active=12, lr_scale=1.0)], [1.0] * 4),
+            ([ps.Dense(8), ps.Sampled(60, active=60, lr_scale=3)], [3.0] * 4),
+            ([ps.Dense(8), ps.Sampled(60, active=12, lr_scale=[2, 0.5])], [2.0, 0.5, 0.5, 0.5])]:
         net = ps.Network(20, layers, threads=1)
-        assert scales(net, 1) == per_epoch(expect), layers
+        assert scales(net, 1, steps) == expect, layers
     # a sampled hidden layer keeps 1 under "auto"; the sampled output below it scales
     net = ps.Network(20, [ps.Sampled(30, active=5, share="sample"),
                           ps.Sampled(60, active=12, share="sample")], threads=1)
-    assert scales(net, 0) == [1.0] * 12 and scales(net, 1) == per_epoch(auto)
+    assert scales(net, 0, steps) == [1.0] * 4
+    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60) for s in steps]
+
+
+@pytest.mark.parametrize("share", ["batch", "sample"])
+def test_visit_rate_matches_the_sets_steps_hold(share):
+    """The clock of lr_scale="auto": the estimated share of output rows in a
+    step's set is close to the share the engine's sets hold."""
+    X, Y = random_problem(n=400, n_labels=300, seed=5)
+    out = ps.Sampled(300, hash=None, active=20, share=share)
+    net = ps.Network(X.shape[1], [ps.Dense(8), out], threads=1, seed=0)
+    run = net._prepare_training(net._check_X(X), net._check_Y(Y, X.shape[0]), 32)
+    rate = net._visit_rate()
+    held = []
+    for step in range(1, 11):
+        rows = np.arange((step - 1) * 32, step * 32, dtype=np.int64)
+        run.engine.train_step(run.x_indptr, run.X.indices, run.X.data, run.y_indptr,
+                              run.Y.indices, rows, step, run.losses, 0.0)
+        sets = run.engine.active_sets(1, 32)
+        held.append(np.unique(np.concatenate(sets)).size / 300)
+        run.engine.discard_gradients(step)
+    assert 0 < rate <= 1
+    assert rate == pytest.approx(np.mean(held), rel=0.25), (rate, np.mean(held))
 
 
 @pytest.mark.parametrize("share", ["sample", "batch"])

@@ -1,0 +1,201 @@
+"""Learning speed at several data sizes: test P@1 per epoch and per training second.
+
+Trains input -> Dense(128, relu) -> one output per label, softmax, Adam lr
+1e-3, batch 128, on ``make_xc(shape)`` at each size and seed, and records,
+after every epoch, the test P@1 / P@5 and the cumulative training seconds
+(evaluation excluded). Methods:
+
+``pyslide:<config>``
+    a ``Network`` whose settings are today's defaults changed by the
+    ``+``-joined atoms of ``<config>`` (``ATOMS`` below); ``pyslide:default``
+    is every default, ``pyslide:full`` the full softmax
+    (``Sampled(n, active=n)``) with the other defaults.
+``torch-sampled[:rows]``
+    PyTorch's sampled softmax, one shared set of ``rows`` (8,192) per batch:
+    the batch's labels plus uniform negatives, ``SparseAdam``.
+``torch-dense``
+    PyTorch's full network (``EmbeddingBag`` + ``Linear``).
+
+Each (shape, size, seed, method) run appends one JSON line to ``--out``;
+``--table`` prints the P@1 curves of a results file as Markdown.
+
+    python benchmarks/study_learning.py --shape delicious --sizes 20000 --seeds 0,1 \\
+        --epochs 8 --methods pyslide:default,pyslide:full,torch-sampled \\
+        --out benchmarks/results/learning.jsonl
+    python benchmarks/study_learning.py --table benchmarks/results/learning.jsonl
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+FULL_SIZE = {"delicious": 196_606, "amazon": 490_449}
+
+# A config atom changes one group of settings: ("adam" | "dense" | "sampled", kwargs).
+ATOMS = {
+    "default": {},
+    "full": {"sampled": lambda n: dict(active=n)},
+    "global": {"adam": dict(bias_correction="global")},
+    "row": {"adam": dict(bias_correction="row")},
+    "mixed": {"adam": dict(bias_correction="mixed")},
+    "nocorr": {"sampled": lambda n: dict(correction=False)},
+    "corr": {"sampled": lambda n: dict(correction=True)},
+    "zero": {"sampled": lambda n: dict(bias_init="zero")},
+    "prior": {"sampled": lambda n: dict(bias_init="prior")},
+    "scale1": {"sampled": lambda n: dict(lr_scale=1.0)},
+    "scale15": {"sampled": lambda n: dict(lr_scale=1.5)},
+    "scale2": {"sampled": lambda n: dict(lr_scale=2.0)},
+    "neg0": {"sampled": lambda n: dict(negatives=0)},
+    "drop0": {"dense": dict(dropout=0.0)},
+    "drop2": {"dense": dict(dropout=0.2)},
+    "nohash": {"sampled": lambda n: dict(hash=None)},
+    "lr2": {"adam": dict(lr=2e-3)},
+    "lr3": {"adam": dict(lr=3e-3)},
+}
+
+
+def _settings(config, n_labels):
+    adam, dense, sampled = {}, {}, {}
+    for atom in config.split("+"):
+        if atom not in ATOMS:
+            raise SystemExit(f"unknown config atom {atom!r}; have {sorted(ATOMS)}")
+        spec = ATOMS[atom]
+        adam.update(spec.get("adam", {}))
+        dense.update(spec.get("dense", {}))
+        sampled.update(spec["sampled"](n_labels) if "sampled" in spec else {})
+    return adam, dense, sampled
+
+
+def _scores(topk, Yt):
+    from pyslide.metrics import evaluate_topk
+    s = evaluate_topk(np.asarray(topk), Yt, ks=(1, 5))
+    return round(float(s["p@1"]), 4), round(float(s["p@5"]), 4)
+
+
+def run_pyslide(config, X, Y, Xt, Yt, args, seed):
+    import pyslide as ps
+    adam, dense, sampled = _settings(config, Y.shape[1])
+    lr = adam.pop("lr", args.lr)
+    net = ps.Network(input_dim=X.shape[1],
+                     layers=[ps.Dense(128, activation="relu", **dense),
+                             ps.Sampled(Y.shape[1], **sampled)],
+                     loss="softmax", optimizer=ps.Adam(lr=lr, **adam),
+                     threads=args.threads, seed=seed)
+    epochs = []
+
+    def record(network, epoch, logs):
+        p1, p5 = _scores(network.predict(Xt, k=5), Yt)
+        epochs.append(dict(epoch=epoch, seconds=round(logs["time"], 2), loss=round(logs["loss"], 4),
+                           p1=p1, p5=p5))
+        print(f"  {config} epoch {epoch}: P@1 {p1:.4f} P@5 {p5:.4f} "
+              f"{logs['time']:.1f} s loss {logs['loss']:.3f}", flush=True)
+
+    net.fit(X, Y, epochs=args.epochs, batch_size=128, verbose=0, callbacks=[record])
+    return epochs, float(np.median(net.step_times_[5:])) if len(net.step_times_) > 5 else None
+
+
+def run_torch(method, X, Y, Xt, Yt, args, seed):
+    import torch
+
+    from torch_baselines import make_baseline
+    torch.set_num_threads(args.threads)
+    init_std = 0.25 / np.sqrt(max(float(X.multiply(X).sum()) / max(X.shape[0], 1), 1e-12))
+    model = make_baseline(method, X.shape[1], Y.shape[1], lr=args.lr, seed=seed,
+                          init_std=init_std)
+    epochs, seconds, steps = [], 0.0, []
+    for epoch in range(1, args.epochs + 1):
+        times, _ = model.train_epoch(X, Y, 128)
+        seconds += sum(times)
+        steps += times
+        p1, p5 = _scores(model.predict_topk(Xt, k=5), Yt)
+        epochs.append(dict(epoch=epoch, seconds=round(seconds, 2), loss=round(model.epoch_loss, 4),
+                           p1=p1, p5=p5))
+        print(f"  {method} epoch {epoch}: P@1 {p1:.4f} P@5 {p5:.4f} {seconds:.1f} s", flush=True)
+    return epochs, float(np.median(steps[5:]))
+
+
+def run(args):
+    import pyslide as ps
+    methods = args.methods.split(",")
+    for size in args.sizes:
+        n_train = FULL_SIZE[args.shape] if size == "full" else int(size)
+        n_test = args.n_test or (10_000 if n_train > 60_000 else 2_000)
+        for seed in args.seeds:
+            t0 = time.time()
+            X, Y, Xt, Yt = ps.data.make_xc(args.shape, n_samples=n_train, n_test=n_test,
+                                           seed=seed, **args.make_xc)
+            print(f"== {args.shape} {n_train} rows seed {seed}: data in {time.time() - t0:.0f} s",
+                  flush=True)
+            for method in methods:
+                name, _, config = method.partition(":")
+                if name == "pyslide":
+                    epochs, step = run_pyslide(config or "default", X, Y, Xt, Yt, args, seed)
+                else:
+                    epochs, step = run_torch(method, X, Y, Xt, Yt, args, seed)
+                line = dict(shape=args.shape, make_xc=args.make_xc, n_train=n_train, n_test=n_test, seed=seed,
+                            method=method, threads=args.threads, lr=args.lr,
+                            median_step_s=step, epochs=epochs)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(line) + "\n")
+
+
+def table(path):
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    def shape_of(r):
+        extra = ",".join(f"{k}={v}" for k, v in sorted(r.get("make_xc", {}).items()))
+        return r["shape"] + (f" ({extra})" if extra else "")
+
+    keys = sorted({(shape_of(r), r["n_train"]) for r in rows})
+    for shape, n in keys:
+        group = [r for r in rows if shape_of(r) == shape and r["n_train"] == n]
+        width = max(len(r["epochs"]) for r in group)
+        print(f"\n{shape}, {n:,} rows: test P@1 after each epoch (seconds of training at the last)\n")
+        print("| method | seed | " + " | ".join(str(e + 1) for e in range(width)) + " | s |")
+        print("|---|---|" + "---|" * (width + 1))
+        for r in sorted(group, key=lambda r: (r["method"], r["seed"])):
+            cells = [f"{e['p1']:.3f}" for e in r["epochs"]] + [""] * (width - len(r["epochs"]))
+            print(f"| {r['method']} | {r['seed']} | " + " | ".join(cells)
+                  + f" | {r['epochs'][-1]['seconds']:.0f} |")
+
+
+def _keywords(text):
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        out[key] = float(value) if "." in value else int(value)
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shape", default="delicious", choices=sorted(FULL_SIZE))
+    p.add_argument("--sizes", default="20000", type=lambda s: s.split(","),
+                   help="comma-separated training row counts, or 'full'")
+    p.add_argument("--seeds", default="0", type=lambda s: [int(v) for v in s.split(",")])
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--methods", default="pyslide:default,torch-sampled")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--n-test", type=int, default=None)
+    p.add_argument("--make-xc", default={}, type=_keywords,
+                   help="other make_xc keywords, e.g. n_groups=200 (another generator setting)")
+    p.add_argument("--out", default=None, help="append one JSON line per run")
+    p.add_argument("--table", default=None, help="print the curves of this results file")
+    args = p.parse_args()
+    if args.table:
+        table(args.table)
+        return
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
