@@ -283,6 +283,7 @@ class ShardedNetwork(Settings):
             self._init_weights(float(row_sq.mean()) if n else 1.0, Y)
         max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
         self._engine = self._trunk_engine(batch_size, max_labels, max_row_nnz)
+        self._set_visit_rate(Y, batch_size)
         log1m = self._label_log1m(Y)
         ray = _ray()
         self._get([a.prepare.remote(batch_size, max_labels,
