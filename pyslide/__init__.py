@@ -3,6 +3,8 @@
 Each sample computes only the neurons that locality-sensitive hashing picks;
 many threads update shared weights without locks (HogWild). See the README.
 """
+# first: the OpenMP runtime reads its wait policy once, when a kernel module loads it
+from . import _openmp_env
 from ._openmp import openmp_enabled, resolve_threads
 from . import data, metrics
 from .hashing import DOPH, DWTA, WTA, LSHTables, SimHash

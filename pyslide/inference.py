@@ -70,14 +70,15 @@ class Predictor:
             return ids, scores
         self._ensure_initialized()
         from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+        threads = self._threads_for_rows(n)
+        with threadpool_limits(limits=threads, user_api="blas"):
             if sampled:
                 return self._predict_sampled(X, k, ids, scores)
             starts, chunk = self._row_chunks(n)
             for start in starts:
                 h = self._hidden(X[start:start + chunk])
                 z = self._output_scores(h)
-                _topk.topk_rows(z, k_eff, self.n_threads, ids[start:start + len(z)],
+                _topk.topk_rows(z, k_eff, threads, ids[start:start + len(z)],
                                    scores[start:start + len(z)])
         return ids, scores
 

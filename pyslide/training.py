@@ -36,7 +36,8 @@ class Trainer:
                     spec["family"] = state.family
                     spec["tables"] = state.tables.compiled
             specs.append(spec)
-        return _kernels.Engine(specs, batch_size, self.n_threads, _loss.LOSSES[self.loss],
+        return _kernels.Engine(specs, batch_size, self._threads_for_rows(batch_size),
+                               _loss.LOSSES[self.loss],
                                max_labels,
                                self.seed, self._is_shared_output(), max_row_nnz,
                                label_log1m=label_log1m)
