@@ -225,6 +225,9 @@ def _text(value):
 # (tests/test_cli.py checks it). Only the command's own choices (the network
 # shape --hidden 128 / --output sampled, --epochs 5, ...) have a value here.
 # (dest, flags, converter, default, choices, metavar, help)
+_NO_STRICT_ROWS_HELP = ("load the rows present when an XC header's row count differs from "
+                        "the file's data lines (a truncated or partial file); by default "
+                        "that is an error")
 _HASH_CHOICES = ("auto", "simhash", "dwta", "wta", "doph", "none")
 _TRAIN_OPTIONS = {
     "data": [
@@ -239,6 +242,8 @@ _TRAIN_OPTIONS = {
         ("format", ("--format",), _text, "xc", ("xc", "libsvm"), None,
          "file format: 'xc' (XC-repository text with a header line; default) or 'libsvm' "
          "(multi-label libsvm, no header)"),
+        ("strict_rows", ("--no-strict-rows",), _bool, None, None, None,
+         _NO_STRICT_ROWS_HELP),
     ],
     "network": [
         ("hidden", ("--hidden",), _hidden_list, [128], None, "UNITS",
@@ -360,7 +365,7 @@ _TRAIN_OPTIONS = {
     ],
 }
 _TRAIN_SPEC = {row[0]: row for rows in _TRAIN_OPTIONS.values() for row in rows}
-_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "progress": True, "correction": False,
+_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "strict_rows": False, "progress": True, "correction": False,
                "cosine": True}   # value the flag sets
 # Keys a config file may also hold besides the options above.
 _CONFIG_EXTRA_KEYS = ("train", "layers")
@@ -672,7 +677,7 @@ def _flag_name(dest):
 
 # --------------------------------------------------------------------------- data files
 
-def _read_labelled(path, fmt, what, n_features=None, n_labels=None):
+def _read_labelled(path, fmt, what, n_features=None, n_labels=None, strict_rows=True):
     """(X, Y) of a data file, widened to the given feature / label counts."""
     from . import data
 
@@ -680,9 +685,15 @@ def _read_labelled(path, fmt, what, n_features=None, n_labels=None):
         raise CommandError(f"{what} file {path!r} does not exist")
     if os.path.isdir(path):
         raise CommandError(f"{what} file {path!r} is a directory")
-    reader = data.load_xc if fmt == "xc" else data.load_libsvm
     # with the model's widths given, an id beyond them is reported with its line
-    X, Y = reader(path, n_features=n_features, n_labels=n_labels)
+    try:
+        if fmt == "xc":
+            X, Y = data.load_xc(path, n_features=n_features, n_labels=n_labels,
+                                strict_rows=strict_rows is not False)
+        else:
+            X, Y = data.load_libsvm(path, n_features=n_features, n_labels=n_labels)
+    except data.RowCountError as exc:
+        raise CommandError(str(exc.with_fix("add --no-strict-rows"))) from None
     if X.shape[1] == 0:
         raise CommandError(f"{what} file {path}: {_why_no_features(path, fmt)}; a network "
                            f"needs at least one input feature")
@@ -763,9 +774,9 @@ def _cmd_train(args):
     if progress is None:
         progress = verbose and sys.stderr.isatty()
 
-    X, Y = _read_labelled(opts.train, opts.format, "training")
+    X, Y = _read_labelled(opts.train, opts.format, "training", strict_rows=opts.strict_rows)
     # the test and validation files widened to the widest of the files
-    others = {what: _read_labelled(path, opts.format, what)
+    others = {what: _read_labelled(path, opts.format, what, strict_rows=opts.strict_rows)
               for what, path in (("test", opts.test), ("validation", opts.validation)) if path}
     if others:
         n_features = max([X.shape[1]] + [M.shape[1] for M, _ in others.values()])
@@ -941,12 +952,13 @@ def _cmd_evaluate(args):
     _check_threads(args.threads)
     ks = args.k
     net = _load_model(args.model, args.threads)
-    X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs)
+    X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs,
+                          args.strict_rows)
     ids, _ = _topk(net, X, max(ks), args.sampled)
     prop = None
     if args.train:
         _, Y_train = _read_labelled(args.train, args.format, "training", net.input_dim,
-                                    net.n_outputs)
+                                    net.n_outputs, args.strict_rows)
         prop = metrics.propensities(Y_train, A=args.propensity_a, B=args.propensity_b)
     results = metrics.evaluate_topk(ids, Y, ks=ks, propensities=prop)
     results = {key: float(value) for key, value in results.items()}
@@ -1012,7 +1024,8 @@ def _cmd_predict(args):
                                                 ("the input file", args.input)])
     net = _load_model(args.model, args.threads)
     # labels in the input are ignored, so their width is not checked against the model
-    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None)
+    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None,
+                          args.strict_rows)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = _probabilities(net, X, ids, scores)
@@ -1318,6 +1331,8 @@ def build_parser():
                    help="k values (default 1,3,5)")
     p.add_argument("--format", choices=("xc", "libsvm"), default="xc",
                    help="file format (default xc)")
+    p.add_argument("--no-strict-rows", dest="strict_rows", action="store_false",
+                   help=_NO_STRICT_ROWS_HELP)
     p.add_argument("--propensity-a", type=_positive_float, default=0.55, metavar="A",
                    help="propensity model parameter A > 0 (default 0.55; the XC repository "
                         "uses 0.5 for Amazon, 0.6 for Wikipedia datasets)")
@@ -1347,6 +1362,8 @@ def build_parser():
                    help="logit (default) or prob: sigmoid (bce) or softmax over every label")
     p.add_argument("--format", choices=("xc", "libsvm"), default="xc",
                    help="input file format (default xc)")
+    p.add_argument("--no-strict-rows", dest="strict_rows", action="store_false",
+                   help=_NO_STRICT_ROWS_HELP)
     p.add_argument("--sampled", action="store_true",
                    help="score only the labels the LSH tables return (faster, approximate)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N",

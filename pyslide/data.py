@@ -641,6 +641,24 @@ class XCFormatError(ValueError):
     """
 
 
+class RowCountError(XCFormatError):
+    """An XC header whose row count differs from the file's data lines.
+
+    ``fix`` is what loads the rows present: ``strict_rows=False`` here, a
+    command-line flag where the CLI reads the file (``with_fix``).
+    """
+
+    def __init__(self, name, declared, found, fix="pass strict_rows=False"):
+        self.name, self.declared, self.found = name, declared, found
+        super().__init__(f"{name}: the header (line 1) says {declared} rows but the file has "
+                         f"{found} data lines (blank lines count as rows); {fix} to load "
+                         f"the rows present")
+
+    def with_fix(self, fix):
+        """The same error with another way of loading the rows named."""
+        return RowCountError(self.name, self.declared, self.found, fix)
+
+
 _PARSE_ERRORS = {
     _io.ERR_LABEL_SYNTAX: "malformed label list (expected 'l1,l2,...' of non-negative integers)",
     _io.ERR_LABEL_NEGATIVE: "negative label id (ids must be >= 0)",
@@ -887,10 +905,7 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
         result = _parse(buffer, name, start, first_line, feature_bound, label_bound,
                         feature_source, label_source)
     if counts is not None and strict_rows and result["n_rows"] != counts[0]:
-        raise XCFormatError(
-            f"{name}: the header (line 1) says {counts[0]} rows but the file has "
-            f"{result['n_rows']} data lines (blank lines count as rows); pass "
-            f"strict_rows=False to load the rows present")
+        raise RowCountError(name, counts[0], result["n_rows"])
     if feature_bound is None:
         feature_bound = result["max_feature"] + 1
     if label_bound is None:

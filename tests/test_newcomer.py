@@ -2,6 +2,7 @@
 wrong inputs, late or raw errors, fork after training, help()). One test
 (at least) per point; the Ray points live in ``test_distributed.py``.
 """
+import json
 import os
 import re
 import subprocess
@@ -96,3 +97,82 @@ def test_a_tiny_batch_trains_on_one_thread(monkeypatch):
     net.fit(X, Y, epochs=1, batch_size=4, verbose=0)
     net.fit(X, Y, epochs=1, batch_size=32, verbose=0)
     assert seen == [(4, 1), (32, 4)]
+
+
+# ------------------------------------------------------------- shared files
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Small XC train/test files, a model trained on them, and a file whose
+    header counts more rows than it has (a partial dump)."""
+    folder = tmp_path_factory.mktemp("newcomer")
+    X, Y, Xt, Yt = ps.data.make_xc("small", n_samples=120, n_test=30, n_features=40,
+                                   n_labels=12, seed=0)
+    ps.data.save_xc(folder / "train.txt", X, Y)
+    ps.data.save_xc(folder / "test.txt", Xt, Yt)
+    lines = (folder / "test.txt").read_text().splitlines()
+    n, d, l = lines[0].split()
+    (folder / "partial.txt").write_text("\n".join([f"{int(n) + 70} {d} {l}"] + lines[1:]) + "\n")
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1])], threads=1, seed=0)
+    net.fit(X, Y, epochs=1, batch_size=32, verbose=0)
+    net.save(folder / "model.npz")
+    return {name: folder / name for name in ("train.txt", "test.txt", "partial.txt",
+                                             "model.npz")} | {"dir": folder}
+
+
+def one_line_error(err, *fragments):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pyslide: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+# ------------------------------------------------------------- 4. --no-strict-rows
+
+def test_cli_names_its_flag_for_a_wrong_header_row_count(capsys, files):
+    partial = files["partial.txt"]
+    expected = (f"{partial}: the header (line 1) says 100 rows but the file has 30 data lines "
+                f"(blank lines count as rows); add --no-strict-rows to load the rows present")
+    for args in (("train", partial, "--hidden", "4", "--epochs", "1"),
+                 ("evaluate", files["model.npz"], partial),
+                 ("predict", files["model.npz"], partial)):
+        code, _, err = call(capsys, *args, "--threads", "1")
+        assert code != 0
+        one_line_error(err, expected)
+        assert "strict_rows=False" not in err
+    # the library's own message names its argument
+    with pytest.raises(ps.data.XCFormatError, match="pass strict_rows=False to load"):
+        ps.data.load_xc(partial)
+
+
+def test_cli_no_strict_rows_loads_the_rows_present(capsys, files):
+    partial = files["partial.txt"]
+    code, out, err = call(capsys, "train", files["train.txt"], "--test", partial, "--hidden",
+                          "4", "--epochs", "1", "--threads", "1", "--no-strict-rows")
+    assert code == 0, err
+    assert f"{partial}: 30 rows" in out
+    code, out, err = call(capsys, "evaluate", files["model.npz"], partial, "--threads", "1",
+                          "--no-strict-rows", "--json")
+    assert code == 0, err
+    assert set(json.loads(out)) >= {"p@1", "ndcg@5"}
+    code, out, err = call(capsys, "predict", files["model.npz"], partial, "--threads", "1",
+                          "--no-strict-rows", "-k", "2")
+    assert code == 0, err
+    assert len(out.splitlines()) == 30
+
+
+# ------------------------------------------------------------- 10. skips, not failures
+
+def test_dataset_tests_skip_when_the_folder_lacks_their_file(tmp_path):
+    (tmp_path / "bibtex").mkdir()          # a data folder without the files the tests read
+    env = dict(os.environ, PYSLIDE_DATA_DIR=str(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         str(ROOT / "tests" / "test_io_errors.py") + "::test_amazon_fixture_header_mismatch_is_reported",
+         str(ROOT / "tests" / "test_data.py") + "::test_amazon_partial_fixture_loads_with_strict_rows_off",
+         str(ROOT / "tests" / "test_data.py") + "::test_bibtex_matches_the_naive_reader"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert "3 skipped" in done.stdout and "failed" not in done.stdout, done.stdout
+    assert "amazon670k_partial_test/amazon_partial_test.txt" in done.stdout
