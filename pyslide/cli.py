@@ -700,6 +700,31 @@ def _read_labelled(path, fmt, what, n_features=None, n_labels=None, strict_rows=
     return X, Y
 
 
+def _warn_if_made_for_another_model(path, fmt, net, with_labels):
+    """Warn when an XC file's header declares other widths than the model's:
+    its ids are read against the model's widths, so a file made for another
+    model loads and scores near 0 without any other sign."""
+    from . import data
+
+    if fmt != "xc":
+        return
+    try:
+        with data._text_buffer(path) as (buffer, name, begin):
+            counts, _ = data._parse_header(buffer, name, "auto", begin)
+    except (OSError, ValueError):
+        return      # the reader reports an unreadable header with its line
+    if counts is None:
+        return
+    _, n_features, n_labels = counts
+    if n_features == net.input_dim and (not with_labels or n_labels == net.n_outputs):
+        return
+    declared = f"{n_features} features" + (f" and {n_labels} labels" if with_labels else "")
+    model = f"{net.input_dim} features" + (f" and {net.n_outputs} labels" if with_labels else "")
+    warnings.warn(f"{path}: its header (line 1) declares {declared}, the model has {model}; "
+                  f"is this the model's data? (ids are read against the model's widths)",
+                  UserWarning, stacklevel=2)
+
+
 def _why_no_features(path, fmt):
     """The header that declared D=0, or the absence of any 'id:value' token."""
     from . import data
@@ -954,6 +979,7 @@ def _cmd_evaluate(args):
     net = _load_model(args.model, args.threads)
     X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs,
                           args.strict_rows)
+    _warn_if_made_for_another_model(args.test, args.format, net, with_labels=True)
     ids, _ = _topk(net, X, max(ks), args.sampled)
     prop = None
     if args.train:
@@ -1026,6 +1052,7 @@ def _cmd_predict(args):
     # labels in the input are ignored, so their width is not checked against the model
     X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None,
                           args.strict_rows)
+    _warn_if_made_for_another_model(args.input, args.format, net, with_labels=False)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = _probabilities(net, X, ids, scores)

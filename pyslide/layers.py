@@ -97,6 +97,8 @@ def _check_lr_scale(lr_scale):
 
     if isinstance(lr_scale, str) and lr_scale == "auto":
         return lr_scale
+    if hasattr(lr_scale, "tolist") and not isinstance(lr_scale, (list, tuple)):
+        lr_scale = lr_scale.tolist()     # a NumPy array or scalar, as a list or a float
     if positive(lr_scale):
         return float(lr_scale)
     if isinstance(lr_scale, (list, tuple)) and lr_scale and all(positive(v) for v in lr_scale):

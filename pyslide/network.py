@@ -204,11 +204,21 @@ class Settings:
 
     def _check_X(self, X, name="X"):
         from .data import check_features
-        X = check_features(X, n_features=self.input_dim, name=name)
-        return X
+        width = _matrix_width(X)
+        if width is not None and width != self.input_dim:
+            # a sparse X would otherwise be widened with zero columns: data made
+            # for another model (or with a column dropped) must not pass silently
+            raise ValueError(f"{name} has {width} features (columns) but the model expects "
+                             f"n_features={self.input_dim}")
+        return check_features(X, n_features=self.input_dim, name=name)
 
     def _check_Y(self, Y, n_rows, name="Y"):
         from .data import labels_to_csr
+        width = _matrix_width(Y)
+        if width is not None and width != self.n_outputs:
+            raise ValueError(f"{name} has {width} label columns but the model has "
+                             f"{self.n_outputs} outputs; give an indicator matrix as wide as "
+                             f"the output layer, or lists of label ids")
         Y = labels_to_csr(Y, n_labels=self.n_outputs, name=name)
         if Y.shape[0] != n_rows:
             raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_rows}; "
@@ -233,6 +243,14 @@ class Settings:
                 "optimizer": self.optimizer.get_config(),
                 "layers": [layer.get_config() for layer in self.layers]}
 
+
+
+def _matrix_width(M):
+    """The column count of a 2-D matrix (sparse or array), else None."""
+    shape = getattr(M, "shape", None)
+    if isinstance(shape, tuple) and len(shape) == 2:
+        return shape[1]
+    return None
 
 
 def checked_config(config, owner, extra_keys=()):

@@ -176,3 +176,97 @@ def test_dataset_tests_skip_when_the_folder_lacks_their_file(tmp_path):
         env=env, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert "3 skipped" in done.stdout and "failed" not in done.stdout, done.stdout
     assert "amazon670k_partial_test/amazon_partial_test.txt" in done.stdout
+
+
+# ------------------------------------------------------------- 5. wrong inputs
+
+@pytest.fixture(scope="module")
+def small():
+    X, Y = ps.data.make_xc("small", n_samples=200, n_features=50, n_labels=20, seed=0)
+    net = ps.Network(50, [ps.Dense(8), ps.Sampled(20)], threads=1, seed=0)
+    net.fit(X, Y, epochs=1, batch_size=64, verbose=0)
+    return X, Y, net
+
+
+@pytest.mark.parametrize("width", [1, 49, 51])
+def test_sparse_X_of_another_width_is_refused(small, width):
+    import scipy.sparse as sp
+    X, Y, net = small
+    other = sp.random(10, width, density=0.2, format="csr", random_state=0)
+    message = re.escape(f"X has {width} features (columns) but the model expects n_features=50")
+    for call_with in (lambda: net.predict(other), lambda: net.predict_proba(other),
+                      lambda: net.evaluate(other, Y[:10]),
+                      lambda: net.fit(other, Y[:10], verbose=0)):
+        with pytest.raises(ValueError, match=message):
+            call_with()
+    with pytest.raises(ValueError, match=r"validation_data\[0\] has .* features"):
+        net.fit(X, Y, validation_data=(other, Y[:10]), verbose=0)
+
+
+def test_a_label_matrix_of_another_width_is_refused(small):
+    X, Y, net = small
+    narrow = Y[:, :12]
+    message = re.escape("Y has 12 label columns but the model has 20 outputs")
+    with pytest.raises(ValueError, match=message):
+        net.evaluate(X, narrow)
+    with pytest.raises(ValueError, match=message):
+        net.fit(X, narrow, verbose=0)
+    with pytest.raises(ValueError, match="Y has 21 label columns"):
+        net.evaluate(X, np.zeros((X.shape[0], 21)))
+    assert set(net.evaluate(X, [[1, 2]] * X.shape[0], k=1)) == {"p@1", "ndcg@1"}  # lists: no width
+
+
+def test_cli_warns_when_a_file_was_made_for_another_model(capsys, files, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("2 6 4\n1,3 0:1 5:2\n2 1:1\n")
+    code, out, err = call(capsys, "evaluate", files["model.npz"], other, "--threads", "1")
+    assert code == 0
+    assert (f"pyslide: warning: {other}: its header (line 1) declares 6 features and 4 labels, "
+            f"the model has 40 features and 12 labels; is this the model's data?") in err
+    code, out, err = call(capsys, "predict", files["model.npz"], other, "--threads", "1")
+    assert code == 0
+    assert f"{other}: its header (line 1) declares 6 features, the model has 40 features" in err
+    code, out, err = call(capsys, "evaluate", files["model.npz"], files["test.txt"],
+                          "--threads", "1")
+    assert code == 0 and "warning" not in err          # the model's own data: no warning
+
+
+@pytest.mark.parametrize("shuffle", ["no", 0, 1, None])
+def test_fit_shuffle_must_be_a_bool(small, shuffle):
+    X, Y, net = small
+    with pytest.raises(TypeError, match=re.escape(f"shuffle must be True or False, got "
+                                                  f"{shuffle!r}")):
+        net.fit(X, Y, shuffle=shuffle, verbose=0)
+
+
+def test_a_diverging_run_warns_once():
+    X, Y = ps.data.make_xc("small", n_samples=200, n_features=50, n_labels=20, seed=0)
+    net = ps.Network(50, [ps.Dense(8), ps.Sampled(20)], optimizer=ps.SGD(lr=1e3), threads=1,
+                     seed=0)
+    with pytest.warns(ps.DivergenceWarning) as record:
+        net.fit(X, Y, epochs=3, batch_size=32, verbose=0)
+    diverged = [w for w in record if issubclass(w.category, ps.DivergenceWarning)]
+    assert len(diverged) == 1
+    assert re.match(r"training is diverging: the batch loss grew from \d\.\d+ \(step 1\) to "
+                    r"[\d.e+]+ at step \d+ \(epoch 1\); lower the optimizer's lr",
+                    str(diverged[0].message)), str(diverged[0].message)
+    assert diverged[0].filename == __file__          # points at the fit call
+
+
+def test_a_healthy_run_does_not_warn(small):
+    import warnings
+    X, Y, _ = small
+    net = ps.Network(50, [ps.Dense(8), ps.Sampled(20)], threads=1, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ps.DivergenceWarning)
+        net.fit(X, Y, epochs=3, batch_size=32, verbose=0)
+
+
+def test_lr_scale_accepts_arrays_like_lists():
+    assert ps.Sampled(20, lr_scale=np.array([1, .5])).lr_scale == (1.0, 0.5)
+    assert ps.Sampled(20, lr_scale=np.float32(2)).lr_scale == 2.0
+    assert ps.Sampled(20, lr_scale=[1, .5]).lr_scale == ps.Sampled(20, lr_scale=(1, .5)).lr_scale
+    with pytest.raises(ValueError, match="lr_scale must be 'auto', a positive number"):
+        ps.Sampled(20, lr_scale=np.array([1, -.5]))
+    with pytest.raises(ValueError, match="lr_scale must be 'auto'"):
+        ps.Sampled(20, lr_scale=np.ones((2, 2)))
