@@ -258,6 +258,11 @@ class ModelCheckpoint(Callback):
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"ModelCheckpoint: the folder {folder!r} of path "
                                     f"{self.path!r} does not exist")
+        # and so must a path that is a folder, a device or in a read-only
+        # folder; the network knows what its save writes (a file, or a folder)
+        check = getattr(network, "_check_save_path", None)
+        if check is not None:
+            check(self.path.format(epoch=1), "ModelCheckpoint: path")
         self.best = None
         self.best_epoch = None
 

@@ -709,10 +709,13 @@ def _file_buffer(path):
             mapped.close()
 
 
+_TOKEN_LIMIT = 40     # bytes of a bad token shown in a message
+
+
 def _token_at(buffer, position):
-    """The raw bytes of the token at ``position`` (at most 40)."""
+    """The raw bytes of the token at ``position`` (at most ``_TOKEN_LIMIT``)."""
     end = position
-    limit = min(len(buffer), position + 40)
+    limit = min(len(buffer), position + _TOKEN_LIMIT)
     while end < limit and buffer[end] not in b" \t\r\n":
         end += 1
     return bytes(buffer[position:end])
@@ -721,15 +724,25 @@ def _token_at(buffer, position):
 _CONTROL_BYTES = frozenset(b for b in range(32) if b not in b"\t\n\r\v\f") | {0x7f}
 
 
-def _is_binary(raw):
-    """True for bytes no text file holds: control characters or invalid UTF-8."""
+def _check_text(raw, name, line):
+    """Raise for bytes no XC / libsvm line holds: control bytes (binary data),
+    or bytes that are not UTF-8 (a file in Latin-1 or another 8-bit
+    encoding; the formats hold ASCII ids and numbers, so nothing could be
+    decoded into a valid token)."""
     if any(b in _CONTROL_BYTES for b in raw):
-        return True
+        raise _not_text(name, line)
     try:
         raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and len(raw) >= _TOKEN_LIMIT:
+            return      # a character cut by the token limit, not an encoding error
+        # bad bytes as \xe9, other unprintable characters escaped as repr does
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1]
+                        for c in raw.decode("utf-8", "backslashreplace"))
+        raise XCFormatError(f"{name}, line {line}: not UTF-8 text: byte 0x{raw[exc.start]:02X} "
+                            f"in '{shown}' (a Latin-1 or other 8-bit encoding?); the file may "
+                            f"hold only ASCII ids and numbers: remove or replace that "
+                            f"character") from None
 
 
 def _not_text(name, line):
@@ -775,8 +788,7 @@ def _parse_header(buffer, name, header, begin=0):
     if not header:
         return None, begin
     if not is_header:
-        if _is_binary(first[:200]):
-            raise _not_text(name, 1)
+        _check_text(first[:200], name, 1)
         shown = first.decode("utf-8", "replace").strip()[:60]
         raise XCFormatError(f"{name}, line 1: the header must be 'N D L' (three non-negative "
                             f"integers: rows, features, labels), got {shown!r}")
@@ -800,9 +812,8 @@ def _parse(buffer, name, start, first_line, feature_bound, label_bound,
     if status != _io.OK:
         line = result["row"] + first_line
         token = _token_at(buffer, result["position"])
-        if _is_binary(token):
-            raise _not_text(name, line)
-        token = token.decode("utf-8")
+        _check_text(token, name, line)
+        token = token.decode("utf-8", "replace")
         if status == _io.ERR_FEATURE_RANGE:
             n = feature_bound - feature_offset
             note = f"; one-based ids go up to {n}" if feature_offset else ""

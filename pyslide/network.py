@@ -459,6 +459,13 @@ class Network(Settings, Trainer, Predictor):
         """
         return persist.save(self, path)
 
+    def _check_save_path(self, path, owner):
+        """Raise ``OSError`` naming ``owner`` and ``path`` now if ``save(path)``
+        would fail later: a missing or read-only folder, a folder or a device
+        at ``path`` (``ModelCheckpoint`` calls it before the first epoch)."""
+        from .atomic import check_writable
+        check_writable(path, owner, regular_only=True)
+
     @classmethod
     def load(cls, path, threads=None):
         """Read a model written by ``save`` (a path or a binary file object),

@@ -270,3 +270,84 @@ def test_lr_scale_accepts_arrays_like_lists():
         ps.Sampled(20, lr_scale=np.array([1, -.5]))
     with pytest.raises(ValueError, match="lr_scale must be 'auto'"):
         ps.Sampled(20, lr_scale=np.ones((2, 2)))
+
+
+# ------------------------------------------------------------- 6. late or raw errors
+
+@pytest.mark.parametrize("target", ["folder", "device"])
+def test_checkpoint_path_is_checked_before_the_first_epoch(small, tmp_path, target):
+    X, Y, _ = small
+    path = tmp_path if target == "folder" else Path("/dev/null")
+    expected = (f"ModelCheckpoint: path {path}: is a folder, not a file" if target == "folder"
+                else f"ModelCheckpoint: path {path}: is not a regular file")
+    net = ps.Network(50, [ps.Dense(8), ps.Sampled(20)], threads=1, seed=0)
+    checkpoint = ps.ModelCheckpoint(path, save_best_only=False)
+    with pytest.raises(OSError, match=re.escape(expected)):
+        net.fit(X, Y, epochs=1, verbose=0, callbacks=[checkpoint])
+    assert net.epoch_ == 0 and net.step_ == 0        # refused before any training
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_checkpoint_in_a_read_only_folder_is_refused_before_training(small, tmp_path):
+    X, Y, _ = small
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    net = ps.Network(50, [ps.Dense(8), ps.Sampled(20)], threads=1, seed=0)
+    try:
+        with pytest.raises(OSError, match=re.escape(f"ModelCheckpoint: path {folder / 'm.npz'}: "
+                                                    f"cannot create a file in")):
+            net.fit(X, Y, verbose=0, callbacks=[ps.ModelCheckpoint(folder / "m.npz",
+                                                                   save_best_only=False)])
+    finally:
+        folder.chmod(0o700)
+    assert net.step_ == 0
+
+
+def _garble_zip_version(data):
+    """The model bytes with the first central-directory entry's 'version
+    needed to extract' set to 25.5 (zipfile raises NotImplementedError)."""
+    data = bytearray(data)
+    entry = data.index(b"PK\x01\x02")
+    data[entry + 6:entry + 8] = b"\xff\x00"
+    return bytes(data)
+
+
+def test_both_loaders_name_a_damaged_file(small, tmp_path):
+    import io
+    _, _, net = small
+    good = tmp_path / "good.npz"
+    net.save(good)
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(_garble_zip_version(good.read_bytes()))
+    expected = re.escape(f"'{damaged}' is not a complete pyslide model (truncated or damaged: "
+                         f"zip file version 25.5)")
+    for loader in (ps.load, ps.Network.load):
+        with pytest.raises(ValueError, match=expected):
+            loader(damaged)
+        with pytest.raises(ValueError, match="'<model bytes>' is not a complete pyslide model"):
+            loader(io.BytesIO(damaged.read_bytes()))
+
+
+@pytest.mark.parametrize("line, expected", [
+    (b"1 3:0.5\xe9 4:1", "byte 0xE9 in '3:0.5\\xe9'"),
+    (b"1,2 caf\xe9:1", "byte 0xE9 in 'caf\\xe9:1'"),
+])
+def test_a_latin1_byte_is_reported_as_not_utf8(tmp_path, line, expected):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"2 10 3\n0 1:1 2:1\n" + line + b"\n")
+    message = (f"{path}, line 3: not UTF-8 text: {expected} (a Latin-1 or other 8-bit "
+               f"encoding?); the file may hold only ASCII ids and numbers")
+    with pytest.raises(ps.data.XCFormatError, match=re.escape(message)):
+        ps.data.load_xc(path)
+    with pytest.raises(ps.data.XCFormatError, match="binary data"):
+        path.write_bytes(b"2 10 3\n0 1:1 2:1\n1 3:\x01\n")    # control bytes: still binary
+        ps.data.load_xc(path)
+
+
+def test_valid_utf8_cut_by_the_token_limit_is_not_an_encoding_error(tmp_path):
+    path = tmp_path / "long.txt"
+    token = "1:" + "€" * 20                      # 62 bytes: the 40th byte is inside a €
+    path.write_bytes(f"1 10 3\n0 {token}\n".encode())
+    with pytest.raises(ps.data.XCFormatError, match="malformed feature value"):
+        ps.data.load_xc(path)
