@@ -1,4 +1,4 @@
-"""The OpenMP runtime's wait policy, chosen before the runtime starts; imports nothing (``pyslide/__init__`` runs it before any kernel module loads).
+"""The OpenMP runtime's wait policy, chosen before the runtime starts, and the fork warning; imports nothing (``pyslide/__init__`` runs it before any kernel module loads).
 
 libgomp reads its environment once, when the first module linked against it
 is loaded. By default a thread that reaches the end of a parallel region
@@ -30,3 +30,35 @@ def choose_wait_policy(environ=os.environ):
 
 
 chosen = choose_wait_policy()
+
+
+# The most threads a kernel has been started with in this process. GNU
+# OpenMP's worker threads do not survive fork(): a forked child that starts a
+# parallel region waits for them forever (Linux's default multiprocessing
+# start method forks). Kernels report their thread counts here so that a
+# child can be told at once, rather than hang later without a word.
+_threads_run = 0
+
+
+def note_threads(n_threads):
+    """Record that a kernel is about to run with ``n_threads``; returns it."""
+    global _threads_run
+    if n_threads > _threads_run:
+        _threads_run = n_threads
+    return n_threads
+
+
+def _warn_in_forked_child():
+    if _threads_run > 1:
+        import warnings
+        warnings.warn(
+            f"pyslide: this process was forked after pyslide ran OpenMP threads "
+            f"({_threads_run}) in its parent; OpenMP's threads do not survive fork, so "
+            f"training or prediction in this child may hang. Start child processes with "
+            f"the 'spawn' method (multiprocessing.get_context('spawn'), or "
+            f"multiprocessing.set_start_method('spawn') at the program's start), or use "
+            f"threads=1 in the parent", RuntimeWarning, stacklevel=2)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_warn_in_forked_child)

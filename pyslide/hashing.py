@@ -1,4 +1,4 @@
-"""Hash-family specifications and LSH bucket tables; imports _hash, _openmp and _validate (never the model).
+"""Hash-family specifications and LSH bucket tables; imports _hash, _openmp, _openmp_env and _validate (never the model).
 
 A specification (:class:`SimHash`, :class:`WTA`, :class:`DWTA`,
 :class:`DOPH`) holds K (bits or codes per table), L (tables) and a seed; its
@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _hash
 from ._openmp import resolve_threads
+from ._openmp_env import note_threads
 from ._validate import integer
 
 __all__ = ["SimHash", "WTA", "DWTA", "DOPH", "LSHTables", "estimate_table_bytes",
@@ -55,7 +56,7 @@ def _seed_arg(seed):
 
 
 def _threads(threads):
-    return resolve_threads(threads, "threads")
+    return note_threads(resolve_threads(threads, "threads"))
 
 
 def _available_memory_bytes():

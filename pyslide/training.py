@@ -1,4 +1,4 @@
-"""Training: the engine's preparation, the epoch loop, snapshots for early stopping; imports the kernels (_kernels, _loss, _optim), callbacks, layers and _validate (never the CLI).
+"""Training: the engine's preparation, the epoch loop, snapshots for early stopping; imports the kernels (_kernels, _loss, _optim), _openmp_env, callbacks, layers and _validate (never the CLI).
 
 ``Trainer`` is a mixin of :class:`pyslide.Network`: it holds the methods
 that run training on the arrays the network allocates.
@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from . import _kernels, _loss, _optim
+from ._openmp_env import note_threads
 from ._validate import flag, integer, integers, real
 from .callbacks import check_callbacks as _check_callbacks
 from .layers import Sampled
@@ -46,7 +47,7 @@ class Trainer:
                     spec["family"] = state.family
                     spec["tables"] = state.tables.compiled
             specs.append(spec)
-        return _kernels.Engine(specs, batch_size, self._threads_for_rows(batch_size),
+        return _kernels.Engine(specs, batch_size, note_threads(self._threads_for_rows(batch_size)),
                                _loss.LOSSES[self.loss],
                                max_labels,
                                self.seed, self._is_shared_output(), max_row_nnz,

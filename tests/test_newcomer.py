@@ -351,3 +351,45 @@ def test_valid_utf8_cut_by_the_token_limit_is_not_an_encoding_error(tmp_path):
     path.write_bytes(f"1 10 3\n0 {token}\n".encode())
     with pytest.raises(ps.data.XCFormatError, match="malformed feature value"):
         ps.data.load_xc(path)
+
+
+# ------------------------------------------------------------- 7. fork after training
+
+_FORK_SCRIPT = r"""
+import multiprocessing, os, sys, warnings
+import pyslide as ps
+warnings.simplefilter("always")
+X, Y = ps.data.make_xc("small", n_samples=64, n_features=50, n_labels=20, seed=0)
+net = ps.Network(50, [ps.Dense(8), ps.Sampled(20)], threads=int(sys.argv[1]), seed=0)
+net.fit(X, Y, epochs=1, batch_size=32, verbose=0)
+pid = os.fork()
+if pid == 0:
+    os._exit(0)          # the child touches no OpenMP: it only shows the warning
+os.waitpid(pid, 0)
+child = multiprocessing.get_context("fork").Process(target=print, args=("child ran",))
+child.start()
+child.join(30)
+print("exit code", child.exitcode)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or not ps.openmp_enabled(),
+                    reason="needs fork and an OpenMP build")
+def test_a_child_forked_after_threaded_training_is_warned():
+    done = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, "2"], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    assert "child ran" in done.stdout and "exit code 0" in done.stdout
+    warnings_seen = re.findall(r"RuntimeWarning: pyslide: this process was forked after "
+                               r"pyslide ran OpenMP threads \(2\) in its parent; .*", done.stderr)
+    assert len(warnings_seen) == 2, done.stderr           # os.fork and multiprocessing's
+    assert "multiprocessing.get_context('spawn')" in warnings_seen[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_no_fork_warning_after_single_threaded_training():
+    done = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, "1"], capture_output=True,
+                          text=True, timeout=60, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr
+    assert "exit code 0" in done.stdout
+    assert "forked" not in done.stderr
