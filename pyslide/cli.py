@@ -23,6 +23,13 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+# The PyTorch the baselines are measured with: the version the [bench] extra
+# pins, CPU build (plain PyPI serves the CUDA build, gigabytes of GPU
+# libraries a CPU comparison never loads). From the source folder: a project
+# of another name "pyslide" exists on PyPI.
+TORCH_INSTALL_HINT = ('run pip install ".[bench]" --extra-index-url '
+                      'https://download.pytorch.org/whl/cpu in the pyslide source folder')
+
 _DESCRIPTION = """\
 Train networks with enormous output layers on CPUs: each sample computes only
 the output neurons that locality-sensitive hashing picks (SLIDE).
@@ -884,8 +891,9 @@ def _cmd_train(args):
     if stopper is not None and verbose:
         how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
                else f"ran all {opts.epochs} epochs")
+        # named as the epoch lines name what --monitor watches (val_loss, val_p@1, ...)
         print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
-              f"(validation p@1 {stopper.best:.4f})")
+              f"({stopper._monitor.key} {stopper.best:.4f})")
     if stopper is not None and Xt is not None:
         scores = net.evaluate(Xt, Yt, k=opts.eval_k)
         if verbose:
@@ -1154,8 +1162,8 @@ def _cmd_demo(args):
         try:
             import torch  # noqa: F401
         except ImportError:
-            print("\nPyTorch not installed: skipping the baseline "
-                  "(pip install torch to see pyslide beside a PyTorch sampled softmax)")
+            print(f"\nPyTorch not installed: skipping the baseline (to see pyslide beside a "
+                  f"PyTorch sampled softmax: {TORCH_INSTALL_HINT})")
         else:
             # the same start as pyslide's first layer (Network._init_std's rule)
             mean_sq_norm = float(X.multiply(X).sum(1).mean())
@@ -1244,9 +1252,9 @@ def _check_bench_extra(script, extra):
         uses_torch = False
     wants_torch = uses_torch and (methods is None or "torch" in methods)
     if wants_torch and importlib.util.find_spec("torch") is None:
-        raise CommandError('the benchmark suite compares against PyTorch, which is not '
-                           'installed: pip install ".[bench]" (or run pyslide bench --builtin, '
-                           'or pass -- --methods pyslide:lsh-batch)')
+        raise CommandError(f"the benchmark suite compares against PyTorch, which is not "
+                           f"installed: {TORCH_INSTALL_HINT} (or run pyslide bench --builtin, "
+                           f"or pass -- --methods pyslide:lsh-batch)")
 
 
 def _cmd_bench(args):
