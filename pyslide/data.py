@@ -22,6 +22,7 @@ from .atomic import atomic_write
 __all__ = [
     "make_xc", "PRESETS", "load_xc", "save_xc", "load_libsvm", "save_libsvm",
     "read_split", "load_xc_split", "labels_to_csr", "check_features", "XCFormatError",
+    "RowCountError",
 ]
 
 

@@ -259,6 +259,8 @@ class SimHash(_FamilySpec):
     name = "simhash"
 
     def __init__(self, K=9, L=50, density=None, seed=0):
+        """Check ``K``, ``L``, ``density`` and ``seed``; the random draws
+        (from ``seed``) are made by ``compile(dim)`` for an input width."""
         super().__init__(K, L, seed)
         if density is not None:
             if isinstance(density, bool) or not isinstance(density, numbers.Real):
@@ -343,6 +345,8 @@ class WTA(_FamilySpec):
     _kind = "wta"
 
     def __init__(self, K=6, L=50, bin_size=8, seed=0):
+        """Check ``K``, ``L``, ``bin_size`` and ``seed``; the random draws
+        (from ``seed``) are made by ``compile(dim)`` for an input width."""
         super().__init__(K, L, seed)
         self.bin_size = _check_bin_size(bin_size)
         self._check_code_bits(self._code_bits(),
@@ -430,6 +434,8 @@ class DOPH(_FamilySpec):
     name = "doph"
 
     def __init__(self, K=4, L=50, bits=None, seed=0):
+        """Check ``K``, ``L``, ``bits`` and ``seed``; the random draws
+        (from ``seed``) are made by ``compile(dim)`` for an input width."""
         super().__init__(K, L, seed)
         if bits is None:
             bits = max(1, min(8, 16 // self.K))
@@ -526,6 +532,8 @@ class LSHTables:
     """
 
     def __init__(self, family, bucket_size=128, policy="fifo", seed=0):
+        """Check the settings; ``family`` must be compiled already
+        (``spec.compile(dim)``). ``build`` fills the tables."""
         if not isinstance(family, _hash.CompiledFamily):
             hint = (" (call .compile(dim) on the specification first)"
                     if isinstance(family, _FamilySpec) else "")

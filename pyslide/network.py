@@ -298,12 +298,45 @@ class Network(Settings, Trainer, Predictor):
         Lazy Adam (only touched rows) by default.
     threads : int or None
         Threads of every kernel: None uses the cores available to the
-        process (respecting ``OMP_NUM_THREADS``), -1 every core.
+        process (respecting ``OMP_NUM_THREADS``), but at most one thread per
+        8 rows of a batch or prediction; -1 every core; an int that many.
     seed : int
         Seeds weights, hash functions, shuffling and sampling. With
         ``threads=1`` two runs with one seed are bit-for-bit identical; with
         more threads lock-free (HogWild) updates race and results vary
         slightly.
+
+    Attributes
+    ----------
+    history_ : dict of lists
+        Per-epoch ``loss``, cumulative training ``time`` (seconds,
+        evaluation excluded), and with ``validation_data`` or
+        ``validation_split``: ``val_loss`` (the exact loss over every
+        output) and ``val_p@k`` / ``val_ndcg@k``. It keeps every epoch, also
+        those after the best one that ``EarlyStopping`` went back from.
+        ``fit`` also returns it.
+    best_epoch_ : int
+        The best epoch of the last ``fit`` with ``EarlyStopping`` (counted
+        from 1 across ``fit`` calls); with ``restore_best=True`` the network
+        holds that epoch's weights, optimizer state and ``step_``
+        (``epoch_`` still counts every epoch run).
+    epoch_, step_ : int
+        Epochs and optimizer steps completed (they continue across ``fit``
+        calls and ``save`` / ``load``).
+    validation_rows_ : ndarray or None
+        The rows of ``X`` that the last ``fit`` held out with
+        ``validation_split``.
+    timings_ : dict
+        Seconds per phase of the last ``fit``: ``hash``, ``forward``,
+        ``backward``, ``optimizer``, ``rebuild``.
+    step_times_ : ndarray
+        Wall-clock seconds of every step of the last ``fit``.
+    n_threads : int
+        The resolved thread count (``threads``).
+    n_outputs, input_dim : int
+        Widths of the output layer and of an input row.
+    stop_training : bool
+        Set it in a callback to end ``fit`` after the epoch.
 
     Examples
     --------
@@ -316,6 +349,9 @@ class Network(Settings, Trainer, Predictor):
 
     def __init__(self, input_dim, layers, loss="softmax", optimizer="adam", threads=None,
                  seed=0):
+        """Check the settings and allocate the layers' arrays (a ``MemoryError``
+        before allocating when they would not fit). The weights are drawn at the
+        first ``fit``, scaled to its data; the parameters are described above."""
         self._configure(input_dim, layers, loss, optimizer, threads, seed)
         self._check_memory()
         self._allocate()

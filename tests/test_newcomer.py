@@ -450,3 +450,38 @@ def test_install_hints_never_name_the_index_project():
         text = path.read_text()
         assert "install 'pyslide[" not in text and 'install "pyslide[' not in text, path.name
         assert not re.search(r"pip install torch\b", text), path.name
+
+
+# ------------------------------------------------------------- 11. help()
+
+_HELPED = [ps.Network, ps.Dense, ps.Sampled, ps.Adam, ps.AdamW, ps.SGD, ps.Constant,
+           ps.StepDecay, ps.ExponentialDecay, ps.CosineDecay, ps.Callback, ps.EarlyStopping,
+           ps.ModelCheckpoint, ps.SimHash, ps.WTA, ps.DWTA, ps.DOPH, ps.LSHTables]
+
+
+@pytest.mark.parametrize("cls", _HELPED, ids=[c.__name__ for c in _HELPED])
+def test_help_describes_the_constructor(cls):
+    import pydoc
+    text = pydoc.render_doc(cls, renderer=pydoc.plaintext)
+    assert "Initialize self" not in text
+    if "__init__" in text:          # Callback has no constructor of its own
+        after = text.split("__init__(self", 1)[1].splitlines()[1:3]
+        assert len(" ".join(after).split()) >= 5, after     # a sentence, not a placeholder
+
+
+def test_help_of_network_documents_the_fitted_attributes():
+    import pydoc
+    text = pydoc.render_doc(ps.Network, renderer=pydoc.plaintext)
+    for attribute in ("history_ : dict of lists", "best_epoch_ : int", "epoch_, step_ : int",
+                      "timings_ : dict", "validation_rows_ : ndarray or None"):
+        assert attribute in text, attribute
+
+
+def test_sampled_docstring_describes_parameters_without_benchmark_figures():
+    doc = ps.Sampled.__doc__
+    assert len(doc.splitlines()) <= 110
+    parameters = doc.split("Parameters", 1)[1].split("Notes", 1)[0]
+    assert not re.search(r"P@1|0\.\d{3} */", parameters), "figures belong in docs/guide.md"
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    for section in re.findall(r'``docs/guide.md``, "([^"]+)"', " ".join(doc.split())):
+        assert f"# {section}" in guide, section                  # the links lead somewhere
