@@ -29,7 +29,28 @@ def choose_wait_policy(environ=os.environ):
     return WAIT_POLICY
 
 
+def _runtime_loaded():
+    """True when GNU OpenMP is already mapped into this process (Linux; False
+    where that cannot be told)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return "libgomp" in maps.read()
+    except OSError:
+        return False
+
+
 chosen = choose_wait_policy()
+# another library (PyTorch bundles a libgomp.so.1, which pyslide's kernels
+# then share) may have started the runtime already, with spinning waits
+applied = chosen is not None and not _runtime_loaded()
+if chosen is not None and not applied:
+    import warnings
+    warnings.warn(
+        "pyslide: an OpenMP runtime was started before pyslide (by another library, e.g. "
+        "PyTorch) with spinning waits, so pyslide's OMP_WAIT_POLICY=passive cannot take "
+        "effect; on a machine busy with other work, training with several threads may run "
+        "many times slower than with one. Import pyslide first, or set OMP_WAIT_POLICY="
+        "passive before Python starts (or use threads=1)", RuntimeWarning, stacklevel=2)
 
 
 # The most threads a kernel has been started with in this process. GNU

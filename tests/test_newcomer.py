@@ -61,6 +61,27 @@ def test_a_wait_policy_the_user_set_is_kept(variable, value, spin):
     assert f"GOMP_SPINCOUNT = '{spin}'" in done.stderr, done.stderr
 
 
+@pytest.mark.skipif(not ps.openmp_enabled() or not sys.platform.startswith("linux"),
+                    reason="needs GNU OpenMP on Linux")
+def test_a_runtime_started_before_pyslide_is_reported():
+    # as PyTorch does when imported first: its libgomp.so.1 is the one the
+    # kernels then share, started with spinning waits
+    code = ("import ctypes; ctypes.CDLL('libgomp.so.1'); import pyslide; "
+            "print('applied', pyslide._openmp_env.applied)")
+    done = run_python(code, drop=_POLICY_VARIABLES)
+    assert done.returncode == 0, done.stderr
+    assert "applied False" in done.stdout
+    assert ("RuntimeWarning: pyslide: an OpenMP runtime was started before pyslide (by another "
+            "library, e.g. PyTorch) with spinning waits") in done.stderr
+    assert "Import pyslide first, or set OMP_WAIT_POLICY=passive" in done.stderr
+    # the user's own policy: nothing to report
+    done = run_python(code, {"OMP_WAIT_POLICY": "active"}, drop=_POLICY_VARIABLES)
+    assert done.returncode == 0 and "RuntimeWarning" not in done.stderr, done.stderr
+    done = run_python("import pyslide; print('applied', pyslide._openmp_env.applied)",
+                      drop=_POLICY_VARIABLES)
+    assert "applied True" in done.stdout and "RuntimeWarning" not in done.stderr
+
+
 def test_choose_wait_policy_rules():
     env = {}
     assert _openmp_env.choose_wait_policy(env) == "passive"
