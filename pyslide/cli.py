@@ -372,8 +372,8 @@ _TRAIN_OPTIONS = {
     ],
 }
 _TRAIN_SPEC = {row[0]: row for rows in _TRAIN_OPTIONS.values() for row in rows}
-_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "strict_rows": False, "progress": True, "correction": False,
-               "cosine": True}   # value the flag sets
+_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "strict_rows": False, "progress": True,
+               "correction": False, "cosine": True}   # value the flag sets
 # Keys a config file may also hold besides the options above.
 _CONFIG_EXTRA_KEYS = ("train", "layers")
 _CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "training")

@@ -725,17 +725,18 @@ def _token_at(buffer, position):
 _CONTROL_BYTES = frozenset(b for b in range(32) if b not in b"\t\n\r\v\f") | {0x7f}
 
 
-def _check_text(raw, name, line):
+def _check_text(raw, name, line, limit=_TOKEN_LIMIT):
     """Raise for bytes no XC / libsvm line holds: control bytes (binary data),
     or bytes that are not UTF-8 (a file in Latin-1 or another 8-bit
     encoding; the formats hold ASCII ids and numbers, so nothing could be
-    decoded into a valid token)."""
+    decoded into a valid token). ``raw`` is at most ``limit`` bytes of the
+    line, so a character cut at that limit is not an error."""
     if any(b in _CONTROL_BYTES for b in raw):
         raise _not_text(name, line)
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.reason == "unexpected end of data" and len(raw) >= _TOKEN_LIMIT:
+        if exc.reason == "unexpected end of data" and len(raw) >= limit:
             return      # a character cut by the token limit, not an encoding error
         # bad bytes as \xe9, other unprintable characters escaped as repr does
         shown = "".join(c if c.isprintable() else repr(c)[1:-1]
@@ -789,7 +790,7 @@ def _parse_header(buffer, name, header, begin=0):
     if not header:
         return None, begin
     if not is_header:
-        _check_text(first[:200], name, 1)
+        _check_text(first[:200], name, 1, limit=200)
         shown = first.decode("utf-8", "replace").strip()[:60]
         raise XCFormatError(f"{name}, line 1: the header must be 'N D L' (three non-negative "
                             f"integers: rows, features, labels), got {shown!r}")
