@@ -39,32 +39,6 @@ Contents: [pyslide](#pyslide) · [pyslide.data](#pyslidedata) ·
 [pyslide.distributed](#pyslidedistributed)
 """
 
-# What a docstring cannot say about attributes set during training.
-NETWORK_ATTRIBUTES = """\
-**Attributes set by `fit`**
-
-- `history_` (dict of lists): per-epoch `loss`, cumulative training `time`
-  (seconds, evaluation excluded), and with `validation_data` or
-  `validation_split`: `val_loss` (the exact loss over every output) and
-  `val_p@k` / `val_ndcg@k`. It keeps every epoch, also those after the best
-  one that `EarlyStopping` went back from. `fit` also returns it.
-- `best_epoch_` (int): the best epoch of the last `fit` with `EarlyStopping`
-  (counted from 1 across `fit` calls); with `restore_best=True` the network
-  holds that epoch's weights, optimizer state and `step_` (`epoch_` still
-  counts every epoch run).
-- `validation_rows_` (ndarray or None): the rows of `X` that the last `fit`
-  held out with `validation_split`.
-- `timings_` (dict): seconds per phase of the last `fit`: `hash`,
-  `forward`, `backward`, `optimizer`, `rebuild`.
-- `step_times_` (ndarray): wall-clock seconds of every step of the last `fit`.
-- `step_` / `epoch_` (int): optimizer steps and epochs completed (they
-  continue across `fit` calls and `save` / `load`).
-- `n_threads` (int): the resolved thread count; `n_outputs` (int): width of
-  the output layer; `input_dim` (int); `layers` (list); `stop_training`
-  (bool: set it in a callback to end `fit`).
-"""
-
-
 def rst_to_md(text):
     text = re.sub(r":(?:func|class|data|meth|attr|mod):`~?([^`]+)`", r"`\1`", text)
     return re.sub(r"(?<!`)``([^`]+)``(?!`)", r"`\1`", text)
@@ -149,8 +123,6 @@ def public_methods(cls):
 
 def render_class(cls, qualname):
     parts = [f"### `{signature(cls, qualname)}`", "", numpydoc_to_md(cls.__doc__)]
-    if cls is ps.Network:
-        parts += [NETWORK_ATTRIBUTES]
     for name in public_methods(cls):
         static = inspect.getattr_static(cls, name)
         member = getattr(cls, name)

@@ -147,6 +147,8 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", patience=3, min_delta=0.0, mode="auto",
                  restore_best=True):
+        """Check the settings; the monitored key is checked against ``fit``'s
+        logs when training begins (a missing one is a ``ValueError`` then)."""
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
         if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) \
                 or patience < 0:
@@ -229,6 +231,9 @@ class ModelCheckpoint(Callback):
     """
 
     def __init__(self, path, monitor="val_loss", save_best_only=True, mode="auto"):
+        """Check the path's form and the settings; the path itself (its folder,
+        writable, not a folder) is checked when ``fit`` begins, before the
+        first epoch."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"ModelCheckpoint: path must be a file path (str or "
                             f"os.PathLike), got {path!r}")
@@ -258,6 +263,11 @@ class ModelCheckpoint(Callback):
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"ModelCheckpoint: the folder {folder!r} of path "
                                     f"{self.path!r} does not exist")
+        # and so must a path that is a folder, a device or in a read-only
+        # folder; the network knows what its save writes (a file, or a folder)
+        check = getattr(network, "_check_save_path", None)
+        if check is not None:
+            check(self.path.format(epoch=1), "ModelCheckpoint: path")
         self.best = None
         self.best_epoch = None
 

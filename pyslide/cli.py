@@ -23,6 +23,13 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+# The PyTorch the baselines are measured with: the version the [bench] extra
+# pins, CPU build (plain PyPI serves the CUDA build, gigabytes of GPU
+# libraries a CPU comparison never loads). From the source folder: a project
+# of another name "pyslide" exists on PyPI.
+TORCH_INSTALL_HINT = ('run pip install ".[bench]" --extra-index-url '
+                      'https://download.pytorch.org/whl/cpu in the pyslide source folder')
+
 _DESCRIPTION = """\
 Train networks with enormous output layers on CPUs: each sample computes only
 the output neurons that locality-sensitive hashing picks (SLIDE).
@@ -225,6 +232,9 @@ def _text(value):
 # (tests/test_cli.py checks it). Only the command's own choices (the network
 # shape --hidden 128 / --output sampled, --epochs 5, ...) have a value here.
 # (dest, flags, converter, default, choices, metavar, help)
+_NO_STRICT_ROWS_HELP = ("load the rows present when an XC header's row count differs from "
+                        "the file's data lines (a truncated or partial file); by default "
+                        "that is an error")
 _HASH_CHOICES = ("auto", "simhash", "dwta", "wta", "doph", "none")
 _TRAIN_OPTIONS = {
     "data": [
@@ -239,6 +249,8 @@ _TRAIN_OPTIONS = {
         ("format", ("--format",), _text, "xc", ("xc", "libsvm"), None,
          "file format: 'xc' (XC-repository text with a header line; default) or 'libsvm' "
          "(multi-label libsvm, no header)"),
+        ("strict_rows", ("--no-strict-rows",), _bool, None, None, None,
+         _NO_STRICT_ROWS_HELP),
     ],
     "network": [
         ("hidden", ("--hidden",), _hidden_list, [128], None, "UNITS",
@@ -360,8 +372,8 @@ _TRAIN_OPTIONS = {
     ],
 }
 _TRAIN_SPEC = {row[0]: row for rows in _TRAIN_OPTIONS.values() for row in rows}
-_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "progress": True, "correction": False,
-               "cosine": True}   # value the flag sets
+_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "strict_rows": False, "progress": True,
+               "correction": False, "cosine": True}   # value the flag sets
 # Keys a config file may also hold besides the options above.
 _CONFIG_EXTRA_KEYS = ("train", "layers")
 _CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "training")
@@ -672,7 +684,7 @@ def _flag_name(dest):
 
 # --------------------------------------------------------------------------- data files
 
-def _read_labelled(path, fmt, what, n_features=None, n_labels=None):
+def _read_labelled(path, fmt, what, n_features=None, n_labels=None, strict_rows=True):
     """(X, Y) of a data file, widened to the given feature / label counts."""
     from . import data
 
@@ -680,13 +692,44 @@ def _read_labelled(path, fmt, what, n_features=None, n_labels=None):
         raise CommandError(f"{what} file {path!r} does not exist")
     if os.path.isdir(path):
         raise CommandError(f"{what} file {path!r} is a directory")
-    reader = data.load_xc if fmt == "xc" else data.load_libsvm
     # with the model's widths given, an id beyond them is reported with its line
-    X, Y = reader(path, n_features=n_features, n_labels=n_labels)
+    try:
+        if fmt == "xc":
+            X, Y = data.load_xc(path, n_features=n_features, n_labels=n_labels,
+                                strict_rows=strict_rows is not False)
+        else:
+            X, Y = data.load_libsvm(path, n_features=n_features, n_labels=n_labels)
+    except data.RowCountError as exc:
+        raise CommandError(str(exc.with_fix("add --no-strict-rows"))) from None
     if X.shape[1] == 0:
         raise CommandError(f"{what} file {path}: {_why_no_features(path, fmt)}; a network "
                            f"needs at least one input feature")
     return X, Y
+
+
+def _warn_if_made_for_another_model(path, fmt, net, with_labels):
+    """Warn when an XC file's header declares other widths than the model's:
+    its ids are read against the model's widths, so a file made for another
+    model loads and scores near 0 without any other sign."""
+    from . import data
+
+    if fmt != "xc":
+        return
+    try:
+        with data._text_buffer(path) as (buffer, name, begin):
+            counts, _ = data._parse_header(buffer, name, "auto", begin)
+    except (OSError, ValueError):
+        return      # the reader reports an unreadable header with its line
+    if counts is None:
+        return
+    _, n_features, n_labels = counts
+    if n_features == net.input_dim and (not with_labels or n_labels == net.n_outputs):
+        return
+    declared = f"{n_features} features" + (f" and {n_labels} labels" if with_labels else "")
+    model = f"{net.input_dim} features" + (f" and {net.n_outputs} labels" if with_labels else "")
+    warnings.warn(f"{path}: its header (line 1) declares {declared}, the model has {model}; "
+                  f"is this the model's data? (ids are read against the model's widths)",
+                  UserWarning, stacklevel=2)
 
 
 def _why_no_features(path, fmt):
@@ -763,9 +806,9 @@ def _cmd_train(args):
     if progress is None:
         progress = verbose and sys.stderr.isatty()
 
-    X, Y = _read_labelled(opts.train, opts.format, "training")
+    X, Y = _read_labelled(opts.train, opts.format, "training", strict_rows=opts.strict_rows)
     # the test and validation files widened to the widest of the files
-    others = {what: _read_labelled(path, opts.format, what)
+    others = {what: _read_labelled(path, opts.format, what, strict_rows=opts.strict_rows)
               for what, path in (("test", opts.test), ("validation", opts.validation)) if path}
     if others:
         n_features = max([X.shape[1]] + [M.shape[1] for M, _ in others.values()])
@@ -848,8 +891,9 @@ def _cmd_train(args):
     if stopper is not None and verbose:
         how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
                else f"ran all {opts.epochs} epochs")
+        # named as the epoch lines name what --monitor watches (val_loss, val_p@1, ...)
         print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
-              f"(validation p@1 {stopper.best:.4f})")
+              f"({stopper._monitor.key} {stopper.best:.4f})")
     if stopper is not None and Xt is not None:
         scores = net.evaluate(Xt, Yt, k=opts.eval_k)
         if verbose:
@@ -941,12 +985,14 @@ def _cmd_evaluate(args):
     _check_threads(args.threads)
     ks = args.k
     net = _load_model(args.model, args.threads)
-    X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs)
+    X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs,
+                          args.strict_rows)
+    _warn_if_made_for_another_model(args.test, args.format, net, with_labels=True)
     ids, _ = _topk(net, X, max(ks), args.sampled)
     prop = None
     if args.train:
         _, Y_train = _read_labelled(args.train, args.format, "training", net.input_dim,
-                                    net.n_outputs)
+                                    net.n_outputs, args.strict_rows)
         prop = metrics.propensities(Y_train, A=args.propensity_a, B=args.propensity_b)
     results = metrics.evaluate_topk(ids, Y, ks=ks, propensities=prop)
     results = {key: float(value) for key, value in results.items()}
@@ -1012,7 +1058,9 @@ def _cmd_predict(args):
                                                 ("the input file", args.input)])
     net = _load_model(args.model, args.threads)
     # labels in the input are ignored, so their width is not checked against the model
-    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None)
+    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None,
+                          args.strict_rows)
+    _warn_if_made_for_another_model(args.input, args.format, net, with_labels=False)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = _probabilities(net, X, ids, scores)
@@ -1114,8 +1162,8 @@ def _cmd_demo(args):
         try:
             import torch  # noqa: F401
         except ImportError:
-            print("\nPyTorch not installed: skipping the baseline "
-                  "(pip install torch to see pyslide beside a PyTorch sampled softmax)")
+            print(f"\nPyTorch not installed: skipping the baseline (to see pyslide beside a "
+                  f"PyTorch sampled softmax: {TORCH_INSTALL_HINT})")
         else:
             # the same start as pyslide's first layer (Network._init_std's rule)
             mean_sq_norm = float(X.multiply(X).sum(1).mean())
@@ -1204,9 +1252,9 @@ def _check_bench_extra(script, extra):
         uses_torch = False
     wants_torch = uses_torch and (methods is None or "torch" in methods)
     if wants_torch and importlib.util.find_spec("torch") is None:
-        raise CommandError('the benchmark suite compares against PyTorch, which is not '
-                           'installed: pip install ".[bench]" (or run pyslide bench --builtin, '
-                           'or pass -- --methods pyslide:lsh-batch)')
+        raise CommandError(f"the benchmark suite compares against PyTorch, which is not "
+                           f"installed: {TORCH_INSTALL_HINT} (or run pyslide bench --builtin, "
+                           f"or pass -- --methods pyslide:lsh-batch)")
 
 
 def _cmd_bench(args):
@@ -1318,6 +1366,8 @@ def build_parser():
                    help="k values (default 1,3,5)")
     p.add_argument("--format", choices=("xc", "libsvm"), default="xc",
                    help="file format (default xc)")
+    p.add_argument("--no-strict-rows", dest="strict_rows", action="store_false",
+                   help=_NO_STRICT_ROWS_HELP)
     p.add_argument("--propensity-a", type=_positive_float, default=0.55, metavar="A",
                    help="propensity model parameter A > 0 (default 0.55; the XC repository "
                         "uses 0.5 for Amazon, 0.6 for Wikipedia datasets)")
@@ -1347,6 +1397,8 @@ def build_parser():
                    help="logit (default) or prob: sigmoid (bce) or softmax over every label")
     p.add_argument("--format", choices=("xc", "libsvm"), default="xc",
                    help="input file format (default xc)")
+    p.add_argument("--no-strict-rows", dest="strict_rows", action="store_false",
+                   help=_NO_STRICT_ROWS_HELP)
     p.add_argument("--sampled", action="store_true",
                    help="score only the labels the LSH tables return (faster, approximate)")
     p.add_argument("--threads", type=_threads, default=None, metavar="N",

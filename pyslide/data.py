@@ -22,6 +22,7 @@ from .atomic import atomic_write
 __all__ = [
     "make_xc", "PRESETS", "load_xc", "save_xc", "load_libsvm", "save_libsvm",
     "read_split", "load_xc_split", "labels_to_csr", "check_features", "XCFormatError",
+    "RowCountError",
 ]
 
 
@@ -641,6 +642,24 @@ class XCFormatError(ValueError):
     """
 
 
+class RowCountError(XCFormatError):
+    """An XC header whose row count differs from the file's data lines.
+
+    ``fix`` is what loads the rows present: ``strict_rows=False`` here, a
+    command-line flag where the CLI reads the file (``with_fix``).
+    """
+
+    def __init__(self, name, declared, found, fix="pass strict_rows=False"):
+        self.name, self.declared, self.found = name, declared, found
+        super().__init__(f"{name}: the header (line 1) says {declared} rows but the file has "
+                         f"{found} data lines (blank lines count as rows); {fix} to load "
+                         f"the rows present")
+
+    def with_fix(self, fix):
+        """The same error with another way of loading the rows named."""
+        return RowCountError(self.name, self.declared, self.found, fix)
+
+
 _PARSE_ERRORS = {
     _io.ERR_LABEL_SYNTAX: "malformed label list (expected 'l1,l2,...' of non-negative integers)",
     _io.ERR_LABEL_NEGATIVE: "negative label id (ids must be >= 0)",
@@ -691,10 +710,13 @@ def _file_buffer(path):
             mapped.close()
 
 
+_TOKEN_LIMIT = 40     # bytes of a bad token shown in a message
+
+
 def _token_at(buffer, position):
-    """The raw bytes of the token at ``position`` (at most 40)."""
+    """The raw bytes of the token at ``position`` (at most ``_TOKEN_LIMIT``)."""
     end = position
-    limit = min(len(buffer), position + 40)
+    limit = min(len(buffer), position + _TOKEN_LIMIT)
     while end < limit and buffer[end] not in b" \t\r\n":
         end += 1
     return bytes(buffer[position:end])
@@ -703,15 +725,26 @@ def _token_at(buffer, position):
 _CONTROL_BYTES = frozenset(b for b in range(32) if b not in b"\t\n\r\v\f") | {0x7f}
 
 
-def _is_binary(raw):
-    """True for bytes no text file holds: control characters or invalid UTF-8."""
+def _check_text(raw, name, line, limit=_TOKEN_LIMIT):
+    """Raise for bytes no XC / libsvm line holds: control bytes (binary data),
+    or bytes that are not UTF-8 (a file in Latin-1 or another 8-bit
+    encoding; the formats hold ASCII ids and numbers, so nothing could be
+    decoded into a valid token). ``raw`` is at most ``limit`` bytes of the
+    line, so a character cut at that limit is not an error."""
     if any(b in _CONTROL_BYTES for b in raw):
-        return True
+        raise _not_text(name, line)
     try:
         raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return True
-    return False
+    except UnicodeDecodeError as exc:
+        if exc.reason == "unexpected end of data" and len(raw) >= limit:
+            return      # a character cut by the token limit, not an encoding error
+        # bad bytes as \xe9, other unprintable characters escaped as repr does
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1]
+                        for c in raw.decode("utf-8", "backslashreplace"))
+        raise XCFormatError(f"{name}, line {line}: not UTF-8 text: byte 0x{raw[exc.start]:02X} "
+                            f"in '{shown}' (a Latin-1 or other 8-bit encoding?); the file may "
+                            f"hold only ASCII ids and numbers: remove or replace that "
+                            f"character") from None
 
 
 def _not_text(name, line):
@@ -757,8 +790,7 @@ def _parse_header(buffer, name, header, begin=0):
     if not header:
         return None, begin
     if not is_header:
-        if _is_binary(first[:200]):
-            raise _not_text(name, 1)
+        _check_text(first[:200], name, 1, limit=200)
         shown = first.decode("utf-8", "replace").strip()[:60]
         raise XCFormatError(f"{name}, line 1: the header must be 'N D L' (three non-negative "
                             f"integers: rows, features, labels), got {shown!r}")
@@ -782,9 +814,8 @@ def _parse(buffer, name, start, first_line, feature_bound, label_bound,
     if status != _io.OK:
         line = result["row"] + first_line
         token = _token_at(buffer, result["position"])
-        if _is_binary(token):
-            raise _not_text(name, line)
-        token = token.decode("utf-8")
+        _check_text(token, name, line)
+        token = token.decode("utf-8", "replace")
         if status == _io.ERR_FEATURE_RANGE:
             n = feature_bound - feature_offset
             note = f"; one-based ids go up to {n}" if feature_offset else ""
@@ -887,10 +918,7 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
         result = _parse(buffer, name, start, first_line, feature_bound, label_bound,
                         feature_source, label_source)
     if counts is not None and strict_rows and result["n_rows"] != counts[0]:
-        raise XCFormatError(
-            f"{name}: the header (line 1) says {counts[0]} rows but the file has "
-            f"{result['n_rows']} data lines (blank lines count as rows); pass "
-            f"strict_rows=False to load the rows present")
+        raise RowCountError(name, counts[0], result["n_rows"])
     if feature_bound is None:
         feature_bound = result["max_feature"] + 1
     if label_bound is None:

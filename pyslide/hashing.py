@@ -1,4 +1,4 @@
-"""Hash-family specifications and LSH bucket tables; imports _hash, _openmp and _validate (never the model).
+"""Hash-family specifications and LSH bucket tables; imports _hash, _openmp, _openmp_env and _validate (never the model).
 
 A specification (:class:`SimHash`, :class:`WTA`, :class:`DWTA`,
 :class:`DOPH`) holds K (bits or codes per table), L (tables) and a seed; its
@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _hash
 from ._openmp import resolve_threads
+from ._openmp_env import note_threads
 from ._validate import integer
 
 __all__ = ["SimHash", "WTA", "DWTA", "DOPH", "LSHTables", "estimate_table_bytes",
@@ -55,7 +56,7 @@ def _seed_arg(seed):
 
 
 def _threads(threads):
-    return resolve_threads(threads, "threads")
+    return note_threads(resolve_threads(threads, "threads"))
 
 
 def _available_memory_bytes():
@@ -258,6 +259,8 @@ class SimHash(_FamilySpec):
     name = "simhash"
 
     def __init__(self, K=9, L=50, density=None, seed=0):
+        """Check ``K``, ``L``, ``density`` and ``seed``; the random draws
+        (from ``seed``) are made by ``compile(dim)`` for an input width."""
         super().__init__(K, L, seed)
         if density is not None:
             if isinstance(density, bool) or not isinstance(density, numbers.Real):
@@ -342,6 +345,8 @@ class WTA(_FamilySpec):
     _kind = "wta"
 
     def __init__(self, K=6, L=50, bin_size=8, seed=0):
+        """Check ``K``, ``L``, ``bin_size`` and ``seed``; the random draws
+        (from ``seed``) are made by ``compile(dim)`` for an input width."""
         super().__init__(K, L, seed)
         self.bin_size = _check_bin_size(bin_size)
         self._check_code_bits(self._code_bits(),
@@ -429,6 +434,8 @@ class DOPH(_FamilySpec):
     name = "doph"
 
     def __init__(self, K=4, L=50, bits=None, seed=0):
+        """Check ``K``, ``L``, ``bits`` and ``seed``; the random draws
+        (from ``seed``) are made by ``compile(dim)`` for an input width."""
         super().__init__(K, L, seed)
         if bits is None:
             bits = max(1, min(8, 16 // self.K))
@@ -525,6 +532,8 @@ class LSHTables:
     """
 
     def __init__(self, family, bucket_size=128, policy="fifo", seed=0):
+        """Check the settings; ``family`` must be compiled already
+        (``spec.compile(dim)``). ``build`` fills the tables."""
         if not isinstance(family, _hash.CompiledFamily):
             hint = (" (call .compile(dim) on the specification first)"
                     if isinstance(family, _FamilySpec) else "")

@@ -1,4 +1,4 @@
-"""Inference: exact and LSH top-k, probabilities, evaluation; imports the kernels (_topk), layers, metrics and _validate (never training or the CLI).
+"""Inference: exact and LSH top-k, probabilities, evaluation; imports the kernels (_topk), _openmp_env, layers, metrics and _validate (never training or the CLI).
 
 ``Predictor`` is a mixin of :class:`pyslide.Network`.
 """
@@ -6,6 +6,7 @@
 import numpy as np
 
 from . import _topk
+from ._openmp_env import note_threads
 from ._validate import integer, integers
 from .layers import Sampled
 
@@ -70,14 +71,15 @@ class Predictor:
             return ids, scores
         self._ensure_initialized()
         from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+        threads = note_threads(self._threads_for_rows(n))
+        with threadpool_limits(limits=threads, user_api="blas"):
             if sampled:
                 return self._predict_sampled(X, k, ids, scores)
             starts, chunk = self._row_chunks(n)
             for start in starts:
                 h = self._hidden(X[start:start + chunk])
                 z = self._output_scores(h)
-                _topk.topk_rows(z, k_eff, self.n_threads, ids[start:start + len(z)],
+                _topk.topk_rows(z, k_eff, threads, ids[start:start + len(z)],
                                    scores[start:start + len(z)])
         return ids, scores
 
@@ -89,6 +91,7 @@ class Predictor:
                              "hash family that has been trained (fit) or loaded")
         W, b = self._params[out]["W"], self._params[out]["b"]
         head = _largest_biases(b, self._bias_head)
+        note_threads(self.n_threads)
         chunk = 4096
         for start in range(0, X.shape[0], chunk):
             h = np.ascontiguousarray(self._hidden(X[start:start + chunk]), dtype=np.float32)
@@ -142,6 +145,7 @@ class Predictor:
         ids = np.full((n, k), -1, dtype=np.int32)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
         loss_sum = 0.0
+        note_threads(self.n_threads)
         with threadpool_limits(limits=self.n_threads, user_api="blas"):
             starts, chunk = self._row_chunks(n)
             for start in starts:

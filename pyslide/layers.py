@@ -60,6 +60,8 @@ class Dense:
     kind = "dense"
 
     def __init__(self, units, activation="relu", init_std=None, dropout=None):
+        """Check the arguments (a bad one raises ``TypeError`` / ``ValueError``
+        naming it) and keep them; the network allocates the layer's arrays."""
         self.units = _check_int("Dense", "units", units)
         self.activation = _check_activation("Dense", activation)
         self.init_std = _check_init_std("Dense", init_std)
@@ -97,6 +99,8 @@ def _check_lr_scale(lr_scale):
 
     if isinstance(lr_scale, str) and lr_scale == "auto":
         return lr_scale
+    if hasattr(lr_scale, "tolist") and not isinstance(lr_scale, (list, tuple)):
+        lr_scale = lr_scale.tolist()     # a NumPy array or scalar, as a list or a float
     if positive(lr_scale):
         return float(lr_scale)
     if isinstance(lr_scale, (list, tuple)) and lr_scale and all(positive(v) for v in lr_scale):
@@ -130,16 +134,12 @@ class Sampled:
     negatives : int or None
         ``share="batch"`` only: the shared set always holds at least this
         many rows beyond the batch's true labels (LSH candidates first, then
-        uniform draws), even when the labels alone fill ``active``. Batches
-        of label-dense data (Delicious: about 8,800 distinct labels per
-        batch of 128) otherwise leave no room for negatives other than the
-        other samples' labels, and uniform negatives are what bring the
-        sampled output close to the full softmax (``docs/guide.md``).
-        Default: ``active`` for ``share="batch"`` (on Delicious P@1 0.274 /
-        0.357 after epochs 1 / 2 against 0.264 / 0.330 without, for 1.17
-        times the step; where LSH fills the set, as on Amazon, nothing
-        changes); ``0`` (the only value allowed) for ``share="sample"``,
-        whose per-sample sets keep ``active`` rows beside the labels anyway.
+        uniform draws), even when the labels alone fill ``active``, so that
+        label-dense batches still meet negatives other than the other
+        samples' labels. Default: ``active`` for ``share="batch"``; ``0``
+        (the only value allowed) for ``share="sample"``, whose per-sample
+        sets keep ``active`` rows beside the labels anyway. Measurements:
+        ``docs/guide.md``, "Adam undoes the importance weights".
     share : {"batch", "sample"}
         ``"sample"``: every sample gets its own active set (SLIDE).
         ``"batch"``: the batch shares one active set, the union of its true
@@ -178,28 +178,26 @@ class Sampled:
         As the output layer, correct each sampled logit for how likely its
         neuron was to be sampled (subtract the log of its inclusion
         probability; a sample's own labels and the LSH candidates take
-        none). Without it, neurons that enter the set often (the labels of
-        popular classes, which other samples of the batch bring in) are
-        pushed down far more than rare ones, and accuracy falls after the
-        first epoch while the full softmax keeps improving (``docs/guide.md``).
+        none), so that neurons that enter the set often are not pushed down
+        more than rare ones. Why and by how much: ``docs/guide.md``,
+        "Accuracy: what sampling does that the full softmax does not".
     bias_init : {"auto", "prior", "zero"}
         The biases' start. ``"prior"``: as the output layer, the log of each
         label's training frequency (counts from the ``Y`` of the first
         ``fit``, smoothed by half a row: ``log((count + 0.5) / (n + 0.5))``
         for the softmax, the log-odds for ``loss="bce"``), so the network
-        starts out predicting label popularity. A full softmax pushes every
-        label down at every step and learns this within its first steps; a
-        sampled output pushes down only the rows in its set, and without
-        the prior spends its first epoch on it (Delicious: P@1 0.292 against
-        0.274 after epoch 1, ``docs/guide.md``). ``"auto"`` (default):
-        ``"prior"`` for a network's sampled output that does not compute
-        every label, ``"zero"`` otherwise (hidden layers, dense-equivalent
-        outputs). A network that is loaded or already trained keeps its
-        biases.
+        starts out predicting label popularity, which a sampled output
+        would otherwise spend its first epoch learning. ``"zero"``: zeros.
+        ``"auto"`` (default): ``"prior"`` for a network's sampled output
+        that does not compute every label, ``"zero"`` otherwise (hidden
+        layers, dense-equivalent outputs). A network that is loaded or
+        already trained keeps its biases. Measurements: ``docs/guide.md``,
+        "The output biases start at the label prior".
     lr_scale : "auto", float or list of floats
         Multiplies the optimizer's step (Adam's or SGD's, not the weight
         decay) on this layer's weights and biases: one number throughout, or
-        one per epoch (the last one holds after the list ends). ``"auto"``
+        one per epoch (a list, tuple or 1-D array; the last one holds after
+        it ends). ``"auto"``
         (default), for a network's sampled output that does not compute
         every label: 1.5 until its rows have been in the active set 128 times
         on average, then falling in inverse proportion to those visits, down
@@ -229,6 +227,9 @@ class Sampled:
                  rebuild_every=50, full_rebuild_every=None, rebuild_growth=None,
                  activation="relu", init_std=None, correction=True, negatives=None,
                  bias_init="auto", lr_scale="auto"):
+        """Check the arguments (a bad one raises ``TypeError`` / ``ValueError``
+        naming it) and resolve the defaults that need only ``units``; the
+        network picks the hash family and allocates the arrays."""
         owner = "Sampled"
         self.units = _check_int(owner, "units", units)
         self.share = choice(share, "Sampled: share", ("batch", "sample"))

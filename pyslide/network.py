@@ -47,6 +47,13 @@ def auto_lr_scale(visits):
     return max(AUTO_LR_FLOOR, min(AUTO_LR_START, AUTO_LR_START * AUTO_LR_VISITS / max(visits, 1e-12)))
 
 
+# With threads=None, a parallel region over rows gets at most one thread per
+# this many rows: each region wakes its threads and waits for the slowest, and
+# on Bibtex-shaped steps (69 features per row, 128 hidden units, 159 labels)
+# 8-row batches ran 3,260 steps/s with one thread and 2,240 with two, while
+# from 16 rows up two threads were at least as fast (docs/guide.md, "Threads")
+MIN_ROWS_PER_THREAD = 8
+
 _LOSSES = ("softmax", "bce")
 # keys of get_config() / from_config()
 _CONFIG_KEYS = frozenset(("input_dim", "layers", "loss", "optimizer", "threads", "seed"))
@@ -106,6 +113,15 @@ class Settings:
         for layer in self.layers:
             self._dims.append((d, layer.units))
             d = layer.units
+
+    def _threads_for_rows(self, rows):
+        """Threads for a parallel region over ``rows`` rows: ``threads=None``
+        gives each thread at least ``MIN_ROWS_PER_THREAD`` rows (a tiny batch
+        or prediction runs on fewer threads than cores); an explicit count is
+        taken as given."""
+        if self.threads is not None:
+            return self.n_threads
+        return max(1, min(self.n_threads, rows // MIN_ROWS_PER_THREAD))
 
     def _dropout_rate(self, i):
         """Layer i's dropout: a Dense hidden layer's default is 0.2."""
@@ -237,11 +253,21 @@ class Settings:
 
     def _check_X(self, X, name="X"):
         from .data import check_features
-        X = check_features(X, n_features=self.input_dim, name=name)
-        return X
+        width = _matrix_width(X)
+        if width is not None and width != self.input_dim:
+            # a sparse X would otherwise be widened with zero columns: data made
+            # for another model (or with a column dropped) must not pass silently
+            raise ValueError(f"{name} has {width} features (columns) but the model expects "
+                             f"n_features={self.input_dim}")
+        return check_features(X, n_features=self.input_dim, name=name)
 
     def _check_Y(self, Y, n_rows, name="Y"):
         from .data import labels_to_csr
+        width = _matrix_width(Y)
+        if width is not None and width != self.n_outputs:
+            raise ValueError(f"{name} has {width} label columns but the model has "
+                             f"{self.n_outputs} outputs; give an indicator matrix as wide as "
+                             f"the output layer, or lists of label ids")
         Y = labels_to_csr(Y, n_labels=self.n_outputs, name=name)
         if Y.shape[0] != n_rows:
             raise ValueError(f"{name} has {Y.shape[0]} rows but X has {n_rows}; "
@@ -266,6 +292,14 @@ class Settings:
                 "optimizer": self.optimizer.get_config(),
                 "layers": [layer.get_config() for layer in self.layers]}
 
+
+
+def _matrix_width(M):
+    """The column count of a 2-D matrix (sparse or array), else None."""
+    shape = getattr(M, "shape", None)
+    if isinstance(shape, tuple) and len(shape) == 2:
+        return shape[1]
+    return None
 
 
 def checked_config(config, owner, extra_keys=()):
@@ -313,12 +347,45 @@ class Network(Settings, Trainer, Predictor):
         Lazy Adam (only touched rows) by default.
     threads : int or None
         Threads of every kernel: None uses the cores available to the
-        process (respecting ``OMP_NUM_THREADS``), -1 every core.
+        process (respecting ``OMP_NUM_THREADS``), but at most one thread per
+        8 rows of a batch or prediction; -1 every core; an int that many.
     seed : int
         Seeds weights, hash functions, shuffling and sampling. With
         ``threads=1`` two runs with one seed are bit-for-bit identical; with
         more threads lock-free (HogWild) updates race and results vary
         slightly.
+
+    Attributes
+    ----------
+    history_ : dict of lists
+        Per-epoch ``loss``, cumulative training ``time`` (seconds,
+        evaluation excluded), and with ``validation_data`` or
+        ``validation_split``: ``val_loss`` (the exact loss over every
+        output) and ``val_p@k`` / ``val_ndcg@k``. It keeps every epoch, also
+        those after the best one that ``EarlyStopping`` went back from.
+        ``fit`` also returns it.
+    best_epoch_ : int
+        The best epoch of the last ``fit`` with ``EarlyStopping`` (counted
+        from 1 across ``fit`` calls); with ``restore_best=True`` the network
+        holds that epoch's weights, optimizer state and ``step_``
+        (``epoch_`` still counts every epoch run).
+    epoch_, step_ : int
+        Epochs and optimizer steps completed (they continue across ``fit``
+        calls and ``save`` / ``load``).
+    validation_rows_ : ndarray or None
+        The rows of ``X`` that the last ``fit`` held out with
+        ``validation_split``.
+    timings_ : dict
+        Seconds per phase of the last ``fit``: ``hash``, ``forward``,
+        ``backward``, ``optimizer``, ``rebuild``.
+    step_times_ : ndarray
+        Wall-clock seconds of every step of the last ``fit``.
+    n_threads : int
+        The resolved thread count (``threads``).
+    n_outputs, input_dim : int
+        Widths of the output layer and of an input row.
+    stop_training : bool
+        Set it in a callback to end ``fit`` after the epoch.
 
     Examples
     --------
@@ -331,6 +398,9 @@ class Network(Settings, Trainer, Predictor):
 
     def __init__(self, input_dim, layers, loss="softmax", optimizer="adam", threads=None,
                  seed=0):
+        """Check the settings and allocate the layers' arrays (a ``MemoryError``
+        before allocating when they would not fit). The weights are drawn at the
+        first ``fit``, scaled to its data; the parameters are described above."""
         self._configure(input_dim, layers, loss, optimizer, threads, seed)
         self._check_memory()
         self._allocate()
@@ -473,6 +543,13 @@ class Network(Settings, Trainer, Predictor):
         after ``pyslide.load``. See :mod:`pyslide.persist`.
         """
         return persist.save(self, path)
+
+    def _check_save_path(self, path, owner):
+        """Raise ``OSError`` naming ``owner`` and ``path`` now if ``save(path)``
+        would fail later: a missing or read-only folder, a folder or a device
+        at ``path`` (``ModelCheckpoint`` calls it before the first epoch)."""
+        from .atomic import check_writable
+        check_writable(path, owner, regular_only=True)
 
     @classmethod
     def load(cls, path, threads=None):

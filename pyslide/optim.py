@@ -30,6 +30,7 @@ class _Schedule:
     kind = None
 
     def __init__(self, warmup=0.0):
+        """Check ``warmup``: epochs of a linear ramp up to the full rate."""
         self.warmup = _check_non_negative("warmup", warmup, type(self).__name__)
 
     def factor(self, step, steps_per_epoch):
@@ -73,6 +74,8 @@ class StepDecay(_Schedule):
     kind = "step"
 
     def __init__(self, every, factor=0.1, warmup=0.0):
+        """Multiply the learning rate by ``factor`` every ``every`` epochs
+        (after ``warmup`` epochs of a linear ramp)."""
         super().__init__(warmup)
         self.every = _check_positive("every", every, "StepDecay")
         self.factor_ = real(factor, "StepDecay: factor", 0, 1, min_open=True)
@@ -90,6 +93,8 @@ class ExponentialDecay(_Schedule):
     kind = "exponential"
 
     def __init__(self, rate, warmup=0.0):
+        """Multiply the learning rate by ``rate`` per epoch, smoothly
+        (``rate ** epoch``, after ``warmup`` epochs of a linear ramp)."""
         super().__init__(warmup)
         self.rate = real(rate, "ExponentialDecay: rate", 0, 1, min_open=True)
 
@@ -107,6 +112,8 @@ class CosineDecay(_Schedule):
     kind = "cosine"
 
     def __init__(self, epochs, final=0.0, warmup=0.0):
+        """Lower the learning rate along a half cosine to ``final`` times its
+        start over ``epochs`` epochs (after ``warmup`` epochs of a linear ramp)."""
         super().__init__(warmup)
         self.epochs = _check_positive("epochs", epochs, "CosineDecay")
         self.final = _check_non_negative("final", final, "CosineDecay")
@@ -233,6 +240,8 @@ class Adam(_Optimizer):
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
                  weight_decay=0.0, schedule=None, bias_correction="mixed"):
+        """Check the settings (a bad one raises ``TypeError`` / ``ValueError``
+        naming it); the moments are allocated by the network."""
         self._init_common(lr, weight_decay, schedule)
         self.bias_correction = choice(bias_correction, "Adam: bias_correction",
                                       ("row", "global", "mixed"))
@@ -264,6 +273,7 @@ class AdamW(Adam):
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
                  weight_decay=0.01, schedule=None, bias_correction="mixed"):
+        """``Adam`` with decoupled weight decay (default 0.01); settings as for ``Adam``."""
         super().__init__(lr, beta1, beta2, eps, lazy, weight_decay, schedule, bias_correction)
 
 
@@ -274,6 +284,8 @@ class SGD(_Optimizer):
     kind = "sgd"
 
     def __init__(self, lr=0.1, weight_decay=0.0, schedule=None):
+        """Check the settings (a bad one raises ``TypeError`` / ``ValueError``
+        naming it); plain SGD keeps no state besides the weights."""
         self._init_common(lr, weight_decay, schedule)
         self.lazy = True
 

@@ -161,7 +161,8 @@ def _open_archive(source, name):
                          f"; a model is the .npz file that Network.save writes)")
     try:
         archive = zipfile.ZipFile(f)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+    except Exception as exc:   # noqa: BLE001 - a damaged directory raises what it happens to
+        # (BadZipFile, EOFError, NotImplementedError for a garbled version field, ...)
         raise ValueError(f"{name} is not a complete pyslide model (truncated or damaged: "
                          f"{exc})") from None
     return archive, size

@@ -1,19 +1,30 @@
-"""Training: the engine's preparation, the epoch loop, snapshots for early stopping; imports the kernels (_kernels, _loss, _optim), callbacks, layers and _validate (never the CLI).
+"""Training: the engine's preparation, the epoch loop, snapshots for early stopping; imports the kernels (_kernels, _loss, _optim), _openmp_env, callbacks, layers and _validate (never the CLI).
 
 ``Trainer`` is a mixin of :class:`pyslide.Network`: it holds the methods
 that run training on the arrays the network allocates.
 """
 import math
 import time
+import warnings
 
 import numpy as np
 
 from . import _kernels, _loss, _optim
-from ._validate import integer, integers, real
+from ._openmp_env import note_threads
+from ._validate import flag, integer, integers, real
 from .callbacks import check_callbacks as _check_callbacks
 from .layers import Sampled
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "DivergenceWarning"]
+
+# a batch loss this many times the first batch's (at least 1) means the steps
+# are too large: losses of a working run shrink or stay within a few times
+# their start, a diverging one grows without bound (issue 18: 7e27)
+DIVERGENCE_FACTOR = 1e3
+
+
+class DivergenceWarning(RuntimeWarning):
+    """The training loss grew by orders of magnitude (``Network.fit``)."""
 
 
 class Trainer:
@@ -36,7 +47,8 @@ class Trainer:
                     spec["family"] = state.family
                     spec["tables"] = state.tables.compiled
             specs.append(spec)
-        return _kernels.Engine(specs, batch_size, self.n_threads, _loss.LOSSES[self.loss],
+        return _kernels.Engine(specs, batch_size, note_threads(self._threads_for_rows(batch_size)),
+                               _loss.LOSSES[self.loss],
                                max_labels,
                                self.seed, self._is_shared_output(), max_row_nnz,
                                label_log1m=label_log1m)
@@ -101,6 +113,7 @@ class Trainer:
                     f"{epoch + 1}, batch {s + 1}); weights were left as they "
                     f"were before this step. Lower the learning rate or check "
                     f"the inputs for extreme values")
+            run.watch_divergence(batch_loss, step, epoch)
             t2 = time.perf_counter()
             log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
             for i in sampled:     # Sampled(lr_scale=...) may change per step
@@ -165,6 +178,7 @@ class Trainer:
         batch_size = integer(batch_size, "batch_size", 1)
         if verbose not in (0, 1, 2, True, False):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        shuffle = flag(shuffle, "shuffle")
         X = self._check_X(X)
         n = X.shape[0]
         if n == 0:
@@ -334,6 +348,24 @@ class _Run:
         self.timings = {"hash": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
                         "rebuild": 0.0}
         self.step_times = []
+        self.first_loss = None    # (loss, step) of the run's first batch
+        self.warned_divergence = False
+
+    def watch_divergence(self, batch_loss, step, epoch):
+        """Warn once when a batch's loss is ``DIVERGENCE_FACTOR`` times the
+        run's first (at least 1): the steps are too large and training is
+        running away, although every number is still finite."""
+        if self.first_loss is None:
+            self.first_loss = (batch_loss, step)
+            return
+        first, first_step = self.first_loss
+        if self.warned_divergence or batch_loss <= DIVERGENCE_FACTOR * max(first, 1.0):
+            return
+        self.warned_divergence = True
+        warnings.warn(
+            f"training is diverging: the batch loss grew from {first:.4g} (step "
+            f"{first_step}) to {batch_loss:.4g} at step {step} (epoch {epoch + 1}); lower the "
+            f"optimizer's lr (or a Sampled layer's lr_scale)", DivergenceWarning, stacklevel=4)
 
 
 def _end_epoch(model, loss, train_time, validation, eval_k, verbose, callbacks):

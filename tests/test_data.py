@@ -143,8 +143,8 @@ def test_float_writer_is_short_for_typical_values():
     ("train.txt", 4880, 68.49, 2.380),
     ("test.txt", 2515, 68.98, 2.444),
 ])
-def test_bibtex_statistics(data_dir, name, n, avg_nnz, avg_labels):
-    X, Y = load_xc(data_dir / "bibtex" / name)
+def test_bibtex_statistics(data_file, name, n, avg_nnz, avg_labels):
+    X, Y = load_xc(data_file("bibtex", name))
     assert X.shape == (n, 1836) and Y.shape == (n, 159)
     assert_canonical(X)
     assert_canonical(Y)
@@ -154,16 +154,16 @@ def test_bibtex_statistics(data_dir, name, n, avg_nnz, avg_labels):
     np.testing.assert_array_equal(X.data, 1.0)
 
 
-def test_bibtex_matches_the_naive_reader(data_dir):
-    path = data_dir / "bibtex" / "test.txt"
+def test_bibtex_matches_the_naive_reader(data_file):
+    path = data_file("bibtex", "test.txt")
     X, Y = load_xc(path)
     X_ref, Y_ref = naive_read(path.read_text())
     assert_csr_equal(X, X_ref)
     assert_csr_equal(Y, Y_ref)
 
 
-def test_amazon_partial_fixture_loads_with_strict_rows_off(data_dir):
-    path = data_dir / "amazon670k_partial_test" / "amazon_partial_test.txt"
+def test_amazon_partial_fixture_loads_with_strict_rows_off(data_file):
+    path = data_file("amazon670k_partial_test", "amazon_partial_test.txt")
     X, Y = load_xc(path, strict_rows=False)
     assert X.shape == (512, 135_909) and Y.shape == (512, 670_091)
     assert X.indices.max() == 135_776 and Y.indices.max() == 670_089

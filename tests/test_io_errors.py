@@ -84,8 +84,8 @@ def test_header_row_count_mismatch_is_an_error_unless_strict_rows_is_off(tmp_pat
         assert X.shape == (n, 10) and Y.shape == (n, 5)
 
 
-def test_amazon_fixture_header_mismatch_is_reported(data_dir):
-    path = data_dir / "amazon670k_partial_test" / "amazon_partial_test.txt"
+def test_amazon_fixture_header_mismatch_is_reported(data_file):
+    path = data_file("amazon670k_partial_test", "amazon_partial_test.txt")
     with pytest.raises(XCFormatError, match="says 153025 rows but the file has 512 data lines"):
         load_xc(path)
 

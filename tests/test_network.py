@@ -215,11 +215,11 @@ def test_non_finite_loss_names_the_step(small):
         np.testing.assert_array_equal(p["W"], w)
 
 
-def test_bibtex_reaches_published_range(data_dir):
+def test_bibtex_reaches_published_range(data_file):
     """One hidden layer on the real Bibtex split (published P@1: SLEEC 65.1,
     FastXML 63.4). Settings recorded in docs/performance.md."""
-    X, Y = ps.data.load_xc(data_dir / "bibtex" / "train.txt")
-    Xt, Yt = ps.data.load_xc(data_dir / "bibtex" / "test.txt")
+    X, Y = ps.data.load_xc(data_file("bibtex", "train.txt"))
+    Xt, Yt = ps.data.load_xc(data_file("bibtex", "test.txt"))
     net = ps.Network(X.shape[1], [ps.Dense(256), ps.Dense(Y.shape[1])],
                      optimizer=ps.Adam(lr=1e-3), seed=0)
     net.fit(X, Y, epochs=6, batch_size=64, verbose=0)
