@@ -1,7 +1,17 @@
 import os
+import platform
 from pathlib import Path
 
-import pytest
+# OpenBLAS picks its kernels for the CPU when it loads, and the kernels round
+# differently (the batch-shared output's products go through BLAS): pin the
+# kernels every x86-64 machine with AVX2 runs, before NumPy loads OpenBLAS,
+# so that the regression fixtures (tests/make_regression_weights.py, which
+# pins the same) are bit-identical on every such machine, not only on the one
+# that wrote them. A value the caller set is kept.
+if platform.machine() in ("x86_64", "AMD64"):
+    os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
+import pytest  # noqa: E402
 
 # ../shared/data beside the checkout holds real XC datasets; tests that need
 # them skip (with the reason) when it is absent.
