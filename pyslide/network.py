@@ -182,8 +182,10 @@ class Settings:
         if out.share == "batch":
             rows = max(out.active, labels + out.negatives)
             rate = rows / units
+        elif out.max_active >= units:
+            rate = 1.0
         else:
-            rate = -np.expm1(b * np.log1p(-min(1.0, out.max_active / units))) + labels / units
+            rate = -np.expm1(b * np.log1p(-out.max_active / units)) + labels / units
         self._output_visit_rate = float(min(1.0, rate))
 
     def _is_shared_output(self):

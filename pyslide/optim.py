@@ -209,25 +209,23 @@ class Adam(_Optimizer):
         end of each epoch), so the weights equal dense decay's.
     schedule : Constant, StepDecay, ExponentialDecay, CosineDecay or None
         Learning-rate schedule (warm-up, then decay), counted in epochs.
-    bias_correction : {"mixed", "row", "global"}
-        ``"mixed"`` (default): per row for ``Dense`` layers, by the
-        network's steps for ``Sampled`` layers. A full softmax updates every
-        output row every step, so dense Adam sizes output rows by the global
-        step; the hidden layer's rows (input features) count their own
-        updates. On the full-size Delicious shape it beat ``"row"`` at every
-        epoch measured (P@1 0.264 / 0.330 / 0.342 against 0.229 / 0.292 /
-        0.325) for the same step time, and with uniform negatives kept P@1
-        rising where ``"global"`` stalled (``docs/guide.md``). An output that
-        computes every label updates every row every step, so there the
-        three agree up to float rounding (Bibtex: the same P@1 at each of 5
-        epochs).
-        ``"row"``: each row's moments are bias-corrected by the number of
-        updates that row has had, as if every row ran its own Adam: rows
-        touched rarely move about ``lr`` a visit (slow, steady).
-        ``"global"``: by the number of steps of the network, as dense Adam
-        does; with lazy updates a row first touched late then starts with
-        steps of several times ``lr``, so rare labels and features move
-        faster than common ones.
+    bias_correction : {"global", "mixed", "row"}
+        How a row's moments are bias-corrected under lazy updates.
+        ``"global"`` (default): by the number of steps of the network, as
+        dense Adam and PyTorch's ``SparseAdam`` do. A row touched for the
+        first time late in training has the moments of one gradient and no
+        correction for it, so it moves about ``sqrt(1 / (1 - beta2)) * (1 -
+        beta1)`` (3.2) times ``lr``, and rows touched rarely (rare features,
+        rare labels) keep larger steps than common ones until their second
+        moment has filled: the dense-Adam behaviour that lets them learn
+        from few visits. ``"mixed"``: per row for ``Dense`` layers, by the
+        network's steps for ``Sampled`` layers. ``"row"``: each row's moments
+        are corrected by the number of updates that row has had, as if every
+        row ran its own Adam: rows touched rarely move about ``lr`` a visit
+        (slow, steady). How the default was chosen, at several data sizes:
+        ``docs/guide.md``, "Learning speed at every data size". An output
+        that computes every label updates every row every step, so there the
+        three agree up to float rounding.
 
     Notes
     -----
@@ -239,7 +237,7 @@ class Adam(_Optimizer):
     kind = "adam"
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
-                 weight_decay=0.0, schedule=None, bias_correction="mixed"):
+                 weight_decay=0.0, schedule=None, bias_correction="global"):
         """Check the settings (a bad one raises ``TypeError`` / ``ValueError``
         naming it); the moments are allocated by the network."""
         self._init_common(lr, weight_decay, schedule)
@@ -272,7 +270,7 @@ class AdamW(Adam):
     """Adam with decoupled weight decay, 0.01 by default (see ``Adam``)."""
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
-                 weight_decay=0.01, schedule=None, bias_correction="mixed"):
+                 weight_decay=0.01, schedule=None, bias_correction="global"):
         """``Adam`` with decoupled weight decay (default 0.01); settings as for ``Adam``."""
         super().__init__(lr, beta1, beta2, eps, lazy, weight_decay, schedule, bias_correction)
 

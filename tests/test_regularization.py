@@ -513,7 +513,7 @@ def test_bias_init_bad_values_are_named():
 def test_lr_scale_multiplies_the_output_step_only(share, kind):
     X, Y = random_problem(seed=10)
     scale = 1.7
-    opt = ps.Adam(lr=0.01) if kind == "adam" else ps.SGD(lr=0.05)
+    opt = ps.Adam(lr=0.01, bias_correction="mixed") if kind == "adam" else ps.SGD(lr=0.05)
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
                                                           share=share, lr_scale=scale)],
                      optimizer=opt, threads=1, seed=0)
