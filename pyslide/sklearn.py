@@ -224,8 +224,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         self.multilabel_ = False
         self.classes_, class_ids = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"y holds one class only ({self.classes_[0]!r}); a classifier "
-                             f"needs at least 2 classes")
+            raise ValueError(f"y holds one class only ({self.classes_.tolist()[0]!r}); a "
+                             f"classifier needs at least 2 classes")
         return class_ids.astype(np.int64).ravel()
 
     def _layers(self, n_outputs):
