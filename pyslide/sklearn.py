@@ -317,10 +317,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X):
         """Predicted labels.
 
-        Multi-label: a 0/1 indicator of each row's ``top_k`` best labels, a
-        SciPy CSR matrix if ``fit`` was given a sparse ``y`` (one
-        ``top_k × n_samples`` entries whatever the label count), else a
-        dense array of ``y``'s dtype (refused above ``max_dense_bytes``).
+        Multi-label: a 0/1 indicator of each row's ``top_k`` best labels: a
+        SciPy CSR matrix if ``fit`` was given a sparse ``y`` (``top_k``
+        entries a row, whatever the label count), else a dense array of
+        ``y``'s dtype (refused above ``max_dense_bytes``).
         Multi-class: a 1-D array of ``classes_`` entries.
         """
         check_is_fitted(self)
