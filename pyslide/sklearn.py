@@ -188,45 +188,23 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         _refuse_label_lists(y)
         X, y = _validate_data(self, X, y, accept_sparse="csr", dtype=np.float32,
                               multi_output=True)
-        targets = self._encode_targets(y)
-        network = Network(self.n_features_in_, self._layers(len(self.classes_)),
-                          loss=self.loss, optimizer=self._optimizer(), threads=self.threads,
-                          seed=self._seed())
+        targets, classes, label_format = _encode_targets(y)
+        network = Network(X.shape[1], self._layers(len(classes)), loss=self.loss,
+                          optimizer=self._optimizer(), threads=self.threads, seed=self._seed())
         callbacks = self._callbacks()
         network.fit(X, targets, epochs=self.epochs, batch_size=self.batch_size,
                     validation_split=self.validation_split, callbacks=callbacks,
                     verbose=self.verbose)
+        # the fitted state is set together, once training succeeded
+        self.classes_ = classes
+        self.multilabel_ = label_format is not None
+        self._label_format = label_format
         self.network_ = network
         self.history_ = {key: list(values) for key, values in network.history_.items()}
+        self.__dict__.pop("best_epoch_", None)       # from an earlier fit
         if callbacks and getattr(network, "best_epoch_", None) is not None:
             self.best_epoch_ = network.best_epoch_
         return self
-
-    def _encode_targets(self, y):
-        """Set ``classes_`` and ``multilabel_`` from ``y``; the network's
-        labels (a CSR indicator, or class ids)."""
-        self._label_format = None
-        if sp.issparse(y) or (y.ndim == 2 and y.shape[1] > 1):
-            kind = type_of_target(y)
-            if kind != "multilabel-indicator":
-                check_classification_targets(y)   # names continuous targets
-                raise ValueError(
-                    f"y: a 2-D y must be a 0/1 label indicator (multi-label), got "
-                    f"{kind!r} values; turn lists of labels into an indicator with "
-                    f"sklearn.preprocessing.MultiLabelBinarizer(sparse_output=True)")
-            self.multilabel_ = True
-            self.classes_ = np.arange(y.shape[1])
-            # predict answers in the representation fit was given
-            self._label_format = ("sparse" if sp.issparse(y) else "dense", y.dtype)
-            return labels_to_csr(y, name="y")
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        self.multilabel_ = False
-        self.classes_, class_ids = np.unique(y, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y holds one class only ({self.classes_.tolist()[0]!r}); a "
-                             f"classifier needs at least 2 classes")
-        return class_ids.astype(np.int64).ravel()
 
     def _layers(self, n_outputs):
         sizes = self.hidden_layer_sizes
@@ -424,6 +402,29 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         indptr = np.concatenate([[0], np.cumsum(known)])
         return sp.csr_matrix((np.ones(int(known.sum()), dtype=np.float32), where[known],
                               indptr), shape=(len(y), len(self.classes_)))
+
+
+def _encode_targets(y):
+    """The network's labels (a CSR indicator, or class ids), ``classes_``,
+    and for a multi-label ``y`` its (layout, dtype), in which ``predict``
+    answers (None for one class per row)."""
+    if sp.issparse(y) or (y.ndim == 2 and y.shape[1] > 1):
+        kind = type_of_target(y)
+        if kind != "multilabel-indicator":
+            check_classification_targets(y)   # names continuous targets
+            raise ValueError(
+                f"y: a 2-D y must be a 0/1 label indicator (multi-label), got {kind!r} "
+                f"values; turn lists of labels into an indicator with "
+                f"sklearn.preprocessing.MultiLabelBinarizer(sparse_output=True)")
+        layout = "sparse" if sp.issparse(y) else "dense"
+        return labels_to_csr(y, name="y"), np.arange(y.shape[1]), (layout, y.dtype)
+    y = column_or_1d(y, warn=True)
+    check_classification_targets(y)
+    classes, class_ids = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"y holds one class only ({classes.tolist()[0]!r}); a classifier "
+                         f"needs at least 2 classes")
+    return class_ids.astype(np.int64).ravel(), classes, None
 
 
 def _refuse_label_lists(y):

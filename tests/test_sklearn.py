@@ -245,6 +245,9 @@ def test_validation_split_and_early_stopping(xc):
     best = int(np.argmin(clf.history_["val_loss"])) + 1
     assert clf.best_epoch_ == best
     assert len(clf.network_.validation_rows_) == 120
+    clf.set_params(early_stopping=False, epochs=1).fit(X, Y)
+    assert not hasattr(clf, "best_epoch_")          # nothing left of the earlier fit
+    assert len(clf.history_["val_loss"]) == 1
 
 
 # ---------------------------------------------------------------- scikit-learn tools
