@@ -275,7 +275,8 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         ----------
         X : sparse matrix or array-like, shape (n_samples, n_features)
         k : int or None
-            Labels per row (at most the number of labels); None uses ``top_k``.
+            Labels per row (at most the number of labels); None uses
+            ``top_k`` (or every label, when there are fewer).
 
         Returns
         -------
@@ -285,7 +286,9 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
             The network's logits.
         """
         check_is_fitted(self)
-        k = integer(self.top_k if k is None else k, "k" if k is not None else "top_k", 1)
+        if k is None:
+            k = min(integer(self.top_k, "top_k", 1), len(self.classes_))
+        k = integer(k, "k", 1)
         if k > len(self.classes_):
             raise ValueError(f"k={k} but the model has {len(self.classes_)} labels; ask for at "
                              f"most that many")
@@ -395,13 +398,14 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"y must be a label indicator with the {len(self.classes_)} "
                                  f"columns the model was fitted on, got shape {y.shape}")
             return labels_to_csr(y, name="y")
-        y = column_or_1d(y)
-        where = np.minimum(np.searchsorted(self.classes_, y), len(self.classes_) - 1)
-        known = self.classes_[where] == y
+        position = {label: i for i, label in enumerate(self.classes_.tolist())}
+        ids = np.array([position.get(label, -1) for label in column_or_1d(y).tolist()],
+                       dtype=np.int64)
+        known = ids >= 0
         # a class the model never saw is a row no prediction can hit
         indptr = np.concatenate([[0], np.cumsum(known)])
-        return sp.csr_matrix((np.ones(int(known.sum()), dtype=np.float32), where[known],
-                              indptr), shape=(len(y), len(self.classes_)))
+        return sp.csr_matrix((np.ones(int(known.sum()), dtype=np.float32), ids[known], indptr),
+                             shape=(len(ids), len(self.classes_)))
 
 
 def _encode_targets(y):

@@ -195,10 +195,12 @@ def test_multiclass_y_of_any_labels(xc):
     np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], pred)
     labels, _ = clf.predict_topk(Xt, k=2)
     np.testing.assert_array_equal(labels[:, 0], pred)
+    assert clf.predict_topk(Xt)[0].shape == (200, 5)      # top_k=5 = the number of classes
     # two classes: decision_function is the log-odds of classes_[1]
     binary = small_clf().fit(X, y == "ant")
     decision = binary.decision_function(Xt)
     assert decision.shape == (200,)
+    assert binary.predict_topk(Xt)[0].shape == (200, 2)    # top_k=5 > 2 classes: both
     np.testing.assert_array_equal(binary.classes_[(decision > 0).astype(int)],
                                   binary.predict(Xt))
     proba = binary.predict_proba(Xt)
@@ -455,3 +457,4 @@ def test_a_class_unseen_in_fit_scores_as_a_miss(tiny):
     pred = clf.predict(X)
     unseen = np.where(np.arange(20) < 5, 9, pred)      # 9 is no class of the model
     assert clf.score(X, unseen) == pytest.approx(15 / 20)
+    assert clf.score(X, np.array(["a"] * 20, dtype=object)) == 0.0
