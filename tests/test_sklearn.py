@@ -293,6 +293,16 @@ def test_grid_search_over_two_values_with_the_pk_scorer(xc):
     assert search.score(Xt, Yt) == precision_at_k(ids, Yt, 3)
 
 
+def test_grid_search_in_worker_processes_matches_one_process(xc):
+    """n_jobs=2 pickles the estimator and the scorer into joblib's workers."""
+    X, Y, _, _ = xc
+    results = [GridSearchCV(small_clf(batch_size=64, epochs=3), {"lr": [1e-3, 1e-2]},
+                            scoring=precision_at_k_scorer(3), cv=KFold(2), n_jobs=n_jobs,
+                            refit=False).fit(X, Y).cv_results_["mean_test_score"]
+               for n_jobs in (1, 2)]
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 def test_cross_val_score(xc):
     X, Y, _, _ = xc
     # scikit-learn's cross_val_score takes a dense y only (its own argument
