@@ -305,9 +305,9 @@ def test_grid_search_in_worker_processes_matches_one_process(xc):
 
 def test_cross_val_score(xc):
     X, Y, _, _ = xc
-    # scikit-learn's cross_val_score takes a dense y only (its own argument
-    # check refuses a sparse matrix, whatever the estimator); GridSearchCV
-    # takes a sparse one (above)
+    # scikit-learn's cross_val_score takes a dense y only (from 1.5 at least,
+    # its own argument check refuses a sparse matrix, whatever the
+    # estimator); GridSearchCV takes a sparse one (above)
     Y_dense = Y.toarray().astype(np.int8)
     scores = cross_val_score(small_clf(batch_size=64), X, Y_dense, cv=KFold(3))
     assert scores.shape == (3,) and np.all((scores > 0) & (scores < 1))
