@@ -4,9 +4,10 @@
     python docs/gen_api.py --check    # exit 1 if docs/api.md is out of date
 
 Covers everything in ``pyslide.__all__``, ``pyslide.data.__all__``,
-``pyslide.metrics.__all__``, ``pyslide.hashing.__all__`` and
-``pyslide.distributed.__all__``, with the public
-methods of every class. Numpydoc sections become Markdown lists.
+``pyslide.metrics.__all__``, ``pyslide.hashing.__all__``,
+``pyslide.distributed.__all__`` and ``pyslide.sklearn.__all__`` (when
+scikit-learn is installed), with the public methods of every class.
+Numpydoc sections become Markdown lists.
 """
 import argparse
 import inspect
@@ -16,6 +17,11 @@ from pathlib import Path
 
 import pyslide as ps
 from pyslide import data, distributed, hashing, metrics
+
+try:
+    from pyslide import sklearn as sklearn_api
+except ImportError:   # the optional [sklearn] extra is not installed
+    sklearn_api = None
 
 HERE = Path(__file__).resolve().parent
 ITEM_SECTIONS = {"Parameters", "Other Parameters", "Returns", "Yields", "Raises",
@@ -36,7 +42,7 @@ argument is validated; a bad one raises `ValueError` / `TypeError` naming it.
 
 Contents: [pyslide](#pyslide) · [pyslide.data](#pyslidedata) ·
 [pyslide.metrics](#pyslidemetrics) · [pyslide.hashing](#pyslidehashing) ·
-[pyslide.distributed](#pyslidedistributed)
+[pyslide.distributed](#pyslidedistributed) · [pyslide.sklearn](#pyslidesklearn)
 """
 
 def rst_to_md(text):
@@ -121,9 +127,12 @@ def public_methods(cls):
     return names
 
 
-def render_class(cls, qualname):
+def render_class(cls, qualname, own_methods_only=False):
     parts = [f"### `{signature(cls, qualname)}`", "", numpydoc_to_md(cls.__doc__)]
-    for name in public_methods(cls):
+    names = public_methods(cls)
+    if own_methods_only:
+        names = [name for name in names if name in vars(cls)]
+    for name in names:
         static = inspect.getattr_static(cls, name)
         member = getattr(cls, name)
         if isinstance(static, property):
@@ -141,7 +150,11 @@ def render(obj, qualname):
             return "\n".join([f"### `{qualname}` (exception, subclass of "
                               f"`{obj.__mro__[1].__name__}`)", "",
                               numpydoc_to_md(obj.__doc__)])
-        return render_class(obj, qualname)
+        # scikit-learn's own methods (get_params, set_params, and the
+        # metadata-routing ones, which vary between its versions) are
+        # documented by scikit-learn
+        return render_class(obj, qualname,
+                            own_methods_only=qualname.startswith("pyslide.sklearn."))
     if callable(obj):
         return "\n".join([f"### `{signature(obj, qualname)}`", "",
                           numpydoc_to_md(obj.__doc__, qualname.rsplit(".", 1)[-1])])
@@ -215,6 +228,17 @@ def generate():
         "`from pyslide.distributed import ShardedNetwork` (needs the `distributed` extra, "
         "Ray). The output layer split by rows over Ray actors; see "
         "[distributed.md](distributed.md).")
+    if sklearn_api is None:
+        print("scikit-learn is not installed: pyslide.sklearn is left out (pip install "
+              "\".[sklearn]\")", file=sys.stderr)
+    else:
+        parts += module_section(
+            "pyslide.sklearn", sklearn_api, sklearn_api.__all__,
+            "`from pyslide.sklearn import SlideClassifier` (needs the `sklearn` extra, "
+            "scikit-learn). A scikit-learn classifier over `Network`, and scorers for "
+            "`GridSearchCV` / `cross_val_score`; besides the methods below it has "
+            "scikit-learn's `get_params` and `set_params`. See the "
+            "[tutorial](tutorial.md#10-with-scikit-learn).")
     text = "\n".join(parts)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     return text

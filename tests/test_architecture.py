@@ -77,3 +77,17 @@ def test_every_module_opens_with_its_job_and_its_imports(path):
     first = path.read_text().lstrip().splitlines()[0]
     assert re.search(r"import|cimport", first), \
         f"{path.name}: the first line must say the module's job and what it may import: {first!r}"
+
+
+def test_scikit_learn_is_imported_only_by_pyslide_sklearn():
+    """scikit-learn is an optional extra: only ``pyslide.sklearn`` imports it,
+    and no module of ours imports ``pyslide.sklearn``."""
+    for path in PY_MODULES:
+        tree = ast.parse(path.read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                 for a in n.names}
+        names |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.level == 0}
+        if path.stem != "sklearn":
+            assert "sklearn" not in names, f"{path.name} imports scikit-learn"
+            assert "sklearn" not in our_imports(path), f"{path.name} imports pyslide.sklearn"

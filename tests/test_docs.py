@@ -13,6 +13,12 @@ from pyslide import cli, data, distributed, hashing, metrics
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 REGENERATE = "docs/api.md is out of date: run python docs/gen_api.py"
+# pyslide.sklearn, its API entries and its tutorial blocks need the [sklearn] extra
+try:
+    import sklearn  # noqa: F401
+    HAVE_SKLEARN = True
+except ImportError:
+    HAVE_SKLEARN = False
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +41,9 @@ def public_names():
     names += [(f"pyslide.hashing.{n}", getattr(hashing, n)) for n in hashing.__all__
               if n not in ps.__all__]
     names += [(f"pyslide.distributed.{n}", getattr(distributed, n)) for n in distributed.__all__]
+    if HAVE_SKLEARN:
+        from pyslide import sklearn as sklearn_api
+        names += [(f"pyslide.sklearn.{n}", getattr(sklearn_api, n)) for n in sklearn_api.__all__]
     return names
 
 
@@ -58,6 +67,9 @@ def test_every_public_method_is_documented(api_md, gen_api):
                 assert f"#### `{heading}`" in api_md, f"{cls.__name__}.{name}: {REGENERATE}"
     for method in ("fit", "predict", "predict_topk", "predict_proba", "evaluate", "save", "load"):
         assert f"`Network.{method}(" in api_md
+    for method in ("fit", "predict", "predict_topk", "predict_proba", "decision_function",
+                   "score"):
+        assert f"`SlideClassifier.{method}(" in api_md
 
 
 def test_network_training_attributes_are_documented(api_md):
@@ -96,9 +108,13 @@ def test_numpydoc_conversion(gen_api):
 
 
 def python_blocks(text):
-    """(code, skip) of every ```python block, in order."""
-    return [(code, bool(skip)) for skip, code in
-            re.findall(r"(<!-- skip-test -->\n)?```python\n(.*?)```", text, re.S)]
+    """(code, skip) of every ```python block, in order: a block after
+    ``<!-- skip-test -->`` is skipped, one after ``<!-- needs-sklearn -->``
+    where scikit-learn is not installed."""
+    return [(code, marker == "skip-test" or (marker == "needs-sklearn" and not HAVE_SKLEARN))
+            for marker, code in
+            re.findall(r"(?:<!-- (skip-test|needs-sklearn) -->\n)?```python\n(.*?)```",
+                       text, re.S)]
 
 
 def test_tutorial_runs_end_to_end(tmp_path, monkeypatch):
@@ -120,6 +136,8 @@ def test_tutorial_runs_end_to_end(tmp_path, monkeypatch):
         if not skip:
             exec(compile(code, f"tutorial.md python block {i + 1}", "exec"), namespace)
     assert (tmp_path / "model.npz").exists()
+    if HAVE_SKLEARN:     # the scikit-learn section ran
+        assert 0 < namespace["search"].best_score_ < 1
     tiny_X, tiny_Y = ps.data.load_xc(tmp_path / "tiny.txt")
     assert tiny_X.shape == (3, 6) and tiny_Y.shape == (3, 4)
 

@@ -24,7 +24,8 @@ def run_example(name, *args, cwd=None):
 
 
 def test_every_example_is_tested():
-    tested = {"quickstart.py", "train_xc_file.py", "sampled_hidden.py", "save_load_serve.py"}
+    tested = {"quickstart.py", "train_xc_file.py", "sampled_hidden.py", "save_load_serve.py",
+              "sklearn_pipeline.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -69,3 +70,23 @@ def test_save_load_serve(tmp_path):
     assert re.search(r"LSH-sampled top-5 for 64 requests", out)
     assert re.search(r"-> (\d+:-?\d+\.\d{3}, ){4}\d+:", out)
     assert re.search(r"continued training: steps (\d+) -> (\d+)", out)
+
+
+def test_sklearn_pipeline_on_bibtex(data_dir, tmp_path):
+    pytest.importorskip("sklearn", reason="the example needs scikit-learn (the [sklearn] extra)")
+    if not (data_dir / "bibtex" / "train.txt").exists():
+        pytest.skip("bibtex files not found")
+    out = run_example("sklearn_pipeline.py", cwd=tmp_path)
+    assert "bibtex: 500 training rows, 200 test rows, 1836 features, 159 labels" in out
+    assert "grid search: 2 settings x 2 folds + refit" in out
+    assert len(re.findall(r"lr 0\.00[13]: cross-validated P@3 0\.\d{4} \(\+/- 0\.\d{4}\)",
+                          out)) == 2
+    assert re.search(r"best: lr 0\.00[13], refitted on every training row, kept epoch \d", out)
+    assert re.search(r"test: P@1 0\.\d{4}  P@3 0\.\d{4}  P@5 0\.\d{4}", out)
+
+
+def test_sklearn_pipeline_without_bibtex_says_so(tmp_path, monkeypatch):
+    pytest.importorskip("sklearn", reason="the example needs scikit-learn (the [sklearn] extra)")
+    monkeypatch.setenv("PYSLIDE_DATA_DIR", str(tmp_path))
+    out = run_example("sklearn_pipeline.py", cwd=tmp_path)
+    assert f"Bibtex not found in {tmp_path / 'bibtex'}" in out
