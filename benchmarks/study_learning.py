@@ -41,6 +41,9 @@ FULL_SIZE = {"delicious": 196_606, "amazon": 490_449}
 # A config atom changes one group of settings: ("adam" | "dense" | "sampled", kwargs).
 ATOMS = {
     "default": {},
+    # the defaults before issue 21: per-row counts on the hidden layer, factors per epoch
+    "previous": {"adam": dict(bias_correction="mixed"),
+                 "sampled": lambda n: dict(lr_scale=[1.5, 1.0, 0.7, 0.5])},
     "full": {"sampled": lambda n: dict(active=n)},
     "global": {"adam": dict(bias_correction="global")},
     "row": {"adam": dict(bias_correction="row")},
@@ -51,6 +54,8 @@ ATOMS = {
     "prior": {"sampled": lambda n: dict(bias_init="prior")},
     "scale1": {"sampled": lambda n: dict(lr_scale=1.0)},
     "scale15": {"sampled": lambda n: dict(lr_scale=1.5)},
+    # the output's factors per epoch that were the default before the visit clock
+    "epochscale": {"sampled": lambda n: dict(lr_scale=[1.5, 1.0, 0.7, 0.5])},
     "scale2": {"sampled": lambda n: dict(lr_scale=2.0)},
     "neg0": {"sampled": lambda n: dict(negatives=0)},
     "drop0": {"dense": dict(dropout=0.0)},

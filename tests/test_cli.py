@@ -180,6 +180,10 @@ def test_demo_pytorch_baseline_or_honest_note(tmp_path):
     else:
         assert re.search(r"PyTorch \(uniform sampled softmax\) +\d+\.\d", result.stdout)
         assert "pyslide steps/s / PyTorch steps/s" in result.stdout
+        # each PyTorch epoch beside pyslide's P@1 after no more training time
+        assert "at equal training time" in result.stdout
+        assert re.search(r"\d+\.\d s: PyTorch \d\.\d{4} \(epoch 1\), pyslide "
+                         r"(\d\.\d{4} \(epoch 1\)|had not finished an epoch)", result.stdout)
 
 
 def test_usage_error_exit_status_from_a_subprocess(tmp_path):
