@@ -1,6 +1,6 @@
 """scikit-learn's estimator contract over Network (SlideClassifier) and P@k / nDCG@k scorers; imports scikit-learn (the optional [sklearn] extra), network, layers, optim, callbacks, metrics, data and _validate (never the CLI).
 
-``pip install "pyslide[sklearn]"`` brings scikit-learn; nothing else in
+``pip install ".[sklearn]"`` (in the source folder) brings scikit-learn; nothing else in
 pyslide imports this module, so pyslide works without it. The estimator
 keeps its parameters as given and builds a fresh ``pyslide.Network`` in
 every ``fit``, so ``clone``, ``Pipeline``, ``GridSearchCV`` and
@@ -16,8 +16,8 @@ try:
     from sklearn.utils.multiclass import check_classification_targets, type_of_target
     from sklearn.utils.validation import check_is_fitted, check_random_state, column_or_1d
 except ImportError as error:  # the optional extra is missing
-    raise ImportError("pyslide.sklearn needs scikit-learn: pip install \"pyslide[sklearn]\" "
-                      "(or pip install \"scikit-learn>=1.0\")") from error
+    raise ImportError("pyslide.sklearn needs scikit-learn: pip install \".[sklearn]\" in pyslide's "
+                      "source folder (or pip install \"scikit-learn>=1.0\")") from error
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
