@@ -356,7 +356,8 @@ def test_pyslide_imports_without_scikit_learn():
             "except ImportError as error:\n    print(error)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout
-    assert 'pyslide.sklearn needs scikit-learn: pip install ".[sklearn]" in pyslide's source folder' in out
+    assert ('pyslide.sklearn needs scikit-learn: pip install ".[sklearn]" in '
+            "pyslide's source folder") in out
 
 
 # ---------------------------------------------------------------- bad input
