@@ -313,7 +313,7 @@ class ShardedNetwork(Settings):
             try:
                 out.append(ray.get(ref))
             except ray.exceptions.RayActorError as exc:
-                self.close(f"{self._shard_name(r)} died")
+                self._close(f"{self._shard_name(r)} died")
                 raise ShardError(f"{self._shard_name(r)} died: {_death_reason(exc)}. "
                                  f"Training cannot go on without its rows (the other shards "
                                  f"were closed, freeing what they reserved); load the last "
@@ -333,9 +333,12 @@ class ShardedNetwork(Settings):
         every shard)."""
         return self._call_all("memory")
 
-    def close(self, reason="it was closed"):
+    def close(self):
         """End the shard actors and free their placement group (the network
         cannot be used afterwards)."""
+        self._close("it was closed")
+
+    def _close(self, reason):
         ray = _ray()
         for actor in self._actors:
             ray.kill(actor)
@@ -384,7 +387,7 @@ class ShardedNetwork(Settings):
         try:
             return ray.get(refs)
         except ray.exceptions.RayActorError as exc:
-            self.close("a shard died")
+            self._close("a shard died")
             raise ShardError(f"a shard died: {_death_reason(exc)}") from exc
 
     def _ensure_initialized(self):
@@ -571,7 +574,8 @@ class ShardedNetwork(Settings):
         """Train for ``epochs`` passes over (X, Y); as ``Network.fit``.
 
         Raises ``ShardError`` naming the shard when a shard's actor dies
-        (training cannot go on without its rows): with a
+        (training cannot go on without its rows; the network closes its
+        other shards, freeing what they reserved): with a
         ``pyslide.ModelCheckpoint`` callback, ``ShardedNetwork.load`` the
         last checkpoint and call ``fit`` again to resume.
 
@@ -936,7 +940,8 @@ class ShardedNetwork(Settings):
     def from_network(cls, network, shards=2, threads=None, actor_options=None,
                      placement_timeout=60.0):
         """A ``ShardedNetwork`` holding ``network``'s weights, optimizer state
-        and counters, its output rows split over ``shards`` actors."""
+        and counters, its output rows split over ``shards`` actors;
+        ``actor_options`` and ``placement_timeout`` as for ``ShardedNetwork``."""
         if not isinstance(network, Network):
             raise TypeError(f"network must be a pyslide.Network, got {network!r}")
         config = network.get_config()
