@@ -240,7 +240,7 @@ class ShardedNetwork(Settings):
                 names = ", ".join(self._shard_name(r) for r in late)
                 raise PlacementError(
                     f"{names} did not start within placement_timeout="
-                    f"{self.placement_timeout:g} s (each shard asks for {_resources_text(ask)} "
+                    f"{self.placement_timeout:g} s (each shard asks for {_resources_text(ask)}, "
                     f"{how}); {_cluster_text(ray)}. Ask for less in actor_options, use fewer "
                     f"shards, add machines, or raise placement_timeout (None waits as long as "
                     f"it takes)")
@@ -1108,17 +1108,17 @@ def _resources_text(resources):
 
 
 def _cluster_text(ray):
-    return (f"the cluster has {_resources_text(ray.cluster_resources())} in all on "
-            f"{len(_alive_nodes(ray))} alive machine(s), "
-            f"{_resources_text(ray.available_resources())} of it free")
+    total, available = ray.cluster_resources(), ray.available_resources()
+    # Ray leaves out what is used up: "0 CPU free" is the news
+    free = {name: available.get(name, 0.0) for name in total}
+    return (f"the cluster has {_resources_text(total)} in all on {len(_alive_nodes(ray))} "
+            f"alive machine(s), {_resources_text(free)} of it free")
 
 
 def _remove_group(group):
     import ray
-    try:
+    if ray.is_initialized():      # else the group went with the Ray it belonged to
         ray.util.remove_placement_group(group)
-    except Exception:     # Ray already shut down: the group went with it
-        pass
 
 
 def _node_id(worker):

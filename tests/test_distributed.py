@@ -1,5 +1,6 @@
 """ShardedNetwork on a local Ray cluster: the same training as Network, inference,
 callbacks, saving and loading, faults, bytes per step. Skipped without Ray."""
+import gc
 import os
 import re
 import time
@@ -399,7 +400,7 @@ LAYERS = [ps.Dense(4), ps.Sampled(30)]
     ({"num_cpus": 64, "scheduling_strategy": "SPREAD"},
      r"shard 0 of 3 \(output rows 0 to 9\), shard 1 of 3 \(output rows 10 to 19\), shard 2 "
      r"of 3 \(output rows 20 to 29\) did not start within placement_timeout=1.5 s \(each "
-     r"shard asks for 64 CPU with the scheduling_strategy given in actor_options\); the "
+     r"shard asks for 64 CPU, with the scheduling_strategy given in actor_options\); the "
      r"cluster has 2 CPU, [\d.]+ GiB memory in all on 1 alive machine\(s\), 2 CPU"),
 ], ids=["more-cpus-than-the-machine", "more-than-any-machine", "own-strategy"])
 def test_shards_that_cannot_be_placed_raise_after_placement_timeout(cluster, options,
@@ -425,25 +426,31 @@ def free_cpus_become(n, seconds=20):
     return True
 
 
-def test_placement_reserves_what_each_shard_asks_and_frees_it_on_close(cluster):
+def test_placement_reserves_what_each_shard_asks_and_frees_it(cluster):
     net = ShardedNetwork(10, LAYERS, shards=2, threads=1, actor_options={"num_cpus": 1})
     try:
         assert ray.available_resources().get("CPU", 0) == 0
-        nodes = net.shard_nodes()
-        assert len(nodes) == 2 and set(nodes) == {ray.get_runtime_context().get_node_id()}
-        # the default reserves a token share of a CPU per shard
-        other = ShardedNetwork(10, LAYERS, shards=3, threads=1, placement_timeout=1.5)
-        other.close()
-        pytest.fail("a shard found a CPU share on a machine whose CPUs are all reserved")
-    except PlacementError as exc:
-        assert "could hold all 3 shards when idle, but other actors, tasks or placement " \
-               "groups hold part of them now; the cluster has 2 CPU" in str(exc)
+        assert net.shard_nodes() == [ray.get_runtime_context().get_node_id()] * 2
+        # every CPU reserved: even the default's token share of one waits, then says why
+        with pytest.raises(PlacementError, match=r"placement_timeout=1.5 s, spread over the "
+                                                 r"machines .*: the cluster's machines could hold all 3 "
+                                                 r"shards when idle, but other actors, tasks or "
+                                                 r"placement groups hold part of them now; the "
+                                                 r"cluster has 2 CPU, .* in all on 1 alive "
+                                                 r"machine\(s\), 0 CPU, [\d.]+ GiB memory of it "
+                                                 r"free"):
+            ShardedNetwork(10, LAYERS, shards=3, threads=1, placement_timeout=1.5)
     finally:
         net.close()
     assert free_cpus_become(2)
-    assert net.placement_timeout == 60
     with pytest.raises(RuntimeError, match="this ShardedNetwork has no shards: it was closed"):
         net.shard_nodes()
+    # a network dropped without close() frees what it reserved too
+    dropped = ShardedNetwork(10, LAYERS, shards=2, threads=1, actor_options={"num_cpus": 1})
+    assert dropped.placement_timeout == 60 and free_cpus_become(0)
+    del dropped
+    gc.collect()
+    assert free_cpus_become(2)
 
 
 def test_placement_timeout_is_checked_naming_it(cluster):
