@@ -433,12 +433,12 @@ def test_placement_reserves_what_each_shard_asks_and_frees_it(cluster):
         assert net.shard_nodes() == [ray.get_runtime_context().get_node_id()] * 2
         # every CPU reserved: even the default's token share of one waits, then says why
         with pytest.raises(PlacementError, match=r"placement_timeout=1.5 s, spread over the "
-                                                 r"machines .*: the cluster's machines could hold all 3 "
-                                                 r"shards when idle, but other actors, tasks or "
-                                                 r"placement groups hold part of them now; the "
-                                                 r"cluster has 2 CPU, .* in all on 1 alive "
-                                                 r"machine\(s\), 0 CPU, [\d.]+ GiB memory of it "
-                                                 r"free"):
+                                                 r"machines .*: the cluster's machines could "
+                                                 r"hold all 3 shards when idle, but other "
+                                                 r"actors, tasks or placement groups hold part "
+                                                 r"of them now; the cluster has 2 CPU, .* in all "
+                                                 r"on 1 alive machine\(s\), 0 CPU, [\d.]+ GiB "
+                                                 r"memory of it free"):
             ShardedNetwork(10, LAYERS, shards=3, threads=1, placement_timeout=1.5)
     finally:
         net.close()
