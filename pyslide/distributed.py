@@ -36,14 +36,17 @@ shards twice, or three times with LSH.
 """
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
+import weakref
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import _kernels, _loss, _optim, _topk
-from ._validate import integer, integers
+from ._validate import integer, integers, real
 from .atomic import atomic_write
 from .callbacks import check_callbacks as _check_callbacks
 from .inference import probabilities
@@ -53,7 +56,7 @@ from .shard_actor import ShardWorker, Spec, crc32
 from .state import PERSISTENT, LayerState
 from .training import _check_validation_split, _end_epoch, _progress
 
-__all__ = ["ShardedNetwork", "ShardError"]
+__all__ = ["ShardedNetwork", "ShardError", "PlacementError"]
 
 # the file that makes a folder a sharded model
 MANIFEST = "manifest.json"
@@ -63,6 +66,18 @@ FORMAT_VERSION = 1
 
 class ShardError(RuntimeError):
     """A shard (a Ray actor holding rows of the output layer) failed or died."""
+
+
+class PlacementError(ShardError):
+    """The shards' actors could not be placed on the Ray cluster (or did not
+    start) within ``placement_timeout`` seconds; the message names the shard,
+    what it asks for and what the cluster has."""
+
+
+# A placement-group bundle cannot be empty: a shard that reserves nothing
+# (num_cpus=0) reserves this token share of a CPU, which places it on a node
+# that has CPUs and never waits for free cores in practice.
+TOKEN_CPU = 0.01
 
 
 def _ray():
@@ -105,10 +120,21 @@ class ShardedNetwork(Settings):
         the cores available to each process (Ray sets ``OMP_NUM_THREADS``
         of an actor to its ``num_cpus``).
     actor_options : dict or None
-        Passed to Ray's ``.options()`` for every shard actor. Default
-        ``{"num_cpus": 0, "scheduling_strategy": "SPREAD"}``: shards spread
-        over the cluster's machines and never wait for free CPUs; give
-        ``{"num_cpus": threads}`` to reserve cores.
+        Passed to Ray's ``.options()`` for every shard actor (default
+        ``{"num_cpus": 0}``: a shard reserves no cores; give
+        ``{"num_cpus": threads}`` to reserve them). The shards are placed
+        with a Ray placement group of one bundle per shard holding what the
+        actor asks for (``num_cpus``, ``num_gpus``, ``memory``,
+        ``resources``; 0.01 CPU when that is nothing): ``STRICT_SPREAD``
+        (every shard on a machine of its own) when the cluster has at least
+        ``shards`` alive machines that can hold a shard, else ``SPREAD``
+        (as evenly as Ray can). A ``scheduling_strategy`` of your own
+        replaces the placement group.
+    placement_timeout : float or None
+        Seconds to wait for every shard's actor to be placed and started
+        (default 60). Past it, ``PlacementError`` names the shard that could
+        not be placed, what it asks for and what the cluster has. ``None``
+        waits as long as it takes (e.g. for an autoscaler to add machines).
 
     Uses the Ray cluster the process is connected to (``ray.init(address=
     ...)``), or starts a local one.
@@ -124,7 +150,7 @@ class ShardedNetwork(Settings):
     """
 
     def __init__(self, input_dim, layers, shards=2, loss="softmax", optimizer="adam",
-                 threads=None, seed=0, actor_options=None):
+                 threads=None, seed=0, actor_options=None, placement_timeout=60.0):
         self._configure(input_dim, layers, loss, optimizer, threads, seed)
         self.shards = integer(shards, "shards", 1, hint=" (the number of actors holding the "
                                                         "output layer's rows)")
@@ -144,6 +170,9 @@ class ShardedNetwork(Settings):
             raise TypeError(f"actor_options must be None or a dict of Ray actor options, "
                             f"got {actor_options!r}")
         self.actor_options = actor_options
+        self.placement_timeout = real(placement_timeout, "placement_timeout", 0, min_open=True,
+                                      none_ok=True, hint=" (seconds to wait for the shards to "
+                                      "be placed; None waits as long as it takes)")
         self.n_outputs = out.units
         self.bounds = shard_bounds(out.units, self.shards)
         self._states = [LayerState(arrays) for arrays in self._layer_arrays()[:-1]]
@@ -158,37 +187,136 @@ class ShardedNetwork(Settings):
         self.stop_training = False
         self._initialized = False
         self._engine = None
-        self._actors = self._start_actors()
-        self._call_all("ping")
+        self._actors = []
+        self._placement_group = None
+        self._closed_because = "it was never started"
+        self._start_actors()
+
+    def _check_X(self, X, name="X"):
+        # check_features widens a narrower sparse matrix with zero columns;
+        # features laid out for another width would be read as the wrong
+        # ones without a word, so a ShardedNetwork takes only its own width
+        if sp.issparse(X) and X.ndim == 2 and X.shape[1] != self.input_dim:
+            raise ValueError(f"{name} has {X.shape[1]} features (columns) but the model "
+                             f"expects n_features={self.input_dim}; a sparse {name} must have "
+                             f"exactly that many columns (X.resize((X.shape[0], "
+                             f"{self.input_dim})) widens one that is narrower on purpose)")
+        return super()._check_X(X, name)
 
     # ------------------------------------------------------------ actors
 
     def _start_actors(self):
+        """Place one actor per shard (see ``actor_options``) and wait, at most
+        ``placement_timeout`` seconds, until every one answers."""
         ray = _ray()
         if not ray.is_initialized():
             ray.init(include_dashboard=False)
-        options = {"num_cpus": 0, "scheduling_strategy": "SPREAD"}
-        options.update(self.actor_options or {})
-        remote = ray.remote(ShardWorker).options(**options)
+        deadline = (None if self.placement_timeout is None
+                    else time.monotonic() + self.placement_timeout)
+        options = {"num_cpus": 0, **(self.actor_options or {})}
+        actor_class = ray.remote(ShardWorker)
+        # Ray checks the options here, naming a bad one, before any is used
+        remote = actor_class.options(**options)
+        ask = _bundle(options)
         config = Network.get_config(self)
-        return [remote.remote(r, self.bounds[r], self.bounds[r + 1], config, self.threads)
-                for r in range(self.shards)]
+        try:
+            if "scheduling_strategy" in options:
+                how = "with the scheduling_strategy given in actor_options"
+                placed = [remote] * self.shards
+            else:
+                how = self._reserve(ray, ask, deadline)
+                from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+                placed = [actor_class.options(**options, scheduling_strategy=(
+                    PlacementGroupSchedulingStrategy(self._placement_group,
+                                                     placement_group_bundle_index=r)))
+                    for r in range(self.shards)]
+            self._actors = [placed[r].remote(r, self.bounds[r], self.bounds[r + 1], config,
+                                             self.threads) for r in range(self.shards)]
+            pings = [actor.ping.remote() for actor in self._actors]
+            _, waiting = ray.wait(pings, num_returns=len(pings), timeout=_left(deadline))
+            if waiting:
+                waiting = set(waiting)
+                late = [r for r, ref in enumerate(pings) if ref in waiting]
+                names = ", ".join(self._shard_name(r) for r in late)
+                raise PlacementError(
+                    f"{names} did not start within placement_timeout="
+                    f"{self.placement_timeout:g} s (each shard asks for {_resources_text(ask)}, "
+                    f"{how}); {_cluster_text(ray)}. Ask for less in actor_options, use fewer "
+                    f"shards, add machines, or raise placement_timeout (None waits as long as "
+                    f"it takes)")
+            self._get(pings)
+        except BaseException:
+            self.close()
+            raise
+        self._closed_because = None
+
+    def _reserve(self, ray, ask, deadline):
+        """A placement group of one ``ask`` bundle per shard, STRICT_SPREAD
+        when enough machines can each hold one, else SPREAD; returns how the
+        shards are placed, in words."""
+        from ray.util.placement_group import placement_group
+        capacities = [_capacity(node, ask) for node in _alive_nodes(ray)]
+        hosts = sum(c > 0 for c in capacities)
+        strict = hosts >= self.shards
+        group = placement_group([ask] * self.shards,
+                                strategy="STRICT_SPREAD" if strict else "SPREAD")
+        self._placement_group = group
+        # a network dropped without close() frees its reservation too (its
+        # actors go with their handles)
+        self._release_group = weakref.finalize(self, _remove_group, group)
+        self._release_group.atexit = False
+        how = ("each on a machine of its own (a STRICT_SPREAD placement group)" if strict else
+               f"spread over the machines (a SPREAD placement group: {hosts} alive machine(s) "
+               f"can hold a shard, fewer than the {self.shards} shards)")
+        ready, _ = ray.wait([group.ready()], timeout=_left(deadline))
+        if ready:
+            return how
+        fit = sum(capacities)
+        if fit >= self.shards:
+            why = (f"the cluster's machines could hold all {self.shards} shards when idle, but "
+                   f"other actors, tasks or placement groups hold part of them now")
+        elif fit == 0:
+            why = (f"{self._shard_name(0)} asks for {_resources_text(ask)}, more than any alive "
+                   f"machine has")
+        else:
+            why = (f"{self._shard_name(fit)} asks for {_resources_text(ask)}, and no alive "
+                   f"machine has that left once shards 0 to {fit - 1} are placed")
+        raise PlacementError(
+            f"the {self.shards} shards could not be placed within placement_timeout="
+            f"{self.placement_timeout:g} s, {how}: {why}; {_cluster_text(ray)}. Ask for less "
+            f"in actor_options, use fewer shards, add machines, or raise placement_timeout "
+            f"(None waits as long as it takes)")
+
+    def shard_nodes(self):
+        """The Ray node id (hex) of each shard's actor, in shard order."""
+        self._check_open()
+        return self._get([actor.__ray_call__.remote(_node_id) for actor in self._actors])
 
     def _shard_name(self, r):
         return (f"shard {r} of {self.shards} (output rows {self.bounds[r]} to "
                 f"{self.bounds[r + 1] - 1})")
 
+    def _check_open(self):
+        if not self._actors:
+            raise RuntimeError(f"this ShardedNetwork has no shards: {self._closed_because}; "
+                               f"load a saved model or checkpoint (ShardedNetwork.load) to go on")
+
     def _get(self, refs):
         """``ray.get`` of one reference per shard; a dead or failing actor
-        becomes a ``ShardError`` naming its shard."""
+        becomes a ``ShardError`` naming its shard. A dead one closes the
+        network: it cannot go on without those rows, and what its other
+        shards reserved is freed for the resumed run."""
         ray = _ray()
+        self._check_open()
         out = []
         for r, ref in enumerate(refs):
             try:
                 out.append(ray.get(ref))
             except ray.exceptions.RayActorError as exc:
-                raise ShardError(f"{self._shard_name(r)} died: {_first_line(exc)}. "
-                                 f"Training cannot go on without its rows; load the last "
+                self._close(f"{self._shard_name(r)} died")
+                raise ShardError(f"{self._shard_name(r)} died: {_death_reason(exc)}. "
+                                 f"Training cannot go on without its rows (the other shards "
+                                 f"were closed, freeing what they reserved); load the last "
                                  f"checkpoint (pyslide.ModelCheckpoint) to resume") from exc
             except ray.exceptions.RayTaskError as exc:
                 raise ShardError(f"{self._shard_name(r)} failed: "
@@ -206,11 +334,20 @@ class ShardedNetwork(Settings):
         return self._call_all("memory")
 
     def close(self):
-        """End the shard actors (the network cannot be used afterwards)."""
+        """End the shard actors and free their placement group (the network
+        cannot be used afterwards)."""
+        self._close("it was closed")
+
+    def _close(self, reason):
         ray = _ray()
         for actor in self._actors:
             ray.kill(actor)
         self._actors = []
+        if self._placement_group is not None:
+            self._release_group()
+            self._placement_group = None
+        if self._closed_because is None:
+            self._closed_because = reason
 
     # ------------------------------------------------------------ weights
 
@@ -219,6 +356,7 @@ class ShardedNetwork(Settings):
         output layer's rows streamed to their shards block by block, and the
         output biases' start (``_prior_bias``), each shard its range."""
         ray = _ray()
+        self._check_open()
         rng = np.random.default_rng([self.seed, 1])
         for i, state in enumerate(self._states):
             std = self._init_std(i, mean_sq_norm)
@@ -245,10 +383,12 @@ class ShardedNetwork(Settings):
     def _get_any(self, refs):
         """``ray.get`` of a list of calls to any shards (errors name no shard)."""
         ray = _ray()
+        self._check_open()
         try:
             return ray.get(refs)
         except ray.exceptions.RayActorError as exc:
-            raise ShardError(f"a shard died: {_first_line(exc)}") from exc
+            self._close("a shard died")
+            raise ShardError(f"a shard died: {_death_reason(exc)}") from exc
 
     def _ensure_initialized(self):
         if not self._initialized:
@@ -435,7 +575,8 @@ class ShardedNetwork(Settings):
         """Train for ``epochs`` passes over (X, Y); as ``Network.fit``.
 
         Raises ``ShardError`` naming the shard when a shard's actor dies
-        (training cannot go on without its rows): with a
+        (training cannot go on without its rows; the network closes its
+        other shards, freeing what they reserved): with a
         ``pyslide.ModelCheckpoint`` callback, ``ShardedNetwork.load`` the
         last checkpoint and call ``fit`` again to resume.
 
@@ -508,7 +649,8 @@ class ShardedNetwork(Settings):
             # driver has sent the update, just before its own backward)
             self._engine.discard_gradients(self.step_ + 1)
             try:
-                self._call_all("discard")
+                if self._actors:        # a dead shard closed them all
+                    self._call_all("discard")
             except ShardError:
                 pass
             raise
@@ -520,11 +662,13 @@ class ShardedNetwork(Settings):
             self.step_times_ = np.asarray(run.step_times)
             self.bytes_per_step_ = {"sent": run.bytes_sent / steps,
                                     "received": run.bytes_received / steps}
+            self.shard_timings_ = None
             try:
-                self._settle(run)
-                self.shard_timings_ = self._call_all("timings")
+                if self._actors:
+                    self._settle(run)
+                    self.shard_timings_ = self._call_all("timings")
             except ShardError:
-                self.shard_timings_ = None
+                pass
         return self.history_
 
     def _train_epoch(self, run, epoch, shuffle, bar):
@@ -685,15 +829,16 @@ class ShardedNetwork(Settings):
         return dict(Network.get_config(self), shards=self.shards)
 
     @classmethod
-    def from_config(cls, config, threads=None, actor_options=None):
+    def from_config(cls, config, threads=None, actor_options=None, placement_timeout=60.0):
         """The sharded network a ``get_config()`` dict describes (untrained):
         ``Network.from_config``'s keys and defaults, and ``shards`` (default
-        2); ``threads``, when given, overrides the config's."""
+        2); ``threads``, when given, overrides the config's; ``actor_options``
+        and ``placement_timeout`` as for ``ShardedNetwork``."""
         config = checked_config(config, "ShardedNetwork", extra_keys=("shards",))
         shards = config.pop("shards", 2)
         if threads is not None:
             config["threads"] = threads
-        return cls._from_config(config, shards, actor_options)
+        return cls._from_config(config, shards, actor_options, placement_timeout)
 
     def save(self, path):
         """Write the model to the folder ``path``: ``manifest.json``, the
@@ -744,22 +889,25 @@ class ShardedNetwork(Settings):
         return path
 
     @classmethod
-    def load(cls, path, shards=None, threads=None, actor_options=None):
+    def load(cls, path, shards=None, threads=None, actor_options=None,
+             placement_timeout=60.0):
         """A ``ShardedNetwork`` from a sharded model folder (any number of
         ``shards``: ``None`` keeps the saved one) or from a single-node model
-        file (``shards`` then defaults to 2). Training continues from it."""
+        file (``shards`` then defaults to 2). Training continues from it.
+        ``actor_options`` and ``placement_timeout`` as for ``ShardedNetwork``."""
         path = os.fspath(path)
         if not _is_sharded_folder(path):
             single = Network.load(path, threads=threads)
             return cls.from_network(single, shards=2 if shards is None else shards,
-                                    threads=threads, actor_options=actor_options)
+                                    threads=threads, actor_options=actor_options,
+                                    placement_timeout=placement_timeout)
         manifest = _read_manifest(path)
         config = dict(manifest["config"])
         if threads is not None:
             config["threads"] = threads
         saved = manifest["shards"]
         shards = len(saved) if shards is None else shards
-        net = cls._from_config(config, shards, actor_options)
+        net = cls._from_config(config, shards, actor_options, placement_timeout)
         try:
             trunk = _read_trunk(path, manifest, len(net._states))
             for i, state in enumerate(net._states):
@@ -783,22 +931,24 @@ class ShardedNetwork(Settings):
         return net
 
     @classmethod
-    def _from_config(cls, config, shards, actor_options=None):
+    def _from_config(cls, config, shards, actor_options=None, placement_timeout=60.0):
         spec = Spec(config, config.get("threads"))
         return cls(spec.input_dim, spec.layers, shards=shards, loss=spec.loss,
                    optimizer=spec.optimizer, threads=spec.threads, seed=spec.seed,
-                   actor_options=actor_options)
+                   actor_options=actor_options, placement_timeout=placement_timeout)
 
     @classmethod
-    def from_network(cls, network, shards=2, threads=None, actor_options=None):
+    def from_network(cls, network, shards=2, threads=None, actor_options=None,
+                     placement_timeout=60.0):
         """A ``ShardedNetwork`` holding ``network``'s weights, optimizer state
-        and counters, its output rows split over ``shards`` actors."""
+        and counters, its output rows split over ``shards`` actors;
+        ``actor_options`` and ``placement_timeout`` as for ``ShardedNetwork``."""
         if not isinstance(network, Network):
             raise TypeError(f"network must be a pyslide.Network, got {network!r}")
         config = network.get_config()
         if threads is not None:
             config["threads"] = threads
-        net = cls._from_config(config, shards, actor_options)
+        net = cls._from_config(config, shards, actor_options, placement_timeout)
         try:
             for state, source in zip(net._states, network._states[:-1]):
                 for name in PERSISTENT:
@@ -907,6 +1057,75 @@ def _merge_topk(parts, k, threads, ids_out, scores_out):
 def _first_line(exc):
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _death_reason(exc):
+    """Ray's first line of an actor's death, and its line saying why (e.g.
+    "The actor died because its node has died"), when there is one."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    why = [line for line in lines[1:] if line.startswith("The actor died because")]
+    return " ".join([_first_line(exc)] + why[:1])
+
+
+# ---------------------------------------------------------------------------- placement
+
+def _left(deadline):
+    """Seconds until ``deadline`` (``time.monotonic``), None for no deadline."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _bundle(options):
+    """The resources one shard's actor asks Ray for, as a placement-group
+    bundle (never empty: ``TOKEN_CPU`` when it asks for nothing)."""
+    ask = {"CPU": options.get("num_cpus"), "GPU": options.get("num_gpus"),
+           "memory": options.get("memory"), **(options.get("resources") or {})}
+    ask = {name: float(value) for name, value in ask.items() if value}
+    return ask or {"CPU": TOKEN_CPU}
+
+
+def _alive_nodes(ray):
+    """Each alive node's total resources."""
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+
+
+def _capacity(node, ask):
+    """How many ``ask`` bundles a node's resources hold."""
+    # the tolerance absorbs float error in sums like 100 x 0.01 CPU
+    return min(int(node.get(name, 0.0) / value + 1e-9) for name, value in ask.items())
+
+
+def _resources_text(resources):
+    """Resources in words ("2 CPU, 12.5 GiB memory"), without Ray's
+    bookkeeping entries (node ids, object store, placement groups)."""
+    shown = []
+    for name in sorted(resources, key=lambda n: (n not in ("CPU", "GPU", "memory"), n)):
+        if (name.startswith("node:") or name == "object_store_memory"
+                or re.search(r"_group_(\d+_)?[0-9a-f]{16,}$", name)):
+            continue
+        value = resources[name]
+        shown.append(f"{value / 2**30:.1f} GiB memory" if name == "memory"
+                     else f"{value:g} {name}")
+    return ", ".join(shown) or "nothing"
+
+
+def _cluster_text(ray):
+    total, available = ray.cluster_resources(), ray.available_resources()
+    # Ray leaves out what is used up: "0 CPU free" is the news
+    free = {name: available.get(name, 0.0) for name in total}
+    return (f"the cluster has {_resources_text(total)} in all on {len(_alive_nodes(ray))} "
+            f"alive machine(s), {_resources_text(free)} of it free")
+
+
+def _remove_group(group):
+    import ray
+    if ray.is_initialized():      # else the group went with the Ray it belonged to
+        ray.util.remove_placement_group(group)
+
+
+def _node_id(worker):
+    """Run inside a shard's actor: the id of the node it runs on."""
+    import ray
+    return ray.get_runtime_context().get_node_id()
 
 
 def _is_sharded_folder(path):

@@ -270,9 +270,22 @@ def load(source, network_class, threads=None):
     except FileNotFoundError:
         raise FileNotFoundError(f"no model file at {path!r}") from None
     except IsADirectoryError:
-        raise ValueError(f"{name} is a folder, not a pyslide model file") from None
+        raise ValueError(_folder_message(path)) from None
     with f:
         return _load(f, name, network_class, threads)
+
+
+def _folder_message(path):
+    """Why a folder is not a model: a sharded model folder (ShardedNetwork.save)
+    whose manifest is missing, or some other folder."""
+    manifest = os.path.join(path, "manifest.json")
+    names = os.listdir(path)
+    if "trunk.npz" in names or any(n.startswith("shard-") and n.endswith(".npz") for n in names):
+        return (f"{path!r} is a sharded model folder without its manifest: {manifest!r} is "
+                f"missing (it holds the config and the checksums: the shard files cannot be "
+                f"read without it)")
+    return (f"{path!r} is a folder, not a pyslide model file (nor a sharded model folder: it "
+            f"has no {manifest!r})")
 
 
 def _load(f, name, network_class, threads):
