@@ -3,11 +3,13 @@
 Previous defaults: ``Dense(128, dropout=0)``, ``Sampled(n, correction=False)``,
 ``Adam(bias_correction="global")``. Current defaults: ``Dense(128)`` (dropout
 0.2), ``Sampled(n)`` (sampling correction, ``negatives=active``),
-``Adam()`` ("mixed" bias correction). Each round trains both for ``--steps`` steps on the same data
+``Adam()`` (global bias correction since issue 21; ``mixed-epochs`` is
+the defaults before it). Each round trains both for ``--steps`` steps on the same data
 in one process, alternating, so that a busy machine slows both alike; the
 medians of all rounds are reported with their ratio.
 
     python benchmarks/bench_defaults.py --preset delicious --steps 150 --rounds 3
+    python benchmarks/bench_defaults.py --kinds mixed-epochs,current --rounds 3
     python benchmarks/bench_defaults.py --kinds previous,current,uni16k
     python benchmarks/bench_defaults.py --kinds previous,neg0,current,neg8192 \
         --threads 1 --cpu --rounds 3
@@ -34,6 +36,11 @@ def build(kind, X, Y, threads):
         # ``negatives`` set: uneg8192, uneg16384, ...
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1], hash=None, negatives=int(kind[4:]))]
         opt = ps.Adam()
+    elif kind == "mixed-epochs":
+        # the defaults before issue 21: per-row counts on the hidden layer
+        # ("mixed") and the output's factors per epoch
+        layers = [ps.Dense(128), ps.Sampled(Y.shape[1], lr_scale=[1.5, 1.0, 0.7, 0.5])]
+        opt = ps.Adam(bias_correction="mixed")
     elif kind == "scale1":
         # the current defaults with the output's steps unscaled (the default
         # before lr_scale="auto")
