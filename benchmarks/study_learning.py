@@ -23,6 +23,7 @@ Each (shape, size, seed, method) run appends one JSON line to ``--out``;
         --epochs 8 --methods pyslide:default,pyslide:full,torch-sampled \\
         --out benchmarks/results/learning.jsonl
     python benchmarks/study_learning.py --table benchmarks/results/learning.jsonl
+    python benchmarks/study_learning.py --plot benchmarks/results/learning.jsonl docs/img/learning.png
 """
 import argparse
 import json
@@ -152,6 +153,14 @@ def run(args):
                         f.write(json.dumps(line) + "\n")
 
 
+def _seconds_to(run, target):
+    """Training seconds at the end of the first epoch whose P@1 reached ``target``."""
+    for e in run["epochs"]:
+        if e["p1"] >= target:
+            return e["seconds"]
+    return None
+
+
 def table(path):
     rows = [json.loads(line) for line in open(path) if line.strip()]
     def shape_of(r):
@@ -169,6 +178,48 @@ def table(path):
             cells = [f"{e['p1']:.3f}" for e in r["epochs"]] + [""] * (width - len(r["epochs"]))
             print(f"| {r['method']} | {r['seed']} | " + " | ".join(cells)
                   + f" | {r['epochs'][-1]['seconds']:.0f} |")
+        for torch_run in (r for r in group if r["method"].startswith("torch-sampled")):
+            target = torch_run["epochs"][-1]["p1"]
+            own = _seconds_to(torch_run, target)
+            print(f"\ntime to {torch_run['method']}'s last-epoch P@1 ({target:.3f}, "
+                  f"seed {torch_run['seed']}; it took {own:.0f} s):")
+            for r in group:
+                if r["seed"] == torch_run["seed"] and not r["method"].startswith("torch"):
+                    took = _seconds_to(r, target)
+                    print(f"- {r['method']}: " + ("not reached" if took is None else
+                                                 f"{took:.0f} s ({took / own:.2f} of it)"))
+
+
+def plot(path, out):
+    """P@1 against epochs (top) and training seconds (bottom), a column per problem."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+
+    def shape_of(r):
+        extra = ",".join(f"{k}={v}" for k, v in sorted(r.get("make_xc", {}).items()))
+        return f"{r['shape']}{' ' + extra if extra else ''}, {r['n_train']:,} rows"
+
+    panels = sorted({shape_of(r) for r in rows})
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 7), squeeze=False)
+    for col, panel in enumerate(panels):
+        for r in sorted((r for r in rows if shape_of(r) == panel), key=lambda r: r["method"]):
+            p1 = [e["p1"] for e in r["epochs"]]
+            label = f"{r['method']} (seed {r['seed']})"
+            axes[0][col].plot(range(1, len(p1) + 1), p1, marker="o", ms=3, label=label)
+            axes[1][col].plot([e["seconds"] for e in r["epochs"]], p1, marker="o", ms=3,
+                              label=label)
+        axes[0][col].set_title(panel, fontsize=9)
+        axes[0][col].set_xlabel("epoch")
+        axes[1][col].set_xlabel("training seconds")
+        for ax in (axes[0][col], axes[1][col]):
+            ax.set_ylabel("test P@1")
+            ax.grid(alpha=0.3)
+        axes[0][col].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
 
 
 def _keywords(text):
@@ -194,9 +245,14 @@ def main():
                    help="other make_xc keywords, e.g. n_groups=200 (another generator setting)")
     p.add_argument("--out", default=None, help="append one JSON line per run")
     p.add_argument("--table", default=None, help="print the curves of this results file")
+    p.add_argument("--plot", nargs=2, metavar=("RESULTS", "PNG"), default=None,
+                   help="draw the curves of a results file (needs matplotlib)")
     args = p.parse_args()
     if args.table:
         table(args.table)
+        return
+    if args.plot:
+        plot(*args.plot)
         return
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     run(args)
