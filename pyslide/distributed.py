@@ -84,8 +84,8 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise ImportError("pyslide.distributed needs Ray: pip install 'pyslide[distributed]' "
-                          "(or pip install 'ray>=2.9')") from None
+        raise ImportError("pyslide.distributed needs Ray: pip install \".[distributed]\" in "
+                          "pyslide's source folder (or pip install \"ray>=2.9\")") from None
     return ray
 
 
