@@ -465,7 +465,8 @@ def test_bench_without_torch_names_the_same_command(capsys, monkeypatch, tmp_pat
 def test_install_hints_never_name_the_index_project():
     # "pyslide" on the public index is another project: every hint installs
     # from the source folder.
-    sources = sorted((ROOT / "pyslide").glob("*.py"))
+    sources = [p for folder in ("pyslide", "examples", "benchmarks")
+               for p in sorted((ROOT / folder).glob("*.py"))]
     for path in sources + [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md")):
         text = path.read_text()
         assert "install 'pyslide[" not in text and 'install "pyslide[' not in text, path.name
