@@ -207,7 +207,10 @@ def test_save_load_across_shard_counts_and_single_node(cluster, small, tmp_path)
                                            rtol=1e-6)
         single = ps.Network.load(folder)
         assert type(single) is ps.Network
-        np.testing.assert_array_equal(single.predict_topk(X[:40], k=4)[1], scores)
+        # the same weights (checked bit for bit below); BLAS rounds the
+        # 1000-row output's products differently from a 500-row shard's (one
+        # ulp seen in one of 160 scores once Adam's default became "global")
+        np.testing.assert_allclose(single.predict_topk(X[:40], k=4)[1], scores, rtol=1e-6)
         np.testing.assert_array_equal(single.predict(X[:40], k=4), ids)
         np.testing.assert_allclose(net.predict_proba(X[:5]), single.predict_proba(X[:5]),
                                    rtol=1e-5, atol=1e-9)
