@@ -14,6 +14,7 @@ import pytest
 
 import pyslide as ps
 from pyslide import _openmp_env, cli
+from test_reliability import one_line_error  # the CLI's one-line error format
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,15 +140,6 @@ def files(tmp_path_factory):
     net.save(folder / "model.npz")
     return {name: folder / name for name in ("train.txt", "test.txt", "partial.txt",
                                              "model.npz")} | {"dir": folder}
-
-
-def one_line_error(err, *fragments):
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("pyslide: error: "), err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 # ------------------------------------------------------------- 4. --no-strict-rows
