@@ -1,6 +1,6 @@
 """A scikit-learn pipeline on Bibtex: TF-IDF weighting, SlideClassifier, GridSearchCV on P@3.
 
-    pip install "pyslide[sklearn]"
+    pip install ".[sklearn]"                         # in the pyslide source folder
     python examples/sklearn_pipeline.py              # the bibtex files beside the repo
     python examples/sklearn_pipeline.py --threads 2
 

@@ -84,8 +84,8 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise ImportError("pyslide.distributed needs Ray: pip install 'pyslide[distributed]' "
-                          "(or pip install 'ray>=2.9')") from None
+        raise ImportError("pyslide.distributed needs Ray: pip install \".[distributed]\" in "
+                          "pyslide's source folder (or pip install \"ray>=2.9\")") from None
     return ray
 
 
@@ -297,6 +297,8 @@ class ShardedNetwork(Settings):
                 f"{self.bounds[r + 1] - 1})")
 
     def _check_open(self):
+        # checked on entry by every public method that needs the shards, so
+        # a closed network says so before it touches any state or file
         if not self._actors:
             raise RuntimeError(f"this ShardedNetwork has no shards: {self._closed_because}; "
                                f"load a saved model or checkpoint (ShardedNetwork.load) to go on")
@@ -334,8 +336,9 @@ class ShardedNetwork(Settings):
         return self._call_all("memory")
 
     def close(self):
-        """End the shard actors and free their placement group (the network
-        cannot be used afterwards)."""
+        """End the shard actors and free their placement group. The network
+        cannot be used afterwards (its methods raise ``RuntimeError`` saying
+        so): ``ShardedNetwork.load`` a saved folder or checkpoint to go on."""
         self._close("it was closed")
 
     def _close(self, reason):
@@ -586,6 +589,7 @@ class ShardedNetwork(Settings):
         ``bytes_per_step_`` the bytes sent to and received from the shards
         per step (arrays' sizes).
         """
+        self._check_open()
         epochs = integer(epochs, "epochs", 1)
         batch_size = integer(batch_size, "batch_size", 1)
         if verbose not in (0, 1, 2, True, False):
@@ -746,6 +750,7 @@ class ShardedNetwork(Settings):
         the driver merges them: exact by default; ``sampled=True`` scores
         only the rows each shard's LSH tables return.
         """
+        self._check_open()
         k = integer(k, "k", 1)
         if not isinstance(sampled, bool):
             raise TypeError(f"sampled must be True or False, got {sampled!r}")
@@ -776,6 +781,7 @@ class ShardedNetwork(Settings):
     def predict_proba(self, X):
         """Output probabilities (n, n_outputs), gathered from every shard
         (the full matrix in the driver: for small inputs)."""
+        self._check_open()
         X = self._check_X(X)
         self._ensure_initialized()
         ray = _ray()
@@ -786,6 +792,7 @@ class ShardedNetwork(Settings):
     def evaluate(self, X, Y, k=(1, 3, 5)):
         """Precision@k and nDCG@k of exact top-k predictions against Y."""
         from .metrics import evaluate_topk
+        self._check_open()
         ks = integers(k, "k")
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
@@ -851,6 +858,7 @@ class ShardedNetwork(Settings):
         model at ``path`` intact. ``pyslide.load`` reads it back, sharded
         (any number of shards) or into a single-node ``Network``.
         """
+        self._check_open()
         self._ensure_initialized()
         path = os.path.abspath(os.fspath(path))
         parent = os.path.dirname(path)
@@ -975,6 +983,7 @@ class ShardedNetwork(Settings):
     def to_network(self):
         """A single-node ``Network`` with this model's weights and state (the
         whole output layer in the driver's memory)."""
+        self._check_open()
         net = Network.from_config(Network.get_config(self))
         for state, source in zip(net._states[:-1], self._states):
             for name in PERSISTENT:

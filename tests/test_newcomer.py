@@ -456,9 +456,9 @@ def test_bench_without_torch_names_the_same_command(capsys, monkeypatch, tmp_pat
 
 def test_install_hints_never_name_the_index_project():
     # "pyslide" on the public index is another project: every hint installs
-    # from the source folder. pyslide/distributed.py (Ray's hint) is changed
-    # in the parallel Ray work of issue 18 and is left out here until it lands.
-    sources = [p for p in sorted((ROOT / "pyslide").glob("*.py")) if p.name != "distributed.py"]
+    # from the source folder.
+    sources = [p for folder in ("pyslide", "examples", "benchmarks")
+               for p in sorted((ROOT / folder).glob("*.py"))]
     for path in sources + [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md")):
         text = path.read_text()
         assert "install 'pyslide[" not in text and 'install "pyslide[' not in text, path.name
