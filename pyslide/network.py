@@ -34,17 +34,21 @@ _DEFAULT_DROPOUT = 0.2
 # inverse proportion to those visits (quieting the sampled gradients' noise),
 # down to AUTO_LR_FLOOR. Visits, not epochs: the clock is the steps taken
 # times the share of the rows one step's set holds, estimated from the
-# training labels (Settings._output_visit_rate), so one rule fits every data
-# size (docs/guide.md, "The output's step").
+# training labels (Settings._set_visit_rate), so one rule fits every data
+# size (docs/guide.md, "Learning speed at every data size").
 AUTO_LR_START = 1.5
 AUTO_LR_VISITS = 128.0
 AUTO_LR_FLOOR = 0.5
+# ... or, on little data, once fit has passed over its rows this many times:
+# the same rows seen again are where a large step overfits
+AUTO_LR_PASSES = 2.0
 
 
-
-def auto_lr_scale(visits):
-    """``lr_scale="auto"``'s factor after ``visits`` updates of an average output row."""
-    return max(AUTO_LR_FLOOR, min(AUTO_LR_START, AUTO_LR_START * AUTO_LR_VISITS / max(visits, 1e-12)))
+def auto_lr_scale(visits, passes=0.0):
+    """``lr_scale="auto"``'s factor after ``visits`` updates of an average
+    output row and ``passes`` over the training rows."""
+    progress = max(visits / AUTO_LR_VISITS, passes / AUTO_LR_PASSES, 1e-12)
+    return max(AUTO_LR_FLOOR, min(AUTO_LR_START, AUTO_LR_START / progress))
 
 
 # With threads=None, a parallel region over rows gets at most one thread per
@@ -146,7 +150,8 @@ class Settings:
             sampled_output = i == len(self.layers) - 1 and self._sampled_output()
             if not sampled_output:
                 return 1.0
-            return auto_lr_scale(max(0, step - 1) * self._visit_rate())
+            done = max(0, step - 1)
+            return auto_lr_scale(done * self._visit_rate(), done / max(1, steps_per_epoch))
         if isinstance(scale, tuple):
             epoch = max(0, step - 1) // max(1, steps_per_epoch)
             scale = scale[min(epoch, len(scale) - 1)]

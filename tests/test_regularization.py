@@ -549,12 +549,19 @@ def test_lr_scale_multiplies_the_output_step_only(share, kind):
 
 def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
     """"auto": 1.5 until the output's rows were in the set 128 times on
-    average, then inversely to those visits, down to 0.5 (no epoch count)."""
-    from pyslide.network import AUTO_LR_FLOOR, AUTO_LR_START, AUTO_LR_VISITS, auto_lr_scale
+    average or fit passed over its rows twice, then inversely to the further
+    of the two, down to 0.5 (no per-epoch list)."""
+    from pyslide.network import (AUTO_LR_FLOOR, AUTO_LR_PASSES, AUTO_LR_START,
+                                 AUTO_LR_VISITS, auto_lr_scale)
     assert auto_lr_scale(0) == AUTO_LR_START == 1.5
     assert auto_lr_scale(AUTO_LR_VISITS) == 1.5
     assert auto_lr_scale(2 * AUTO_LR_VISITS) == pytest.approx(0.75)
     assert auto_lr_scale(100 * AUTO_LR_VISITS) == AUTO_LR_FLOOR == 0.5
+    # passes over the rows: the further clock counts
+    assert AUTO_LR_PASSES == 2
+    assert auto_lr_scale(0, 2.0) == 1.5 and auto_lr_scale(0, 3.0) == pytest.approx(1.0)
+    assert auto_lr_scale(3 * AUTO_LR_VISITS, 3.0) == pytest.approx(0.5)
+    assert auto_lr_scale(AUTO_LR_VISITS / 2, 4.0) == pytest.approx(0.75)
 
     def scales(net, layer, steps):
         return [net._lr_scale(layer, step, steps_per_epoch=10) for step in steps]
@@ -564,7 +571,8 @@ def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
     assert scales(net, 0, steps) == [1.0] * 4
     # before fit: a step's set is taken as `active` rows of 60
     assert net._visit_rate() == pytest.approx(12 / 60)
-    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60) for s in steps]
+    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60, (s - 1) / 10)
+                                     for s in steps]
     for layers, expect in [
             ([ps.Dense(8), ps.Sampled(60, active=60)], [1.0] * 4),         # every label computed
             ([ps.Dense(8), ps.Sampled(60, active=12, lr_scale=1.0)], [1.0] * 4),
@@ -576,7 +584,8 @@ def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
     net = ps.Network(20, [ps.Sampled(30, active=5, share="sample"),
                           ps.Sampled(60, active=12, share="sample")], threads=1)
     assert scales(net, 0, steps) == [1.0] * 4
-    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60) for s in steps]
+    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60, (s - 1) / 10)
+                                     for s in steps]
 
 
 @pytest.mark.parametrize("share", ["batch", "sample"])
