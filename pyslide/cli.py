@@ -317,8 +317,9 @@ _TRAIN_OPTIONS = {
          "'auto' (default) is 'prior' for a sampled output, 'zero' when it computes every label"),
         ("lr_scale", ("--lr-scale",), _lr_scale, None, None, "auto|FACTOR[,FACTOR...]",
          "multiply the optimizer's step on the output layer's rows by FACTOR, or by one "
-         "FACTOR per epoch (the last holds after); 'auto' (default) is 1.5,1,0.7,0.5 for a "
-         "sampled output, whose rows are updated only on the steps that sample them, and 1 "
+         "FACTOR per epoch (the last holds after); 'auto' (default), for a sampled output, "
+         "whose rows are updated only on the steps that sample them, is 1.5 until its rows "
+         "have been sampled 128 times on average, then falls with those visits to 0.5; 1 "
          "when it computes every label"),
     ],
     "loss and optimizer": [
