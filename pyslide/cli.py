@@ -319,8 +319,8 @@ _TRAIN_OPTIONS = {
          "multiply the optimizer's step on the output layer's rows by FACTOR, or by one "
          "FACTOR per epoch (the last holds after); 'auto' (default), for a sampled output, "
          "whose rows are updated only on the steps that sample them, is 1.5 until its rows "
-         "have been sampled 128 times on average, then falls with those visits to 0.5; 1 "
-         "when it computes every label"),
+         "have been sampled 128 times on average or the rows passed over twice, then falls "
+         "with the further of the two to 0.5; 1 when it computes every label"),
     ],
     "loss and optimizer": [
         ("loss", ("--loss",), _text, None, ("softmax", "bce"), None,
