@@ -1105,7 +1105,7 @@ def _probabilities(net, X, ids, logits):
 
 # --------------------------------------------------------------------------- demo
 
-# 20,000 rows, 4 epochs: about a minute on 2 cores with the PyTorch
+# 20,000 rows, 4 epochs: about a minute and a half on 2 idle cores with the PyTorch
 # baseline; the defaults learn from the first epoch at this size (docs/cli.md)
 _DEMO_FULL = dict(samples=20_000, test=1_000, epochs=4)
 # --quick keeps Delicious' densities (features and labels per row) but narrows
@@ -1423,7 +1423,7 @@ def build_parser():
                 "Trains Dense(128) -> Sampled(labels) with the engine defaults and, when\n"
                 "PyTorch is installed, the same architecture with a PyTorch sampled softmax.\n"
                 f"Default size: {_DEMO_FULL['samples']} training rows, {_DEMO_FULL['epochs']} "
-                "epochs (about two minutes on two cores).\n"
+                "epochs (about a minute and a half on two idle cores, with PyTorch).\n"
                 "example:\n  pyslide demo\n  pyslide demo --quick", _cmd_demo)
     p.add_argument("--samples", type=_int_at_least(1), default=None, metavar="N",
                    help=f"training rows (default {_DEMO_FULL['samples']})")
