@@ -48,6 +48,9 @@ ATOMS = {
                  "sampled": lambda n: dict(lr_scale=[1.5, 1.0, 0.7, 0.5])},
     "full": {"sampled": lambda n: dict(active=n)},
     "global": {"adam": dict(bias_correction="global")},
+    # lr_scale="auto" by visits alone, without the passes clock (a study knob,
+    # not a parameter: the module constant is set for the run)
+    "visits": {"passes": float("inf")},
     "row": {"adam": dict(bias_correction="row")},
     "mixed": {"adam": dict(bias_correction="mixed")},
     "nocorr": {"sampled": lambda n: dict(correction=False)},
@@ -88,7 +91,18 @@ def _scores(topk, Yt):
 
 def run_pyslide(config, X, Y, Xt, Yt, args, seed):
     import pyslide as ps
+    from pyslide import network
     adam, dense, sampled = _settings(config, Y.shape[1])
+    passes = [ATOMS[a]["passes"] for a in config.split("+") if "passes" in ATOMS[a]]
+    saved = network.AUTO_LR_PASSES
+    network.AUTO_LR_PASSES = passes[-1] if passes else saved
+    try:
+        return _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed)
+    finally:
+        network.AUTO_LR_PASSES = saved
+
+
+def _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed):
     lr = adam.pop("lr", args.lr)
     net = ps.Network(input_dim=X.shape[1],
                      layers=[ps.Dense(128, activation="relu", **dense),
@@ -202,11 +216,14 @@ def plot(path, out):
         return f"{r['shape']}{' ' + extra if extra else ''}, {r['n_train']:,} rows"
 
     panels = sorted({shape_of(r) for r in rows})
+    # one colour per method in every panel
+    methods = sorted({r["method"] for r in rows})
+    colours = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         for r in sorted((r for r in rows if shape_of(r) == panel), key=lambda r: r["method"]):
             p1 = [e["p1"] for e in r["epochs"]]
-            ax.plot(range(1, len(p1) + 1), p1, marker="o", ms=3,
+            ax.plot(range(1, len(p1) + 1), p1, marker="o", ms=3, color=colours[r["method"]],
                     label=f"{r['method']} (seed {r['seed']})")
         ax.set_title(panel, fontsize=9)
         ax.set_xlabel("epoch")
