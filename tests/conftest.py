@@ -8,7 +8,15 @@ from pathlib import Path
 # so that the regression fixtures (tests/make_regression_weights.py, which
 # pins the same) are bit-identical on every such machine, not only on the one
 # that wrote them. A value the caller set is kept.
-if platform.machine() in ("x86_64", "AMD64"):
+def _has_avx2():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx2" in f.read()
+    except OSError:
+        return False
+
+
+if platform.machine() in ("x86_64", "AMD64") and _has_avx2():
     os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
 
 import pytest  # noqa: E402

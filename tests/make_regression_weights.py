@@ -10,12 +10,12 @@ a default) regenerates them, from the repository root::
 and says so in its commit message.
 """
 import os
-import platform
 import sys
 
-# the kernels tests/conftest.py pins, before NumPy loads OpenBLAS
-if platform.machine() in ("x86_64", "AMD64"):
-    os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+# conftest pins OpenBLAS's kernels (OPENBLAS_CORETYPE) when imported: the
+# fixtures must be written under the pin the tests run with, before NumPy
+# loads OpenBLAS
+import conftest  # noqa: F401,E402
 
 import numpy as np
 
