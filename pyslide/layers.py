@@ -200,15 +200,12 @@ class Sampled:
         it ends). ``"auto"``
         (default), for a network's sampled output that does not compute
         every label: 1.5 until its rows have been in the active set 128 times
-        on average or ``fit`` has passed over its rows twice, whichever
-        comes first, then falling in inverse proportion to the further of
-        the two clocks, down to 0.5; 1 for hidden layers and
-        dense-equivalent outputs. The visits are counted as steps times the
-        share of the output's rows one step's set holds, estimated from the
-        labels ``fit`` sees (the batch's distinct labels plus
-        ``negatives``, at least ``active``); passes as steps times the batch
-        over the rows. No constant is indexed by epochs. Why and how it was
-        chosen: ``docs/guide.md``, "Learning speed at every data size".
+        on average or ``fit`` has passed over its rows twice, then falling
+        in inverse proportion to the further of the two clocks, down to
+        0.5; 1 for hidden layers and dense-equivalent outputs. Visits are
+        steps times the share of the rows a step's set holds, estimated
+        from the labels ``fit`` sees. Why: ``docs/guide.md``, "Learning
+        speed at every data size".
 
     Notes
     -----
