@@ -165,6 +165,12 @@ class EarlyStopping(Callback):
         self._state = None
         self._reset()
 
+    @property
+    def monitored_key(self):
+        """The logs key ``best`` is a value of: ``monitor`` as ``fit`` logs it
+        (``"val_loss"``, ``"p@1"`` given as ``"val_p@1"``, ``"loss"``)."""
+        return self._monitor.key
+
     def _reset(self):
         self.best = None
         self.best_epoch = None

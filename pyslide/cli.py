@@ -894,7 +894,7 @@ def _cmd_train(args):
                else f"ran all {opts.epochs} epochs")
         # named as the epoch lines name what --monitor watches (val_loss, val_p@1, ...)
         print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
-              f"({stopper._monitor.key} {stopper.best:.4f})")
+              f"({stopper.monitored_key} {stopper.best:.4f})")
     if stopper is not None and Xt is not None:
         scores = net.evaluate(Xt, Yt, k=opts.eval_k)
         if verbose:

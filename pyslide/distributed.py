@@ -43,7 +43,6 @@ import time
 import weakref
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import _kernels, _loss, _optim, _topk
 from ._validate import integer, integers, real
@@ -191,17 +190,6 @@ class ShardedNetwork(Settings):
         self._placement_group = None
         self._closed_because = "it was never started"
         self._start_actors()
-
-    def _check_X(self, X, name="X"):
-        # check_features widens a narrower sparse matrix with zero columns;
-        # features laid out for another width would be read as the wrong
-        # ones without a word, so a ShardedNetwork takes only its own width
-        if sp.issparse(X) and X.ndim == 2 and X.shape[1] != self.input_dim:
-            raise ValueError(f"{name} has {X.shape[1]} features (columns) but the model "
-                             f"expects n_features={self.input_dim}; a sparse {name} must have "
-                             f"exactly that many columns (X.resize((X.shape[0], "
-                             f"{self.input_dim})) widens one that is narrower on purpose)")
-        return super()._check_X(X, name)
 
     # ------------------------------------------------------------ actors
 

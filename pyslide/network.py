@@ -265,7 +265,9 @@ class Settings:
             # a sparse X would otherwise be widened with zero columns: data made
             # for another model (or with a column dropped) must not pass silently
             raise ValueError(f"{name} has {width} features (columns) but the model expects "
-                             f"n_features={self.input_dim}")
+                             f"n_features={self.input_dim} (X.resize((X.shape[0], "
+                             f"{self.input_dim})) widens a sparse one that is narrower on "
+                             f"purpose)")
         return check_features(X, n_features=self.input_dim, name=name)
 
     def _check_Y(self, Y, n_rows, name="Y"):

@@ -426,6 +426,12 @@ def test_early_stopping_summary_names_what_it_monitored(capsys, files, monitor, 
     assert f"{key} {value}" in line
 
 
+@pytest.mark.parametrize("monitor, key", [("val_loss", "val_loss"), ("p@1", "val_p@1"),
+                                          ("val_ndcg@3", "val_ndcg@3"), ("loss", "loss")])
+def test_early_stopping_names_the_logs_key_it_watches(monitor, key):
+    assert ps.EarlyStopping(monitor=monitor).monitored_key == key
+
+
 # ------------------------------------------------------------- 9. install hints
 
 def test_demo_without_torch_gives_the_command_the_project_tests_with(capsys, monkeypatch):
