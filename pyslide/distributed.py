@@ -77,6 +77,9 @@ class PlacementError(ShardError):
 # (num_cpus=0) reserves this token share of a CPU, which places it on a node
 # that has CPUs and never waits for free cores in practice.
 TOKEN_CPU = 0.01
+# what a PlacementError suggests, whichever way placement failed
+_PLACEMENT_FIXES = ("Ask for less in actor_options, use fewer shards, add machines, or raise "
+                    "placement_timeout (None waits as long as it takes)")
 
 
 def _ray():
@@ -229,9 +232,7 @@ class ShardedNetwork(Settings):
                 raise PlacementError(
                     f"{names} did not start within placement_timeout="
                     f"{self.placement_timeout:g} s (each shard asks for {_resources_text(ask)}, "
-                    f"{how}); {_cluster_text(ray)}. Ask for less in actor_options, use fewer "
-                    f"shards, add machines, or raise placement_timeout (None waits as long as "
-                    f"it takes)")
+                    f"{how}); {_cluster_text(ray)}. {_PLACEMENT_FIXES}")
             self._get(pings)
         except BaseException:
             self.close()
@@ -271,9 +272,7 @@ class ShardedNetwork(Settings):
                    f"machine has that left once shards 0 to {fit - 1} are placed")
         raise PlacementError(
             f"the {self.shards} shards could not be placed within placement_timeout="
-            f"{self.placement_timeout:g} s, {how}: {why}; {_cluster_text(ray)}. Ask for less "
-            f"in actor_options, use fewer shards, add machines, or raise placement_timeout "
-            f"(None waits as long as it takes)")
+            f"{self.placement_timeout:g} s, {how}: {why}; {_cluster_text(ray)}. {_PLACEMENT_FIXES}")
 
     def shard_nodes(self):
         """The Ray node id (hex) of each shard's actor, in shard order."""
