@@ -1,4 +1,4 @@
-"""Hash-family specifications and LSH bucket tables; imports _hash, _openmp, _openmp_env and _validate (never the model).
+"""Hash-family specifications and LSH bucket tables; imports _hash, _openmp, _openmp_env, _validate and checks (never the model).
 
 A specification (:class:`SimHash`, :class:`WTA`, :class:`DWTA`,
 :class:`DOPH`) holds K (bits or codes per table), L (tables) and a seed; its
@@ -28,6 +28,7 @@ from . import _hash
 from ._openmp import resolve_threads
 from ._openmp_env import note_threads
 from ._validate import integer
+from .checks import check_features, non_finite_error
 
 __all__ = ["SimHash", "WTA", "DWTA", "DOPH", "LSHTables", "estimate_table_bytes",
            "family_from_config"]
@@ -79,27 +80,11 @@ def _check_memory(n_bytes, what, advice):
             f"{available / 2**30:.2f} GiB of memory is available; {advice}")
 
 
-def _convertible_dtype(dtype, name):
-    if dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} has dtype {dtype}, which cannot be safely converted to "
-            f"float32 (expected real numbers: float, int or bool)")
-
-
 def _as_dense_rows(X, dim, name):
-    """float32 C-contiguous (n, dim) view or copy of X, validated (not for
+    """float32 C-contiguous (n, dim) rows of X, validated (not for
     finiteness: see _check_finite_dense)."""
-    if hasattr(X, "tocsr") and hasattr(X, "nnz"):
-        raise TypeError(f"{name} is a sparse matrix; use hash_sparse for sparse rows")
-    X = np.asarray(X)
-    _convertible_dtype(X.dtype, name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_rows, dim), got shape {X.shape}")
-    if X.shape[1] != dim:
-        raise ValueError(
-            f"{name} has {X.shape[1]} columns but the hash family was compiled "
-            f"for dim={dim}")
-    return np.ascontiguousarray(X, dtype=np.float32)
+    return check_features(X, dim, name, accept="dense", check_finite=False,
+                          expected_by="the hash family")
 
 
 # Arrays smaller than this are scanned / copied by one thread: waking a
@@ -111,36 +96,15 @@ def _check_finite_dense(X, name, n_threads):
     if X.size <= _SERIAL_BELOW:
         n_threads = 1
     if X.size and not _hash._all_finite(X.reshape(-1), n_threads):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise non_finite_error(X, name)
 
 
 def _as_csr_rows(X, dim, name):
     """(indptr int64, indices int32, data float32) of canonical CSR rows."""
-    try:
-        import scipy.sparse as sp
-    except ImportError:  # pragma: no cover - scipy is a dependency
-        sp = None
-    if sp is None or not sp.issparse(X):
-        raise TypeError(f"{name} must be a scipy.sparse matrix, got {type(X).__name__}")
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_rows, dim), got shape {X.shape}")
-    _convertible_dtype(X.dtype, name)
-    if X.shape[1] != dim:
-        raise ValueError(
-            f"{name} has {X.shape[1]} columns but the hash family was compiled "
-            f"for dim={dim}")
-    X = X.tocsr()
-    if not X.has_canonical_format:
-        # Sorted indices make sparse sums add in the dense order; duplicates
-        # must be summed to mean what toarray() means.
-        X = X.copy()
-        X.sum_duplicates()
-    data = np.ascontiguousarray(X.data, dtype=np.float32)
-    if data.size and not _hash._all_finite(data, 1):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    indices = np.ascontiguousarray(X.indices, dtype=np.int32)
-    indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
-    return indptr, indices, data
+    X = check_features(X, dim, name, accept="sparse", widen=False,
+                       expected_by="the hash family")
+    return (np.ascontiguousarray(X.indptr, dtype=np.int64),
+            np.ascontiguousarray(X.indices, dtype=np.int32), X.data)
 
 
 _CONTROLLER = None
