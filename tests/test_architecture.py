@@ -103,3 +103,20 @@ def test_data_modules_hold_one_concern_each():
     assert "check_features" in our_imports(PKG / "hashing.py") | {
         alias.name for node in ast.walk(ast.parse((PKG / "hashing.py").read_text()))
         if isinstance(node, ast.ImportFrom) and node.module == "checks" for alias in node.names}
+
+
+def test_no_kernel_calls_back_into_python_modules_of_ours():
+    """A kernel that keeps a registered Python module of ours and calls it
+    is an upward import in disguise: checks run on the Python side first."""
+    for path in KERNELS:
+        text = path.read_text()
+        assert "_register" not in text and "sys.modules" not in text, path.name
+    for path in PY_MODULES:
+        assert "_register_validation" not in path.read_text(), path.name
+
+
+def test_hash_families_and_bucket_tables_are_two_kernel_modules():
+    families, tables = (PKG / "_hash.pyx").read_text(), (PKG / "_tables.pyx").read_text()
+    assert "cdef class CompiledTables" in tables and "cdef class CompiledTables" not in families
+    assert "cdef class CompiledFamily" in families and "def _query(" in tables
+    assert "_tables" not in re.findall(r"cimport.*|import.*", families)
