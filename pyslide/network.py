@@ -185,7 +185,7 @@ class Settings:
         p = np.bincount(Y.indices, minlength=units)[:units] / n
         labels = float(np.sum(-np.expm1(b * np.log1p(-np.minimum(p, 1.0 - 1e-12)))))
         if out.share == "batch":
-            rows = max(out.active, labels + out.negatives)
+            rows = out.filled_rows(labels)
             rate = rows / units
         elif out.max_active >= units:
             rate = 1.0
