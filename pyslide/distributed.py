@@ -393,14 +393,17 @@ class ShardedNetwork(Settings):
     # ------------------------------------------------------------ training
 
     def _trunk_engine(self, batch_size, max_labels, max_row_nnz):
-        specs = []
-        for i, (layer, state) in enumerate(zip(self.layers[:-1], self._states)):
-            d_in, d_out = self._dims[i]
-            specs.append({"sampled": 0, "in_dim": d_in, "units": d_out,
-                          "relu": int(layer.activation == "relu"),
-                          "dropout": self._dropout_rate(i), **state.engine_arrays()})
-        return _kernels.Engine(specs, batch_size, self.n_threads, _loss.LOSSES[self.loss],
-                               max_labels, self.seed, False, max_row_nnz, headless=True)
+        specs = [state.engine_spec(layer, *self._dims[i], self._dropout_rate(i))
+                 for i, (layer, state) in enumerate(zip(self.layers[:-1], self._states))]
+        engine = _kernels.Engine(specs, batch_size, self.n_threads, _loss.LOSSES[self.loss],
+                                 max_labels, self.seed, False, max_row_nnz, headless=True)
+        code, settings = self._optimizer_settings()
+        engine.set_optimizer(code, **settings)
+        return engine
+
+    def _optimizer_settings(self):
+        """(code, settings) of the optimizer for the kernels, once per fit."""
+        return _optim.OPTIMIZERS[self.optimizer.kind], self.optimizer.engine_settings()
 
     def _prepare(self, X, Y, batch_size):
         n = X.shape[0]
@@ -419,12 +422,11 @@ class ShardedNetwork(Settings):
         self._get([a.prepare.remote(batch_size, max_labels,
                                     None if log1m is None else ray.put(
                                         log1m[self.bounds[r]:self.bounds[r + 1]]),
-                                    self.step_)
+                                    self.step_, self._optimizer_settings())
                    for r, a in enumerate(self._actors)])
         run = _Run(X, Y, x_indptr, y_indptr, batch_size, self._dims[-1][0])
         out = self.layers[-1]
         run.tables = not out.dense_equivalent and out.resolve_hash(self._dims[-1][0]) is not None
-        run.optimizer = _optim.OPTIMIZERS[self.optimizer.kind]
         return run
 
     def _budgets(self, n_labels, n_cand):
@@ -488,10 +490,7 @@ class ShardedNetwork(Settings):
                    for r, a in enumerate(self._actors)]
         sent += 16 * self.shards
         opt = self.optimizer
-        optimizer = {"kind": run.optimizer,
-                     "step_size": opt.step_size(step, run.steps_per_epoch),
-                     "beta1": getattr(opt, "beta1", 0.0), "beta2": getattr(opt, "beta2", 0.0),
-                     "eps": getattr(opt, "eps", 0.0), "lazy": opt.lazy,
+        optimizer = {"step_size": opt.step_size(step, run.steps_per_epoch),
                      "log_decay": self._log_decay + opt.log_decay_at(step, run.steps_per_epoch),
                      "lr": opt.lr_at(step, run.steps_per_epoch)}
         if self.loss == "softmax":
@@ -538,9 +537,8 @@ class ShardedNetwork(Settings):
         run.pending = [a.update.remote(shard_optimizer) for a in self._actors]
         engine.backward_hidden(run.x_indptr, X.indices, X.data, rows, step,
                                np.ascontiguousarray(d_hidden))
-        engine.optimizer_step(step, run.optimizer, optimizer["step_size"], optimizer["beta1"],
-                              optimizer["beta2"], optimizer["eps"], opt.lazy,
-                              optimizer["log_decay"], optimizer["lr"])
+        engine.optimizer_step(step, optimizer["step_size"], optimizer["log_decay"],
+                              optimizer["lr"])
         self._log_decay = optimizer["log_decay"]
         self.step_ = step
         t3 = time.perf_counter()

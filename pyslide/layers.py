@@ -77,6 +77,13 @@ class Dense:
         return {"kind": self.kind, "units": self.units, "activation": self.activation,
                 "init_std": self.init_std, "dropout": self.dropout}
 
+    def engine_settings(self):
+        """The kernels' view of the layer (``_layer.fill_layer``): every neuron
+        active, no tables. The kernels hold no defaults; this is the Dense one."""
+        return {"sampled": 0, "relu": int(self.activation == "relu"),
+                "min_active": self.units, "max_active": self.units, "all_active": 1,
+                "negatives": 0, "query": "union", "threshold": 1}
+
     def __repr__(self):
         extra = f", dropout={self.dropout:g}" if self.dropout is not None else ""
         return f"Dense({self.units}, activation={self.activation!r}{extra})"
@@ -290,6 +297,15 @@ class Sampled:
     def dense_equivalent(self):
         """True when every neuron is active: no hashing is needed."""
         return self.min_active >= self.units
+
+    def engine_settings(self):
+        """The kernels' view of the layer (``_layer.fill_layer``): its
+        active-set bounds, negatives, query and threshold, every value given
+        (the kernels hold no defaults)."""
+        return {"sampled": 1, "relu": int(self.activation == "relu"),
+                "min_active": self.min_active, "max_active": self.max_active,
+                "all_active": int(self.dense_equivalent), "negatives": self.negatives,
+                "query": self.query, "threshold": self.threshold}
 
     def filled_rows(self, n_labels):
         """Rows a batch-shared active set is topped up to, for a batch with

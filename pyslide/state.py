@@ -1,4 +1,4 @@
-"""One state object per layer (arrays, LSH tables, rebuild schedule); imports NumPy and, for the tables, hashing.
+"""One state object per layer (arrays, LSH tables, rebuild schedule); imports NumPy, _kernels (query codes) and, for the tables, hashing.
 
 The field list is written once, here: :data:`ARRAYS` names every array a
 layer can hold and :func:`plan` decides which ones a layer has and their
@@ -11,6 +11,8 @@ import math
 import time
 
 import numpy as np
+
+from ._kernels import QUERIES
 
 __all__ = ["ARRAYS", "SCRATCH", "PERSISTENT", "SCHEDULE", "LayerState", "plan", "plan_bytes"]
 
@@ -125,6 +127,17 @@ class LayerState:
     def engine_arrays(self):
         """Every name of :data:`ARRAYS` -> the array, or None where the layer has none."""
         return {name: self.arrays.get(name) for name in ARRAYS}
+
+    def engine_spec(self, layer, in_dim, units, dropout):
+        """All that ``_layer.fill_layer`` reads for this layer, every value
+        given: ``layer.engine_settings()`` (query resolved to its code), the
+        shape (``units``: the rows this engine holds), ``dropout``, the arrays
+        (None where absent) and the hash family and tables (None without)."""
+        settings = layer.engine_settings()
+        settings["query"] = QUERIES[settings["query"]]
+        return {**settings, "in_dim": in_dim, "units": units, "dropout": dropout,
+                **self.engine_arrays(), "family": self.family,
+                "tables": None if self.tables is None else self.tables.compiled}
 
     def state_arrays(self):
         """The arrays a snapshot copies: everything but the (zero) gradient buffers."""

@@ -31,27 +31,15 @@ class Trainer:
     """``fit`` and what it needs (mixed into ``Network``)."""
 
     def _make_engine(self, batch_size, max_labels, max_row_nnz, label_log1m=None):
-        specs = []
-        for i, (layer, state) in enumerate(zip(self.layers, self._states)):
-            d_in, d_out = self._dims[i]
-            spec = {"sampled": int(isinstance(layer, Sampled)), "in_dim": d_in, "units": d_out,
-                    "relu": int(layer.activation == "relu"), "dropout": self._dropout_rate(i),
-                    **state.engine_arrays()}
-            if isinstance(layer, Sampled):
-                spec["min_active"] = layer.min_active
-                spec["max_active"] = layer.max_active
-                spec["negatives"] = layer.negatives
-                spec["query"] = _kernels.QUERIES[layer.query]
-                spec["threshold"] = layer.threshold
-                if state.family is not None:
-                    spec["family"] = state.family
-                    spec["tables"] = state.tables.compiled
-            specs.append(spec)
-        return _kernels.Engine(specs, batch_size, note_threads(self._threads_for_rows(batch_size)),
-                               _loss.LOSSES[self.loss],
-                               max_labels,
-                               self.seed, self._is_shared_output(), max_row_nnz,
-                               label_log1m=label_log1m)
+        specs = [state.engine_spec(layer, *self._dims[i], self._dropout_rate(i))
+                 for i, (layer, state) in enumerate(zip(self.layers, self._states))]
+        engine = _kernels.Engine(specs, batch_size,
+                                 note_threads(self._threads_for_rows(batch_size)),
+                                 _loss.LOSSES[self.loss], max_labels, self.seed,
+                                 self._is_shared_output(), max_row_nnz, label_log1m=label_log1m)
+        engine.set_optimizer(_optim.OPTIMIZERS[self.optimizer.kind],
+                             **self.optimizer.engine_settings())
+        return engine
 
     def _mark_changed(self, engine):
         """Remember the rows of a batch-shared output the last step changed."""
@@ -83,7 +71,6 @@ class Trainer:
                                    self._label_log1m(Y) if correct_sampling else None)
         self._engine = engine
         run = _Run(X, Y, x_indptr, y_indptr, engine, batch_size)
-        run.optimizer = _optim.OPTIMIZERS[self.optimizer.kind]
         return run
 
     def _train_epoch(self, run, epoch, shuffle, bar=None):
@@ -118,9 +105,7 @@ class Trainer:
             log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
             for i in sampled:     # Sampled(lr_scale=...) may change per step
                 engine.set_lr_scale(i, self._lr_scale(i, step, steps_per_epoch))
-            engine.optimizer_step(step, run.optimizer, opt.step_size(step, steps_per_epoch),
-                                  getattr(opt, "beta1", 0.0), getattr(opt, "beta2", 0.0),
-                                  getattr(opt, "eps", 0.0), opt.lazy, log_decay,
+            engine.optimizer_step(step, opt.step_size(step, steps_per_epoch), log_decay,
                                   opt.lr_at(step, steps_per_epoch))
             self._log_decay = log_decay
             self.step_ = step

@@ -23,6 +23,7 @@ import pytest
 import pyslide as ps
 from pyslide import cli, persist
 from pyslide.atomic import atomic_write
+from pyslide import datafiles
 from pyslide.data import XCFormatError, load_libsvm, load_xc
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -458,7 +459,7 @@ def test_save_xc_is_atomic_and_accepts_file_objects(tmp_path, problem, monkeypat
         f.write(b"1 2 3\n")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ps.data, "_write_rows", full)
+    monkeypatch.setattr(datafiles, "_write_rows", full)
     with pytest.raises(OSError) as info:
         ps.data.save_xc(path, X[:5], Y[:5])
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
