@@ -2,9 +2,10 @@
 # One step of a batch goes to one of two kernels: _sample.train_per_sample
 # (SLIDE: every sample its own active sets) or _shared.train_shared (a
 # batch-shared output layer); the first Dense layer's gradient is fused
-# into the optimizer (_fused), other layers update through _optim. Engine
-# holds the C descriptors of the layers (_layer.pxd), sized once per fit
-# around the network's NumPy arrays, and the Python-facing entry points.
+# into the optimizer (_fused), other layers update through _optim.
+# _LayerTable holds the C descriptors of the layers (_layer.pxd), sized once
+# per fit around the network's NumPy arrays, and the views tests read;
+# Engine, built on it, the Python-facing entry points of a step.
 
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -33,11 +34,13 @@ cnp.import_array()
 QUERIES = {"union": QUERY_UNION, "threshold": QUERY_THRESHOLD, "sample": QUERY_SAMPLE}
 
 
-cdef class Engine:
-    """Per-fit state: layer descriptors, scratch and timing counters.
+cdef class _LayerTable:
+    """Per-fit state: layer descriptors, scratch and timing counters, and the
+    views of the last step that tests and diagnostics read. ``Engine`` adds
+    the step and the optimizer; this half only allocates and shows.
 
-    Built by ``Network`` at the start of ``fit`` around the network's own
-    NumPy arrays (weights, moments, gradient buffers), which it keeps alive.
+    Built around the network's own NumPy arrays (weights, moments, gradient
+    buffers), which it keeps alive.
     """
     cdef NetC net                 # layers, threads, loss, seed, timers (_layer.pxd)
     cdef SharedC shared           # batch-shared output state (_shared.pxd)
@@ -47,8 +50,6 @@ cdef class Engine:
     cdef int32_t _last_batch
     cdef double log_decay_read    # weight-decay sum through the step before this one
     cdef int32_t mark_base
-    cdef OptimC opt               # the optimizer, set once per fit (_optim.pxd)
-    cdef bint has_optimizer
     cdef object keepalive
 
     def __cinit__(self):
@@ -238,6 +239,40 @@ cdef class Engine:
         grad_b = np.array(<float[:n]>self.shared.gb_shared, copy=True)
         return ids, grad, grad_b
 
+    def input_gradient(self):
+        """(feature ids, gradient rows, bias gradient) of the first layer for
+        the last batch, when that layer's gradient is fused (tests)."""
+        cdef LayerC* layer = &self.net.layers[0]
+        cdef int32_t s, units = layer.units
+        cdef int64_t e
+        if not layer.fused_grad:
+            raise ValueError("the first layer's gradient is not fused")
+        ids = np.array(<int32_t[:max(1, self.fused.n_feats)]>self.fused.feat_ids,
+                       copy=True)[:self.fused.n_feats]
+        grad = np.zeros((self.fused.n_feats, units), np.float32)
+        cdef float[:, ::1] g = grad
+        for s in range(self.fused.n_feats):
+            for e in range(self.fused.feat_start[s], self.fused.feat_start[s + 1]):
+                axpy(&g[s, 0], layer.deltas + <int64_t>self.fused.entry_sample[e] * layer.width,
+                     self.fused.entry_value[e], units)
+        grad_b = np.zeros(units, np.float32)
+        cdef float[::1] gb = grad_b
+        for s in range(self._last_batch):
+            axpy(&gb[0], layer.deltas + <int64_t>s * layer.width, 1.0, units)
+        return ids, grad, grad_b
+
+
+cdef class Engine(_LayerTable):
+    """A network's training step over its layer table: forward and backward
+    of a batch (per sample, or with a batch-shared output), the headless
+    trunk's two halves, and the optimizer over the rows a step touched.
+
+    Built by ``Network`` at the start of ``fit`` (``_LayerTable.__init__``
+    takes the layer specs) and given the optimizer once (``set_optimizer``).
+    """
+    cdef OptimC opt               # the optimizer, set once per fit (_optim.pxd)
+    cdef bint has_optimizer
+
     # ------------------------------------------------------------ training
 
     def train_step(self, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
@@ -347,33 +382,6 @@ cdef class Engine:
         with nogil:
             backward_hidden_rows(&self.net, x_indptr, x_indices, x_data, rows, step, n_hidden,
                                  &d_hidden[0, 0], last.units)
-
-    def input_gradient(self):
-        """(feature ids, gradient rows, bias gradient) of the first layer for
-        the last batch, when that layer's gradient is fused (tests)."""
-        cdef LayerC* layer = &self.net.layers[0]
-        cdef int32_t s, units = layer.units
-        cdef int64_t e
-        if not layer.fused_grad:
-            raise ValueError("the first layer's gradient is not fused")
-        ids = np.array(<int32_t[:max(1, self.fused.n_feats)]>self.fused.feat_ids,
-                       copy=True)[:self.fused.n_feats]
-        grad = np.zeros((self.fused.n_feats, units), np.float32)
-        cdef float[:, ::1] g = grad
-        for s in range(self.fused.n_feats):
-            for e in range(self.fused.feat_start[s], self.fused.feat_start[s + 1]):
-                axpy(&g[s, 0], layer.deltas + <int64_t>self.fused.entry_sample[e] * layer.width,
-                     self.fused.entry_value[e], units)
-        grad_b = np.zeros(units, np.float32)
-        cdef float[::1] gb = grad_b
-        for s in range(self._last_batch):
-            axpy(&gb[0], layer.deltas + <int64_t>s * layer.width, 1.0, units)
-        return ids, grad, grad_b
-
-
-
-
-
 
     # ------------------------------------------------------------ optimizer
 

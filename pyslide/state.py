@@ -4,7 +4,7 @@ The field list is written once, here: :data:`ARRAYS` names every array a
 layer can hold and :func:`plan` decides which ones a layer has and their
 shapes. That one plan drives allocation (:class:`LayerState`), the memory
 estimate (:func:`plan_bytes`), the engine's layer table
-(:meth:`LayerState.engine_arrays`), snapshots (everything but
+(:meth:`LayerState.engine_spec`), snapshots (everything but
 :data:`SCRATCH`) and model files (:data:`PERSISTENT`).
 """
 import math
