@@ -404,11 +404,10 @@ def _read_config(path):
         raise UsageError(f"--config: no such file {path!r}")
     with open(path, "rb") as f:
         raw = f.read()
+    kind = "JSON" if path.lower().endswith(".json") else "TOML"
+    loads = json.loads if kind == "JSON" else _toml(path).loads
     try:
-        if path.lower().endswith(".json"):
-            kind, data = "JSON", json.loads(raw.decode("utf-8"))
-        else:
-            kind, data = "TOML", _toml(path).loads(raw.decode("utf-8"))
+        data = loads(raw.decode("utf-8"))
     except ValueError as exc:    # JSON's and TOML's decode errors, and UnicodeDecodeError
         raise UsageError(f"--config {path}: not valid {kind} ({exc})") from None
     if not isinstance(data, dict):
@@ -510,8 +509,22 @@ def _library_error(where=""):
 
         def __exit__(self, kind, exc, tb):
             if kind is not None and issubclass(kind, (TypeError, ValueError)):
-                raise UsageError(where + _one_line(exc)) from None
+                raise UsageError(where + _one_line(exc)
+                                 + ("" if where else _flags_named(str(exc)))) from None
     return Refused()
+
+
+def _flags_named(message):
+    """The flags of the parameters a library message names ("share='batch'",
+    "Sampled: threshold must ...", "bucket_size"), as a hint for a command-line user."""
+    named = {}
+    for o in _TRAIN_SPEC.values():
+        param = o.target.split(".")[-1]
+        word = rf"\b{param}\b" if "_" in param else rf"\b{param}\s?=|: {param}\b"
+        if param not in named and re.search(word, message):
+            named[param] = o.flags[0]
+    hints = [f"{param} is {flag}" for param, flag in named.items()]
+    return f" (on the command line: {', '.join(hints)})" if hints else ""
 
 
 def _optimizer(opts):
@@ -772,7 +785,7 @@ def _cmd_train(args):
     net = _build_network(opts, X, Y, optimizer)
     if opts.save:   # fail before training, not after it, when the model cannot be written
         _checked(net.check_save_path, opts.save, "--save")
-    batch_size = opts.batch_size or _library_default(_network.Network.fit, "batch_size")
+    batch_size = opts.batch_size or _library_default(_HELP_NAMES["fit"], "batch_size")
     if verbose:
         print(f"{net!r}")
         print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {batch_size}")

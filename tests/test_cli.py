@@ -404,8 +404,9 @@ def test_usage_errors_found_after_reading_the_data(capsys, files):
         (["--output", "dense", "--lr-scale", "2"], "--lr-scale applies to a sampled output layer"),
         (["--hash", "dwta", "--bin-size", "3"], "bin_size must be a power of two"),
         (["--hash", "simhash", "-K", "30"], "K = 30 gives 30-bit bucket ids"),
-        (["--hidden", "none"], "--hidden 0 (or none) means no hidden layer"),
-        (["--hidden", "0"], "give a hidden layer (--hidden 128) or add --share sample"),
+        # the library's rule, with the flag of the parameter it names
+        (["--hidden", "none"], "share='batch' needs a hidden layer before it"),
+        (["--hidden", "0"], "(on the command line: share is --share)"),
         (["--min-active", "50", "--max-active", "10"], "min_active (50) must not exceed "
                                                        "max_active (10)"),
     ]
@@ -444,7 +445,8 @@ def test_config_errors(capsys, files, tmp_path):
                  "[[layers]]\nkind = \"sampled\"\nunits = 3\n"),
         "layers[1] is the output layer: units must be the number of labels (200)")
     assert_one_line_error(
-        run_with("i.toml", "[[layers]]\nkind = \"conv\"\n"), "layers[0]", "kind must be")
+        run_with("i.toml", "[[layers]]\nkind = \"conv\"\n"), "layers[0]",
+        "unknown layer kind 'conv'")
     assert_one_line_error(
         run_with("j.toml", "hidden = 64\n[[layers]]\nkind = \"dense\"\nunits = \"labels\"\n"),
         "--hidden cannot be combined with a 'layers' list")
