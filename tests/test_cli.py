@@ -608,3 +608,36 @@ def test_sgd_rejects_adam_flags(capsys, files):
                         "--beta1", "0.8")
     assert code == 2
     assert_one_line_error(err, "--beta1 applies to --optimizer adam, not sgd")
+
+
+def test_help_defaults_are_read_from_the_library(capsys, monkeypatch):
+    """A library default changed shows in ``--help`` without an edit of the CLI."""
+    class Changed(ps.Adam):
+        def __init__(self, lr=0.25, beta1=0.5, beta2=0.999, eps=1e-8, weight_decay=0.0):
+            super().__init__(lr, beta1, beta2, eps, weight_decay=weight_decay)
+
+    monkeypatch.setitem(cli._HELP_NAMES, "Adam", Changed)
+    code, out, _ = call(capsys, "train", "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert "learning rate (default 0.25 for adam, 0.1 for sgd)" in text
+    assert "Adam beta1 (default 0.5)" in text
+    assert "slots per hash bucket (default 128)" in text
+
+
+def test_every_train_flag_names_a_library_parameter():
+    """The flag table's targets exist: a renamed library parameter fails here."""
+    import inspect
+
+    owners = {"Dense": [ps.Dense], "Sampled": [ps.Sampled], "layer": [ps.Dense, ps.Sampled],
+              "family": [ps.SimHash, ps.WTA, ps.DWTA, ps.DOPH], "Adam": [ps.Adam],
+              "optimizer": [ps.Adam, ps.SGD], "schedule": [ps.CosineDecay],
+              "Network": [ps.Network], "fit": [ps.Network.fit],
+              "EarlyStopping": [ps.EarlyStopping], "ModelCheckpoint": [ps.ModelCheckpoint]}
+    for option in cli._TRAIN_SPEC.values():
+        owner, param = option.target.split(".")
+        if owner == "cli" or (owner, param) == ("schedule", "kind"):
+            assert owner == "cli" or option.dest == "cosine"
+            continue
+        found = [cls for cls in owners[owner] if param in inspect.signature(cls).parameters]
+        assert found if owner == "family" else found == owners[owner], option
