@@ -958,33 +958,13 @@ def _metrics_table(results, ks):
 
 
 def _topk(net, X, k, sampled):
-    if sampled:
-        _check_sampled(net)
     try:
         return net.predict_topk(X, k=k, sampled=sampled)
     except ValueError as exc:
-        if sampled:
-            raise UsageError(f"--sampled: {_one_line(exc)}") from None
+        if sampled:   # the library says why the model has no LSH tables
+            raise UsageError(f"--sampled: {_one_line(exc)} (on the command line: drop "
+                             f"--sampled)") from None
         raise
-
-
-def _check_sampled(net):
-    """--sampled needs LSH tables: say which choice at training time left none."""
-    import pyslide as ps
-
-    layer = net.layers[-1]
-    if not isinstance(layer, ps.Sampled):
-        raise UsageError("--sampled: this model's output layer is dense (trained with --output "
-                         "dense), so it has no LSH tables to sample from; drop --sampled "
-                         "(exact scoring is the default)")
-    if layer.dense_equivalent:
-        raise UsageError(f"--sampled: this model's output layer computes all {layer.units} "
-                         f"labels at every step (its active count is at least its width), so "
-                         f"it has no LSH tables; drop --sampled (exact scoring costs the same "
-                         f"here)")
-    if layer.hash is None:
-        raise UsageError("--sampled: this model was trained with uniform sampling (--hash "
-                         "none), so it has no LSH tables; drop --sampled")
 
 
 # --------------------------------------------------------------------------- predict

@@ -427,3 +427,15 @@ def test_check_save_path_names_the_argument(small, tmp_path):
         net.check_save_path(tmp_path / "no-such-folder" / "m.npz", "--save")
     with pytest.raises(OSError, match=r"path .* is a folder"):
         net.check_save_path(tmp_path)
+
+
+def test_sampled_prediction_says_why_a_model_has_no_tables(small):
+    X, Y, Xt = small[0], small[1], small[2]
+    cases = [(ps.Dense(Y.shape[1]), "output layer is dense"),
+             (ps.Sampled(Y.shape[1], active=1.0), f"computes all {Y.shape[1]} labels"),
+             (ps.Sampled(Y.shape[1], active=20, hash=None), r"uniformly \(hash=None\)")]
+    for output, reason in cases:
+        net = ps.Network(X.shape[1], [ps.Dense(4), output], threads=1)
+        with pytest.raises(ValueError, match=r"predict_topk\(sampled=True\) .*: this model.*"
+                                             + reason):
+            net.predict_topk(Xt, k=1, sampled=True)
