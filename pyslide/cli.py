@@ -206,7 +206,7 @@ _TRAIN_OPTIONS = {
     "network": [
         _O("hidden", ("--hidden",), _hidden, "Dense.units", "UNITS",
            "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
-           "'none' for no hidden layer (default 128)", [128]),
+           "'none' for no hidden layer (default {default})", [128]),
         _O("activation", ("--activation",), _text, "Dense.activation", None,
            "activation of the hidden layers (default {Dense.activation})", None, ACTIVATIONS),
         _O("output", ("--output",), _text, "cli.output", None, "output layer: 'sampled' "
@@ -237,7 +237,7 @@ _TRAIN_OPTIONS = {
            "'sample': every sample its own active set (SLIDE)", None, Sampled.SHARES),
         _O("hash", ("--hash",), _text, "Sampled.hash", None,
            "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than "
-           "4096), simhash, dwta, wta, doph, or none (uniform sampling)", None,
+           "{Sampled.DWTA_ABOVE}), simhash, dwta, wta, doph, or none (uniform sampling)", None,
            ("auto", *_FAMILIES, "none")),
         _O("K", ("-K",), _int_at_least(1), "family.K", "K",
            "bits (SimHash) or codes (WTA, DWTA, DOPH) per table (default: the family's, "
@@ -313,7 +313,7 @@ _TRAIN_OPTIONS = {
     ],
     "training": [
         _O("epochs", ("--epochs",), _int_at_least(1), "fit.epochs", "N",
-           "passes over the data (default 5)", 5),
+           "passes over the data (default {default})", 5),
         _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N",
            "samples per step (default {fit.batch_size})"),
         _O("threads", ("--threads",), _threads, "Network.threads", "N",
@@ -325,9 +325,9 @@ _TRAIN_OPTIONS = {
            "keep the file's row order instead of shuffling every epoch", const=False),
         _O("eval_every", ("--eval-every",), _int_at_least(0), "cli.eval_every", "EPOCHS",
            "evaluate on --test every this many epochs, and after the last (0: after the "
-           "last only; default 1)", 1),
+           "last only; default {default})", 1),
         _O("eval_k", ("--eval-k",), _ks, "fit.eval_k", "K,...",
-           "k values of the periodic P@k / nDCG@k (default 1,3,5)", (1, 3, 5)),
+           "k values of the periodic P@k / nDCG@k (default {default})", (1, 3, 5)),
         _O("early_stopping", ("--early-stopping",), _int_at_least(1), "EarlyStopping.patience",
            "PATIENCE", "stop when --monitor has not improved for this many epochs, and keep "
            "the model of the best epoch (needs --validation-split or --validation)"),
@@ -337,7 +337,7 @@ _TRAIN_OPTIONS = {
            "ndcg@5", "val_loss"),
         _O("checkpoint", ("--checkpoint",), _text, "ModelCheckpoint.path", "MODEL",
            "save the model here after every epoch that improved --monitor (after every epoch "
-           "without validation data); '{{epoch}}' in the name keeps one file each"),
+           "without validation data); '{epoch}' in the name keeps one file each"),
         _O("save", ("--save",), _text, "cli.save", "MODEL", "write the trained model here (.npz)"),
         _O("progress", ("--progress",), _bool, "fit.verbose", None,
            "show a progress bar (default: when stderr is a terminal)", const=True),
@@ -367,8 +367,7 @@ def _help(text):
         value = _library_default(_HELP_NAMES[match.group(1)], match.group(2))
         return str(value if match.group(3) is None else
                    value[int(match.group(3)) if match.group(3).isdigit() else match.group(3)])
-    return re.sub(r"(?<!\{)\{(\w+)\.(\w+)(?:\[(\w+)\])?\}", default, text).replace("{{", "{") \
-        .replace("}}", "}")
+    return re.sub(r"\{(\w+)\.(\w+)(?:\[(\w+)\])?\}", default, text)
 
 
 def _flag_name(dest):
@@ -385,7 +384,10 @@ def _add_train_options(p):
     for group_name, options in _TRAIN_OPTIONS.items():
         group = p.add_argument_group(group_name)
         for o in options:
-            kwargs = dict(dest=o.dest, default=None, help=_help(o.help))
+            default = ",".join(map(str, o.default)) if isinstance(o.default, (list, tuple)) \
+                else o.default    # the command's own default: a list as its flag writes it
+            kwargs = dict(dest=o.dest, default=None,
+                          help=_help(o.help).replace("{default}", str(default)))
             if o.const is not None:
                 group.add_argument(*o.flags, action="store_const", const=o.const, **kwargs)
                 continue
@@ -727,24 +729,19 @@ def _why_no_features(path, fmt):
     return "no line has a feature ('id:value')"
 
 
-def _fit_columns(M, n_columns, path, noun, plural):
-    """M with exactly n_columns columns; test files may declare fewer or more."""
+def _widened(M, n_columns):
+    """M with n_columns columns (the widest of the files read together)."""
     import scipy.sparse as sp
 
     if M.shape[1] == n_columns:
         return M
-    if M.shape[1] > n_columns and M.nnz and int(M.indices.max()) >= n_columns:
-        raise CommandError(f"{path}: {noun} id {int(M.indices.max())} is out of range: the "
-                           f"model has {n_columns} {plural} (ids 0 to {n_columns - 1})")
-    M = sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))
-    return M
+    return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))
 
 
 def _describe(path, X, Y):
     return (f"{path}: {X.shape[0]} rows, {X.shape[1]} features "
             f"({X.nnz / max(X.shape[0], 1):.1f} per row), {Y.shape[1]} labels "
             f"({Y.nnz / max(Y.shape[0], 1):.2f} per row)")
-
 
 
 def _read_train_files(opts, verbose):
@@ -757,11 +754,9 @@ def _read_train_files(opts, verbose):
               for what, path in paths.items()}
     n_features = max([X.shape[1]] + [M.shape[1] for M, _ in others.values()])
     n_labels = max([Y.shape[1]] + [L.shape[1] for _, L in others.values()])
-    X = _fit_columns(X, n_features, opts.train, "feature", "features")
-    Y = _fit_columns(Y, n_labels, opts.train, "label", "labels")
-    for what, (M, L) in others.items():
-        others[what] = (_fit_columns(M, n_features, paths[what], "feature", "features"),
-                        _fit_columns(L, n_labels, paths[what], "label", "labels"))
+    X, Y = _widened(X, n_features), _widened(Y, n_labels)
+    others = {what: (_widened(M, n_features), _widened(L, n_labels))
+              for what, (M, L) in others.items()}
     if verbose:
         print(_describe(opts.train, X, Y))
         for what, (M, L) in others.items():
@@ -908,6 +903,8 @@ def _check_not_an_input(path, option, inputs):
         if same:
             raise UsageError(f"{option} {path} is {what}: writing there would destroy it; "
                              f"give another file name")
+
+
 # --------------------------------------------------------------------------- evaluate
 
 def _load_model(path, threads=None):

@@ -231,6 +231,7 @@ class Sampled:
     BATCH_ACTIVE = 8192                   # active rows per batch, share="batch"
     SAMPLE_ACTIVE = (128, 200)            # max(128, units // 200) per sample
     TABLES = {"batch": 16, "sample": 50}  # L of hash="auto"
+    DWTA_ABOVE = 4096                     # hash="auto": DWTA for inputs wider than this
 
     def __init__(self, units, hash="auto", active=None, min_active=None, max_active=None,
                  share="batch", bucket_size=128, policy="reservoir", query="union", threshold=2,
@@ -337,7 +338,7 @@ class Sampled:
             return self.hash
         from .hashing import DWTA, SimHash
         L = self.TABLES[self.share]
-        if in_dim > 4096:
+        if in_dim > self.DWTA_ABOVE:
             return DWTA(K=max(1, min(5, int(math.log2(max(self.units, 2))) // 3)), L=L,
                         bin_size=8, seed=seed)
         # about half a bucket of neurons per bucket on average, so a bucket

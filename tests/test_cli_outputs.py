@@ -2,6 +2,10 @@
 problem and seed, its stdout / stderr and the files it writes compared with
 golden copies under ``tests/data/cli_golden/`` (captured from the CLI as it was
 before issue 19's rewrite, so a rewrite that changes what users see fails here).
+The rewrite left every output and model file of a successful run as it was; it
+changed, deliberately, some error messages (the library's own, with the flags
+of the parameters they name) and some help defaults (read from the library's
+signatures): ``git log tests/data/cli_golden`` shows each change.
 
 Run ``PYSLIDE_UPDATE_GOLDEN=1 pytest tests/test_cli_outputs.py`` to rewrite the
 golden files after a deliberate change, and review the diff.
