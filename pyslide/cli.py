@@ -172,13 +172,16 @@ def _text(value):
 # --------------------------------------------------------------------------- train options
 
 # The one table of ``pyslide train``'s flags: each maps to one library
-# parameter ("Owner.param"; "cli" for the command's own), and is at once a flag
-# and a config file key. A network or fit setting defaults to None ("unset"):
+# parameter ("Owner.param": "layer." is every layer's, "family." the hash
+# family's, "optimizer." Adam's and SGD's, "schedule." the learning-rate
+# schedule's; "cli.name" the command's own), and is at once a flag and a config
+# file key. A network or fit setting defaults to None ("unset"):
 # the library decides, so ``pyslide train`` builds the network
 # ``pyslide.Network`` builds by default (tests/test_cli.py checks it). Only the
 # command's own choices (the shape --hidden 128 / --output sampled, --epochs
 # 5, ...) have a default here. "{Owner.param}" in a help text is that
-# parameter's default, read from the library's signature.
+# parameter's default, read from the library's signature; "{default}" the
+# command's own.
 _Option = namedtuple("_Option", "dest flags parse target metavar help default choices const",
                      defaults=(None, None, None))
 _NO_STRICT_ROWS_HELP = ("load the rows present when an XC header's row count differs from "
