@@ -12,6 +12,7 @@ flag to its parameter once (``_TRAIN_OPTIONS``), reads the defaults it prints
 from the library's signatures, and says which flag a refused value came from.
 """
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -506,17 +507,14 @@ def _given_flags(opts, prefixes):
             if o.target.startswith(prefixes) and getattr(opts, o.dest) is not None and getattr(opts, o.dest) != o.default]
 
 
+@contextlib.contextmanager
 def _library_error(where=""):
     """A context in which the library's refusal of a value is a usage error."""
-    class Refused:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, kind, exc, tb):
-            if kind is not None and issubclass(kind, (TypeError, ValueError)):
-                raise UsageError(where + _one_line(exc)
-                                 + ("" if where else _flags_named(str(exc)))) from None
-    return Refused()
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        raise UsageError(where + _one_line(exc)
+                         + ("" if where else _flags_named(str(exc)))) from None
 
 
 def _flags_named(message):
@@ -881,9 +879,9 @@ def _seconds(value):
 
 
 def _check_threads(threads):
-    from ._openmp import resolve_threads
+    import pyslide as ps
     with _library_error():
-        resolve_threads(threads, "--threads")
+        ps.resolve_threads(threads, "--threads")
 
 
 def _checked(check, path, option):
