@@ -13,7 +13,7 @@ from . import persist
 from ._openmp import resolve_threads
 from ._validate import choice, integer
 from .inference import Predictor
-from .layers import Dense, Sampled
+from .layers import DEFAULT_DROPOUT, Dense, Sampled
 from .optim import Adam, check_optimizer
 from .state import LayerState, plan, plan_bytes
 from .training import Trainer
@@ -24,8 +24,6 @@ __all__ = ["Network", "Settings", "load"]
 # than 1 measured better on real data (Bibtex), much smaller learned slowly on
 # synthetic problems with per-sample sampled outputs (docs/guide.md)
 _FIRST_LAYER_SPREAD = 0.25
-# dropout of a Dense hidden layer that does not set one
-_DEFAULT_DROPOUT = 0.2
 # lr_scale="auto" of a sampled output that does not compute every label: its
 # rows are updated only on the steps whose set holds them, and Adam moves a
 # row about lr per update, so they learn more slowly than a full softmax's
@@ -58,7 +56,7 @@ def auto_lr_scale(visits, passes=0.0):
 # from 16 rows up two threads were at least as fast (docs/guide.md, "Threads")
 MIN_ROWS_PER_THREAD = 8
 
-_LOSSES = ("softmax", "bce")
+LOSSES = ("softmax", "bce")
 # keys of get_config() / from_config()
 _CONFIG_KEYS = frozenset(("input_dim", "layers", "loss", "optimizer", "threads", "seed"))
 
@@ -90,7 +88,7 @@ class Settings:
                 raise TypeError(f"layers[{i}] must be pyslide.Dense or pyslide.Sampled, "
                                 f"got {layer!r}")
         self.layers = list(layers)
-        self.loss = choice(loss, "loss", _LOSSES)
+        self.loss = choice(loss, "loss", LOSSES)
         self.optimizer = check_optimizer(optimizer)
         self.threads = threads
         self.n_threads = resolve_threads(threads, "threads")
@@ -132,7 +130,7 @@ class Settings:
         layer = self.layers[i]
         if not isinstance(layer, Dense) or i == len(self.layers) - 1:
             return 0.0
-        return _DEFAULT_DROPOUT if layer.dropout is None else layer.dropout
+        return DEFAULT_DROPOUT if layer.dropout is None else layer.dropout
 
     def _sampled_output(self):
         """True when the output layer computes only some labels per step."""
@@ -552,6 +550,21 @@ class Network(Settings, Trainer, Predictor):
         after ``pyslide.load``. See :mod:`pyslide.persist`.
         """
         return persist.save(self, path)
+
+    def initial_std(self, i, X):
+        """The standard deviation layer ``i``'s weights start with when ``fit``
+        begins on ``X`` (see ``_init_weights``): a baseline compared beside
+        this network can start the same (``pyslide demo``)."""
+        row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+        return self._init_std(i, float(row_sq.mean()) if X.shape[0] else 1.0)
+
+    def check_save_path(self, path, name="path"):
+        """Raise ``OSError`` naming ``name`` and ``path`` now if ``save(path)``
+        would fail later: a missing or read-only folder, a folder or a device
+        at ``path``, or too little free space for the model file. Call it
+        before a long ``fit`` whose result the file is to keep."""
+        from .atomic import check_writable
+        check_writable(path, name, need_bytes=persist.estimate_bytes(self), regular_only=True)
 
     def _check_save_path(self, path, owner):
         """Raise ``OSError`` naming ``owner`` and ``path`` now if ``save(path)``
