@@ -117,6 +117,8 @@ def _int_at_least(minimum):
     return _value(_to_int, lambda v: integer(v, "value", minimum), f"an integer >= {minimum}")
 
 
+_int = _value(_to_int, lambda v: v, "an integer")
+_number = _value(_to_float, lambda v: v, "a number")
 _positive = _value(_to_float, lambda v: real(v, "value", 0, min_open=True), "a positive number")
 _non_negative = _value(_to_float, lambda v: real(v, "value", 0), "a number >= 0")
 _fraction_below_one = _value(_to_float, lambda v: real(v, "value", 0, 1, max_open=True),
@@ -216,9 +218,9 @@ _TRAIN_OPTIONS = {
         _O("output", ("--output",), _text, "cli.output", None, "output layer: 'sampled' "
            "(LSH-sampled, default) or 'dense' (every label computed)", "sampled",
            ("sampled", "dense")),
-        _O("init_std", ("--init-std",), _positive, "layer.init_std", "STD",
+        _O("init_std", ("--init-std",), _number, "layer.init_std", "STD",
            "standard deviation of the initial weights (default: scaled to the fan-in)"),
-        _O("dropout", ("--dropout",), _non_negative, "Dense.dropout", "RATE",
+        _O("dropout", ("--dropout",), _number, "Dense.dropout", "RATE",
            "drop each hidden unit with this probability in training (default "
            "{layers.DEFAULT_DROPOUT})"),
     ],
@@ -228,12 +230,12 @@ _TRAIN_OPTIONS = {
            "a count like 4096 or a fraction like 0.02 (default: {Sampled.BATCH_ACTIVE} per "
            "batch, max({Sampled.SAMPLE_ACTIVE[0]}, labels/{Sampled.SAMPLE_ACTIVE[1]}) per "
            "sample)"),
-        _O("min_active", ("--min-active",), _int_at_least(0), "Sampled.min_active", "N",
+        _O("min_active", ("--min-active",), _int, "Sampled.min_active", "N",
            "fewer LSH candidates than this are topped up with random neurons (default: "
            "--active)"),
-        _O("max_active", ("--max-active",), _int_at_least(1), "Sampled.max_active", "N",
+        _O("max_active", ("--max-active",), _int, "Sampled.max_active", "N",
            "LSH candidates beyond this are dropped (default: --active)"),
-        _O("negatives", ("--negatives",), _int_at_least(0), "Sampled.negatives", "N",
+        _O("negatives", ("--negatives",), _int, "Sampled.negatives", "N",
            "--share batch: rows the set holds beyond the batch's labels, at least (LSH "
            "candidates, then uniform); default: --active"),
         _O("share", ("--share",), _text, "Sampled.share", None,
@@ -256,7 +258,7 @@ _TRAIN_OPTIONS = {
         _O("density", ("--density",), _positive, "family.density", "FRACTION",
            "SimHash: sparse +-1 projections over this fraction of dims (default: dense "
            "Gaussian)"),
-        _O("bucket_size", ("--bucket-size",), _int_at_least(1), "Sampled.bucket_size", "N",
+        _O("bucket_size", ("--bucket-size",), _int, "Sampled.bucket_size", "N",
            "slots per hash bucket (default {Sampled.bucket_size})"),
         _O("policy", ("--policy",), _text, "Sampled.policy", None,
            "what a full bucket does with a new neuron: keep a uniform sample of the "
@@ -265,13 +267,13 @@ _TRAIN_OPTIONS = {
            "with --share sample, how a sample's active set is read from the tables: union "
            "of the hit buckets (SLIDE, default), ids hit in at least --threshold tables, or "
            "buckets probed in random order", None, Sampled.QUERIES),
-        _O("threshold", ("--threshold",), _int_at_least(1), "Sampled.threshold", "TABLES",
+        _O("threshold", ("--threshold",), _int, "Sampled.threshold", "TABLES",
            "tables an id must be hit in, with --query threshold (default "
            "{Sampled.threshold})"),
-        _O("rebuild_every", ("--rebuild-every",), _int_at_least(1), "Sampled.rebuild_every",
+        _O("rebuild_every", ("--rebuild-every",), _int, "Sampled.rebuild_every",
            "STEPS", "re-hash every output neuron into the tables every this many steps "
            "(default {Sampled.rebuild_every})"),
-        _O("rebuild_growth", ("--rebuild-growth",), _positive, "Sampled.rebuild_growth",
+        _O("rebuild_growth", ("--rebuild-growth",), _number, "Sampled.rebuild_growth",
            "FACTOR", "grow the rebuild interval by this factor (>= 1) after every rebuild"),
         _O("correction", ("--no-correction",), _bool, "Sampled.correction", None,
            "do not correct sampled logits for how often their labels are sampled (the "
@@ -297,16 +299,16 @@ _TRAIN_OPTIONS = {
            "(independent sigmoids)", None, _network.LOSSES),
         _O("optimizer", ("--optimizer",), _text, "Network.optimizer", None,
            "lazy Adam (default) or plain SGD", None, (Adam.kind, SGD.kind)),
-        _O("lr", ("--lr",), _positive, "optimizer.lr", "LR",
+        _O("lr", ("--lr",), _number, "optimizer.lr", "LR",
            "learning rate (default {Adam.lr} for adam, {SGD.lr} for sgd)"),
-        _O("beta1", ("--beta1",), _positive, "Adam.beta1", "B", "Adam beta1 (default "
+        _O("beta1", ("--beta1",), _number, "Adam.beta1", "B", "Adam beta1 (default "
            "{Adam.beta1})"),
-        _O("beta2", ("--beta2",), _positive, "Adam.beta2", "B", "Adam beta2 (default "
+        _O("beta2", ("--beta2",), _number, "Adam.beta2", "B", "Adam beta2 (default "
            "{Adam.beta2})"),
-        _O("eps", ("--eps",), _positive, "Adam.eps", "EPS", "Adam epsilon (default {Adam.eps})"),
+        _O("eps", ("--eps",), _number, "Adam.eps", "EPS", "Adam epsilon (default {Adam.eps})"),
         _O("dense_adam", ("--dense-adam",), _bool, "Adam.lazy", None,
            "update every row every step (textbook Adam; slow, for comparisons)", const=True),
-        _O("weight_decay", ("--weight-decay",), _non_negative, "optimizer.weight_decay", "WD",
+        _O("weight_decay", ("--weight-decay",), _number, "optimizer.weight_decay", "WD",
            "decoupled weight decay (AdamW; lazy and exact), e.g. 1e-4 (default "
            "{Adam.weight_decay})"),
         _O("warmup", ("--warmup",), _non_negative, "schedule.warmup", "EPOCHS",
@@ -374,6 +376,29 @@ def _help(text):
     return re.sub(r"\{(\w+)\.(\w+)(?:\[(\w+)\])?\}", default, text)
 
 
+# a flag's value checked at once by the class it configures (built on a
+# one-unit layer, or alone): the range is the library's, stated once
+_PROBES = {"Dense": lambda **kw: Dense(1, **kw), "layer": lambda **kw: Dense(1, **kw),
+           "Sampled": lambda **kw: Sampled(1, **kw), "Adam": Adam, "optimizer": Adam}
+
+
+def _converter(option):
+    """The option's parse, then its class's check of the value (argparse's message)."""
+    owner, param = option.target.split(".")
+    if owner not in _PROBES or option.parse in (_text, _bool, _active, _hidden):
+        return option.parse
+
+    def convert(text):
+        value = option.parse(text)
+        try:
+            _PROBES[owner](**{param: value})
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(_one_line(exc)) from None
+        return value
+    convert.__name__ = option.dest     # argparse names the type in some messages
+    return convert
+
+
 def _flag_name(dest):
     return _TRAIN_SPEC[dest].flags[0]
 
@@ -395,7 +420,7 @@ def _add_train_options(p):
             if o.const is not None:
                 group.add_argument(*o.flags, action="store_const", const=o.const, **kwargs)
                 continue
-            kwargs.update(type=o.parse, action="append" if o.dest == "hidden" else "store")
+            kwargs.update(type=_converter(o), action="append" if o.dest == "hidden" else "store")
             if o.choices:
                 kwargs["choices"] = o.choices
             group.add_argument(*o.flags, metavar=o.metavar, **kwargs)
@@ -462,7 +487,7 @@ def _put_config_key(flat, key, value, path, where):
         return
     option = _TRAIN_SPEC[name]
     try:
-        flat[name] = option.parse(value)
+        flat[name] = _converter(option)(value)
     except argparse.ArgumentTypeError as exc:
         raise UsageError(f"--config {path}: key {key!r}: {exc}") from None
     if option.choices and flat[name] not in option.choices:

@@ -361,7 +361,11 @@ def test_bench_runs_the_suite_script_with_forwarded_arguments(capsys, tmp_path):
 # --------------------------------------------------------------------------- error messages
 
 USAGE_ERRORS = [
-    (["train", "t.txt", "--lr", "abc"], ["argument --lr: expected a positive number, got 'abc'"]),
+    (["train", "t.txt", "--lr", "abc"], ["argument --lr: expected a number, got 'abc'"]),
+    # a value the class it configures refuses: its message, before any file is read
+    (["train", "t.txt", "--lr", "-1"], ["argument --lr: Adam: lr must be"]),
+    (["train", "t.txt", "--threshold", "0"], ["argument --threshold: Sampled: threshold"]),
+    (["train", "t.txt", "--dropout", "1.5"], ["argument --dropout: Dense: dropout must be"]),
     (["train", "t.txt", "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
     (["frobnicate"], ["invalid choice: 'frobnicate'"]),
     (["train", "t.txt", "--hidden", "12x"], ["argument --hidden", "'12x'"]),
