@@ -17,13 +17,12 @@ import inspect
 import json
 import os
 import re
-import subprocess
 import sys
-import time
 import traceback
 import warnings
 from collections import namedtuple
 
+from . import demo
 from . import layers as _layers
 from . import metrics as _metrics
 from . import network as _network
@@ -37,13 +36,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-# The PyTorch the baselines are measured with: the version the [bench] extra
-# pins, CPU build (plain PyPI serves the CUDA build, gigabytes of GPU
-# libraries a CPU comparison never loads). From the source folder: a project
-# of another name "pyslide" exists on PyPI.
-TORCH_INSTALL_HINT = ('run pip install ".[bench]" --extra-index-url '
-                      'https://download.pytorch.org/whl/cpu in the pyslide source folder')
 
 _DESCRIPTION = """\
 Train networks with enormous output layers on CPUs: each sample computes only
@@ -1051,177 +1043,34 @@ def _check_writable(path, option):
     _checked(check_writable, path, option)
 
 
-# --------------------------------------------------------------------------- demo
+# --------------------------------------------------------------------------- demo and bench
 
-# 20,000 rows, 4 epochs: about a minute and a half on 2 idle cores with the PyTorch
-# baseline; the defaults learn from the first epoch at this size (docs/cli.md)
-_DEMO_FULL = dict(samples=20_000, test=1_000, epochs=4)
-# --quick keeps Delicious' densities (features and labels per row) but narrows
-# the matrices, so a check of the installation takes seconds and little memory.
-_DEMO_QUICK = dict(samples=400, test=100, epochs=2, n_features=20_000, n_labels=20_000)
-_DEMO_KS = (1, 3, 5)
+def _say(line):
+    print(line, flush=True)
 
 
 def _cmd_demo(args):
     import pyslide as ps
 
     _check_threads(args.threads)
-    sizes = dict(_DEMO_QUICK if args.quick else _DEMO_FULL)
+    sizes = dict(demo.DEMO_QUICK if args.quick else demo.DEMO_FULL)
     sizes.update({key: getattr(args, key) for key in ("samples", "test", "epochs")
                   if getattr(args, key) is not None})
-    threads = ps.resolve_threads(args.threads, "--threads")
-    shape = ps.data.PRESETS["delicious"]
-    n_features = sizes.get("n_features", shape["n_features"])
-    n_labels = sizes.get("n_labels", shape["n_labels"])
-    print(f"pyslide {ps.__version__} demo: a Delicious-200K-shaped synthetic problem "
-          f"({n_features:,} features, {n_labels:,} labels"
-          + (", narrowed by --quick" if args.quick else "") + "), "
-          f"{sizes['samples']} training and {sizes['test']} test rows, {sizes['epochs']} "
-          f"epochs, {threads} threads"
-          + (", OpenMP" if ps.openmp_enabled() else ", no OpenMP (serial kernels)"))
-    t0 = time.perf_counter()
-    X, Y, Xt, Yt = ps.data.make_xc("delicious", n_samples=sizes["samples"],
-                                   n_test=sizes["test"], n_features=n_features,
-                                   n_labels=n_labels, seed=args.seed)
-    print(f"generated the data in {time.perf_counter() - t0:.1f} s: "
-          f"{X.nnz / X.shape[0]:.0f} features and {Y.nnz / Y.shape[0]:.1f} labels per row")
-    net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1])],
-                     loss="softmax", optimizer=ps.Adam(lr=1e-3), threads=threads,
-                     seed=args.seed)
-    print(f"\npyslide: {net!r}")
-    rows = []      # (epoch, training seconds, scores)
-
-    def report(network, epoch, logs):
-        rows.append((epoch, logs["time"], network.evaluate(Xt, Yt, k=_DEMO_KS)))
-        _print_demo_epoch(epoch, logs["loss"], logs["time"], rows[-1][2])
-
-    net.fit(X, Y, epochs=sizes["epochs"], batch_size=128, callbacks=[report], verbose=0)
-    summary = [("pyslide (LSH-sampled softmax)", rows[-1][1], net.step_,
-                [scores for _, _, scores in rows])]
-    baseline = _demo_baseline(args, net, (X, Y, Xt, Yt), sizes["epochs"], threads)
-    _print_demo_summary(summary + ([baseline] if baseline else []), rows)
+    demo.run_demo(sizes, args.seed, ps.resolve_threads(args.threads, "--threads"),
+                  quick=args.quick, torch=not args.no_torch, say=_say)
     return EXIT_OK
-
-
-def _print_demo_epoch(epoch, loss, seconds, scores):
-    print(f"  epoch {epoch}  loss {loss:.4f}  train {seconds:6.1f} s  "
-          + "  ".join(f"P@{k} {scores[f'p@{k}']:.4f}" for k in _DEMO_KS), flush=True)
-
-
-def _demo_baseline(args, net, problem, epochs, threads, n_sample=8192):
-    """The same architecture in PyTorch (``pyslide.torch_baseline.demo_run``), from
-    pyslide's start of the first layer; None when skipped."""
-    if args.no_torch:
-        print("\nPyTorch baseline skipped (--no-torch)")
-        return None
-    try:
-        import torch
-    except ImportError:
-        print(f"\nPyTorch not installed: skipping the baseline (to see pyslide beside a "
-              f"PyTorch sampled softmax: {TORCH_INSTALL_HINT})")
-        return None
-    from .metrics import evaluate_topk
-    from .torch_baseline import demo_run
-
-    X, Y, Xt, Yt = problem
-    print(f"\nPyTorch {torch.__version__}: EmbeddingBag(sum) -> ReLU(128) -> sampled softmax "
-          f"over the batch's labels + uniform negatives ({min(n_sample, Y.shape[1])} rows), "
-          f"SparseAdam")
-    totals = demo_run(X, Y, Xt, epochs, threads, args.seed, net.initial_std(0, X),
-                      k=max(_DEMO_KS), score=lambda ids: evaluate_topk(ids, Yt, ks=_DEMO_KS),
-                      on_epoch=_print_demo_epoch, n_sample=n_sample)
-    return ("PyTorch (uniform sampled softmax)", totals["seconds"], totals["steps"],
-            totals["scores"], totals["ends"])
-
-
-def _print_demo_summary(summary, rows):
-    ks = _DEMO_KS
-    print("\nsummary (training time excludes data generation and evaluation; "
-          "P@k after the last epoch, and the best epoch's P@1)")
-    print(f"  {'method':<38}{'train s':>9}{'steps/s':>9}"
-          + "".join(f"{'P@' + str(k):>8}" for k in ks) + f"{'best P@1':>16}")
-    for name, seconds, steps, by_epoch, *_ in summary:
-        last = by_epoch[-1]
-        best = max(range(len(by_epoch)), key=lambda e: by_epoch[e]["p@1"])
-        print(f"  {name:<38}{seconds:9.1f}{steps / max(seconds, 1e-9):9.1f}"
-              + "".join(f"{last[f'p@{k}']:8.4f}" for k in ks)
-              + f"{by_epoch[best]['p@1']:8.4f} (ep {best + 1})")
-    if len(summary) < 2:
-        return
-    print("  at equal training time (P@1 of the last epoch each had finished):")
-    (_, ours_s, ours_steps, *_), (_, torch_s, torch_steps, torch_scores, torch_ends) = summary
-    for epoch, seconds in enumerate(torch_ends, start=1):
-        done = [r for r in rows if r[1] <= seconds]
-        ours = (f"pyslide {done[-1][2]['p@1']:.4f} (epoch {done[-1][0]})" if done
-                else "pyslide had not finished an epoch")
-        print(f"    {seconds:6.1f} s: PyTorch {torch_scores[epoch - 1]['p@1']:.4f} "
-              f"(epoch {epoch}), {ours}")
-    print(f"  pyslide steps/s / PyTorch steps/s: "
-          f"{(ours_steps / ours_s) / (torch_steps / torch_s):.2f}x "
-          f"(same data, architecture, batch, threads)")
-# --------------------------------------------------------------------------- bench
-
-def _find_benchmarks(folder):
-    """``bench_train.py`` in ``folder``, else in the source checkout pyslide was imported
-    from (never relative to the current folder, which may hold anything)."""
-    if folder:
-        script = os.path.join(folder, "bench_train.py")
-        if not os.path.isfile(script):
-            raise CommandError(f"--benchmarks-dir {folder}: no bench_train.py there")
-        return script
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = os.path.join(checkout, "benchmarks", "bench_train.py")
-    if os.path.isfile(script) and os.path.isfile(os.path.join(checkout, "pyproject.toml")):
-        return script
-    return None
-
-
-def _check_bench_extra(script, extra):
-    """The suite compares against PyTorch: without it, say what to install, once."""
-    import importlib.util
-
-    methods = None
-    for i, arg in enumerate(extra):
-        if arg == "--methods" and i + 1 < len(extra):
-            methods = extra[i + 1]
-        elif arg.startswith("--methods="):
-            methods = arg.split("=", 1)[1]
-    try:
-        with open(script, encoding="utf-8", errors="replace") as f:
-            uses_torch = "torch" in f.read()
-    except OSError:
-        uses_torch = False
-    wants_torch = uses_torch and (methods is None or "torch" in methods)
-    if wants_torch and importlib.util.find_spec("torch") is None:
-        raise CommandError(f"the benchmark suite compares against PyTorch, which is not "
-                           f"installed: {TORCH_INSTALL_HINT} (or run pyslide bench --builtin, "
-                           f"or pass -- --methods pyslide:lsh-batch)")
 
 
 def _cmd_bench(args):
     _check_threads(args.threads)
-    script = _find_benchmarks(args.benchmarks_dir)
+    if args.benchmarks_dir:
+        script = os.path.join(args.benchmarks_dir, "bench_train.py")
+        if not os.path.isfile(script):
+            raise CommandError(f"--benchmarks-dir {args.benchmarks_dir}: no bench_train.py there")
+    else:
+        script = demo.find_bench_suite()
     if script is not None and not args.builtin:
-        if args.out:
-            out = args.out
-        elif args.quick:   # a smoke run must not overwrite the recorded results
-            import tempfile
-            out = os.path.join(tempfile.gettempdir(), "pyslide-bench-quick.json")
-        else:
-            out = os.path.join(os.path.dirname(script), "results", "bench_train.json")
-        _check_bench_extra(script, args.extra)
-        command = [sys.executable, script, "--out", out]
-        if args.threads is not None:
-            command += ["--threads", str(args.threads)]
-        if args.quick:
-            command += ["--preset", "small", "--epochs", "1", "--max-steps", "20"]
-        command += args.extra
-        print("running: " + " ".join(command), flush=True)
-        result = subprocess.run(command)
-        if result.returncode != 0:
-            raise CommandError(f"{script} failed with exit status {result.returncode}")
-        print(f"tables written to {out} and {os.path.splitext(out)[0]}.md")
-        return EXIT_OK
+        return _run_suite(script, args)
     if args.extra:
         raise UsageError("extra benchmark arguments need benchmarks/bench_train.py "
                          "(a source checkout of pyslide, or --benchmarks-dir)")
@@ -1229,37 +1078,8 @@ def _cmd_bench(args):
         print("benchmarks/bench_train.py not found (pyslide runs from an installed package, "
               "not a source checkout; or give --benchmarks-dir): running the built-in quick "
               "speed benchmark instead")
-    return _builtin_bench(args)
-
-
-def _builtin_bench(args):
-    import numpy as np
     import pyslide as ps
-
-    threads = ps.resolve_threads(args.threads, "--threads")
-    if args.quick:   # narrowed like 'pyslide demo --quick': a smoke run of seconds
-        steps = 8
-        X, Y = ps.data.make_xc("delicious", n_samples=128 * steps, seed=0,
-                               n_features=_DEMO_QUICK["n_features"],
-                               n_labels=_DEMO_QUICK["n_labels"])
-    else:
-        steps = 60
-        X, Y = ps.data.make_xc("delicious", n_samples=128 * steps, seed=0)
-    configs = [("lsh batch", dict(share="batch")),
-               ("uniform batch", dict(share="batch", hash=None)),
-               ("lsh sample", dict(share="sample"))]
-    lines = [f"pyslide {ps.__version__}, {threads} threads, Delicious-shaped synthetic "
-             f"({X.shape[1]} features, {Y.shape[1]} labels), batch 128, Dense(128) -> Sampled",
-             "", "| output layer | median step ms | steps/s |", "|---|---:|---:|"]
-    for name, kw in configs:
-        net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1], **kw)],
-                         threads=threads, seed=0)
-        net.fit(X, Y, epochs=1, batch_size=128, verbose=0)
-        median = float(np.median(net.step_times_[2:] if len(net.step_times_) > 4
-                                 else net.step_times_))
-        lines.append(f"| {name} | {1e3 * median:.1f} | {1.0 / median:.1f} |")
-        print(lines[-1], flush=True)
-    table = "\n".join(lines)
+    table = demo.builtin_bench(ps.resolve_threads(args.threads, "--threads"), args.quick, _say)
     print("\n" + table)
     if args.out:
         from .atomic import atomic_write
@@ -1270,6 +1090,23 @@ def _builtin_bench(args):
     return EXIT_OK
 
 
+def _run_suite(script, args):
+    """benchmarks/bench_train.py, its results to --out (a temporary file with --quick,
+    so that a smoke run does not overwrite the recorded results)."""
+    import tempfile
+
+    out = args.out or (os.path.join(tempfile.gettempdir(), "pyslide-bench-quick.json")
+                       if args.quick else
+                       os.path.join(os.path.dirname(script), "results", "bench_train.json"))
+    if demo.suite_needs_missing_torch(script, args.extra):
+        raise CommandError(f"the benchmark suite compares against PyTorch, which is not "
+                           f"installed: {demo.TORCH_INSTALL_HINT} (or run pyslide bench "
+                           f"--builtin, or pass -- --methods pyslide:lsh-batch)")
+    status = demo.run_bench_suite(script, out, args.threads, args.quick, args.extra, _say)
+    if status != 0:
+        raise CommandError(f"{script} failed with exit status {status}")
+    print(f"tables written to {out} and {os.path.splitext(out)[0]}.md")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- parser and main
@@ -1309,17 +1146,17 @@ _COMMAND_OPTIONS = [
     ("predict", ("--format",), dict(**_FORMAT, help="input file format (default xc)")),
     ("predict", ("-q", "--quiet"), dict(action="store_true", help="no summary line")),
     ("demo", ("--samples",), dict(type=_int_at_least(1), metavar="N",
-                                  help=f"training rows (default {_DEMO_FULL['samples']})")),
+                                  help=f"training rows (default {demo.DEMO_FULL['samples']})")),
     ("demo", ("--test",), dict(type=_int_at_least(1), metavar="N",
-                               help=f"test rows (default {_DEMO_FULL['test']})")),
+                               help=f"test rows (default {demo.DEMO_FULL['test']})")),
     ("demo", ("--epochs",), dict(type=_int_at_least(1), metavar="N",
-                                 help=f"epochs (default {_DEMO_FULL['epochs']})")),
+                                 help=f"epochs (default {demo.DEMO_FULL['epochs']})")),
     ("demo", ("--threads",), dict(type=_threads, metavar="N", help="threads for pyslide and "
                                   "PyTorch (default: the cores available)")),
     ("demo", ("--seed",), dict(type=_int_at_least(0), default=0, metavar="N",
                                help="seed of the data and the models (default 0)")),
     ("demo", ("--quick",), dict(action="store_true", help=(
-        f"a tiny run ({_DEMO_QUICK['samples']} rows, {_DEMO_QUICK['epochs']} epoch) to "
+        f"a tiny run ({demo.DEMO_QUICK['samples']} rows, {demo.DEMO_QUICK['epochs']} epoch) to "
         f"check the installation"))),
     ("demo", ("--no-torch",), dict(action="store_true", help="skip the PyTorch baseline")),
     ("bench", ("--benchmarks-dir",), dict(metavar="DIR", help=(
@@ -1355,7 +1192,7 @@ _COMMANDS = [
     ("demo", "generate a Delicious-200K-shaped problem, train, print P@k and speed",
      "Trains Dense(128) -> Sampled(labels) with the engine defaults and, when\n"
      "PyTorch is installed, the same architecture with a PyTorch sampled softmax.\n"
-     f"Default size: {_DEMO_FULL['samples']} training rows, {_DEMO_FULL['epochs']} epochs "
+     f"Default size: {demo.DEMO_FULL['samples']} training rows, {demo.DEMO_FULL['epochs']} epochs "
      "(about a minute and a half on two idle cores, with PyTorch).\n"
      "example:\n  pyslide demo\n  pyslide demo --quick"),
     ("bench", "run the benchmark suite and write its tables",

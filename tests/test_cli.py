@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import pyslide as ps
-from pyslide import cli
+from pyslide import cli, demo
 
 N_FEATURES, N_LABELS = 800, 200
 
@@ -320,7 +320,7 @@ def test_train_hash_options_build_the_family(capsys, files, tmp_path):
 
 def test_bench_builtin_quick(capsys, tmp_path, monkeypatch):
     # pyslide imported from an installed package: no benchmarks/ beside it
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "pyslide" / "cli.py"))
+    monkeypatch.setattr(demo, "__file__", str(tmp_path / "site-packages" / "pyslide" / "demo.py"))
     monkeypatch.chdir(tmp_path)
     code, out, err = call(capsys, "bench", "--quick", "--threads", "1", "--out", "t.md")
     assert code == 0, err
@@ -333,9 +333,9 @@ def test_bench_finds_the_checkout_suite_not_the_current_folders(tmp_path, monkey
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "bench_train.py").write_text("raise SystemExit(9)\n")
     monkeypatch.chdir(tmp_path)
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(demo.__file__)))
     expected = os.path.join(checkout, "benchmarks", "bench_train.py")
-    assert cli._find_benchmarks(None) == (expected if os.path.isfile(expected) else None)
+    assert demo.find_bench_suite() == (expected if os.path.isfile(expected) else None)
 
 
 def test_bench_runs_the_suite_script_with_forwarded_arguments(capsys, tmp_path):
