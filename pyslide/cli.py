@@ -700,51 +700,18 @@ def _read_labelled(path, fmt, what, n_features=None, n_labels=None, strict_rows=
     except data.RowCountError as exc:
         raise CommandError(str(exc.with_fix("add --no-strict-rows"))) from None
     if X.shape[1] == 0:
-        raise CommandError(f"{what} file {path}: {_why_no_features(path, fmt)}; a network "
+        raise CommandError(f"{what} file {path}: {data.why_no_features(path, fmt)}; a network "
                            f"needs at least one input feature")
     return X, Y
 
 
-def _warn_if_made_for_another_model(path, fmt, net, with_labels):
-    """Warn when an XC file's header declares other widths than the model's:
-    its ids are read against the model's widths, so a file made for another
-    model loads and scores near 0 without any other sign."""
-    from . import data
+def _warn_if_other_widths(path, fmt, n_features, n_labels=None):
+    """An XC file made for another model loads and scores near 0: say so."""
+    from .datafiles import header_mismatch
 
-    if fmt != "xc":
-        return
-    try:
-        with data._text_buffer(path) as (buffer, name, begin):
-            counts, _ = data._parse_header(buffer, name, "auto", begin)
-    except (OSError, ValueError):
-        return      # the reader reports an unreadable header with its line
-    if counts is None:
-        return
-    _, n_features, n_labels = counts
-    if n_features == net.input_dim and (not with_labels or n_labels == net.n_outputs):
-        return
-    declared = f"{n_features} features" + (f" and {n_labels} labels" if with_labels else "")
-    model = f"{net.input_dim} features" + (f" and {net.n_outputs} labels" if with_labels else "")
-    warnings.warn(f"{path}: its header (line 1) declares {declared}, the model has {model}; "
-                  f"is this the model's data? (ids are read against the model's widths)",
-                  UserWarning, stacklevel=2)
-
-
-def _why_no_features(path, fmt):
-    """The header that declared D=0, or the absence of any 'id:value' token."""
-    from . import data
-
-    if fmt == "xc":
-        try:
-            with data._text_buffer(path) as (buffer, _, begin):
-                end = buffer.find(b"\n", begin)
-                first = bytes(buffer[begin:end if end >= 0 else len(buffer)]).decode().strip()
-        except (OSError, ValueError):
-            first = ""
-        tokens = first.split()
-        if len(tokens) == 3 and all(t.isdigit() for t in tokens):
-            return f"line 1: the header '{first}' says D=0 features (the header is 'N D L')"
-    return "no line has a feature ('id:value')"
+    message = header_mismatch(path, n_features, n_labels) if fmt == "xc" else None
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def _widened(M, n_columns):
@@ -941,7 +908,7 @@ def _cmd_evaluate(args):
     net = _load_model(args.model, args.threads)
     X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs,
                           args.strict_rows)
-    _warn_if_made_for_another_model(args.test, args.format, net, with_labels=True)
+    _warn_if_other_widths(args.test, args.format, net.input_dim, net.n_outputs)
     ids, _ = _topk(net, X, max(ks), args.sampled)
     prop = None
     if args.train:
@@ -994,7 +961,7 @@ def _cmd_predict(args):
     # labels in the input are ignored, so their width is not checked against the model
     X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None,
                           args.strict_rows)
-    _warn_if_made_for_another_model(args.input, args.format, net, with_labels=False)
+    _warn_if_other_widths(args.input, args.format, net.input_dim)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = _probabilities(net, X, ids, scores)
