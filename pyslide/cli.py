@@ -26,6 +26,7 @@ from . import demo
 from . import layers as _layers
 from . import metrics as _metrics
 from . import network as _network
+from ._docstrings import parameter_help, signature_default
 from ._validate import integer, integers, real
 from .callbacks import EarlyStopping, ModelCheckpoint
 from .hashing import DOPH, DWTA, WTA, SimHash
@@ -170,15 +171,16 @@ def _text(value):
 # parameter ("Owner.param": "layer." is every layer's, "family." the hash
 # family's, "optimizer." Adam's and SGD's, "schedule." the learning-rate
 # schedule's; "cli.name" the command's own), and is at once a flag and a config
-# file key. A network or fit setting defaults to None ("unset"):
-# the library decides, so ``pyslide train`` builds the network
-# ``pyslide.Network`` builds by default (tests/test_cli.py checks it). Only the
-# command's own choices (the shape --hidden 128 / --output sampled, --epochs
-# 5, ...) have a default here. "{Owner.param}" in a help text is that
-# parameter's default, read from the library's signature; "{default}" the
-# command's own.
+# file key. A network or fit setting defaults to None ("unset"): the library
+# decides, so ``pyslide train`` builds the network ``pyslide.Network`` builds by
+# default (tests/test_cli.py checks it). Only the command's own choices (--hidden
+# 128, --output sampled, --epochs 5, ...) have a default here.
+# A flag without help text is helped by the library's docstring of its parameter
+# (pyslide._docstrings); a help text here says what only the command line means,
+# "{Owner.param}" in it is that parameter's default read from the signature and
+# "{default}" the command's own.
 _Option = namedtuple("_Option", "dest flags parse target metavar help default choices const",
-                     defaults=(None, None, None))
+                     defaults=(None,) * 5)
 _NO_STRICT_ROWS_HELP = ("load the rows present when an XC header's row count differs from "
                         "the file's data lines (a truncated or partial file); by default "
                         "that is an error")
@@ -205,16 +207,12 @@ _TRAIN_OPTIONS = {
         _O("hidden", ("--hidden",), _hidden, "Dense.units", "UNITS",
            "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
            "'none' for no hidden layer (default {default})", [128]),
-        _O("activation", ("--activation",), _text, "Dense.activation", None,
-           "activation of the hidden layers (default {Dense.activation})", None, ACTIVATIONS),
+        _O("activation", ("--activation",), _text, "Dense.activation", choices=ACTIVATIONS),
         _O("output", ("--output",), _text, "cli.output", None, "output layer: 'sampled' "
            "(LSH-sampled, default) or 'dense' (every label computed)", "sampled",
            ("sampled", "dense")),
-        _O("init_std", ("--init-std",), _number, "layer.init_std", "STD",
-           "standard deviation of the initial weights (default: scaled to the fan-in)"),
-        _O("dropout", ("--dropout",), _number, "Dense.dropout", "RATE",
-           "drop each hidden unit with this probability in training (default "
-           "{layers.DEFAULT_DROPOUT})"),
+        _O("init_std", ("--init-std",), _number, "layer.init_std", "STD"),
+        _O("dropout", ("--dropout",), _number, "Dense.dropout", "RATE"),
     ],
     "output layer and LSH": [
         _O("active", ("--active",), _active, "Sampled.active", "N|FRACTION",
@@ -227,9 +225,7 @@ _TRAIN_OPTIONS = {
            "--active)"),
         _O("max_active", ("--max-active",), _int, "Sampled.max_active", "N",
            "LSH candidates beyond this are dropped (default: --active)"),
-        _O("negatives", ("--negatives",), _int, "Sampled.negatives", "N",
-           "--share batch: rows the set holds beyond the batch's labels, at least (LSH "
-           "candidates, then uniform); default: --active"),
+        _O("negatives", ("--negatives",), _int, "Sampled.negatives", "N"),
         _O("share", ("--share",), _text, "Sampled.share", None,
            "'batch': one active set per batch, logits as one matrix product (default); "
            "'sample': every sample its own active set (SLIDE)", None, Sampled.SHARES),
@@ -250,23 +246,12 @@ _TRAIN_OPTIONS = {
         _O("density", ("--density",), _positive, "family.density", "FRACTION",
            "SimHash: sparse +-1 projections over this fraction of dims (default: dense "
            "Gaussian)"),
-        _O("bucket_size", ("--bucket-size",), _int, "Sampled.bucket_size", "N",
-           "slots per hash bucket (default {Sampled.bucket_size})"),
-        _O("policy", ("--policy",), _text, "Sampled.policy", None,
-           "what a full bucket does with a new neuron: keep a uniform sample of the "
-           "neurons (reservoir, default) or the newest (fifo)", None, Sampled.POLICIES),
-        _O("query", ("--query",), _text, "Sampled.query", None,
-           "with --share sample, how a sample's active set is read from the tables: union "
-           "of the hit buckets (SLIDE, default), ids hit in at least --threshold tables, or "
-           "buckets probed in random order", None, Sampled.QUERIES),
-        _O("threshold", ("--threshold",), _int, "Sampled.threshold", "TABLES",
-           "tables an id must be hit in, with --query threshold (default "
-           "{Sampled.threshold})"),
-        _O("rebuild_every", ("--rebuild-every",), _int, "Sampled.rebuild_every",
-           "STEPS", "re-hash every output neuron into the tables every this many steps "
-           "(default {Sampled.rebuild_every})"),
-        _O("rebuild_growth", ("--rebuild-growth",), _number, "Sampled.rebuild_growth",
-           "FACTOR", "grow the rebuild interval by this factor (>= 1) after every rebuild"),
+        _O("bucket_size", ("--bucket-size",), _int, "Sampled.bucket_size", "N"),
+        _O("policy", ("--policy",), _text, "Sampled.policy", choices=Sampled.POLICIES),
+        _O("query", ("--query",), _text, "Sampled.query", choices=Sampled.QUERIES),
+        _O("threshold", ("--threshold",), _int, "Sampled.threshold", "TABLES"),
+        _O("rebuild_every", ("--rebuild-every",), _int, "Sampled.rebuild_every", "STEPS"),
+        _O("rebuild_growth", ("--rebuild-growth",), _number, "Sampled.rebuild_growth", "FACTOR"),
         _O("correction", ("--no-correction",), _bool, "Sampled.correction", None,
            "do not correct sampled logits for how often their labels are sampled (the "
            "correction keeps sampled training tracking the full softmax; see docs/guide.md)",
@@ -289,20 +274,16 @@ _TRAIN_OPTIONS = {
         _O("loss", ("--loss",), _text, "Network.loss", None,
            "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
            "(independent sigmoids)", None, _network.LOSSES),
-        _O("optimizer", ("--optimizer",), _text, "Network.optimizer", None,
-           "lazy Adam (default) or plain SGD", None, (Adam.kind, SGD.kind)),
+        _O("optimizer", ("--optimizer",), _text, "Network.optimizer",
+           choices=(Adam.kind, SGD.kind)),
         _O("lr", ("--lr",), _number, "optimizer.lr", "LR",
            "learning rate (default {Adam.lr} for adam, {SGD.lr} for sgd)"),
-        _O("beta1", ("--beta1",), _number, "Adam.beta1", "B", "Adam beta1 (default "
-           "{Adam.beta1})"),
-        _O("beta2", ("--beta2",), _number, "Adam.beta2", "B", "Adam beta2 (default "
-           "{Adam.beta2})"),
-        _O("eps", ("--eps",), _number, "Adam.eps", "EPS", "Adam epsilon (default {Adam.eps})"),
+        _O("beta1", ("--beta1",), _number, "Adam.beta1", "B"),
+        _O("beta2", ("--beta2",), _number, "Adam.beta2", "B"),
+        _O("eps", ("--eps",), _number, "Adam.eps", "EPS"),
         _O("dense_adam", ("--dense-adam",), _bool, "Adam.lazy", None,
            "update every row every step (textbook Adam; slow, for comparisons)", const=True),
-        _O("weight_decay", ("--weight-decay",), _number, "optimizer.weight_decay", "WD",
-           "decoupled weight decay (AdamW; lazy and exact), e.g. 1e-4 (default "
-           "{Adam.weight_decay})"),
+        _O("weight_decay", ("--weight-decay",), _number, "optimizer.weight_decay", "WD"),
         _O("warmup", ("--warmup",), _non_negative, "schedule.warmup", "EPOCHS",
            "ramp the learning rate up linearly over this many epochs (default "
            "{CosineDecay.warmup})"),
@@ -314,11 +295,8 @@ _TRAIN_OPTIONS = {
            "passes over the data (default {default})", 5),
         _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N",
            "samples per step (default {fit.batch_size})"),
-        _O("threads", ("--threads",), _threads, "Network.threads", "N",
-           "threads of every kernel (default: the cores available; -1 every core)"),
-        _O("seed", ("--seed",), _int_at_least(0), "Network.seed", "N",
-           "seed of weights, hashing, shuffling (default {Network.seed}); with --threads 1 "
-           "runs repeat exactly"),
+        _O("threads", ("--threads",), _threads, "Network.threads", "N"),
+        _O("seed", ("--seed",), _int_at_least(0), "Network.seed", "N"),
         _O("shuffle", ("--no-shuffle",), _bool, "fit.shuffle", None,
            "keep the file's row order instead of shuffling every epoch", const=False),
         _O("eval_every", ("--eval-every",), _int_at_least(0), "cli.eval_every", "EPOCHS",
@@ -348,21 +326,19 @@ _CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "tr
 _HELP_NAMES = {"Dense": Dense, "Sampled": Sampled, "WTA": WTA, "Adam": Adam, "SGD": SGD,
                "CosineDecay": CosineDecay, "EarlyStopping": EarlyStopping,
                "Network": _network.Network, "fit": _network.Network.fit,
-               "network": _network, "layers": _layers,
+               "network": _network, "layers": _layers, "layer": Dense, "optimizer": Adam,
                "propensities": _metrics.propensities}
 
 
-def _library_default(owner, name):
-    """``owner``'s parameter (or attribute) ``name``: the library's, stated once."""
-    parameters = inspect.signature(owner).parameters if callable(owner) else {}
-    value = parameters[name].default if name in parameters else getattr(owner, name)
-    return f"{value:g}" if isinstance(value, float) else value
+def _help(text, target=None):
+    """``text`` with every "{Owner.param}" (or "{Owner.CONST[key]}") read from the
+    library; no text: the library's docstring of the ``target`` parameter."""
+    if text is None:
+        owner, name = target.split(".")
+        return parameter_help(_HELP_NAMES[owner], name).replace("%", "%%")
 
-
-def _help(text):
-    """``text`` with every "{Owner.param}" (or "{Owner.CONST[key]}") read from the library."""
     def default(match):
-        value = _library_default(_HELP_NAMES[match.group(1)], match.group(2))
+        value = signature_default(_HELP_NAMES[match.group(1)], match.group(2))
         return str(value if match.group(3) is None else
                    value[int(match.group(3)) if match.group(3).isdigit() else match.group(3)])
     return re.sub(r"\{(\w+)\.(\w+)(?:\[(\w+)\])?\}", default, text)
@@ -408,7 +384,7 @@ def _add_train_options(p):
             default = ",".join(map(str, o.default)) if isinstance(o.default, (list, tuple)) \
                 else o.default    # the command's own default: a list as its flag writes it
             kwargs = dict(dest=o.dest, default=None,
-                          help=_help(o.help).replace("{default}", str(default)))
+                          help=_help(o.help, o.target).replace("{default}", str(default)))
             if o.const is not None:
                 group.add_argument(*o.flags, action="store_const", const=o.const, **kwargs)
                 continue
@@ -560,7 +536,7 @@ def _optimizer(opts):
         common["schedule"] = Constant(warmup=opts.warmup)
     if opts.optimizer is None and not adam_only and not common:
         return None
-    kind = opts.optimizer or _library_default(_network.Network, "optimizer")
+    kind = opts.optimizer or signature_default(_network.Network, "optimizer")
     if kind == SGD.kind and adam_only:
         flags = ", ".join(_flag_name(o.dest) for o in _TRAIN_SPEC.values()
                           if o.target.split(".")[-1] in adam_only and o.target.startswith("Adam"))
@@ -765,7 +741,7 @@ def _cmd_train(args):
     net = _build_network(opts, X, Y, optimizer)
     if opts.save:   # fail before training, not after it, when the model cannot be written
         _checked(net.check_save_path, opts.save, "--save")
-    batch_size = opts.batch_size or _library_default(_HELP_NAMES["fit"], "batch_size")
+    batch_size = opts.batch_size or signature_default(_HELP_NAMES["fit"], "batch_size")
     if verbose:
         print(f"{net!r}")
         print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {batch_size}")
@@ -1092,11 +1068,11 @@ _COMMAND_OPTIONS = [
                                help="k values (default 1,3,5)")),
     ("evaluate", ("--format",), dict(**_FORMAT, help="file format (default xc)")),
     ("evaluate", ("--propensity-a",), dict(
-        type=_positive, default=_library_default(_metrics.propensities, "A"), metavar="A",
+        type=_positive, default=signature_default(_metrics.propensities, "A"), metavar="A",
         help="propensity model parameter A > 0 (default {propensities.A}; the XC repository "
              "uses 0.5 for Amazon, 0.6 for Wikipedia datasets)")),
     ("evaluate", ("--propensity-b",), dict(
-        type=_non_negative, default=_library_default(_metrics.propensities, "B"), metavar="B",
+        type=_non_negative, default=signature_default(_metrics.propensities, "B"), metavar="B",
         help="propensity model parameter B >= 0 (default {propensities.B}; 0.4 for Amazon, "
              "2.6 for Wikipedia datasets)")),
     ("evaluate", ("--json",), dict(action="store_true", help="print the metrics as JSON")),

@@ -625,8 +625,26 @@ def test_help_defaults_are_read_from_the_library(capsys, monkeypatch):
     text = " ".join(out.split())
     assert code == 0
     assert "learning rate (default 0.25 for adam, 0.1 for sgd)" in text
-    assert "Adam beta1 (default 0.5)" in text
+    assert "decay of the first and second moment estimates, in (0, 1) (default 0.5)" in text
     assert "slots per hash bucket (default 128)" in text
+
+
+def test_a_flags_help_is_its_parameters_first_documented_sentence(capsys):
+    """Without a help text of its own, a flag shows the first sentence of the
+    library's docstring entry for its parameter, and the signature's default."""
+    from pyslide._docstrings import parameter_help
+
+    assert parameter_help(ps.Sampled, "threshold") == (
+        'tables an id must be hit in, for query="threshold" (default 2)')
+    assert parameter_help(ps.Adam, "beta2").endswith("in (0, 1) (default 0.999)")
+    assert parameter_help(ps.Dense, "init_std") == (
+        "standard deviation of the normal initial weights (by default scaled to the "
+        "fan-in)")     # default None: the library decides, no "(default None)"
+    with pytest.raises(LookupError, match="documents no parameter 'nothing'"):
+        parameter_help(ps.Adam, "nothing")
+    code, out, _ = call(capsys, "train", "--help")
+    assert code == 0
+    assert 'tables an id must be hit in, for query="threshold" (default 2)' in " ".join(out.split())
 
 
 def test_every_train_flag_names_a_library_parameter():
