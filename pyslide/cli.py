@@ -897,22 +897,8 @@ def _cmd_evaluate(args):
         print(json.dumps(results, indent=1, sort_keys=False))
     else:
         print(f"{args.test}: {X.shape[0]} rows")
-        print(_metrics_table(results, ks))
+        print(metrics.metrics_table(results, ks))
     return EXIT_OK
-
-
-def _metrics_table(results, ks):
-    names = [("p", "P@k"), ("ndcg", "nDCG@k"), ("psp", "PSP@k"),
-             ("psp_norm", "PSP@k / best PSP@k")]
-    rows = [(label, [results.get(f"{key}@{k}") for k in ks]) for key, label in names
-            if any(f"{key}@{k}" in results for k in ks)]
-    width = max(len(label) for label, _ in rows)
-    header = " " * width + "".join(f"{'k=' + str(k):>9}" for k in ks)
-    lines = [header]
-    for label, values in rows:
-        cells = "".join(f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in values)
-        lines.append(f"{label:<{width}}{cells}")
-    return "\n".join(lines)
 
 
 def _topk(net, X, k, sampled):
@@ -928,6 +914,9 @@ def _topk(net, X, k, sampled):
 # --------------------------------------------------------------------------- predict
 
 def _cmd_predict(args):
+    from .datafiles import write_topk
+    from .inference import topk_probabilities
+
     _check_threads(args.threads)
     if args.output != "-":
         _check_writable(args.output, "-o")
@@ -940,45 +929,16 @@ def _cmd_predict(args):
     _warn_if_other_widths(args.input, args.format, net.input_dim)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
-        scores = _probabilities(net, X, ids, scores)
+        scores = topk_probabilities(net, X, ids, scores)
     if args.output == "-":
-        _write_predictions(sys.stdout, ids, scores)
+        write_topk(sys.stdout, ids, scores)
     else:
         from .atomic import atomic_write
         with atomic_write(args.output, "w") as out:
-            _write_predictions(out, ids, scores)
+            write_topk(out, ids, scores)
     if args.output != "-" and not args.quiet:
         print(f"wrote top-{args.k} labels of {X.shape[0]} rows to {args.output}")
     return EXIT_OK
-
-
-def _write_predictions(out, ids, scores):
-    for row_ids, row_scores in zip(ids, scores):
-        keep = row_ids >= 0
-        out.write(" ".join(f"{i}:{s:.6g}" for i, s in
-                           zip(row_ids[keep].tolist(), row_scores[keep].tolist())))
-        out.write("\n")
-
-
-def _probabilities(net, X, ids, logits):
-    """Logits -> probabilities: sigmoid (bce) or softmax over every label."""
-    import numpy as np
-
-    probs = np.zeros_like(logits)
-    valid = ids >= 0
-    if net.loss == "bce":
-        probs[valid] = 1.0 / (1.0 + np.exp(-logits[valid]))
-        return probs
-    # the softmax denominator needs every label's logit: dense, in row chunks
-    chunk = max(1, (1 << 24) // max(1, net.n_outputs))
-    for start in range(0, X.shape[0], chunk):
-        rows = slice(start, start + chunk)
-        p = net.predict_proba(X[rows])
-        safe = np.where(valid[rows], ids[rows], 0)
-        probs[rows] = np.where(valid[rows], np.take_along_axis(p, safe, axis=1), 0.0)
-    return probs
-
-
 
 
 def _check_writable(path, option):

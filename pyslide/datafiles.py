@@ -19,7 +19,8 @@ from .atomic import atomic_write
 from .checks import _check_count, _is_int, check_features, labels_to_csr
 
 __all__ = ["load_xc", "save_xc", "load_libsvm", "save_libsvm", "read_split", "load_xc_split",
-           "XCFormatError", "RowCountError"]
+           "XCFormatError", "RowCountError", "read_xc_header", "header_mismatch",
+           "why_no_features", "write_topk"]
 
 
 class XCFormatError(ValueError):
@@ -508,6 +509,16 @@ def save_libsvm(path, X, Y, zero_based=False):
     if not isinstance(zero_based, (bool, np.bool_)):
         raise ValueError(f"zero_based must be True or False, got {zero_based!r}")
     _write(path, X, Y, False, 0 if zero_based else 1)
+
+
+def write_topk(out, ids, scores):
+    """Top-k predictions as text on ``out``: one line per row, ``label:score``
+    pairs best first (scores as ``%.6g``), an id of -1 (an empty slot) left out."""
+    for row_ids, row_scores in zip(ids, scores):
+        keep = row_ids >= 0
+        out.write(" ".join(f"{i}:{s:.6g}" for i, s in
+                           zip(row_ids[keep].tolist(), row_scores[keep].tolist())))
+        out.write("\n")
 
 
 def read_split(path, column=0):

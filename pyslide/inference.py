@@ -10,7 +10,7 @@ from ._openmp_env import note_threads
 from ._validate import integer, integers
 from .layers import Sampled
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "topk_probabilities"]
 
 
 class Predictor:
@@ -227,3 +227,22 @@ def _why_no_tables(layer):
         return (": this model samples its outputs uniformly (hash=None), so it has no LSH "
                 "tables; score exactly (sampled=False)")
     return ""
+
+
+def topk_probabilities(network, X, ids, logits):
+    """The probabilities of the labels ``network.predict_topk(X)`` returned
+    (``ids``, ``logits``; id -1 is an empty slot, probability 0): a sigmoid of
+    each logit for BCE; for the softmax, whose denominator needs every label's
+    logit, ``network.predict_proba`` in row chunks of at most 2**24 scores."""
+    probs = np.zeros_like(logits)
+    valid = ids >= 0
+    if network.loss == "bce":
+        probs[valid] = 1.0 / (1.0 + np.exp(-logits[valid]))
+        return probs
+    chunk = max(1, (1 << 24) // max(1, network.n_outputs))
+    for start in range(0, X.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        p = network.predict_proba(X[rows])
+        safe = np.where(valid[rows], ids[rows], 0)
+        probs[rows] = np.where(valid[rows], np.take_along_axis(p, safe, axis=1), 0.0)
+    return probs

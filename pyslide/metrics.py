@@ -9,7 +9,8 @@ import numpy as np
 
 from .checks import labels_to_csr
 
-__all__ = ["precision_at_k", "ndcg_at_k", "psp_at_k", "propensities", "evaluate_topk"]
+__all__ = ["precision_at_k", "ndcg_at_k", "psp_at_k", "propensities", "evaluate_topk",
+           "metrics_table"]
 
 
 def _check_topk(topk_ids, name="topk_ids"):
@@ -257,3 +258,19 @@ def evaluate_topk(topk_ids, Y, ks=(1, 3, 5), propensities=None):
             result[f"psp@{k}"] = _psp(ids, hits, Y, k, inverse, False)
             result[f"psp_norm@{k}"] = _psp(ids, hits, Y, k, inverse, True)
     return result
+
+
+def metrics_table(results, ks):
+    """:func:`evaluate_topk`'s ``results`` as a text table: a row per metric
+    (P@k, nDCG@k and, when present, PSP@k and its normalised form), a column
+    per k; a metric missing at some k shows ``-``."""
+    names = [("p", "P@k"), ("ndcg", "nDCG@k"), ("psp", "PSP@k"),
+             ("psp_norm", "PSP@k / best PSP@k")]
+    rows = [(label, [results.get(f"{key}@{k}") for k in ks]) for key, label in names
+            if any(f"{key}@{k}" in results for k in ks)]
+    width = max(len(label) for label, _ in rows)
+    lines = [" " * width + "".join(f"{'k=' + str(k):>9}" for k in ks)]
+    for label, values in rows:
+        cells = "".join(f"{v:9.4f}" if v is not None else f"{'-':>9}" for v in values)
+        lines.append(f"{label:<{width}}{cells}")
+    return "\n".join(lines)

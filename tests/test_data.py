@@ -450,3 +450,11 @@ def test_why_no_features_names_the_header_or_the_missing_tokens(tmp_path):
     bare = tmp_path / "b.txt"
     bare.write_text("1\n2\n")
     assert why_no_features(str(bare)) == "no line has a feature ('id:value')"
+
+
+def test_write_topk_writes_label_score_pairs_and_skips_empty_slots():
+    import io
+    from pyslide.datafiles import write_topk
+    out = io.StringIO()
+    write_topk(out, np.array([[3, 1], [2, -1]]), np.array([[0.5, 0.25], [1.0, 0.0]]))
+    assert out.getvalue() == "3:0.5 1:0.25\n2:1\n"

@@ -163,3 +163,13 @@ def test_perfect_predictions_score_one():
 def test_bad_input_messages(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_metrics_table_has_a_row_per_metric_and_a_column_per_k():
+    from pyslide.metrics import metrics_table
+    table = metrics_table({"p@1": 1.0, "ndcg@1": 1.0, "p@3": 0.5, "ndcg@3": 0.25,
+                           "psp@1": 2.0}, (1, 3))
+    assert table.split("\n") == ["            k=1      k=3",
+                                 "P@k      1.0000   0.5000",
+                                 "nDCG@k   1.0000   0.2500",
+                                 "PSP@k    2.0000        -"]

@@ -439,3 +439,15 @@ def test_sampled_prediction_says_why_a_model_has_no_tables(small):
         with pytest.raises(ValueError, match=r"predict_topk\(sampled=True\) .*: this model.*"
                                              + reason):
             net.predict_topk(Xt, k=1, sampled=True)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "bce"])
+def test_topk_probabilities_are_predict_probas_at_the_topk_ids(loss):
+    from pyslide.inference import topk_probabilities
+    X, Y = ps.data.make_xc("small", n_samples=64, seed=1)
+    net = ps.Network(X.shape[1], [ps.Dense(16), ps.Dense(Y.shape[1])], loss=loss, seed=0)
+    net.fit(X, Y, epochs=1, verbose=0)
+    ids, logits = net.predict_topk(X[:5], k=3)
+    probs = topk_probabilities(net, X[:5], ids, logits)
+    expected = np.take_along_axis(net.predict_proba(X[:5]), ids, axis=1)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7)
