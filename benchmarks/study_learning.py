@@ -91,7 +91,7 @@ def _scores(topk, Yt):
 
 def run_pyslide(config, X, Y, Xt, Yt, args, seed):
     import pyslide as ps
-    from pyslide import network
+    from pyslide import settings as network   # AUTO_LR_PASSES lives in settings
     adam, dense, sampled = _settings(config, Y.shape[1])
     passes = [ATOMS[a]["passes"] for a in config.split("+") if "passes" in ATOMS[a]]
     saved = network.AUTO_LR_PASSES

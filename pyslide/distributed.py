@@ -50,17 +50,18 @@ from .atomic import atomic_write
 from .callbacks import check_callbacks as _check_callbacks
 from .inference import probabilities
 from .layers import Dense, Sampled
-from .network import Network, Settings, checked_config, normal_blocks
-from .shard_actor import ShardWorker, Spec, crc32
+from .network import Network
+from .persist import (FOLDER_FORMAT, FOLDER_VERSION, MANIFEST, build_tables, crc32,
+                      is_sharded_folder, load_folder,
+                      read_manifest, read_trunk, set_counters)
+from .seeds import normal_blocks, weights_rng
+from .settings import Settings, checked_config
+from .shard_actor import ShardWorker, Spec
 from .state import PERSISTENT, LayerState
 from .training import _check_validation_split, _end_epoch, _progress
 
 __all__ = ["ShardedNetwork", "ShardError", "PlacementError"]
 
-# the file that makes a folder a sharded model
-MANIFEST = "manifest.json"
-FORMAT = "pyslide-sharded"
-FORMAT_VERSION = 1
 
 
 class ShardError(RuntimeError):
@@ -347,7 +348,7 @@ class ShardedNetwork(Settings):
         output biases' start (``_prior_bias``), each shard its range."""
         ray = _ray()
         self._check_open()
-        rng = np.random.default_rng([self.seed, 1])
+        rng = weights_rng(self.seed)
         for i, state in enumerate(self._states):
             std = self._init_std(i, mean_sq_norm)
             for start, values in normal_blocks(rng, state["W"].shape, std):
@@ -852,7 +853,7 @@ class ShardedNetwork(Settings):
         if not os.path.isdir(parent):
             raise FileNotFoundError(f"cannot save to {path!r}: the folder {parent!r} does "
                                     f"not exist")
-        if os.path.exists(path) and not _is_sharded_folder(path):
+        if os.path.exists(path) and not is_sharded_folder(path):
             raise ValueError(f"cannot save to {path!r}: it exists and is not a sharded model "
                              f"folder (it would be replaced)")
         temp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
@@ -865,7 +866,7 @@ class ShardedNetwork(Settings):
             checksums = self._get([a.save.remote(os.path.join(temp, name))
                                    for a, name in zip(self._actors, files)])
             manifest = {
-                "format": FORMAT, "version": FORMAT_VERSION,
+                "format": FOLDER_FORMAT, "version": FOLDER_VERSION,
                 "config": Network.get_config(self),
                 "trunk": {"file": "trunk.npz",
                           "checksums": {k: crc32(v) for k, v in trunk.items()}},
@@ -891,12 +892,12 @@ class ShardedNetwork(Settings):
         file (``shards`` then defaults to 2). Training continues from it.
         ``actor_options`` and ``placement_timeout`` as for ``ShardedNetwork``."""
         path = os.fspath(path)
-        if not _is_sharded_folder(path):
+        if not is_sharded_folder(path):
             single = Network.load(path, threads=threads)
             return cls.from_network(single, shards=2 if shards is None else shards,
                                     threads=threads, actor_options=actor_options,
                                     placement_timeout=placement_timeout)
-        manifest = _read_manifest(path)
+        manifest = read_manifest(path)
         config = dict(manifest["config"])
         if threads is not None:
             config["threads"] = threads
@@ -904,7 +905,7 @@ class ShardedNetwork(Settings):
         shards = len(saved) if shards is None else shards
         net = cls._from_config(config, shards, actor_options, placement_timeout)
         try:
-            trunk = _read_trunk(path, manifest, len(net._states))
+            trunk = read_trunk(path, manifest)
             for i, state in enumerate(net._states):
                 for name in PERSISTENT:
                     if name in state:
@@ -917,7 +918,7 @@ class ShardedNetwork(Settings):
                         if s["start"] < net.bounds[r + 1] and s["stop"] > net.bounds[r]]
                 calls.append(actor.load_rows.remote(mine))
             net._get(calls)
-            _set_state(net, manifest["state"])
+            set_counters(net, manifest["state"])
             net._call_all("setup_hashing", net.step_)
             net._call_all("rebuild_tables", net.step_)
         except BaseException:
@@ -957,7 +958,7 @@ class ShardedNetwork(Settings):
                 calls.append(actor.set_arrays.remote(
                     ray.put({name: out[name][rows] for name in PERSISTENT if name in out})))
             net._get(calls)
-            _set_state(net, {"step": network.step_, "epoch": network.epoch_,
+            set_counters(net, {"step": network.step_, "epoch": network.epoch_,
                              "initialized": network._initialized,
                              "log_decay": network._log_decay, "history": network.history_})
             net._call_all("setup_hashing", net.step_)
@@ -979,10 +980,10 @@ class ShardedNetwork(Settings):
         for name, values in self.output_arrays().items():
             if name in net._states[-1]:
                 net._states[-1][name][...] = values
-        _set_state(net, {"step": self.step_, "epoch": self.epoch_,
+        set_counters(net, {"step": self.step_, "epoch": self.epoch_,
                          "initialized": self._initialized, "log_decay": self._log_decay,
                          "history": self.history_})
-        _build_tables(net)
+        build_tables(net)
         return net
 
     def __reduce__(self):
@@ -1124,10 +1125,6 @@ def _node_id(worker):
     return ray.get_runtime_context().get_node_id()
 
 
-def _is_sharded_folder(path):
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
-
-
 def _replace_folder(temp, path):
     """Put the complete folder ``temp`` at ``path``; the old one goes only
     after the new one is in place."""
@@ -1147,83 +1144,7 @@ def _replace_folder(temp, path):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _read_manifest(path):
-    name = os.path.join(path, MANIFEST)
-    try:
-        with open(name, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except ValueError as exc:
-        raise ValueError(f"{name!r} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{name!r} is not a pyslide sharded-model manifest")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{name!r} has format version {manifest.get('version')!r}; this "
-                         f"pyslide reads version {FORMAT_VERSION}")
-    shards = manifest.get("shards")
-    units = manifest["config"]["layers"][-1]["units"]
-    if not shards or shards[0]["start"] != 0 or shards[-1]["stop"] != units or any(
-            a["stop"] != b["start"] for a, b in zip(shards, shards[1:])):
-        raise ValueError(f"{name!r}: the shards do not cover the output rows 0 to {units - 1} "
-                         f"in order")
-    return manifest
-
-
-def _read_trunk(path, manifest, n_layers):
-    name = os.path.join(path, manifest["trunk"]["file"])
-    out = {}
-    with np.load(name, allow_pickle=False) as data:
-        for key, crc in manifest["trunk"]["checksums"].items():
-            values = data[key]
-            if crc32(values) != crc:
-                raise ValueError(f"{name!r}: checksum mismatch in {key}")
-            if values.dtype.kind == "f" and not np.isfinite(values).all():
-                raise ValueError(f"{name!r}: {key} holds NaN or infinite values")
-            out[key] = values
-    return out
-
-
-def _set_state(net, state):
-    net.step_ = int(state["step"])
-    net.epoch_ = int(state["epoch"])
-    net._initialized = bool(state["initialized"])
-    net._log_decay = float(state.get("log_decay", 0.0))
-    net.history_ = {str(k): [float(x) for x in v] for k, v in state["history"].items()}
-
-
 def load_single(path, threads=None):
     """A single-node ``Network`` from a sharded model folder (no Ray needed:
-    the driver reads every shard's file)."""
-    manifest = _read_manifest(path)
-    config = dict(manifest["config"])
-    net = Network.from_config(config, threads=threads)
-    trunk = _read_trunk(path, manifest, len(net.layers) - 1)
-    for i, state in enumerate(net._states[:-1]):
-        for name in PERSISTENT:
-            if name in state:
-                state[name][...] = trunk[f"layer{i}_{name}"]
-    out = net._states[-1]
-    for s in manifest["shards"]:
-        name = os.path.join(path, s["file"])
-        with np.load(name, allow_pickle=False) as data:
-            for key, crc in s["checksums"].items():
-                values = data[key]
-                if crc32(values) != crc:
-                    raise ValueError(f"{name!r}: checksum mismatch in {key}")
-                if key in out:
-                    out[key][s["start"]:s["stop"]] = values
-    if not np.isfinite(out["W"]).all():
-        raise ValueError(f"{path!r}: the output weights hold NaN or infinite values")
-    _set_state(net, manifest["state"])
-    _build_tables(net)
-    return net
-
-
-def _build_tables(net):
-    """Hash a single-node network's output rows into fresh tables (model
-    folders do not store tables: each shard's held its own rows)."""
-    net._setup_hashing()
-    for state in net._states:
-        if state.tables is not None:
-            state.tables.build(state["W"], threads=net.n_threads)
-            state.rehashed(net.step_)
-            state.next_rebuild = net.step_ + state.rebuild_interval
+    the driver reads every shard's file); ``Network.load`` does the same."""
+    return load_folder(path, Network, threads=threads)

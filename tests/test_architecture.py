@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "pyslide"
-MODEL = {"network", "training", "inference", "state", "persist", "distributed", "shard_actor"}
+MODEL = {"network", "training", "inference", "state", "persist", "distributed", "shard_actor",
+         "settings", "loading"}
 
 
 def our_imports(path):
@@ -40,10 +41,46 @@ def test_import_rules(path):
         assert "cli" not in imports, f"{path.name} imports the CLI"
     if path.stem not in ("cli", "__main__"):
         assert "cli" not in imports and "torch_baseline" not in imports, path.name
-    if path.stem not in ("distributed", "network"):
-        # Ray is optional: only the sharded network's module (and network's
-        # load, which dispatches to it at call time) may reach it
+    if path.stem not in ("distributed", "loading"):
+        # Ray is optional, and the models do not know each other: only the
+        # loader above both (which picks one at call time) reaches the
+        # sharded network's module
         assert "distributed" not in imports, f"{path.name} imports distributed"
+    if path.stem not in ("loading", "__init__"):
+        assert "loading" not in imports, f"{path.name} imports the loader (it sits above the models)"
+
+
+def test_the_import_graph_has_no_cycle():
+    """No module of ours reaches itself through the modules it imports
+    (anywhere in it, at call time too): each layer only imports downward."""
+    graph = {p.stem: our_imports(p) & {q.stem for q in PY_MODULES} for p in PY_MODULES}
+    done, on_path = set(), []
+
+    def visit(name):
+        if name in on_path:
+            cycle = on_path[on_path.index(name):] + [name]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        on_path.append(name)
+        for other in sorted(graph.get(name, ())):
+            visit(other)
+        on_path.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_only_persist_reads_and_checksums_saved_models():
+    """One reader of the saved format: no other module computes CRC-32s or
+    opens ``.npz`` files with ``numpy.load``."""
+    for path in PY_MODULES:
+        if path.stem == "persist":
+            continue
+        text = path.read_text()
+        assert "zlib" not in text, f"{path.name} computes checksums (use persist.crc32)"
+        assert "np.load(" not in text, f"{path.name} reads .npz files (use persist's readers)"
 
 
 def test_ray_is_imported_only_inside_distributed_functions():
