@@ -101,7 +101,7 @@ class Trainer:
         X, Y, validation = self._fit_data(X, Y, validation_data, validation_split)
         eval_k = integers(eval_k, "eval_k")
         callbacks = _check_callbacks(callbacks)
-        run = self._prepare_training(X, Y, batch_size)
+        run = self._prepare_training(X, Y, batch_size, steps=steps)
         train_time = self.history_["time"][-1] if self.history_.get("time") else 0.0
         self.stop_training = False
         metrics = ["loss", "time"]
@@ -173,14 +173,15 @@ class Trainer:
             return X, Y, (Xv, Yv)
         return X, Y, None
 
-    def _prepare_training(self, X, Y, batch_size, correct_sampling=True):
+    def _prepare_training(self, X, Y, batch_size, correct_sampling=True, steps=None):
         """Everything ``fit`` does before its first step, on checked (X, Y).
 
         Initial weights (unless the network was trained or loaded), the
         visit clock of ``lr_scale="auto"``, and the backend's engines over
         the network's arrays. ``correct_sampling=False`` leaves the sampling
         correction off whatever the output layer says (kernel tests compare
-        with a reference without it). Returns a ``_Run``.
+        with a reference without it). ``steps``: the backend (default: the
+        model's ``_steps()``). Returns a ``_Run``.
         """
         n = X.shape[0]
         batch_size = min(batch_size, n)
@@ -193,12 +194,13 @@ class Trainer:
         self._set_visit_rate(Y, batch_size)
         run.optimizer = _optim.OPTIMIZERS[self.optimizer.kind]
         label_log1m = self._label_log1m(Y) if correct_sampling else None
-        self._steps().prepare(run, max_labels, max_row_nnz, label_log1m)
+        run.steps = self._steps() if steps is None else steps
+        run.steps.prepare(run, max_labels, max_row_nnz, label_log1m)
         return run
 
     def _train_epoch(self, run, epoch, shuffle, bar=None):
         """One pass over ``run``'s rows, a step per batch; returns the sum of the row losses."""
-        steps = self._steps()
+        steps = run.steps
         n, batch_size, steps_per_epoch = run.n, run.batch_size, run.steps_per_epoch
         order = epoch_order(self.seed, epoch, n, shuffle)
         loss_sum = 0.0
@@ -438,6 +440,7 @@ class _Run:
         self.steps_per_epoch = (self.n + batch_size - 1) // batch_size
         self.losses = np.zeros(batch_size, dtype=np.float32)
         self.optimizer = None     # the kernels' code of the optimizer (_optim.OPTIMIZERS)
+        self.steps = None         # the backend (LocalSteps, distributed.ShardSteps)
         self.engine = None
         self.timings = {}
         self.step_times = []
