@@ -14,9 +14,10 @@ Environment switches (all optional):
 
 Every ``pyslide/_*.pyx`` is one extension module. The training kernels are
 split by concern (``docs/architecture.md``): ``_kernels`` (the engine),
-``_sample``, ``_shared``, ``_fused``, ``_optim``, ``_loss`` and ``_topk``,
+``_sample``, ``_shared``, ``_fused``, ``_optim``, ``_loss``, ``_topk``, and the
+LSH families (``_hash``) and tables (``_tables``),
 sharing C declarations through ``.pxd`` files (``_layer``, ``_vec``,
-``_common``, ``_hash``). A change to a ``.pxd`` needs every module that
+``_common``, ``_hash``, ``_tables``). A change to a ``.pxd`` needs every module that
 cimports it rebuilt: build them all together (no ``PYSLIDE_ONLY``) and
 cythonize follows the dependencies.
 """

@@ -31,7 +31,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from pyslide import _hash
+from pyslide import _hash, _tables
 from pyslide.hashing import DWTA, LSHTables, SimHash
 
 N_ITEMS, DIM, L = 524_288, 128, 50
@@ -186,10 +186,10 @@ def bench_fill(W, threads, repeats):
     print("|---|---|---|---|---|")
     for policy in ["fifo", "reservoir"]:
         tables = LSHTables(fam, bucket_size=128, policy=policy, seed=0)
-        code = _hash.POLICIES[policy]
+        code = _tables.POLICIES[policy]
 
         def fill():
-            _hash._build_from_codes(tables.compiled, codes_by_table, code, 0, threads)
+            _tables._build_from_codes(tables.compiled, codes_by_table, code, 0, threads)
         if policy == "fifo":
             fill_s, numpy_s = interleaved(
                 [fill, lambda: numpy_fifo_fill(codes, fam.n_buckets, 128)], repeats)

@@ -1,13 +1,12 @@
-# C-level interface of the LSH machinery, cimported by the training kernels; cimports _common.
+# C-level interface of the LSH hash families, cimported by _tables and the training kernels; cimports nothing of ours.
 #
 # Contract with the engine (do not change the function signatures without
-# changing _kernels.pyx):
+# changing the kernels that call them):
 #   * a CompiledFamily wraps a HashFamily struct whose pointers point into
 #     NumPy arrays it keeps alive; the engine treats HashFamily as opaque and
 #     only passes &family.c to hash_dense_row / hash_sparse_row;
-#   * a CompiledTables wraps BucketTables; the engine reads its fields
-#     directly (ids, counts, L, n_buckets, bucket_size) and calls
-#     query_union_row for SLIDE's per-sample union.
+#   * the bucket tables (BucketTables, CompiledTables, the per-row queries)
+#     are declared in _tables.pxd.
 #
 # Every function below is allocation-free, thread-safe and callable from
 # inside a prange: per-row scratch lives on the stack, bounded by
@@ -27,8 +26,6 @@ cdef enum:
     MAX_HASH_FUNCTIONS = 4096   # L * K: bounds the per-row stack scratch
     MAX_BIN_SIZE = 64           # WTA / DWTA: positions fit a uint64 mask
     MAX_CODE_BITS = 24          # bits of one table's bucket id (2^24 buckets)
-    POLICY_FIFO = 0
-    POLICY_RESERVOIR = 1
 
 
 cdef struct HashFamily:
@@ -53,22 +50,9 @@ cdef struct HashFamily:
     uint64_t seed               # densification probes
 
 
-cdef struct BucketTables:
-    int32_t L
-    int64_t n_buckets           # buckets per table
-    int32_t bucket_size         # slots per bucket
-    int32_t* ids                # (L, n_buckets, bucket_size) neuron ids
-    int32_t* counts             # (L, n_buckets) insertions seen; valid slots = min(count, bucket_size)
-
-
 cdef class CompiledFamily:
     cdef HashFamily c
     cdef object keepalive       # NumPy arrays that c's pointers point into
-
-
-cdef class CompiledTables:
-    cdef BucketTables c
-    cdef object keepalive
 
 
 # Hash one dense row x[0:dim] into L bucket ids, each in [0, n_buckets).
@@ -81,30 +65,16 @@ cdef void hash_sparse_row(const HashFamily* family, const int32_t* indices,
                           const float* values, int32_t nnz,
                           int32_t* bucket_ids) noexcept nogil
 
-# SLIDE's union: append to out_ids the ids of the L hit buckets whose
-# stamp[id] != mark, setting stamp[id] = mark, until max_new ids were
-# appended. Returns how many were appended. The caller stamps ids it already
-# holds (e.g. true labels) with the same mark first, so results are
-# de-duplicated without sorting or hash maps.
-cdef int32_t query_union_row(const BucketTables* tables, const int32_t* bucket_ids,
-                             int32_t* out_ids, int32_t max_new,
-                             int32_t* stamp, int32_t mark) noexcept nogil
 
-# Ids hit in at least `threshold` of the L buckets (each table counted once
-# per id), in first-hit order, at most max_new of them. hit_count (n_items,
-# all zero on entry and on return) and last_table (n_items, all
-# -1 on entry and on return) are per-thread scratch; touched holds
-# L * bucket_size ids. Returns how many were appended.
-cdef int32_t query_threshold_row(const BucketTables* tables, const int32_t* bucket_ids,
-                                 int32_t threshold, int32_t* out_ids, int32_t max_new,
-                                 int32_t* hit_count, int32_t* last_table,
-                                 int32_t* touched) noexcept nogil
+# Codes of n_rows dense rows X (n_rows, dim): row r's code for table l goes
+# to codes[r * row_stride + l * table_stride]. Gaussian SimHash multiplies
+# chunks with sgemm into projections (from projection_buffer; BLAS limited to
+# one thread by the caller), the other families hash row by row; a prange
+# over rows or chunks with n_threads threads.
+cdef void hash_rows_codes(const HashFamily* f, const float* X, int64_t n_rows,
+                          float* projections, int32_t* codes, int64_t row_stride,
+                          int64_t table_stride, int n_threads) noexcept nogil
 
-# Exactly n_wanted distinct ids (n_wanted <= n_items): the L hit buckets probed
-# in an order drawn from rng_seed, then uniformly random ids not yet taken.
-# Ids already stamped with `mark` count as taken but are not appended.
-# Returns how many were appended (n_wanted unless too few ids exist).
-cdef int32_t query_sample_row(const BucketTables* tables, const int32_t* bucket_ids,
-                              int32_t n_wanted, int32_t n_items, int32_t* out_ids,
-                              int32_t* stamp, int32_t mark,
-                              uint64_t rng_seed) noexcept nogil
+# The per-thread sgemm output hash_rows_codes needs (a 1-element dummy for
+# families that do not use BLAS).
+cdef object projection_buffer(CompiledFamily fam, int n_threads)

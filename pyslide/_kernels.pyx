@@ -13,7 +13,8 @@ from libc.stdlib cimport free, calloc
 
 from pyslide._common cimport mix_seed
 from pyslide._fused cimport FusedC, forget_batch, transpose_batch, update_fused_input
-from pyslide._hash cimport CompiledFamily, CompiledTables
+from pyslide._hash cimport CompiledFamily
+from pyslide._tables cimport CompiledTables
 from pyslide._layer cimport (LayerC, NetC, QUERY_UNION, QUERY_THRESHOLD, QUERY_SAMPLE,
                              TIME_STRIDE, T_HASH, T_FORWARD, T_BACKWARD, layer_shape)
 from pyslide._loss cimport LOSS_SOFTMAX, LOSS_BCE

@@ -1,4 +1,4 @@
-# The engine's data holders, shared by the kernel modules (cimports _common, _hash): a layer's
+# The engine's data holders, shared by the kernel modules (cimports _common, _hash, _tables): a layer's
 # descriptor (LayerC), the network-wide step context (NetC), the codes of
 # query modes and timing phases, and inline helpers on them. Declarations
 # only; no Python module of ours.
@@ -7,7 +7,8 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 from scipy.linalg.cython_blas cimport sgemm
 
 from pyslide._common cimport mix_seed, rand_uniform
-from pyslide._hash cimport HashFamily, BucketTables
+from pyslide._hash cimport HashFamily
+from pyslide._tables cimport BucketTables
 
 
 cdef enum QueryMode:

@@ -12,8 +12,8 @@ from libc.math cimport logf
 from libc.string cimport memset, memcpy
 
 from pyslide._common cimport splitmix64_next, mix_seed, rand_below
-from pyslide._hash cimport (hash_dense_row, hash_sparse_row, query_union_row,
-                            query_threshold_row, query_sample_row)
+from pyslide._hash cimport hash_dense_row, hash_sparse_row
+from pyslide._tables cimport query_union_row, query_threshold_row, query_sample_row
 from pyslide._layer cimport (LayerC, NetC, QUERY_UNION, QUERY_SAMPLE, TIME_STRIDE, T_HASH,
                              T_FORWARD, T_BACKWARD, dropout_mask, dropout_stream, layer_output)
 from pyslide._loss cimport loss_and_delta

@@ -16,7 +16,8 @@ from libc.string cimport memset, memcpy
 from libc.math cimport expf
 from libc.stdlib cimport free, calloc
 
-from pyslide._hash cimport CompiledFamily, CompiledTables, hash_dense_row
+from pyslide._hash cimport CompiledFamily, hash_dense_row
+from pyslide._tables cimport CompiledTables
 from pyslide._layer cimport LayerC, NetC, gemm_rm
 from pyslide._loss cimport (LOSS_SOFTMAX, LOSS_BCE, exp_shifted, inclusion_log_correction,
                              loss_and_delta, sum_of)

@@ -72,7 +72,7 @@ class ShardSteps:
         n_set = n_labels + quota
         # the single-node top-up: to min_active, and at least ``negatives``
         # rows beyond the batch's labels
-        target = max(out.min_active, int(n_labels.sum()) + out.negatives)
+        target = out.filled_rows(int(n_labels.sum()))
         deficit = target - int(n_set.sum())
         top_up = _split(deficit, sizes - n_set) if deficit > 0 else np.zeros_like(n_set)
         return n_set, n_set + top_up

@@ -9,7 +9,8 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memset, memcpy
 
 from pyslide._common cimport mix_seed, rand_below
-from pyslide._hash cimport BucketTables, hash_dense_row
+from pyslide._hash cimport hash_dense_row
+from pyslide._tables cimport BucketTables
 from pyslide._layer cimport (LayerC, NetC, TIME_STRIDE, T_HASH, T_BACKWARD, dropout_mask,
                              dropout_stream, layer_output, gemm_rm)
 from pyslide._loss cimport inclusion_log_correction, loss_and_delta

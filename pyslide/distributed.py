@@ -1,4 +1,4 @@
-"""Label-sharded training and inference on a Ray cluster (ShardedNetwork); imports ray (optional, at use), the kernels (_kernels, _loss, _optim, _topk), shard_actor, network, state, layers, training, callbacks, metrics, atomic and _validate (never the CLI).
+"""Label-sharded training and inference on a Ray cluster (ShardedNetwork: the model, its inference and its model folders); imports _topk, _shard_group and _shard_steps (its shards and its step backend), network, settings, seeds, training, persist, shard_actor, inference, state, layers, metrics, atomic and _validate (Ray at call time only; never the CLI or the loader).
 
 The output layer's rows are split into R contiguous ranges, one per Ray
 actor (a *shard*). A shard holds its rows, their optimizer state and its
@@ -33,6 +33,11 @@ batch x hidden width, never to the number of labels.
 Calls that need nothing from the driver in between are sent together
 (Ray runs an actor's calls in order), so a softmax step waits on the
 shards twice, or three times with LSH.
+
+Rounds 1 to 3 are ``_shard_steps.ShardSteps.compute`` and round 4 its
+``apply``: the step backend that ``training.Trainer``'s epoch loop (the
+single node's too) drives. The actors are placed, called and closed by
+``_shard_group.ShardGroup``.
 """
 import json
 import os

@@ -1,4 +1,4 @@
-"""Hash-family specifications and LSH bucket tables; imports _hash, _openmp, _openmp_env and _validate (never the model).
+"""Hash-family specifications and LSH bucket tables; imports _hash, _tables, _openmp, _openmp_env, _validate and checks (never the model).
 
 A specification (:class:`SimHash`, :class:`WTA`, :class:`DWTA`,
 :class:`DOPH`) holds K (bits or codes per table), L (tables) and a seed; its
@@ -18,16 +18,17 @@ no allocation): ``L * K <= 4096``, ``K * code_bits <= 24``, WTA/DWTA
 """
 import math
 import numbers
-import sys
 import threading
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
+import scipy.sparse as sp
 
-from . import _hash
+from . import _hash, _tables
 from ._openmp import resolve_threads
 from ._openmp_env import note_threads
 from ._validate import integer
+from .checks import check_features, non_finite_error
 
 __all__ = ["SimHash", "WTA", "DWTA", "DOPH", "LSHTables", "estimate_table_bytes",
            "family_from_config"]
@@ -79,27 +80,11 @@ def _check_memory(n_bytes, what, advice):
             f"{available / 2**30:.2f} GiB of memory is available; {advice}")
 
 
-def _convertible_dtype(dtype, name):
-    if dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} has dtype {dtype}, which cannot be safely converted to "
-            f"float32 (expected real numbers: float, int or bool)")
-
-
 def _as_dense_rows(X, dim, name):
-    """float32 C-contiguous (n, dim) view or copy of X, validated (not for
+    """float32 C-contiguous (n, dim) rows of X, validated (not for
     finiteness: see _check_finite_dense)."""
-    if hasattr(X, "tocsr") and hasattr(X, "nnz"):
-        raise TypeError(f"{name} is a sparse matrix; use hash_sparse for sparse rows")
-    X = np.asarray(X)
-    _convertible_dtype(X.dtype, name)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_rows, dim), got shape {X.shape}")
-    if X.shape[1] != dim:
-        raise ValueError(
-            f"{name} has {X.shape[1]} columns but the hash family was compiled "
-            f"for dim={dim}")
-    return np.ascontiguousarray(X, dtype=np.float32)
+    return check_features(X, dim, name, accept="dense", check_finite=False,
+                          expected_by="the hash family")
 
 
 # Arrays smaller than this are scanned / copied by one thread: waking a
@@ -111,36 +96,15 @@ def _check_finite_dense(X, name, n_threads):
     if X.size <= _SERIAL_BELOW:
         n_threads = 1
     if X.size and not _hash._all_finite(X.reshape(-1), n_threads):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise non_finite_error(X, name)
 
 
 def _as_csr_rows(X, dim, name):
     """(indptr int64, indices int32, data float32) of canonical CSR rows."""
-    try:
-        import scipy.sparse as sp
-    except ImportError:  # pragma: no cover - scipy is a dependency
-        sp = None
-    if sp is None or not sp.issparse(X):
-        raise TypeError(f"{name} must be a scipy.sparse matrix, got {type(X).__name__}")
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_rows, dim), got shape {X.shape}")
-    _convertible_dtype(X.dtype, name)
-    if X.shape[1] != dim:
-        raise ValueError(
-            f"{name} has {X.shape[1]} columns but the hash family was compiled "
-            f"for dim={dim}")
-    X = X.tocsr()
-    if not X.has_canonical_format:
-        # Sorted indices make sparse sums add in the dense order; duplicates
-        # must be summed to mean what toarray() means.
-        X = X.copy()
-        X.sum_duplicates()
-    data = np.ascontiguousarray(X.data, dtype=np.float32)
-    if data.size and not _hash._all_finite(data, 1):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    indices = np.ascontiguousarray(X.indices, dtype=np.int32)
-    indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
-    return indptr, indices, data
+    X = check_features(X, dim, name, accept="sparse", widen=False,
+                       expected_by="the hash family")
+    return (np.ascontiguousarray(X.indptr, dtype=np.int64),
+            np.ascontiguousarray(X.indices, dtype=np.int32), X.data)
 
 
 _CONTROLLER = None
@@ -160,6 +124,60 @@ def _blas_threads(n_threads):
 # ---------------------------------------------------------------------------
 # Family specifications
 # ---------------------------------------------------------------------------
+
+class CompiledFamily(_hash.CompiledFamily):
+    """A hash family with its random parameters drawn for one input dimension.
+
+    Made by ``SimHash(...).compile(dim)`` (and the other specifications);
+    not constructed directly. The C structure and its loops are the kernel
+    module ``_hash``'s; the argument checks are here, before calling in.
+    """
+
+    __slots__ = ()
+
+    def hash_dense(self, X, threads=None):
+        """Bucket ids of dense rows.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, dim)
+            Real, finite values (converted to float32 C order once).
+        threads : int or None
+            OpenMP threads (and BLAS threads for Gaussian SimHash).
+
+        Returns
+        -------
+        ndarray of int32, shape (n, L)
+            Bucket id of each row in each table, in ``[0, n_buckets)``.
+        """
+        X = _as_dense_rows(X, self.dim, "X")
+        n_threads = _threads(threads)
+        out = np.empty((X.shape[0], self.L), dtype=np.int32)
+        _check_finite_dense(X, "X", n_threads)
+        with _blas_threads(1 if "proj_t" in self.arrays else None):
+            _hash._hash_dense_into(self, X, out, n_threads)
+        return out
+
+    def hash_sparse(self, X, threads=None):
+        """Bucket ids of CSR rows; identical to ``hash_dense(X.toarray())``.
+
+        Parameters
+        ----------
+        X : scipy.sparse matrix, shape (n, dim)
+            Converted to canonical CSR (sorted indices, duplicates summed).
+        threads : int or None
+            OpenMP threads.
+
+        Returns
+        -------
+        ndarray of int32, shape (n, L)
+        """
+        indptr, indices, data = _as_csr_rows(X, self.dim, "X")
+        n_threads = _threads(threads)
+        out = np.empty((indptr.shape[0] - 1, self.L), dtype=np.int32)
+        _hash._hash_sparse_into(self, indptr, indices, data, out, n_threads)
+        return out
+
 
 class _FamilySpec:
     """Common validation of K, L, seed; subclasses draw the parameters."""
@@ -285,7 +303,7 @@ class SimHash(_FamilySpec):
             projections = rng.standard_normal((n_hashes, dim), dtype=np.float32)
             proj_t = np.ascontiguousarray(projections.T)
             proj_t.flags.writeable = False
-            return _hash.CompiledFamily(self, "simhash", self.K, self.L, dim, 1,
+            return CompiledFamily(self, "simhash", self.K, self.L, dim, 1,
                                         proj_t=proj_t)
         n_nonzero = min(dim, max(1, math.ceil(self.density * dim)))
         _check_memory(12 * n_hashes * n_nonzero,
@@ -310,7 +328,7 @@ class SimHash(_FamilySpec):
             arrays["dim_ptr"], arrays["dim_entries"] = _inverse_map(proj_dims, entry_codes, dim)
         for a in arrays.values():
             a.flags.writeable = False
-        return _hash.CompiledFamily(self, "sparse_simhash", self.K, self.L, dim, 1,
+        return CompiledFamily(self, "sparse_simhash", self.K, self.L, dim, 1,
                                     **arrays)
 
 
@@ -381,7 +399,7 @@ class WTA(_FamilySpec):
         arrays = dict(bin_dims=bin_dims, dim_ptr=dim_ptr, dim_entries=entries)
         for a in arrays.values():
             a.flags.writeable = False
-        return _hash.CompiledFamily(
+        return CompiledFamily(
             self, self._kind, self.K, self.L, dim, self._code_bits(),
             bin_size=self.bin_size, max_probes=DENSIFY_PROBES,
             seed=self._densify_seed(), **arrays)
@@ -457,7 +475,7 @@ class DOPH(_FamilySpec):
         perm = rng.permutation(dim).astype(np.int32)
         perm.flags.writeable = False
         bin_width = -(-dim // n_hashes)
-        return _hash.CompiledFamily(
+        return CompiledFamily(
             self, "doph", self.K, self.L, dim, self._code_bits(dim), bin_width=bin_width,
             max_probes=DENSIFY_PROBES,
             seed=(self.seed * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % 2**64,
@@ -501,6 +519,85 @@ def estimate_table_bytes(n_buckets, L, bucket_size):
     return 4 * L * n_buckets * (bucket_size + 1)
 
 
+def _batch_rows(batch, dim, n_threads):
+    """(n_rows, dense, indptr, indices, data) of a query batch, checked: a
+    dense batch fills ``dense`` and leaves the CSR arrays empty, a sparse
+    batch the other way round (the query kernel reads whichever is set)."""
+    if sp.issparse(batch):
+        indptr, indices, data = _as_csr_rows(batch, dim, "batch")
+        return (indptr.shape[0] - 1, np.empty((0, 1), dtype=np.float32), indptr, indices,
+                data)
+    dense = _as_dense_rows(batch, dim, "batch")
+    _check_finite_dense(dense, "batch", n_threads)
+    return (dense.shape[0], dense, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32),
+            np.zeros(0, dtype=np.float32))
+
+
+class _QueryScratch:
+    """Per-thread scratch one table object reuses across its queries.
+
+    Union and sample queries mark ids in one int32 row of ``n_items`` per
+    thread: a query of n rows uses the marks ``base + 1 .. base + n``, above
+    every value already there, so rows need no clearing between queries.
+    Threshold queries count hits in per-thread rows the kernel restores on
+    return. A concurrent query (the lock is held) gets fresh scratch:
+    correct, only slower.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._stamps = None
+        self._mark_base = 0
+        self._threshold = None
+
+    def clear(self):
+        """Forget the buffers (their width, n_items, changed)."""
+        with self._lock:
+            self._stamps = None
+            self._threshold = None
+
+    @contextmanager
+    def lend(self, threshold_mode, n_threads, n_items, n_rows, full):
+        """Yield (stamps, mark_base, threshold scratch) for one query."""
+        empty = np.zeros((1, 1), dtype=np.int32)
+        if not threshold_mode and n_rows >= 2**31 - 2:
+            raise ValueError("batch has too many rows for one query")
+        owned = self._lock.acquire(blocking=False)
+        try:
+            if threshold_mode:
+                yield empty, 0, self._threshold_rows(owned, n_threads, n_items, full)
+            else:
+                stamps, mark_base = self._stamp_rows(owned, n_threads, n_items, n_rows)
+                yield stamps, mark_base, empty
+                if owned:
+                    self._mark_base = mark_base + n_rows + 1
+        finally:
+            if owned:
+                self._lock.release()
+
+    def _stamp_rows(self, owned, n_threads, n_items, n_rows):
+        if not owned:
+            return np.zeros((n_threads, n_items), dtype=np.int32), 0
+        if self._stamps is None or self._stamps.shape[0] < n_threads:
+            self._stamps = np.zeros((n_threads, n_items), dtype=np.int32)
+            self._mark_base = 0
+        if self._mark_base + n_rows + 1 >= 2**31 - 1:
+            self._stamps[...] = 0
+            self._mark_base = 0
+        return self._stamps, self._mark_base
+
+    def _threshold_rows(self, owned, n_threads, n_items, full):
+        width = 2 * n_items + full
+        s = self._threshold if owned else None
+        if s is None or s.shape[0] < n_threads or s.shape[1] != width:
+            s = np.empty((n_threads, width), dtype=np.int32)
+            s[:, :n_items] = 0
+            s[:, n_items:2 * n_items] = -1
+            if owned:
+                self._threshold = s
+        return s
+
+
 class LSHTables:
     """L hash tables of ``n_buckets`` buckets holding up to ``bucket_size`` ids.
 
@@ -541,7 +638,7 @@ class LSHTables:
                 f"family must be a CompiledFamily, got {type(family).__name__}{hint}")
         self.bucket_size = _int_arg(bucket_size, "bucket_size", minimum=1,
                                     maximum=2**30)
-        if policy not in _hash.POLICIES:
+        if policy not in _tables.POLICIES:
             raise ValueError(f"policy must be 'fifo' or 'reservoir', got {policy!r}")
         self.policy = policy
         self.seed = _seed_arg(seed)
@@ -557,12 +654,9 @@ class LSHTables:
         # ids stay uninitialised: only min(count, bucket_size) slots are read.
         self._ids = np.empty((self.L, self.n_buckets, self.bucket_size), dtype=np.int32)
         self._counts = np.zeros((self.L, self.n_buckets), dtype=np.int32)
-        self._compiled = _hash.CompiledTables(self._ids, self._counts)
+        self._compiled = _tables.CompiledTables(self._ids, self._counts)
         self.n_items = 0
-        self._scratch_lock = threading.Lock()
-        self._stamps = None
-        self._mark_base = 0
-        self._threshold_scratch = None
+        self._scratch = _QueryScratch()
 
     # -- properties ---------------------------------------------------------
 
@@ -589,7 +683,7 @@ class LSHTables:
         """Ids held by one bucket, in slot order (a copy)."""
         table = _int_arg(table, "table", minimum=0, maximum=self.L - 1)
         bucket_id = _int_arg(bucket_id, "bucket_id", minimum=0, maximum=self.n_buckets - 1)
-        return _hash._bucket_contents(self._compiled, table, bucket_id)
+        return _tables._bucket_contents(self._compiled, table, bucket_id)
 
     def __repr__(self):
         return (f"LSHTables({self.family!r}, bucket_size={self.bucket_size}, "
@@ -618,7 +712,7 @@ class LSHTables:
         X = self._vectors(vectors, "vectors", n_threads)
         blas = "proj_t" in self.family.arrays
         with _blas_threads(1 if blas else None):
-            _hash._build(self.family, self._compiled, X, _hash.POLICIES[self.policy],
+            _tables._build(self.family, self._compiled, X, _tables.POLICIES[self.policy],
                          self.seed, n_threads)
         self._set_n_items(X.shape[0])
         return self
@@ -634,7 +728,7 @@ class LSHTables:
         """
         n_threads = _threads(threads)
         codes_by_table = self._codes(codes, "codes")
-        _hash._build_from_codes(self._compiled, codes_by_table, _hash.POLICIES[self.policy],
+        _tables._build_from_codes(self._compiled, codes_by_table, _tables.POLICIES[self.policy],
                                 self.seed, n_threads)
         self._set_n_items(codes_by_table.shape[1])
         return self
@@ -651,9 +745,7 @@ class LSHTables:
 
     def _set_n_items(self, n_items):
         if n_items != self.n_items:
-            with self._scratch_lock:
-                self._stamps = None
-                self._threshold_scratch = None
+            self._scratch.clear()
         self.n_items = n_items
 
     def update(self, ids, vectors, threads=None):
@@ -692,20 +784,11 @@ class LSHTables:
         blas = "proj_t" in self.family.arrays
         with _blas_threads(1 if blas else None):
             _hash._hash_dense_tables_layout(self.family, X, codes_by_table, n_threads)
-        _hash._fill_codes(self._compiled, codes_by_table, ids,
-                          _hash.POLICIES[self.policy], self.seed, True, n_threads)
+        _tables._fill_codes(self._compiled, codes_by_table, ids,
+                          _tables.POLICIES[self.policy], self.seed, True, n_threads)
         return self
 
     # -- querying -----------------------------------------------------------
-
-    def _acquire_stamps(self, n_threads):
-        """(stamps, mark_base, owned) for n_threads rows of n_items marks."""
-        if not self._scratch_lock.acquire(blocking=False):
-            return np.zeros((n_threads, self.n_items), dtype=np.int32), 0, False
-        if self._stamps is None or self._stamps.shape[0] < n_threads:
-            self._stamps = np.zeros((n_threads, self.n_items), dtype=np.int32)
-            self._mark_base = 0
-        return self._stamps, self._mark_base, True
 
     def query(self, batch, mode="union", cap=None, threshold=2, n=None,
               threads=None, seed=0):
@@ -738,7 +821,7 @@ class LSHTables:
         ids : ndarray of int32
             Row r's ids are ``ids[indptr[r]:indptr[r + 1]]``, distinct.
         """
-        if mode not in _hash.QUERY_MODES:
+        if mode not in _tables.QUERY_MODES:
             raise ValueError(f"mode must be 'union', 'threshold' or 'sample', got {mode!r}")
         n_threads = _threads(threads)
         seed = _seed_arg(seed)
@@ -760,77 +843,23 @@ class LSHTables:
             threshold = _int_arg(threshold, "threshold", minimum=1, maximum=self.L)
         else:
             threshold = 1
-        import scipy.sparse as sp
-        dim = self.family.dim
-        if sp.issparse(batch):
-            indptr, indices, data = _as_csr_rows(batch, dim, "batch")
-            dense = np.empty((0, 1), dtype=np.float32)
-        else:
-            dense = _as_dense_rows(batch, dim, "batch")
-            _check_finite_dense(dense, "batch", n_threads)
-            indptr = np.zeros(0, dtype=np.int64)
-            indices = np.zeros(0, dtype=np.int32)
-            data = np.zeros(0, dtype=np.float32)
-            if dense.shape[0] == 0:
-                return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int32)
-        n_rows = dense.shape[0] if dense.shape[0] else indptr.shape[0] - 1
-        if self.n_items == 0:
+        n_rows, dense, indptr, indices, data = _batch_rows(batch, self.family.dim, n_threads)
+        if n_rows == 0 or self.n_items == 0:
             return (np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
-        code = _hash.QUERY_MODES[mode]
         # Rows are hashed inside the query's own parallel region by the row
         # kernels the engine uses (same codes); one region per query, since
         # on a loaded machine every region pays for waking its threads.
         codes = np.zeros((0, 1), dtype=np.int32)
-        empty2d = np.zeros((1, 1), dtype=np.int32)
-        if mode == "threshold":
-            scratch, owned = self._acquire_threshold_scratch(n_threads, full)
-            try:
-                n_out, out = _hash._query(self.family, self._compiled, code, codes, dense,
-                                          indptr, indices, data, capacity, threshold,
-                                          self.n_items, empty2d, 0, scratch, seed,
-                                          n_threads)
-            finally:
-                if owned:
-                    self._scratch_lock.release()
-        else:
-            if n_rows >= 2**31 - 2:
-                raise ValueError("batch has too many rows for one query")
-            stamps, mark_base, owned = self._acquire_stamps(n_threads)
-            try:
-                if mark_base + n_rows + 1 >= 2**31 - 1:
-                    stamps[...] = 0
-                    mark_base = 0
-                n_out, out = _hash._query(self.family, self._compiled, code, codes, dense,
-                                          indptr, indices, data, capacity, threshold,
-                                          self.n_items, stamps, mark_base, empty2d,
-                                          seed, n_threads)
-                if owned:
-                    self._mark_base = mark_base + n_rows + 1
-            finally:
-                if owned:
-                    self._scratch_lock.release()
+        with self._scratch.lend(mode == "threshold", n_threads, self.n_items, n_rows,
+                                full) as (stamps, mark_base, scratch):
+            n_out, out = _tables._query(self.family, self._compiled, _tables.QUERY_MODES[mode],
+                                        codes, dense, indptr, indices, data, capacity,
+                                        threshold, self.n_items, stamps, mark_base, scratch,
+                                        seed, n_threads)
         if n_out.size and (n_out == out.shape[1]).all():
             # every row filled its slice (e.g. sample mode): already CSR
             indptr = np.arange(n_out.size + 1, dtype=np.int64) * out.shape[1]
             return indptr, out.reshape(-1)
-        return _hash._compact(n_out, out, n_threads if out.size > _SERIAL_BELOW else 1)
-
-    def _acquire_threshold_scratch(self, n_threads, full):
-        width = 2 * self.n_items + full
-
-        def fresh():
-            s = np.empty((n_threads, width), dtype=np.int32)
-            s[:, :self.n_items] = 0
-            s[:, self.n_items:2 * self.n_items] = -1
-            return s
-
-        if not self._scratch_lock.acquire(blocking=False):
-            return fresh(), False
-        s = self._threshold_scratch
-        if s is None or s.shape[0] < n_threads or s.shape[1] != width:
-            s = self._threshold_scratch = fresh()
-        return s, True
+        return _tables._compact(n_out, out, n_threads if out.size > _SERIAL_BELOW else 1)
 
 
-# the compiled families' hash_dense / hash_sparse check their arguments here
-_hash._register_validation(sys.modules[__name__])

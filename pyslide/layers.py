@@ -291,6 +291,14 @@ class Sampled:
         """True when every neuron is active: no hashing is needed."""
         return self.min_active >= self.units
 
+    def filled_rows(self, n_labels):
+        """Rows a batch-shared active set is topped up to, for a batch with
+        ``n_labels`` distinct labels: ``min_active``, and at least
+        ``negatives`` beyond the labels. The one statement of the rule on the
+        Python side (the output's visit rate, the shards' budgets); the
+        kernel's top-up (``_shared.pyx``) applies the same per step."""
+        return max(self.min_active, n_labels + self.negatives)
+
     def _resolve_hash(self, hash):
         if hash is None:
             return None

@@ -7,7 +7,7 @@ counts as a hit), and the true labels as a 0/1 indicator (anything
 """
 import numpy as np
 
-from .data import labels_to_csr
+from .checks import labels_to_csr
 
 __all__ = ["precision_at_k", "ndcg_at_k", "psp_at_k", "propensities", "evaluate_topk"]
 

@@ -173,7 +173,7 @@ class Settings:
         p = np.bincount(Y.indices, minlength=units)[:units] / n
         labels = float(np.sum(-np.expm1(b * np.log1p(-np.minimum(p, 1.0 - 1e-12)))))
         if out.share == "batch":
-            rows = max(out.active, labels + out.negatives)
+            rows = out.filled_rows(labels)
             rate = rows / units
         elif out.max_active >= units:
             rate = 1.0
@@ -247,7 +247,7 @@ class Settings:
         return np.maximum(np.log1p(-np.minimum(freq, 1.0 - 1e-12)), -30.0).astype(np.float32)
 
     def _check_X(self, X, name="X"):
-        from .data import check_features
+        from .checks import check_features
         width = _matrix_width(X)
         if width is not None and width != self.input_dim:
             # a sparse X would otherwise be widened with zero columns: data made
@@ -259,7 +259,7 @@ class Settings:
         return check_features(X, n_features=self.input_dim, name=name)
 
     def _check_Y(self, Y, n_rows, name="Y"):
-        from .data import labels_to_csr
+        from .checks import labels_to_csr
         width = _matrix_width(Y)
         if width is not None and width != self.n_outputs:
             raise ValueError(f"{name} has {width} label columns but the model has "

@@ -117,7 +117,7 @@ class ShardWorker:
         spec = {name: state.get(name) for name in ("W", "b", "mW", "vW", "mb", "vb",
                                                    "row_updates", "decay_mark")}
         spec.update(all_active=int(out.dense_equivalent), max_active=out.max_active,
-                    min_active=out.min_active, negatives=getattr(out, "negatives", 0),
+                    min_active=out.min_active, negatives=out.negatives,
                     family=state.family,
                     tables=None if state.tables is None else state.tables.compiled)
         # one shard keeps the single-node stream of uniform draws

@@ -1,4 +1,4 @@
-"""scikit-learn's estimator contract over Network (SlideClassifier) and P@k / nDCG@k scorers; imports scikit-learn (the optional [sklearn] extra), network, layers, optim, callbacks, metrics, data and _validate (never the CLI).
+"""scikit-learn's estimator contract over Network (SlideClassifier) and P@k / nDCG@k scorers; imports scikit-learn (the optional [sklearn] extra), network, layers, optim, callbacks, metrics, checks and _validate (never the CLI).
 
 ``pip install ".[sklearn]"`` (in the source folder) brings scikit-learn; nothing else in
 pyslide imports this module, so pyslide works without it. The estimator
@@ -28,7 +28,7 @@ except ImportError:  # older versions validate through a method
 from . import metrics
 from ._validate import choice, integer
 from .callbacks import EarlyStopping
-from .data import labels_to_csr
+from .checks import labels_to_csr
 from .layers import Dense, Sampled
 from .network import Network
 from .optim import SGD, Adam, AdamW

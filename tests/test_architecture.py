@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "pyslide"
+DATA = {"data", "synthetic", "checks", "datafiles", "metrics"}
 MODEL = {"network", "training", "inference", "state", "persist", "distributed", "shard_actor",
-         "settings", "loading"}
+         "settings", "loading", "seeds", "_shard_group", "_shard_steps"}
 
 
 def our_imports(path):
@@ -35,7 +36,7 @@ PY_MODULES = sorted(p for p in PKG.glob("*.py"))
 @pytest.mark.parametrize("path", PY_MODULES, ids=[p.name for p in PY_MODULES])
 def test_import_rules(path):
     imports = our_imports(path)
-    if path.stem in ("data", "metrics"):
+    if path.stem in DATA:
         assert not imports & (MODEL | {"cli"}), f"{path.name} imports the model: {imports}"
     if path.stem in MODEL:
         assert "cli" not in imports, f"{path.name} imports the CLI"
@@ -128,3 +129,32 @@ def test_scikit_learn_is_imported_only_by_pyslide_sklearn():
         if path.stem != "sklearn":
             assert "sklearn" not in names, f"{path.name} imports scikit-learn"
             assert "sklearn" not in our_imports(path), f"{path.name} imports pyslide.sklearn"
+
+
+def test_data_modules_hold_one_concern_each():
+    """Synthetic data, input checks and files are three modules; the checks
+    import no other data module, and ``pyslide.data`` only re-exports."""
+    assert our_imports(PKG / "checks.py") <= {"_validate"}
+    assert our_imports(PKG / "synthetic.py") <= {"_openmp"}
+    assert our_imports(PKG / "data.py") == {"synthetic", "checks", "datafiles"}
+    assert "check_features" in our_imports(PKG / "hashing.py") | {
+        alias.name for node in ast.walk(ast.parse((PKG / "hashing.py").read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module == "checks" for alias in node.names}
+
+
+def test_no_kernel_calls_back_into_python_modules_of_ours():
+    """A kernel that keeps a registered Python module of ours and calls it
+    is an upward import in disguise: checks run on the Python side first."""
+    for path in KERNELS:
+        text = path.read_text()
+        assert "_register" not in text and "sys.modules" not in text, path.name
+    for path in PY_MODULES:
+        assert "_register_validation" not in path.read_text(), path.name
+
+
+def test_hash_families_and_bucket_tables_are_two_kernel_modules():
+    families, tables = (PKG / "_hash.pyx").read_text(), (PKG / "_tables.pyx").read_text()
+    assert "cdef class CompiledTables" in tables and "cdef class CompiledTables" not in families
+    assert "cdef class CompiledFamily" in families and "def _query(" in tables
+    imports = re.findall(r"^(?:from|cimport|import)\s.*$", families, re.M)
+    assert imports and not any("_tables" in line for line in imports), imports

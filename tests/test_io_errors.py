@@ -247,3 +247,29 @@ def test_check_features_errors(X, kwargs, error, message):
 def test_check_features_names_the_argument():
     with pytest.raises(ValueError, match=r"X_valid must be 2-D"):
         check_features(np.ones(2), name="X_valid")
+
+
+def test_check_features_dense_and_sparse_only():
+    """The hash families' variants of the one feature check."""
+    dense = check_features(np.ones((2, 3), dtype=np.float64), 3, accept="dense")
+    assert isinstance(dense, np.ndarray) and dense.dtype == np.float32
+    assert dense.flags.c_contiguous
+    with pytest.raises(TypeError, match=r"X is a sparse matrix; pass a dense array"):
+        check_features(sp.csr_matrix(np.ones((2, 3))), accept="dense")
+    with pytest.raises(TypeError, match=r"X must be a scipy.sparse matrix, got ndarray"):
+        check_features(np.ones((2, 3)), accept="sparse")
+    with pytest.raises(ValueError, match=r"X has 2 features \(columns\) but the hash family "
+                                         r"expects n_features=3"):
+        check_features(sp.csr_matrix(np.ones((2, 2))), 3, accept="sparse", widen=False,
+                       expected_by="the hash family")
+    assert check_features(sp.csr_matrix(np.ones((2, 2))), 3).shape == (2, 3)   # widened
+    with pytest.raises(ValueError, match=r"accept must be 'any', 'sparse' or 'dense'"):
+        check_features(np.ones((2, 3)), accept="csr")
+
+
+def test_check_features_sums_duplicates_in_the_input_precision():
+    """As toarray() does: 1 + 2**-24 + 2**-24 in float64 is 1 + 2**-23, which
+    float32 holds; summed in float32 each 2**-24 would round away."""
+    M = sp.csr_matrix((np.array([1.0, 2.0**-24, 2.0**-24]), np.zeros(3, np.int32),
+                       np.array([0, 3])), shape=(1, 1))
+    assert check_features(M).data[0] == np.float32(1 + 2.0**-23) == np.float32(M.toarray()[0, 0])

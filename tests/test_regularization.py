@@ -404,7 +404,7 @@ def test_shared_set_keeps_negatives_beyond_the_labels(negatives):
     assert n_labels == len(np.unique(Y[rows].indices)) > 8
     # the labels fill active: no LSH candidate fits, the rest is uniform
     assert n_det == n_labels
-    assert n_shared == n_labels + negatives
+    assert n_shared == n_labels + negatives == out.filled_rows(n_labels)
     assert len(np.unique(ids)) == len(ids) == n_shared
     p = label_frequencies(Y)[ids]
     q_batch = 1 - (1 - p) ** (len(rows) - 1)
@@ -419,6 +419,12 @@ def test_shared_set_keeps_negatives_beyond_the_labels(negatives):
                                              logit_offset=offset)
     np.testing.assert_allclose(losses, ref_losses, rtol=2e-4, atol=1e-5)
     assert_grads_match(net, engine, ref_grads)
+
+
+def test_filled_rows_is_min_active_or_negatives_beyond_the_labels():
+    out = ps.Sampled(1000, active=50, min_active=40, negatives=10)
+    assert out.filled_rows(5) == 40          # min_active rules
+    assert out.filled_rows(35) == 45         # 10 negatives beyond the labels
 
 
 def test_negatives_default_and_bad_values():

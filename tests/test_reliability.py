@@ -458,7 +458,7 @@ def test_save_xc_is_atomic_and_accepts_file_objects(tmp_path, problem, monkeypat
         f.write(b"1 2 3\n")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ps.data, "_write_rows", full)
+    monkeypatch.setattr(ps.datafiles, "_write_rows", full)   # save_xc looks it up there
     with pytest.raises(OSError) as info:
         ps.data.save_xc(path, X[:5], Y[:5])
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
