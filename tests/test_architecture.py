@@ -158,3 +158,45 @@ def test_hash_families_and_bucket_tables_are_two_kernel_modules():
     assert "cdef class CompiledFamily" in families and "def _query(" in tables
     imports = re.findall(r"^(?:from|cimport|import)\s.*$", families, re.M)
     assert imports and not any("_tables" in line for line in imports), imports
+
+
+def test_one_epoch_loop_for_one_node_and_many():
+    """``fit``'s loop exists once (``training.Trainer``): the sharded network
+    trains through it with a step backend, and borrows nothing of Network's."""
+    from pyslide.distributed import ShardedNetwork
+    from pyslide.network import Network
+    from pyslide.training import Trainer
+    for name in ("_train_epoch", "_prepare_training", "_fit_data", "_step_schedule",
+                 "_snapshot", "_restore", "_split_validation"):
+        assert getattr(Network, name) is getattr(Trainer, name), name
+        assert getattr(ShardedNetwork, name) is getattr(Trainer, name), name
+    sharded = (PKG / "distributed.py").read_text() + (PKG / "_shard_steps.py").read_text()
+    assert not re.search(r"\bNetwork\._\w+\(self", sharded), \
+        "the sharded code borrows Network's private methods"
+    from pyslide._shard_steps import ShardSteps
+    from pyslide.training import LocalSteps
+    for method in ("check_ready", "prepare", "start", "compute", "apply", "settle", "abort",
+                   "finish", "snapshot", "restore"):
+        assert callable(getattr(LocalSteps, method)) and callable(getattr(ShardSteps, method))
+
+
+def test_seed_formulas_are_written_once():
+    """Every random stream's seed is a function of ``seeds.py``: the single
+    node and the shards call the same ones (one shard = the single node)."""
+    formula = re.compile(r"7919|7907|104729|default_rng\(\[")
+    for path in PY_MODULES:
+        if path.stem != "seeds":
+            found = formula.findall(path.read_text())
+            assert not found, f"{path.name} writes a seed formula of its own: {found}"
+
+
+@pytest.mark.parametrize("name", sorted(MODEL))
+def test_model_modules_hold_no_unit_over_300_lines(name):
+    """A class or function of the model's modules stays readable in one
+    sitting (issue 19): the sharded network is its model, its step backend
+    and its shard group, not one class of 900 lines."""
+    tree = ast.parse((PKG / f"{name}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            assert lines <= 300, f"{name}.py: {node.name} has {lines} lines"
