@@ -50,9 +50,9 @@ from . import _topk
 from ._shard_group import (PlacementError, ShardError, ShardGroup, TOKEN_CPU,  # noqa: F401
                            ray_module, shard_bounds)
 from ._shard_steps import ShardSteps
-from ._validate import integer, integers, real
+from ._validate import integer, real
 from .atomic import atomic_write
-from .inference import probabilities
+from .inference import Ranking, probabilities
 from .layers import Dense, Sampled
 from .network import Network
 from .persist import (FOLDER_FORMAT, FOLDER_VERSION, MANIFEST, build_tables, crc32,
@@ -66,7 +66,7 @@ from .training import Trainer
 __all__ = ["ShardedNetwork", "ShardError", "PlacementError"]
 
 
-class _ShardedInference:
+class _ShardedInference(Ranking):
     """A ``ShardedNetwork``'s inference (mixed into it): the trunk's exact
     hidden vectors here, each shard's top k, scores and loss parts over its
     rows, merged in the driver."""
@@ -115,10 +115,6 @@ class _ShardedInference:
                         scores[start:start + len(h)])
         return ids, scores
 
-    def predict(self, X, k=5):
-        """Top-k label ids per row (n, k), best first (exact)."""
-        return self.predict_topk(X, k=k)[0]
-
     def predict_proba(self, X):
         """Output probabilities (n, n_outputs), gathered from every shard
         (the full matrix in the driver: for small inputs)."""
@@ -129,16 +125,6 @@ class _ShardedInference:
         ref = ray.put(self._hidden(X))
         z = np.concatenate(self._group.get([a.scores.remote(ref) for a in self._actors]), axis=1)
         return probabilities(z, self.loss)
-
-    def evaluate(self, X, Y, k=(1, 3, 5)):
-        """Precision@k and nDCG@k of exact top-k predictions against Y."""
-        from .metrics import evaluate_topk
-        self._check_open()
-        ks = integers(k, "k")
-        X = self._check_X(X)
-        Y = self._check_Y(Y, X.shape[0])
-        ids, _ = self.predict_topk(X, k=max(ks))
-        return evaluate_topk(ids, Y, ks=ks)
 
     def _validation_scores(self, X, Y, ks):
         """``evaluate``'s metrics and the exact mean loss over every output."""
