@@ -1,4 +1,4 @@
-"""The ``Network``: its arrays, initial weights and LSH schedule, and save / load; imports settings, seeds, layers, hashing, state, training, inference and persist (never a sharded module, the CLI or Ray).
+"""The ``Network``: its arrays, initial weights and LSH schedule, and save / load; imports settings, seeds, layers, optim, hashing, state, training, inference, persist and atomic (never a sharded module, the loader, the CLI or Ray).
 
 Settings and their checks are ``settings.Settings``; training
 (``training.Trainer`` driving ``training.LocalSteps``) and inference

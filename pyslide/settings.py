@@ -1,4 +1,4 @@
-"""A network's settings (``Settings``, shared by ``Network``, ``ShardedNetwork`` and a shard's ``Spec``) and the config checks they share; imports layers, optim, _openmp and _validate (never a model module, the CLI or Ray).
+"""A network's settings (``Settings``, shared by ``Network``, ``ShardedNetwork`` and a shard's ``Spec``) and the config checks they share; imports layers, optim, state (the array plan), checks (at call time), _openmp and _validate (never a model module, the CLI or Ray).
 
 What follows from the arguments alone lives here: validation, layer shapes,
 the arrays each layer holds, the spread of the initial weights, the
