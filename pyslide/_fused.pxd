@@ -1,8 +1,9 @@
-# The first Dense layer's fused gradient (state and kernels) for the engine; cimports _layer.
+# The first Dense layer's fused gradient (state and kernels) for the engine; cimports _layer, _optim.
 
 from libc.stdint cimport int32_t, int64_t
 
 from pyslide._layer cimport LayerC
+from pyslide._optim cimport OptimC
 
 
 cdef struct FusedC:
@@ -30,6 +31,5 @@ cdef inline void forget_batch(FusedC* fu) noexcept nogil:
 cdef void transpose_batch(FusedC* fu, const int64_t[::1] x_indptr, const int32_t[::1] x_indices,
                            const float[::1] x_data, const int64_t[::1] rows) noexcept nogil
 
-cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads, bint adam,
-                             bint lazy, float step_size, float beta1, float beta2, float eps,
-                             double log_decay, float lr) noexcept nogil
+cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads,
+                             const OptimC* opt) noexcept nogil

@@ -9,8 +9,8 @@ from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memset
 
 from pyslide._layer cimport LayerC
-from pyslide._optim cimport (catch_up_decay, row_step, adam_update, sgd_update,
-                             decay_unshared_rows)
+from pyslide._optim cimport (OptimC, OPT_ADAM, catch_up_decay, row_step, adam_update,
+                             sgd_update, decay_unshared_rows)
 from pyslide._vec cimport axpy, pyslide_prefetch, PREFETCH_AHEAD
 
 
@@ -47,9 +47,8 @@ cdef void transpose_batch(FusedC* fu, const int64_t[::1] x_indptr, const int32_t
     fu.n_feats = n_feats
 
 
-cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads, bint adam,
-                             bint lazy, float step_size, float beta1, float beta2, float eps,
-                             double log_decay, float lr) noexcept nogil:
+cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads,
+                             const OptimC* opt) noexcept nogil:
     """Optimizer for the first Dense layer: each of the batch's features gets
     its gradient row (sum of value * delta over the samples holding it)
     formed in thread-local scratch and applied at once: no gradient
@@ -59,11 +58,15 @@ cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads, bint 
     cdef float* g
     cdef float decay
     cdef float* gb = fu.row_scratch
-    if adam and not lazy:
+    # locals: the loop reads registers, not the struct behind a pointer
+    cdef bint adam = opt.kind == OPT_ADAM
+    cdef float step_size = opt.step_size, lr = opt.lr
+    cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
+    cdef double log_decay = opt.log_decay
+    if adam and not opt.lazy:
         decay_unshared_rows(layer.W, NULL, layer.mW, layer.vW, NULL, NULL,
-                            fu.row_slot, layer.in_dim, units, step_size, beta1, beta2,
-                            eps, layer.decay_mark, log_decay, layer.row_updates, lr,
-                            n_threads)
+                            fu.row_slot, layer.in_dim, units, opt, layer.decay_mark,
+                            layer.row_updates, n_threads)
     for s in prange(fu.n_feats, num_threads=n_threads, schedule="static"):
         tid = threadid()
         if s + PREFETCH_AHEAD < fu.n_feats:

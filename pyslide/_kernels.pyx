@@ -2,9 +2,10 @@
 # One step of a batch goes to one of two kernels: _sample.train_per_sample
 # (SLIDE: every sample its own active sets) or _shared.train_shared (a
 # batch-shared output layer); the first Dense layer's gradient is fused
-# into the optimizer (_fused), other layers update through _optim. Engine
-# holds the C descriptors of the layers (_layer.pxd), sized once per fit
-# around the network's NumPy arrays, and the Python-facing entry points.
+# into the optimizer (_fused), other layers update through _optim.
+# _LayerTable holds the C descriptors of the layers (_layer.pxd), sized once
+# per fit around the network's NumPy arrays, and the views tests read;
+# Engine, built on it, the Python-facing entry points of a step.
 
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t, uint64_t
@@ -13,16 +14,15 @@ from libc.stdlib cimport free, calloc
 
 from pyslide._common cimport mix_seed
 from pyslide._fused cimport FusedC, forget_batch, transpose_batch, update_fused_input
-from pyslide._hash cimport CompiledFamily
-from pyslide._tables cimport CompiledTables
 from pyslide._layer cimport (LayerC, NetC, QUERY_UNION, QUERY_THRESHOLD, QUERY_SAMPLE,
-                             TIME_STRIDE, T_HASH, T_FORWARD, T_BACKWARD, layer_shape)
+                             TIME_STRIDE, T_HASH, T_FORWARD, T_BACKWARD, layer_shape,
+                             fill_layer)
 from pyslide._loss cimport LOSS_SOFTMAX, LOSS_BCE
-from pyslide._optim cimport (OPT_SGD, OPT_ADAM, catch_up_row, catch_up_rows, update_rows,
-                             update_shared_rows, decay_unshared_rows)
+from pyslide._optim cimport (OptimC, OPT_SGD, OPT_ADAM, catch_up_row, catch_up_rows,
+                             update_rows, update_shared_rows, decay_unshared_rows)
 from pyslide._sample cimport train_per_sample
-from pyslide._shared cimport (SharedC, clear_shared, train_shared, forward_hidden_rows,
-                              backward_hidden_rows)
+from pyslide._shared cimport (SharedC, alloc_shared, set_correction, clear_shared,
+                              train_shared, forward_hidden_rows, backward_hidden_rows)
 from pyslide._vec cimport axpy
 
 import numpy as np
@@ -34,11 +34,13 @@ cnp.import_array()
 QUERIES = {"union": QUERY_UNION, "threshold": QUERY_THRESHOLD, "sample": QUERY_SAMPLE}
 
 
-cdef class Engine:
-    """Per-fit state: layer descriptors, scratch and timing counters.
+cdef class _LayerTable:
+    """Per-fit state: layer descriptors, scratch and timing counters, and the
+    views of the last step that tests and diagnostics read. ``Engine`` adds
+    the step and the optimizer; this half only allocates and shows.
 
-    Built by ``Network`` at the start of ``fit`` around the network's own
-    NumPy arrays (weights, moments, gradient buffers), which it keeps alive.
+    Built around the network's own NumPy arrays (weights, moments, gradient
+    buffers), which it keeps alive.
     """
     cdef NetC net                 # layers, threads, loss, seed, timers (_layer.pxd)
     cdef SharedC shared           # batch-shared output state (_shared.pxd)
@@ -64,7 +66,8 @@ cdef class Engine:
     def __init__(self, list layer_specs, int batch_size, int n_threads, int loss,
                  int max_labels, uint64_t seed, bint shared_output, int64_t max_row_nnz=0,
                  label_log1m=None, float q_floor=1e-12, bint headless=False):
-        """layer_specs: one dict per layer with the arrays named in LayerC.
+        """layer_specs: one dict per layer, as ``_layer.fill_layer`` reads it
+        (``state.LayerState.engine_spec``: every array and setting given).
 
         ``label_log1m`` (float32, one per output neuron: log(1 - training
         frequency)) turns on the sampling correction of a sampled output.
@@ -75,7 +78,6 @@ cdef class Engine:
         """
         cdef int32_t l
         cdef LayerC* layer
-        cdef int32_t max_tables = 1
         self.net.n_layers = len(layer_specs)
         self.batch_size = batch_size
         self.net.n_threads = n_threads
@@ -98,13 +100,7 @@ cdef class Engine:
         self.reset_timers()
         for l, spec in enumerate(layer_specs):
             layer = &self.net.layers[l]
-            layer.sampled = spec["sampled"]
-            layer.in_dim = spec["in_dim"]
-            layer.units = spec["units"]
-            layer.relu = spec["relu"]
-            layer.min_active = spec.get("min_active", spec["units"])
-            layer.max_active = spec.get("max_active", spec["units"])
-            layer.all_active = layer.min_active >= layer.units
+            fill_layer(layer, spec, batch_size, self.keepalive)
             is_output = l == self.net.n_layers - 1
             if not layer.sampled:
                 layer.width = layer.units
@@ -112,36 +108,7 @@ cdef class Engine:
                 layer.width = max(layer.max_active, layer.min_active) + max_labels
             else:
                 layer.width = max(layer.max_active, layer.min_active)
-            layer.W = self._ptr(spec["W"])
-            layer.b = self._ptr(spec["b"])
-            layer.gW = self._ptr(spec["gW"]) if spec.get("gW") is not None else NULL
-            layer.gb = self._ptr(spec["gb"]) if spec.get("gb") is not None else NULL
-            layer.fused_grad = l == 0 and not layer.sampled and spec.get("gW") is None
-            layer.touched = self._iptr(spec["touched"]) if spec.get("touched") is not None else NULL
-            layer.mW = layer.vW = layer.mb = layer.vb = NULL
-            if spec.get("mW") is not None:
-                layer.mW = self._ptr(spec["mW"])
-                layer.vW = self._ptr(spec["vW"])
-                layer.mb = self._ptr(spec["mb"])
-                layer.vb = self._ptr(spec["vb"])
-            family = spec.get("family")
-            tables = spec.get("tables")
-            if family is not None:
-                layer.family = &(<CompiledFamily>family).c
-                layer.tables = &(<CompiledTables>tables).c
-                layer.n_tables = (<CompiledFamily>family).c.L
-                self.keepalive.extend([family, tables])
-            else:
-                layer.family = NULL
-                layer.tables = NULL
-                layer.n_tables = 0
-            max_tables = max(max_tables, layer.n_tables)
-            layer.bucket_ids = self._iptr(np.zeros(batch_size * max(1, layer.n_tables), np.int32))
-            layer.query_mode = spec.get("query", QUERY_UNION)
-            if layer.query_mode not in (QUERY_UNION, QUERY_THRESHOLD, QUERY_SAMPLE):
-                raise ValueError(f"pyslide internal error: unknown query code "
-                                 f"{layer.query_mode} (resolve names with QUERIES)")
-            layer.threshold = spec.get("threshold", 1)
+            layer.fused_grad = l == 0 and not layer.sampled and layer.gW == NULL
             if layer.sampled and layer.family != NULL and layer.query_mode == QUERY_THRESHOLD:
                 layer.hit_count = self._iptr(np.zeros(n_threads * layer.units, np.int32))
                 layer.last_table = self._iptr(np.full(n_threads * layer.units, -1, np.int32))
@@ -153,55 +120,21 @@ cdef class Engine:
             layer.act_vals = self._ptr(np.zeros(batch_size * layer.width, np.float32))
             layer.deltas = self._ptr(np.zeros(batch_size * layer.width, np.float32))
             layer.n_act = self._iptr(np.zeros(batch_size, np.int32))
-            layer.dropout = spec.get("dropout", 0.0)
             layer.dropout_seed = mix_seed(seed, <uint64_t>0xD50F, <uint64_t>l)
-            if spec.get("decay_mark") is not None:
-                mark = spec["decay_mark"]
-                if mark.dtype != np.float64 or not mark.flags.c_contiguous:
-                    raise ValueError("pyslide internal error: decay_mark must be C-contiguous float64")
-                self.keepalive.append(mark)
-                layer.decay_mark = <double*>cnp.PyArray_DATA(mark)
             if is_output and layer.sampled:
                 layer.n_det = self._iptr(np.zeros(batch_size, np.int32))
-            if spec.get("row_updates") is not None:
-                layer.row_updates = self._iptr(spec["row_updates"])
             # the plain step until set_lr_scale (fit sets each Sampled
             # layer's factor before every update)
             layer.lr_scale = 1
         self.shared.max_shared = 0
         self.shared.n_shared = 0
-        if shared_output:
-            layer = &self.net.layers[self.net.n_layers - 1]
-            self.shared.min_negatives = 0 if layer.all_active else min(
-                layer.units, layer_specs[self.net.n_layers - 1].get("negatives", 0))
-            self.shared.max_shared = (max(layer.max_active, layer.min_active)
-                                      + batch_size * max_labels + self.shared.min_negatives)
-            self.shared.max_shared = min(self.shared.max_shared, layer.units)
-            d = layer.in_dim
-            self.shared.shared_ids = self._iptr(np.zeros(self.shared.max_shared, np.int32))
-            self.shared.shared_pos = self._iptr(np.full(layer.units, -1, np.int32))
-            self.shared.cand_count = self._iptr(np.zeros(layer.units, np.int32))
-            self.shared.cand_ids = self._iptr(np.zeros(layer.units, np.int32))
-            self.shared.count_hist = self._iptr(np.zeros(batch_size * max_tables + 2, np.int32))
-            self.shared.hidden = self._ptr(np.zeros(batch_size * d, np.float32))
-            self.shared.d_hidden = self._ptr(np.zeros(batch_size * d, np.float32))
-            self.shared.w_shared = self._ptr(np.zeros(self.shared.max_shared * d, np.float32))
-            self.shared.b_shared = self._ptr(np.zeros(self.shared.max_shared, np.float32))
-            self.shared.logits = self._ptr(np.zeros(batch_size * self.shared.max_shared,
-                                                    np.float32))
-            self.shared.grad_shared = self._ptr(np.zeros(self.shared.max_shared * d, np.float32))
-            self.shared.gb_shared = self._ptr(np.zeros(self.shared.max_shared, np.float32))
-        self.net.label_pos = self._iptr(np.zeros(batch_size * self.net.max_labels, np.int32))
-        self.net.correction = 0
         out = &self.net.layers[self.net.n_layers - 1]
-        if label_log1m is not None and out.sampled and not out.all_active:
-            if len(label_log1m) != out.units:
-                raise ValueError("pyslide internal error: one label frequency per output")
-            self.net.label_log1m = self._ptr(np.ascontiguousarray(label_log1m, np.float32))
-            self.net.correction = 1
-            self.net.q_floor = max(q_floor, 1e-12)
-            if shared_output:
-                self.shared.corr_shared = self._ptr(np.zeros(self.shared.max_shared, np.float32))
+        if shared_output:
+            alloc_shared(&self.shared, out, batch_size, max_labels,
+                         layer_specs[self.net.n_layers - 1]["negatives"], self.keepalive)
+        self.net.label_pos = self._iptr(np.zeros(batch_size * self.net.max_labels, np.int32))
+        set_correction(&self.net, &self.shared if shared_output else NULL, out, label_log1m,
+                       q_floor, self.keepalive)
         self.fused.n_feats = 0
         self.fused.max_entries = 0
         if self.net.layers[0].fused_grad:
@@ -305,6 +238,40 @@ cdef class Engine:
         grad = np.array(<float[:n * d]>self.shared.grad_shared, copy=True).reshape(n, d)
         grad_b = np.array(<float[:n]>self.shared.gb_shared, copy=True)
         return ids, grad, grad_b
+
+    def input_gradient(self):
+        """(feature ids, gradient rows, bias gradient) of the first layer for
+        the last batch, when that layer's gradient is fused (tests)."""
+        cdef LayerC* layer = &self.net.layers[0]
+        cdef int32_t s, units = layer.units
+        cdef int64_t e
+        if not layer.fused_grad:
+            raise ValueError("the first layer's gradient is not fused")
+        ids = np.array(<int32_t[:max(1, self.fused.n_feats)]>self.fused.feat_ids,
+                       copy=True)[:self.fused.n_feats]
+        grad = np.zeros((self.fused.n_feats, units), np.float32)
+        cdef float[:, ::1] g = grad
+        for s in range(self.fused.n_feats):
+            for e in range(self.fused.feat_start[s], self.fused.feat_start[s + 1]):
+                axpy(&g[s, 0], layer.deltas + <int64_t>self.fused.entry_sample[e] * layer.width,
+                     self.fused.entry_value[e], units)
+        grad_b = np.zeros(units, np.float32)
+        cdef float[::1] gb = grad_b
+        for s in range(self._last_batch):
+            axpy(&gb[0], layer.deltas + <int64_t>s * layer.width, 1.0, units)
+        return ids, grad, grad_b
+
+
+cdef class Engine(_LayerTable):
+    """A network's training step over its layer table: forward and backward
+    of a batch (per sample, or with a batch-shared output), the headless
+    trunk's two halves, and the optimizer over the rows a step touched.
+
+    Built by ``Network`` at the start of ``fit`` (``_LayerTable.__init__``
+    takes the layer specs) and given the optimizer once (``set_optimizer``).
+    """
+    cdef OptimC opt               # the optimizer, set once per fit (_optim.pxd)
+    cdef bint has_optimizer
 
     # ------------------------------------------------------------ training
 
@@ -416,33 +383,6 @@ cdef class Engine:
             backward_hidden_rows(&self.net, x_indptr, x_indices, x_data, rows, step, n_hidden,
                                  &d_hidden[0, 0], last.units)
 
-    def input_gradient(self):
-        """(feature ids, gradient rows, bias gradient) of the first layer for
-        the last batch, when that layer's gradient is fused (tests)."""
-        cdef LayerC* layer = &self.net.layers[0]
-        cdef int32_t s, units = layer.units
-        cdef int64_t e
-        if not layer.fused_grad:
-            raise ValueError("the first layer's gradient is not fused")
-        ids = np.array(<int32_t[:max(1, self.fused.n_feats)]>self.fused.feat_ids,
-                       copy=True)[:self.fused.n_feats]
-        grad = np.zeros((self.fused.n_feats, units), np.float32)
-        cdef float[:, ::1] g = grad
-        for s in range(self.fused.n_feats):
-            for e in range(self.fused.feat_start[s], self.fused.feat_start[s + 1]):
-                axpy(&g[s, 0], layer.deltas + <int64_t>self.fused.entry_sample[e] * layer.width,
-                     self.fused.entry_value[e], units)
-        grad_b = np.zeros(units, np.float32)
-        cdef float[::1] gb = grad_b
-        for s in range(self._last_batch):
-            axpy(&gb[0], layer.deltas + <int64_t>s * layer.width, 1.0, units)
-        return ids, grad, grad_b
-
-
-
-
-
-
     # ------------------------------------------------------------ optimizer
 
     def set_lr_scale(self, int32_t l, float scale):
@@ -451,9 +391,28 @@ cdef class Engine:
             raise ValueError(f"pyslide internal error: no layer {l}")
         self.net.layers[l].lr_scale = scale
 
-    def optimizer_step(self, int32_t step, int kind, float step_size, float beta1,
-                       float beta2, float eps, bint lazy, double log_decay=0, float lr=0):
-        """Update the rows touched in ``step`` and zero their gradients.
+    def set_optimizer(self, int kind, float beta1, float beta2, float eps, bint lazy):
+        """The optimizer's settings, once per fit (``optim``'s
+        ``engine_settings``): its code (``_optim.OPTIMIZERS``), Adam's betas
+        and eps (0 for SGD) and whether it is lazy."""
+        cdef int32_t l
+        if kind != OPT_ADAM and kind != OPT_SGD:
+            raise ValueError(f"pyslide internal error: unknown optimizer code {kind} "
+                             f"(resolve names with _optim.OPTIMIZERS)")
+        if kind == OPT_ADAM:
+            for l in range(self.net.n_layers):
+                if self.net.layers[l].mW == NULL:
+                    raise ValueError("pyslide internal error: Adam needs moment arrays")
+        self.opt.kind = kind
+        self.opt.beta1 = beta1
+        self.opt.beta2 = beta2
+        self.opt.eps = eps
+        self.opt.lazy = lazy
+        self.has_optimizer = True
+
+    def optimizer_step(self, int32_t step, float step_size, double log_decay=0, float lr=0):
+        """Update the rows touched in ``step`` and zero their gradients, with
+        the optimizer of ``set_optimizer`` and this step's ``step_size``.
 
         A batch-shared output layer is updated from its compact gradient.
         ``log_decay``: the sum of log(1 - lr_t * weight_decay) over steps 1 to
@@ -462,60 +421,50 @@ cdef class Engine:
         given a ``row_updates`` array bias-correct Adam per row from ``lr``
         (this step's learning rate) instead of using ``step_size``.
         """
-        cdef int32_t l, n_rows, n_cols
-        cdef LayerC* layer
-        cdef bint adam = kind == OPT_ADAM
-        cdef float size, rate
-        if kind != OPT_ADAM and kind != OPT_SGD:
-            raise ValueError(f"pyslide internal error: unknown optimizer code {kind} "
-                             f"(resolve names with _optim.OPTIMIZERS)")
-        cdef int32_t last = self.net.n_layers - 1
-        if adam:
-            for l in range(self.net.n_layers):
-                if self.net.layers[l].mW == NULL:
-                    raise ValueError("pyslide internal error: Adam needs moment arrays")
+        cdef int32_t l
+        cdef OptimC opt = self.opt
+        if not self.has_optimizer:
+            raise ValueError("pyslide internal error: set_optimizer before optimizer_step")
+        opt.log_decay = log_decay
         for l in range(self.net.n_layers):
-            layer = &self.net.layers[l]
-            layer_shape(layer, &n_rows, &n_cols)
             # a layer's lr_scale sizes its steps; weight decay (log_decay)
             # follows the optimizer's own rate
-            size = step_size * layer.lr_scale
-            rate = lr * layer.lr_scale
+            opt.step_size = step_size * self.net.layers[l].lr_scale
+            opt.lr = lr * self.net.layers[l].lr_scale
+            self._update_layer(l, step, &opt)
+
+    cdef void _update_layer(self, int32_t l, int32_t step, const OptimC* opt) noexcept:
+        cdef int32_t n_rows, n_cols
+        cdef LayerC* layer = &self.net.layers[l]
+        cdef bint adam = opt.kind == OPT_ADAM
+        layer_shape(layer, &n_rows, &n_cols)
+        with nogil:
             if layer.fused_grad:
-                with nogil:
-                    update_fused_input(&self.fused, layer, self.net.n_threads, adam, lazy,
-                                       size, beta1, beta2, eps, log_decay, rate)
-                continue
-            with nogil:
-                if self.shared_output and l == last:
-                    update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
-                                       self.shared.grad_shared, self.shared.gb_shared,
-                                       self.shared.shared_ids,
-                                       self.shared.n_shared, n_cols, adam, size, beta1, beta2,
-                                       eps, layer.decay_mark, log_decay, layer.row_updates, rate,
-                                       self.net.n_threads)
-                    if adam and not lazy:
-                        decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb,
-                                            layer.vb, self.shared.shared_pos, n_rows, n_cols,
-                                            size, beta1, beta2, eps, layer.decay_mark,
-                                            log_decay, layer.row_updates, rate, self.net.n_threads)
-                    clear_shared(self.shared.shared_pos, self.shared.shared_ids,
-                                 self.shared.n_shared)
-                    continue
+                update_fused_input(&self.fused, layer, self.net.n_threads, opt)
+            elif self.shared_output and l == self.net.n_layers - 1:
+                update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
+                                   self.shared.grad_shared, self.shared.gb_shared,
+                                   self.shared.shared_ids, self.shared.n_shared, n_cols, opt,
+                                   layer.decay_mark, layer.row_updates, self.net.n_threads)
+                if adam and not opt.lazy:
+                    decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb,
+                                        layer.vb, self.shared.shared_pos, n_rows, n_cols, opt,
+                                        layer.decay_mark, layer.row_updates,
+                                        self.net.n_threads)
+                clear_shared(self.shared.shared_pos, self.shared.shared_ids,
+                             self.shared.n_shared)
+            else:
                 update_rows(layer.W, layer.mW, layer.vW, layer.gW, layer.touched, step,
-                            n_rows, n_cols, adam, lazy, size, beta1, beta2, eps,
-                            layer.decay_mark, log_decay, layer.row_updates, rate, True,
+                            n_rows, n_cols, opt, layer.decay_mark, layer.row_updates, True,
                             self.net.n_threads)
                 # a sampled layer's bias is per row: its step was counted above
                 if layer.sampled:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, layer.touched, step,
-                                n_rows, 1, adam, lazy, size, beta1, beta2, eps,
-                                NULL, 0, layer.row_updates, rate, False, self.net.n_threads)
+                                n_rows, 1, opt, NULL, layer.row_updates, False,
+                                self.net.n_threads)
                 else:
                     update_rows(layer.b, layer.mb, layer.vb, layer.gb, NULL, step, 1, n_cols,
-                                adam, lazy, size, beta1, beta2, eps, NULL, 0, NULL, 0,
-                                False, 1)
-
+                                opt, NULL, NULL, False, 1)
 
     def apply_pending_decay(self, double log_decay):
         """Decay every row by the weight decay it owes up to ``log_decay``

@@ -1,7 +1,7 @@
 # The engine's data holders, shared by the kernel modules (cimports _common, _hash, _tables): a layer's
 # descriptor (LayerC), the network-wide step context (NetC), the codes of
 # query modes and timing phases, and inline helpers on them. Declarations
-# only; no Python module of ours.
+# and fill_layer (implemented in _layer.pyx); no Python module of ours.
 
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from scipy.linalg.cython_blas cimport sgemm
@@ -135,3 +135,16 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int m, int n, int k, float 
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     sgemm(&tb, &ta, &n, &m, &k, &alpha, <float*>b, &ldb, <float*>a, &lda, &beta, c, &ldc)
+
+
+# Fill layer from spec (one dict per layer: the arrays named in LayerC, or
+# None where the layer has none, and every setting; no key has a default)
+# and size its bucket-id scratch for batch_size samples. The arrays, family
+# and tables go into keepalive. Implemented in _layer.pyx for Engine and
+# ShardEngine alike.
+cdef int fill_layer(LayerC* layer, dict spec, int32_t batch_size, list keepalive) except -1
+
+# The data of a C-contiguous float32 / int32 array (ValueError otherwise),
+# appended to keepalive.
+cdef float* float_data(object arr, list keepalive) except NULL
+cdef int32_t* int_data(object arr, list keepalive) except NULL

@@ -11,6 +11,20 @@ cdef enum OptimizerKind:
     OPT_ADAM = 1
 
 
+cdef struct OptimC:
+    # The optimizer as the kernels read it, passed by pointer. The engine
+    # fills kind .. eps once per fit (set_optimizer) and the step's part
+    # each step, with step_size and lr already times the layer's lr_scale.
+    int32_t kind            # OPT_SGD / OPT_ADAM
+    int32_t lazy            # Adam: only the rows touched this step (else every row)
+    float beta1
+    float beta2
+    float eps
+    float step_size         # this step's size (Adam: bias-corrected by the global step)
+    float lr                # this step's learning rate (Adam's per-row bias correction)
+    double log_decay        # sum of log(1 - lr_t * weight_decay) through this step
+
+
 cdef inline float catch_up_decay(double* mark, int64_t row, double log_decay) noexcept nogil:
     """Weight-decay factor a row owes, and mark it paid.
 
@@ -94,19 +108,16 @@ cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_r
                         int32_t n_cols, double log_decay, int32_t n_threads) noexcept nogil
 
 cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
-                      int32_t step, int32_t n_rows, int32_t n_cols, bint adam, bint lazy,
-                      float step_size, float beta1, float beta2, float eps,
-                      double* decay_mark, double log_decay, int32_t* row_updates, float lr,
-                      bint bump, int32_t n_threads) noexcept nogil
+                      int32_t step, int32_t n_rows, int32_t n_cols, const OptimC* opt,
+                      double* decay_mark, int32_t* row_updates, bint bump,
+                      int32_t n_threads) noexcept nogil
 
 cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                              float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
-                             int32_t n_cols, bint adam, float step_size, float beta1,
-                             float beta2, float eps, double* decay_mark, double log_decay,
-                             int32_t* row_updates, float lr, int32_t n_threads) noexcept nogil
+                             int32_t n_cols, const OptimC* opt, double* decay_mark,
+                             int32_t* row_updates, int32_t n_threads) noexcept nogil
 
 cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                               const int32_t* pos, int32_t n_rows, int32_t n_cols,
-                              float step_size, float beta1, float beta2, float eps,
-                              double* decay_mark, double log_decay, int32_t* row_updates,
-                              float lr, int32_t n_threads) noexcept nogil
+                              const OptimC* opt, double* decay_mark, int32_t* row_updates,
+                              int32_t n_threads) noexcept nogil

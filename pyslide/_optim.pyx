@@ -21,14 +21,18 @@ cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_r
 
 
 cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
-                      int32_t step, int32_t n_rows, int32_t n_cols, bint adam, bint lazy,
-                      float step_size, float beta1, float beta2, float eps,
-                      double* decay_mark, double log_decay, int32_t* row_updates, float lr,
-                      bint bump, int32_t n_threads) noexcept nogil:
+                      int32_t step, int32_t n_rows, int32_t n_cols, const OptimC* opt,
+                      double* decay_mark, int32_t* row_updates, bint bump,
+                      int32_t n_threads) noexcept nogil:
     """Optimizer over the rows touched in ``step`` (all rows if not lazy or
     touched is NULL), zeroing their gradient in the same pass."""
     cdef int64_t r, off
     cdef float decay
+    # locals: the loop reads registers, not the struct behind a pointer
+    cdef bint adam = opt.kind == OPT_ADAM, lazy = opt.lazy
+    cdef float step_size = opt.step_size, lr = opt.lr
+    cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
+    cdef double log_decay = opt.log_decay
     for r in prange(n_rows, num_threads=n_threads, schedule="static"):
         if touched != NULL and lazy and touched[r] != step:
             continue
@@ -44,13 +48,16 @@ cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* 
 
 cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                              float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
-                             int32_t n_cols, bint adam, float step_size, float beta1,
-                             float beta2, float eps, double* decay_mark, double log_decay,
-                             int32_t* row_updates, float lr, int32_t n_threads) noexcept nogil:
+                             int32_t n_cols, const OptimC* opt, double* decay_mark,
+                             int32_t* row_updates, int32_t n_threads) noexcept nogil:
     """Apply a compact gradient (n_ids, n_cols) to rows ``ids`` of W; the ids
     are distinct, so no two threads write one row."""
     cdef int64_t j, row
     cdef float decay, row_size
+    cdef bint adam = opt.kind == OPT_ADAM
+    cdef float step_size = opt.step_size, lr = opt.lr
+    cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
+    cdef double log_decay = opt.log_decay
     for j in prange(n_ids, num_threads=n_threads, schedule="static"):
         row = ids[j]
         if j + PREFETCH_AHEAD < n_ids:
@@ -72,14 +79,16 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
 
 cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                               const int32_t* pos, int32_t n_rows, int32_t n_cols,
-                              float step_size, float beta1, float beta2, float eps,
-                              double* decay_mark, double log_decay, int32_t* row_updates,
-                              float lr, int32_t n_threads) noexcept nogil:
+                              const OptimC* opt, double* decay_mark, int32_t* row_updates,
+                              int32_t n_threads) noexcept nogil:
     """Dense Adam for rows outside the batch's set (pos[row] < 0): a
     zero-gradient step. ``b`` NULL: the bias is not per row."""
     cdef int64_t r, off
     cdef int32_t i
     cdef float decay, row_size
+    cdef float step_size = opt.step_size, lr = opt.lr
+    cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
+    cdef double log_decay = opt.log_decay
     for r in prange(n_rows, num_threads=n_threads, schedule="static"):
         if pos[r] >= 0:
             continue

@@ -16,14 +16,14 @@ from libc.string cimport memset, memcpy
 from libc.math cimport expf
 from libc.stdlib cimport free, calloc
 
-from pyslide._hash cimport CompiledFamily, hash_dense_row
-from pyslide._tables cimport CompiledTables
-from pyslide._layer cimport LayerC, NetC, gemm_rm
+from pyslide._hash cimport hash_dense_row
+from pyslide._layer cimport LayerC, NetC, gemm_rm, fill_layer, float_data, int_data
 from pyslide._loss cimport (LOSS_SOFTMAX, LOSS_BCE, exp_shifted, inclusion_log_correction,
                              loss_and_delta, sum_of)
-from pyslide._optim cimport (OPT_SGD, OPT_ADAM, catch_up_row, update_shared_rows,
+from pyslide._optim cimport (OptimC, OPT_SGD, OPT_ADAM, catch_up_row, update_shared_rows,
                              decay_unshared_rows)
-from pyslide._shared cimport (SharedC, clear_shared, shared_add_labels, shared_add_all,
+from pyslide._shared cimport (SharedC, alloc_shared, set_correction, clear_shared,
+                              shared_add_labels, shared_add_all,
                               shared_collect, shared_take, shared_top_up,
                               shared_products_backward)
 
@@ -90,6 +90,8 @@ cdef class ShardEngine:
     cdef int32_t step
     cdef int32_t* label_count      # (batch,) labels of the sample on this shard
     cdef float* row_max            # (batch,) this shard's max logit per sample
+    cdef OptimC opt                # the optimizer, set once per fit (_optim.pxd)
+    cdef bint has_optimizer
     cdef object keepalive
     cdef object labels             # the batch's local labels (indptr, indices)
 
@@ -103,14 +105,12 @@ cdef class ShardEngine:
 
     def __init__(self, dict spec, int batch_size, int n_threads, int loss, int max_labels,
                  uint64_t seed, label_log1m=None, float q_floor=1e-12):
-        """spec: the shard's ``W`` (rows, d), ``b`` and Adam's ``mW``, ``vW``,
-        ``mb``, ``vb`` (None for SGD), ``row_updates`` and ``decay_mark`` (or
-        None), ``family`` and ``tables`` (None for uniform sampling or an
-        output that computes every row), ``all_active``, ``max_active`` and
-        ``min_active`` (bounds on the shard's set for the scratch sizes).
-        ``label_log1m`` (one per row) turns on the sampling correction."""
+        """spec: the shard's rows as one sampled layer, as ``_layer.fill_layer``
+        reads it (``state.LayerState.engine_spec``, every value given; units
+        are the shard's rows, ``all_active``, ``max_active``, ``min_active``
+        and ``negatives`` the whole output layer's: bounds for the scratch
+        sizes). ``label_log1m`` (one per row) turns on the sampling correction."""
         cdef LayerC* layer
-        cdef int32_t width
         if loss != LOSS_SOFTMAX and loss != LOSS_BCE:
             raise ValueError(f"pyslide internal error: unknown loss code {loss}")
         self.keepalive = []
@@ -124,76 +124,21 @@ cdef class ShardEngine:
         if self.net.layers == NULL:
             raise MemoryError("pyslide: cannot allocate the shard's layer table")
         layer = &self.net.layers[0]
-        W = spec["W"]
-        layer.sampled = 1
-        layer.units = W.shape[0]
-        layer.in_dim = W.shape[1]
-        layer.all_active = spec["all_active"]
-        layer.max_active = spec["max_active"]
-        layer.min_active = spec["min_active"]
-        layer.W = self._ptr(W)
-        layer.b = self._ptr(spec["b"])
-        if spec.get("mW") is not None:
-            layer.mW = self._ptr(spec["mW"])
-            layer.vW = self._ptr(spec["vW"])
-            layer.mb = self._ptr(spec["mb"])
-            layer.vb = self._ptr(spec["vb"])
-        if spec.get("row_updates") is not None:
-            layer.row_updates = self._iptr(spec["row_updates"])
-        if spec.get("decay_mark") is not None:
-            mark = spec["decay_mark"]
-            if mark.dtype != np.float64 or not mark.flags.c_contiguous:
-                raise ValueError("pyslide internal error: decay_mark must be C-contiguous float64")
-            self.keepalive.append(mark)
-            layer.decay_mark = <double*>cnp.PyArray_DATA(mark)
-        family = spec.get("family")
-        if family is not None:
-            layer.family = &(<CompiledFamily>family).c
-            layer.tables = &(<CompiledTables>spec["tables"]).c
-            layer.n_tables = (<CompiledFamily>family).c.L
-            self.keepalive.extend([family, spec["tables"]])
-        layer.bucket_ids = self._iptr(np.zeros(batch_size * max(1, layer.n_tables), np.int32))
-        width = min(layer.units, max(layer.max_active, layer.min_active)
-                    + batch_size * max_labels + spec.get("negatives", 0))
-        if layer.all_active:
-            width = layer.units
-        width = max(width, 1)
-        sh = &self.shared
-        sh.max_shared = width
-        d = layer.in_dim
-        sh.shared_ids = self._iptr(np.zeros(width, np.int32))
-        sh.shared_pos = self._iptr(np.full(max(1, layer.units), -1, np.int32))
-        sh.cand_count = self._iptr(np.zeros(max(1, layer.units), np.int32))
-        sh.cand_ids = self._iptr(np.zeros(max(1, layer.units), np.int32))
-        sh.count_hist = self._iptr(np.zeros(batch_size * max(1, layer.n_tables) + 2, np.int32))
-        sh.hidden = self._ptr(np.zeros(batch_size * d, np.float32))
-        sh.w_shared = self._ptr(np.zeros(width * d, np.float32))
-        sh.b_shared = self._ptr(np.zeros(width, np.float32))
-        sh.logits = self._ptr(np.zeros(batch_size * width, np.float32))
-        sh.grad_shared = self._ptr(np.zeros(width * d, np.float32))
-        sh.gb_shared = self._ptr(np.zeros(width, np.float32))
+        fill_layer(layer, spec, batch_size, self.keepalive)
+        if not layer.sampled or spec["W"].shape[0] != layer.units:
+            raise ValueError("pyslide internal error: a shard is a sampled layer of its W's rows")
+        alloc_shared(&self.shared, layer, batch_size, max_labels, spec["negatives"],
+                     self.keepalive)
         self.net.label_pos = self._iptr(np.zeros(batch_size * self.net.max_labels, np.int32))
         self.label_count = self._iptr(np.zeros(batch_size, np.int32))
         self.row_max = self._ptr(np.zeros(batch_size, np.float32))
-        if label_log1m is not None and not layer.all_active:
-            if len(label_log1m) != layer.units:
-                raise ValueError("pyslide internal error: one label frequency per row")
-            self.net.label_log1m = self._ptr(np.ascontiguousarray(label_log1m, np.float32))
-            self.net.correction = 1
-            self.net.q_floor = max(q_floor, 1e-12)
-            sh.corr_shared = self._ptr(np.zeros(width, np.float32))
+        set_correction(&self.net, &self.shared, layer, label_log1m, q_floor, self.keepalive)
 
     cdef float* _ptr(self, object arr) except NULL:
-        if not arr.flags.c_contiguous or arr.dtype != np.float32:
-            raise ValueError("pyslide internal error: shard arrays must be C-contiguous float32")
-        self.keepalive.append(arr)
-        return <float*>cnp.PyArray_DATA(arr)
+        return float_data(arr, self.keepalive)
 
     cdef int32_t* _iptr(self, object arr) except NULL:
-        if not arr.flags.c_contiguous or arr.dtype != np.int32:
-            raise ValueError("pyslide internal error: shard index arrays must be C-contiguous int32")
-        self.keepalive.append(arr)
-        return <int32_t*>cnp.PyArray_DATA(arr)
+        return int_data(arr, self.keepalive)
 
     @property
     def n_shared(self):
@@ -383,30 +328,42 @@ cdef class ShardEngine:
             shared_products_backward(sh, n_batch, n_shared, d, &dh[0, 0], self.net.n_threads)
         return d_hidden, losses_arr
 
-    def update(self, int kind, float step_size, float beta1, float beta2, float eps,
-               bint lazy, double log_decay=0, float lr=0):
-        """Apply the compact gradient of ``backward`` to the set's rows (lazy
-        Adam or SGD, as ``Engine.optimizer_step`` does for a batch-shared
-        output) and empty the set. Returns the updated row ids (local)."""
-        cdef LayerC* layer = &self.net.layers[0]
-        cdef SharedC* sh = &self.shared
-        cdef bint adam = kind == OPT_ADAM
+    def set_optimizer(self, int kind, float beta1, float beta2, float eps, bint lazy):
+        """The optimizer's settings, once per fit (``Engine.set_optimizer``)."""
         if kind != OPT_ADAM and kind != OPT_SGD:
             raise ValueError(f"pyslide internal error: unknown optimizer code {kind}")
-        if adam and layer.mW == NULL:
+        if kind == OPT_ADAM and self.net.layers[0].mW == NULL:
             raise ValueError("pyslide internal error: Adam needs moment arrays")
+        self.opt.kind = kind
+        self.opt.beta1 = beta1
+        self.opt.beta2 = beta2
+        self.opt.eps = eps
+        self.opt.lazy = lazy
+        self.has_optimizer = True
+
+    def update(self, float step_size, double log_decay=0, float lr=0):
+        """Apply the compact gradient of ``backward`` to the set's rows (the
+        optimizer of ``set_optimizer``, as ``Engine.optimizer_step`` does for
+        a batch-shared output; ``step_size`` and ``lr`` already times the
+        layer's lr_scale) and empty the set. Returns the updated row ids (local)."""
+        cdef LayerC* layer = &self.net.layers[0]
+        cdef SharedC* sh = &self.shared
+        cdef OptimC opt = self.opt
+        if not self.has_optimizer:
+            raise ValueError("pyslide internal error: set_optimizer before update")
+        opt.step_size = step_size
+        opt.lr = lr
+        opt.log_decay = log_decay
         ids = self.shared_ids()
         with nogil:
             update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
                                sh.grad_shared, sh.gb_shared, sh.shared_ids, sh.n_shared,
-                               layer.in_dim, adam, step_size, beta1, beta2, eps,
-                               layer.decay_mark, log_decay, layer.row_updates, lr,
+                               layer.in_dim, &opt, layer.decay_mark, layer.row_updates,
                                self.net.n_threads)
-            if adam and not lazy:
+            if opt.kind == OPT_ADAM and not opt.lazy:
                 decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
-                                    sh.shared_pos, layer.units, layer.in_dim, step_size,
-                                    beta1, beta2, eps, layer.decay_mark, log_decay,
-                                    layer.row_updates, lr, self.net.n_threads)
+                                    sh.shared_pos, layer.units, layer.in_dim, &opt,
+                                    layer.decay_mark, layer.row_updates, self.net.n_threads)
             clear_shared(sh.shared_pos, sh.shared_ids, sh.n_shared)
             sh.n_shared = 0
         return ids

@@ -7,7 +7,7 @@ import numpy as np
 from . import _kernels, _loss
 from ._shard_group import ShardError, ray_module
 from .seeds import sampling_seed
-from .training import engine_layer_spec
+from .training import engine_specs, optimizer_settings
 
 __all__ = ["ShardSteps"]
 
@@ -29,17 +29,18 @@ class ShardSteps:
 
     def prepare(self, run, max_labels, max_row_nnz, label_log1m):
         net, group = self.net, self.group
-        specs = [engine_layer_spec(net, i, state) for i, state in enumerate(net._states)]
-        run.engine = _kernels.Engine(specs, run.batch_size, net.n_threads,
-                                     _loss.LOSSES[net.loss], max_labels, sampling_seed(net.seed),
-                                     False, max_row_nnz, headless=True)
+        run.engine = _kernels.Engine(engine_specs(net, net._states), run.batch_size,
+                                     net.n_threads, _loss.LOSSES[net.loss], max_labels,
+                                     sampling_seed(net.seed), False, max_row_nnz, headless=True)
+        optimizer = optimizer_settings(net.optimizer)
+        run.engine.set_optimizer(optimizer[0], **optimizer[1])
         net._engine = run.engine
         ray = ray_module()
         bounds = net.bounds
         group.get([a.prepare.remote(run.batch_size, max_labels,
                                     None if label_log1m is None else ray.put(
                                         label_log1m[bounds[r]:bounds[r + 1]]),
-                                    net.step_)
+                                    net.step_, optimizer)
                    for r, a in enumerate(group.actors)])
         out = net.layers[-1]
         run.hidden = np.zeros((run.batch_size, net._dims[-1][0]), dtype=np.float32)
@@ -172,19 +173,14 @@ class ShardSteps:
         # the output's rows take its lr_scale, multiplied in float32 as the
         # single node's engine does, so that one shard repeats it bit for bit
         scale = np.float32(schedule["lr_scales"][len(net.layers) - 1])
-        shard_optimizer = {"kind": run.optimizer,
-                           "step_size": float(np.float32(schedule["step_size"]) * scale),
-                           "beta1": schedule["beta1"], "beta2": schedule["beta2"],
-                           "eps": schedule["eps"], "lazy": schedule["lazy"],
+        shard_optimizer = {"step_size": float(np.float32(schedule["step_size"]) * scale),
                            "log_decay": schedule["log_decay"],
                            "lr": float(np.float32(schedule["lr"]) * scale)}
         run.pending = [a.update.remote(shard_optimizer) for a in self.group.actors]
         X = run.X
         engine.backward_hidden(run.x_indptr, X.indices, X.data, run.batch_rows, step,
                                np.ascontiguousarray(run.d_hidden))
-        engine.optimizer_step(step, run.optimizer, schedule["step_size"], schedule["beta1"],
-                              schedule["beta2"], schedule["eps"], schedule["lazy"],
-                              schedule["log_decay"], schedule["lr"])
+        engine.optimizer_step(step, schedule["step_size"], schedule["log_decay"], schedule["lr"])
         run.d_hidden = None
         run.timings["trunk"] += time.perf_counter() - t0
 

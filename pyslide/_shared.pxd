@@ -33,6 +33,20 @@ cdef struct SharedC:
     double t_shared_backward
 
 
+# The scratch of a batch-shared output over layer (its set: every row when
+# all are active, else the bounds on the chosen rows plus the batch's label
+# slots and the negatives, at most every row), into keepalive. For Engine
+# and ShardEngine alike.
+cdef int alloc_shared(SharedC* sh, const LayerC* layer, int32_t batch_size,
+                      int32_t max_labels, int32_t negatives, list keepalive) except -1
+
+# The sampling correction on for a sampled output layer ``out`` that does
+# not compute every row, when label_log1m (log(1 - frequency), one per row)
+# is given; sh (NULL for a per-sample output) gets its per-row scratch.
+cdef int set_correction(NetC* net, SharedC* sh, const LayerC* out, object label_log1m,
+                        float q_floor, list keepalive) except -1
+
+
 cdef inline void clear_shared(int32_t* pos, const int32_t* ids, int32_t n) noexcept nogil:
     cdef int32_t j
     for j in range(n):

@@ -12,11 +12,56 @@ from pyslide._common cimport mix_seed, rand_below
 from pyslide._hash cimport hash_dense_row
 from pyslide._tables cimport BucketTables
 from pyslide._layer cimport (LayerC, NetC, TIME_STRIDE, T_HASH, T_BACKWARD, dropout_mask,
-                             dropout_stream, layer_output, gemm_rm)
+                             dropout_stream, layer_output, gemm_rm, float_data, int_data)
 from pyslide._loss cimport inclusion_log_correction, loss_and_delta
 from pyslide._optim cimport catch_up_row
 from pyslide._sample cimport forward_sample, backward_sample
 from pyslide._vec cimport axpy, now, pyslide_prefetch, PREFETCH_AHEAD
+
+import numpy as np
+
+
+cdef int alloc_shared(SharedC* sh, const LayerC* layer, int32_t batch_size,
+                      int32_t max_labels, int32_t negatives, list keepalive) except -1:
+    # the set's rows: every row, or the bounds on the chosen rows, the
+    # batch's label slots and the negatives beyond them
+    cdef int32_t width = layer.units
+    cdef int32_t units = max(1, layer.units), d = layer.in_dim
+    if not layer.all_active:
+        width = min(layer.units, max(layer.max_active, layer.min_active)
+                    + batch_size * max_labels + negatives)
+    width = max(width, 1)
+    sh.max_shared = width
+    sh.min_negatives = 0 if layer.all_active else min(layer.units, negatives)
+    sh.shared_ids = int_data(np.zeros(width, np.int32), keepalive)
+    sh.shared_pos = int_data(np.full(units, -1, np.int32), keepalive)
+    sh.cand_count = int_data(np.zeros(units, np.int32), keepalive)
+    sh.cand_ids = int_data(np.zeros(units, np.int32), keepalive)
+    sh.count_hist = int_data(np.zeros(batch_size * max(1, layer.n_tables) + 2, np.int32),
+                             keepalive)
+    sh.hidden = float_data(np.zeros(batch_size * d, np.float32), keepalive)
+    sh.d_hidden = float_data(np.zeros(batch_size * d, np.float32), keepalive)
+    sh.w_shared = float_data(np.zeros(width * d, np.float32), keepalive)
+    sh.b_shared = float_data(np.zeros(width, np.float32), keepalive)
+    sh.logits = float_data(np.zeros(batch_size * width, np.float32), keepalive)
+    sh.grad_shared = float_data(np.zeros(width * d, np.float32), keepalive)
+    sh.gb_shared = float_data(np.zeros(width, np.float32), keepalive)
+    return 0
+
+
+cdef int set_correction(NetC* net, SharedC* sh, const LayerC* out, object label_log1m,
+                        float q_floor, list keepalive) except -1:
+    net.correction = 0
+    if label_log1m is None or not out.sampled or out.all_active:
+        return 0
+    if len(label_log1m) != out.units:
+        raise ValueError("pyslide internal error: one label frequency per output row")
+    net.label_log1m = float_data(np.ascontiguousarray(label_log1m, np.float32), keepalive)
+    net.correction = 1
+    net.q_floor = max(q_floor, 1e-12)
+    if sh != NULL:
+        sh.corr_shared = float_data(np.zeros(sh.max_shared, np.float32), keepalive)
+    return 0
 
 
 cdef void shared_add_labels(LayerC* layer, SharedC* sh, const int64_t[::1] y_indptr,

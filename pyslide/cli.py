@@ -6,17 +6,32 @@ malformed file, not enough memory, a diverging run), 2 usage error (a bad
 option or option value, also inside a ``--config`` file), 130 interrupted.
 Errors are one line on stderr, ``pyslide: error: ...``; ``--debug`` adds the
 traceback.
+
+The library checks every value and names the parameter; this module maps each
+flag to its parameter once (``_TRAIN_OPTIONS``), reads the defaults it prints
+from the library's signatures, and says which flag a refused value came from.
 """
 import argparse
+import contextlib
+import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 import traceback
 import warnings
+from collections import namedtuple
 
-from ._validate import integer, real
+from . import layers as _layers
+from . import metrics as _metrics
+from . import network as _network
+from ._validate import integer, integers, real
+from .callbacks import EarlyStopping, ModelCheckpoint
+from .hashing import DOPH, DWTA, WTA, SimHash
+from .layers import ACTIVATIONS, Dense, Sampled
+from .optim import SGD, Adam, Constant, CosineDecay
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -52,8 +67,6 @@ class CommandError(Exception):
     """A failure worth one line to the user (bad file, ...): exit status 1."""
 
 
-# --------------------------------------------------------------------------- parsing helpers
-
 class _Parser(argparse.ArgumentParser):
     """Reports usage errors as exceptions so ``main`` prints them on one line."""
 
@@ -61,20 +74,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _parsed(text, parse, check, expected):
-    """A flag's text (or a config file's value) parsed, then checked by the
-    library's rule (``pyslide._validate``); argparse's message if it fails."""
-    try:
-        return check(parse(text))
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+# --------------------------------------------------------------------------- values
+# Text (or a config file's value) -> the Python value a parameter takes. A
+# range is checked by the library's own rule (pyslide._validate).
+
+def _value(parse, check, expected):
+    """An argparse type: ``check(parse(text))``, or argparse's one-line message."""
+    def convert(text):
+        try:
+            return check(parse(text))
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    return convert
 
 
 def _to_int(value):
-    parsed = _as_int(value)
-    if parsed is None:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise TypeError(value)
-    return parsed
+    return int(value) if isinstance(value, (int, float)) else int(str(value).strip())
 
 
 def _to_float(value):
@@ -83,137 +100,67 @@ def _to_float(value):
     return float(value)
 
 
+def _to_list(value):
+    """A flag's "a,b,c" or a config file's number or list, as a list of items."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    return [t for t in str(value).split(",") if t.strip()]
+
+
+def _refuse(value=None):
+    raise ValueError(value)
+
+
 def _int_at_least(minimum):
-    def convert(text):
-        return _parsed(text, _to_int, lambda v: integer(v, "value", minimum),
-                       f"an integer >= {minimum}")
-    convert.__name__ = f"int>={minimum}"
-    return convert
+    return _value(_to_int, lambda v: integer(v, "value", minimum), f"an integer >= {minimum}")
 
 
-def _as_int(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def _positive_float(text):
-    return _parsed(text, _to_float, lambda v: real(v, "value", 0, min_open=True),
-                   "a positive number")
+_positive = _value(_to_float, lambda v: real(v, "value", 0, min_open=True), "a positive number")
+_non_negative = _value(_to_float, lambda v: real(v, "value", 0), "a number >= 0")
+_fraction_below_one = _value(_to_float, lambda v: real(v, "value", 0, 1, max_open=True),
+                             "a fraction in [0, 1)")
+_threads = _value(_to_int, lambda v: v if v >= 1 or v == -1 else _refuse(v),
+                  "a thread count >= 1 (or -1 for every core)")
+_ks = _value(lambda t: [_to_int(v) for v in _to_list(t)],
+             lambda vs: tuple(sorted(set(integers(vs, "eval_k")))) if vs else _refuse(),
+             "k values >= 1 like 1,3,5")
+_hidden = _value(lambda t: [] if str(t).strip().lower() in ("", "none", "0")
+                 else [_to_int(v) for v in _to_list(t)],
+                 lambda vs: [Dense(v).units for v in vs],
+                 "hidden layer widths like 128 or 256,128 (or 'none')")
 
 
 def _lr_scale(text):
     """``auto``, a positive number, or comma-separated ones (one per epoch)."""
-    if isinstance(text, str) and text == "auto":
+    if text == "auto":
         return text
-    if isinstance(text, str):
-        parts = text.split(",")
-    else:       # a config file's number or list
-        parts = list(text) if isinstance(text, (list, tuple)) and text else [text]
-    values = [_parsed(part, _to_float, lambda v: real(v, "value", 0, min_open=True),
-                      "'auto', a positive number or comma-separated ones (one per epoch)")
-              for part in parts]
+    each = _value(_to_float, lambda v: real(v, "value", 0, min_open=True),
+                  "'auto', a positive number or comma-separated ones (one per epoch)")
+    values = [each(part) for part in (_to_list(text) or [text])]
     return values[0] if len(values) == 1 else values
 
 
-def _non_negative_float(text):
-    return _parsed(text, _to_float, lambda v: real(v, "value", 0), "a number >= 0")
-
-
-def _fraction_below_one(text):
-    return _parsed(text, _to_float, lambda v: real(v, "value", 0, 1, max_open=True),
-                   "a fraction in [0, 1)")
-
-
-def _threads(text):
-    value = _as_int(text)
-    if value is None or (value < 1 and value != -1):
-        raise argparse.ArgumentTypeError(
-            f"expected a thread count >= 1 (or -1 for every core), got {text!r}")
-    return value
-
-
-def _hidden_list(text):
-    """``"128"``, ``"256,128"``, ``"none"`` (no hidden layer) or a list of ints."""
-    if isinstance(text, (list, tuple)):
-        items = list(text)
-    elif isinstance(text, int) and not isinstance(text, bool):
-        items = [text]
-    else:
-        text = str(text).strip()
-        if text.lower() in ("", "none", "0"):
-            return []
-        items = [t for t in text.split(",") if t.strip()]
-    out = []
-    for item in items:
-        value = _as_int(item)
-        if value is None or value < 1:
-            raise argparse.ArgumentTypeError(
-                f"expected hidden layer widths like 128 or 256,128 (or 'none'), got {text!r}")
-        out.append(value)
-    return out
-
-
-def _ks(text):
-    """``"1,3,5"``, ``"5"`` or a list of ints, each >= 1."""
-    if isinstance(text, (list, tuple)):
-        items = list(text)
-    elif isinstance(text, int) and not isinstance(text, bool):
-        items = [text]
-    else:
-        items = [t for t in str(text).split(",") if t.strip()]
-    out = []
-    for item in items:
-        value = _as_int(item)
-        if value is None or value < 1:
-            raise argparse.ArgumentTypeError(
-                f"expected k values >= 1 like 1,3,5, got {text!r}")
-        out.append(value)
-    if not out:
-        raise argparse.ArgumentTypeError(f"expected k values >= 1 like 1,3,5, got {text!r}")
-    return tuple(sorted(set(out)))
-
-
 def _active(text):
-    """A fraction of the layer in (0, 1] (``0.01``) or a count (``4096``)."""
-    if isinstance(text, bool):
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] or a count, got {text!r}")
-    if isinstance(text, (int, float)):
-        value = text
-    else:
-        s = str(text).strip()
-        try:
-            value = int(s)
-        except ValueError:
-            try:
-                value = float(s)
-            except ValueError:
-                raise argparse.ArgumentTypeError(
-                    f"expected a fraction in (0, 1] (like 0.01) or a count (like 4096), "
-                    f"got {text!r}") from None
-    if isinstance(value, float) and not (0.0 < value <= 1.0):
-        raise argparse.ArgumentTypeError(
-            f"expected a fraction in (0, 1] (like 0.01) or a count (like 4096), got {text!r}")
-    if isinstance(value, int) and value < 1:
-        raise argparse.ArgumentTypeError(f"expected an active count >= 1, got {text!r}")
-    return value
+    """A fraction of the layer in (0, 1] (``0.01``) or a count (``4096``); Sampled checks it."""
+    try:
+        value = text if isinstance(text, (int, float)) else json.loads(str(text).strip())
+        Sampled(1, active=value)
+        return value
+    except (TypeError, ValueError) as exc:
+        count = isinstance(text, int) or str(text).strip().lstrip("-").isdigit()
+        expected = ("an active count >= 1" if count else
+                    "a fraction in (0, 1] (like 0.01) or a count (like 4096)")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from exc
 
 
 def _bool(value):
     if isinstance(value, bool):
         return value
     s = str(value).strip().lower()
-    if s in ("1", "true", "yes", "on"):
-        return True
-    if s in ("0", "false", "no", "off"):
-        return False
+    if s in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        return s in ("1", "true", "yes", "on")
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
@@ -225,159 +172,210 @@ def _text(value):
 
 # --------------------------------------------------------------------------- train options
 
-# One table drives the ``train`` flags, their defaults and the config file
-# keys, so a flag and its config key can never drift apart. A setting of the
-# network or of ``fit`` defaults to None ("unset"): the library decides, so
-# ``pyslide train`` builds the network ``pyslide.Network`` builds by default
-# (tests/test_cli.py checks it). Only the command's own choices (the network
-# shape --hidden 128 / --output sampled, --epochs 5, ...) have a value here.
-# (dest, flags, converter, default, choices, metavar, help)
+# The one table of ``pyslide train``'s flags: each maps to one library
+# parameter ("Owner.param": "layer." is every layer's, "family." the hash
+# family's, "optimizer." Adam's and SGD's, "schedule." the learning-rate
+# schedule's; "cli.name" the command's own), and is at once a flag and a config
+# file key. A network or fit setting defaults to None ("unset"):
+# the library decides, so ``pyslide train`` builds the network
+# ``pyslide.Network`` builds by default (tests/test_cli.py checks it). Only the
+# command's own choices (the shape --hidden 128 / --output sampled, --epochs
+# 5, ...) have a default here. "{Owner.param}" in a help text is that
+# parameter's default, read from the library's signature; "{default}" the
+# command's own.
+_Option = namedtuple("_Option", "dest flags parse target metavar help default choices const",
+                     defaults=(None, None, None))
 _NO_STRICT_ROWS_HELP = ("load the rows present when an XC header's row count differs from "
                         "the file's data lines (a truncated or partial file); by default "
                         "that is an error")
-_HASH_CHOICES = ("auto", "simhash", "dwta", "wta", "doph", "none")
+# the library's hash families by their command-line name
+_FAMILIES = {cls.__name__.lower(): cls for cls in (SimHash, DWTA, WTA, DOPH)}
+_O = _Option
 _TRAIN_OPTIONS = {
     "data": [
-        ("test", ("--test",), _text, None, None, "TEST",
-         "labelled file evaluated every --eval-every epochs"),
-        ("validation", ("--validation",), _text, None, None, "FILE",
-         "labelled file evaluated after every epoch, for --early-stopping and --checkpoint "
-         "(or use --validation-split)"),
-        ("validation_split", ("--validation-split",), _fraction_below_one, None, None,
-         "FRACTION", "hold out this fraction of the training rows (seeded by --seed) as "
-         "validation data, evaluated after every epoch"),
-        ("format", ("--format",), _text, "xc", ("xc", "libsvm"), None,
-         "file format: 'xc' (XC-repository text with a header line; default) or 'libsvm' "
-         "(multi-label libsvm, no header)"),
-        ("strict_rows", ("--no-strict-rows",), _bool, None, None, None,
-         _NO_STRICT_ROWS_HELP),
+        _O("test", ("--test",), _text, "cli.test", "TEST",
+           "labelled file evaluated every --eval-every epochs"),
+        _O("validation", ("--validation",), _text, "fit.validation_data", "FILE",
+           "labelled file evaluated after every epoch, for --early-stopping and --checkpoint "
+           "(or use --validation-split)"),
+        _O("validation_split", ("--validation-split",), _fraction_below_one,
+           "fit.validation_split", "FRACTION", "hold out this fraction of the training rows "
+           "(seeded by --seed) as validation data, evaluated after every epoch"),
+        _O("format", ("--format",), _text, "cli.format", None, "file format: 'xc' (XC-repository "
+           "text with a header line; default) or 'libsvm' (multi-label libsvm, no header)",
+           "xc", ("xc", "libsvm")),
+        _O("strict_rows", ("--no-strict-rows",), _bool, "cli.strict_rows", None, _NO_STRICT_ROWS_HELP,
+           const=False),
     ],
     "network": [
-        ("hidden", ("--hidden",), _hidden_list, [128], None, "UNITS",
-         "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
-         "'none' for no hidden layer (default 128)"),
-        ("activation", ("--activation",), _text, None, ("relu", "linear"), None,
-         "activation of the hidden layers (default relu)"),
-        ("output", ("--output",), _text, "sampled", ("sampled", "dense"), None,
-         "output layer: 'sampled' (LSH-sampled, default) or 'dense' (every label computed)"),
-        ("init_std", ("--init-std",), _positive_float, None, None, "STD",
-         "standard deviation of the initial weights (default: scaled to the fan-in)"),
-        ("dropout", ("--dropout",), _non_negative_float, None, None, "RATE",
-         "drop each hidden unit with this probability in training (default 0.2)"),
+        _O("hidden", ("--hidden",), _hidden, "Dense.units", "UNITS",
+           "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
+           "'none' for no hidden layer (default {default})", [128]),
+        _O("activation", ("--activation",), _text, "Dense.activation", None,
+           "activation of the hidden layers (default {Dense.activation})", None, ACTIVATIONS),
+        _O("output", ("--output",), _text, "cli.output", None, "output layer: 'sampled' "
+           "(LSH-sampled, default) or 'dense' (every label computed)", "sampled",
+           ("sampled", "dense")),
+        _O("init_std", ("--init-std",), _positive, "layer.init_std", "STD",
+           "standard deviation of the initial weights (default: scaled to the fan-in)"),
+        _O("dropout", ("--dropout",), _non_negative, "Dense.dropout", "RATE",
+           "drop each hidden unit with this probability in training (default "
+           "{layers.DEFAULT_DROPOUT})"),
     ],
     "output layer and LSH": [
-        ("active", ("--active",), _active, None, None, "N|FRACTION",
-         "active output neurons per batch (--share batch) or per sample (--share sample): "
-         "a count like 4096 or a fraction like 0.02 (default: 8192 per batch, "
-         "max(128, labels/200) per sample)"),
-        ("min_active", ("--min-active",), _int_at_least(0), None, None, "N",
-         "fewer LSH candidates than this are topped up with random neurons (default: --active)"),
-        ("max_active", ("--max-active",), _int_at_least(1), None, None, "N",
-         "LSH candidates beyond this are dropped (default: --active)"),
-        ("negatives", ("--negatives",), _int_at_least(0), None, None, "N",
-         "--share batch: rows the set holds beyond the batch's labels, at least (LSH "
-         "candidates, then uniform); default: --active"),
-        ("share", ("--share",), _text, None, ("batch", "sample"), None,
-         "'batch': one active set per batch, logits as one matrix product (default); "
-         "'sample': every sample its own active set (SLIDE)"),
-        ("hash", ("--hash",), _text, None, _HASH_CHOICES, None,
-         "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than 4096), "
-         "simhash, dwta, wta, doph, or none (uniform sampling)"),
-        ("K", ("-K",), _int_at_least(1), None, None, "K",
-         "bits (SimHash) or codes (WTA, DWTA, DOPH) per table (default: the family's, "
-         "or from the layer's shape with --hash auto)"),
-        ("L", ("-L",), _int_at_least(1), None, None, "L",
-         "number of hash tables (default: 16 with --share batch, 50 with --share sample)"),
-        ("bin_size", ("--bin-size",), _int_at_least(2), None, None, "N",
-         "WTA/DWTA: dims per bin, a power of two (default 8)"),
-        ("bits", ("--bits",), _int_at_least(1), None, None, "N",
-         "DOPH: bits kept per code (default min(8, 16 // K))"),
-        ("density", ("--density",), _positive_float, None, None, "FRACTION",
-         "SimHash: sparse +-1 projections over this fraction of dims (default: dense Gaussian)"),
-        ("bucket_size", ("--bucket-size",), _int_at_least(1), None, None, "N",
-         "slots per hash bucket (default 128)"),
-        ("policy", ("--policy",), _text, None, ("fifo", "reservoir"), None,
-         "what a full bucket does with a new neuron: keep a uniform sample of the "
-         "neurons (reservoir, default) or the newest (fifo)"),
-        ("query", ("--query",), _text, None, ("union", "threshold", "sample"), None,
-         "with --share sample, how a sample's active set is read from the tables: union of "
-         "the hit buckets (SLIDE, default), ids hit in at least --threshold tables, or "
-         "buckets probed in random order"),
-        ("threshold", ("--threshold",), _int_at_least(1), None, None, "TABLES",
-         "tables an id must be hit in, with --query threshold (default 2)"),
-        ("rebuild_every", ("--rebuild-every",), _int_at_least(1), None, None, "STEPS",
-         "re-hash every output neuron into the tables every this many steps (default 50)"),
-        ("rebuild_growth", ("--rebuild-growth",), _positive_float, None, None, "FACTOR",
-         "grow the rebuild interval by this factor (>= 1) after every rebuild"),
-        ("correction", ("--no-correction",), _bool, None, None, None,
-         "do not correct sampled logits for how often their labels are sampled (the "
-         "correction keeps sampled training tracking the full softmax; see docs/guide.md)"),
-        ("bias_init", ("--bias-init",), _text, None, ("auto", "prior", "zero"), None,
-         "the output biases' start: 'prior' the labels' log training frequencies, 'zero'; "
-         "'auto' (default) is 'prior' for a sampled output, 'zero' when it computes every label"),
-        ("lr_scale", ("--lr-scale",), _lr_scale, None, None, "auto|FACTOR[,FACTOR...]",
-         "multiply the optimizer's step on the output layer's rows by FACTOR, or by one "
-         "FACTOR per epoch (the last holds after); 'auto' (default), for a sampled output, "
-         "whose rows are updated only on the steps that sample them, is 1.5 until its rows "
-         "have been sampled 128 times on average or the rows passed over twice, then falls "
-         "with the further of the two to 0.5; 1 when it computes every label"),
+        _O("active", ("--active",), _active, "Sampled.active", "N|FRACTION",
+           "active output neurons per batch (--share batch) or per sample (--share sample): "
+           "a count like 4096 or a fraction like 0.02 (default: {Sampled.BATCH_ACTIVE} per "
+           "batch, max({Sampled.SAMPLE_ACTIVE[0]}, labels/{Sampled.SAMPLE_ACTIVE[1]}) per "
+           "sample)"),
+        _O("min_active", ("--min-active",), _int_at_least(0), "Sampled.min_active", "N",
+           "fewer LSH candidates than this are topped up with random neurons (default: "
+           "--active)"),
+        _O("max_active", ("--max-active",), _int_at_least(1), "Sampled.max_active", "N",
+           "LSH candidates beyond this are dropped (default: --active)"),
+        _O("negatives", ("--negatives",), _int_at_least(0), "Sampled.negatives", "N",
+           "--share batch: rows the set holds beyond the batch's labels, at least (LSH "
+           "candidates, then uniform); default: --active"),
+        _O("share", ("--share",), _text, "Sampled.share", None,
+           "'batch': one active set per batch, logits as one matrix product (default); "
+           "'sample': every sample its own active set (SLIDE)", None, Sampled.SHARES),
+        _O("hash", ("--hash",), _text, "Sampled.hash", None,
+           "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than "
+           "{Sampled.DWTA_ABOVE}), simhash, dwta, wta, doph, or none (uniform sampling)", None,
+           ("auto", *_FAMILIES, "none")),
+        _O("K", ("-K",), _int_at_least(1), "family.K", "K",
+           "bits (SimHash) or codes (WTA, DWTA, DOPH) per table (default: the family's, "
+           "or from the layer's shape with --hash auto)"),
+        _O("L", ("-L",), _int_at_least(1), "family.L", "L", "number of hash tables (default: "
+           "{Sampled.TABLES[batch]} with --share batch, {Sampled.TABLES[sample]} with "
+           "--share sample)"),
+        _O("bin_size", ("--bin-size",), _int_at_least(2), "family.bin_size", "N",
+           "WTA/DWTA: dims per bin, a power of two (default {WTA.bin_size})"),
+        _O("bits", ("--bits",), _int_at_least(1), "family.bits", "N",
+           "DOPH: bits kept per code (default min(8, 16 // K))"),
+        _O("density", ("--density",), _positive, "family.density", "FRACTION",
+           "SimHash: sparse +-1 projections over this fraction of dims (default: dense "
+           "Gaussian)"),
+        _O("bucket_size", ("--bucket-size",), _int_at_least(1), "Sampled.bucket_size", "N",
+           "slots per hash bucket (default {Sampled.bucket_size})"),
+        _O("policy", ("--policy",), _text, "Sampled.policy", None,
+           "what a full bucket does with a new neuron: keep a uniform sample of the "
+           "neurons (reservoir, default) or the newest (fifo)", None, Sampled.POLICIES),
+        _O("query", ("--query",), _text, "Sampled.query", None,
+           "with --share sample, how a sample's active set is read from the tables: union "
+           "of the hit buckets (SLIDE, default), ids hit in at least --threshold tables, or "
+           "buckets probed in random order", None, Sampled.QUERIES),
+        _O("threshold", ("--threshold",), _int_at_least(1), "Sampled.threshold", "TABLES",
+           "tables an id must be hit in, with --query threshold (default "
+           "{Sampled.threshold})"),
+        _O("rebuild_every", ("--rebuild-every",), _int_at_least(1), "Sampled.rebuild_every",
+           "STEPS", "re-hash every output neuron into the tables every this many steps "
+           "(default {Sampled.rebuild_every})"),
+        _O("rebuild_growth", ("--rebuild-growth",), _positive, "Sampled.rebuild_growth",
+           "FACTOR", "grow the rebuild interval by this factor (>= 1) after every rebuild"),
+        _O("correction", ("--no-correction",), _bool, "Sampled.correction", None,
+           "do not correct sampled logits for how often their labels are sampled (the "
+           "correction keeps sampled training tracking the full softmax; see docs/guide.md)",
+           const=False),
+        _O("bias_init", ("--bias-init",), _text, "Sampled.bias_init", None,
+           "the output biases' start: 'prior' the labels' log training frequencies, 'zero'; "
+           "'auto' (default) is 'prior' for a sampled output, 'zero' when it computes every "
+           "label", None, Sampled.BIAS_INITS),
+        _O("lr_scale", ("--lr-scale",), _lr_scale, "Sampled.lr_scale",
+           "auto|FACTOR[,FACTOR...]",
+           "multiply the optimizer's step on the output layer's rows by FACTOR, or by one "
+           "FACTOR per epoch (the last holds after); 'auto' (default), for a sampled output, "
+           "whose rows are updated only on the steps that sample them, is "
+           "{network.AUTO_LR_START} until its rows have been sampled {network.AUTO_LR_VISITS} "
+           "times on average or the rows passed over {network.AUTO_LR_PASSES} times, then "
+           "falls with the further of the two to {network.AUTO_LR_FLOOR}; 1 when it computes "
+           "every label"),
     ],
     "loss and optimizer": [
-        ("loss", ("--loss",), _text, None, ("softmax", "bce"), None,
-         "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
-         "(independent sigmoids)"),
-        ("optimizer", ("--optimizer",), _text, None, ("adam", "sgd"), None,
-         "lazy Adam (default) or plain SGD"),
-        ("lr", ("--lr",), _positive_float, None, None, "LR",
-         "learning rate (default 1e-3 for adam, 0.1 for sgd)"),
-        ("beta1", ("--beta1",), _positive_float, None, None, "B", "Adam beta1 (default 0.9)"),
-        ("beta2", ("--beta2",), _positive_float, None, None, "B",
-         "Adam beta2 (default 0.999)"),
-        ("eps", ("--eps",), _positive_float, None, None, "EPS", "Adam epsilon (default 1e-8)"),
-        ("dense_adam", ("--dense-adam",), _bool, None, None, None,
-         "update every row every step (textbook Adam; slow, for comparisons)"),
-        ("weight_decay", ("--weight-decay",), _non_negative_float, None, None, "WD",
-         "decoupled weight decay (AdamW; lazy and exact), e.g. 1e-4 (default 0)"),
-        ("warmup", ("--warmup",), _non_negative_float, None, None, "EPOCHS",
-         "ramp the learning rate up linearly over this many epochs (default 0)"),
-        ("cosine", ("--cosine",), _bool, None, None, None,
-         "decay the learning rate to 0 along half a cosine over --epochs"),
+        _O("loss", ("--loss",), _text, "Network.loss", None,
+           "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
+           "(independent sigmoids)", None, _network.LOSSES),
+        _O("optimizer", ("--optimizer",), _text, "Network.optimizer", None,
+           "lazy Adam (default) or plain SGD", None, (Adam.kind, SGD.kind)),
+        _O("lr", ("--lr",), _positive, "optimizer.lr", "LR",
+           "learning rate (default {Adam.lr} for adam, {SGD.lr} for sgd)"),
+        _O("beta1", ("--beta1",), _positive, "Adam.beta1", "B", "Adam beta1 (default "
+           "{Adam.beta1})"),
+        _O("beta2", ("--beta2",), _positive, "Adam.beta2", "B", "Adam beta2 (default "
+           "{Adam.beta2})"),
+        _O("eps", ("--eps",), _positive, "Adam.eps", "EPS", "Adam epsilon (default {Adam.eps})"),
+        _O("dense_adam", ("--dense-adam",), _bool, "Adam.lazy", None,
+           "update every row every step (textbook Adam; slow, for comparisons)", const=True),
+        _O("weight_decay", ("--weight-decay",), _non_negative, "optimizer.weight_decay", "WD",
+           "decoupled weight decay (AdamW; lazy and exact), e.g. 1e-4 (default "
+           "{Adam.weight_decay})"),
+        _O("warmup", ("--warmup",), _non_negative, "schedule.warmup", "EPOCHS",
+           "ramp the learning rate up linearly over this many epochs (default "
+           "{CosineDecay.warmup})"),
+        _O("cosine", ("--cosine",), _bool, "schedule.kind", None,
+           "decay the learning rate to 0 along half a cosine over --epochs", const=True),
     ],
     "training": [
-        ("epochs", ("--epochs",), _int_at_least(1), 5, None, "N", "passes over the data (default 5)"),
-        ("batch_size", ("--batch-size",), _int_at_least(1), None, None, "N",
-         "samples per step (default 128)"),
-        ("threads", ("--threads",), _threads, None, None, "N",
-         "threads of every kernel (default: the cores available; -1 every core)"),
-        ("seed", ("--seed",), _int_at_least(0), None, None, "N",
-         "seed of weights, hashing, shuffling (default 0); with --threads 1 runs repeat exactly"),
-        ("shuffle", ("--no-shuffle",), _bool, None, None, None,
-         "keep the file's row order instead of shuffling every epoch"),
-        ("eval_every", ("--eval-every",), _int_at_least(0), 1, None, "EPOCHS",
-         "evaluate on --test every this many epochs, and after the last (0: after the last only; "
-         "default 1)"),
-        ("eval_k", ("--eval-k",), _ks, (1, 3, 5), None, "K,...",
-         "k values of the periodic P@k / nDCG@k (default 1,3,5)"),
-        ("early_stopping", ("--early-stopping",), _int_at_least(1), None, None, "PATIENCE",
-         "stop when --monitor has not improved for this many epochs, and keep "
-         "the model of the best epoch (needs --validation-split or --validation)"),
-        ("monitor", ("--monitor",), _text, "val_loss", None, "METRIC",
-         "what --early-stopping and --checkpoint watch: val_loss (default; smooth even on "
-         "a small validation set) or a validation metric such as p@1 or ndcg@5"),
-        ("checkpoint", ("--checkpoint",), _text, None, None, "MODEL",
-         "save the model here after every epoch that improved --monitor (after "
-         "every epoch without validation data); '{epoch}' in the name keeps one file each"),
-        ("save", ("--save",), _text, None, None, "MODEL", "write the trained model here (.npz)"),
-        ("progress", ("--progress",), _bool, None, None, None,
-         "show a progress bar (default: when stderr is a terminal)"),
+        _O("epochs", ("--epochs",), _int_at_least(1), "fit.epochs", "N",
+           "passes over the data (default {default})", 5),
+        _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N",
+           "samples per step (default {fit.batch_size})"),
+        _O("threads", ("--threads",), _threads, "Network.threads", "N",
+           "threads of every kernel (default: the cores available; -1 every core)"),
+        _O("seed", ("--seed",), _int_at_least(0), "Network.seed", "N",
+           "seed of weights, hashing, shuffling (default {Network.seed}); with --threads 1 "
+           "runs repeat exactly"),
+        _O("shuffle", ("--no-shuffle",), _bool, "fit.shuffle", None,
+           "keep the file's row order instead of shuffling every epoch", const=False),
+        _O("eval_every", ("--eval-every",), _int_at_least(0), "cli.eval_every", "EPOCHS",
+           "evaluate on --test every this many epochs, and after the last (0: after the "
+           "last only; default {default})", 1),
+        _O("eval_k", ("--eval-k",), _ks, "fit.eval_k", "K,...",
+           "k values of the periodic P@k / nDCG@k (default {default})", (1, 3, 5)),
+        _O("early_stopping", ("--early-stopping",), _int_at_least(1), "EarlyStopping.patience",
+           "PATIENCE", "stop when --monitor has not improved for this many epochs, and keep "
+           "the model of the best epoch (needs --validation-split or --validation)"),
+        _O("monitor", ("--monitor",), _text, "EarlyStopping.monitor", "METRIC",
+           "what --early-stopping and --checkpoint watch: {EarlyStopping.monitor} (default; "
+           "smooth even on a small validation set) or a validation metric such as p@1 or "
+           "ndcg@5", "val_loss"),
+        _O("checkpoint", ("--checkpoint",), _text, "ModelCheckpoint.path", "MODEL",
+           "save the model here after every epoch that improved --monitor (after every epoch "
+           "without validation data); '{epoch}' in the name keeps one file each"),
+        _O("save", ("--save",), _text, "cli.save", "MODEL", "write the trained model here (.npz)"),
+        _O("progress", ("--progress",), _bool, "fit.verbose", None,
+           "show a progress bar (default: when stderr is a terminal)", const=True),
     ],
 }
-_TRAIN_SPEC = {row[0]: row for rows in _TRAIN_OPTIONS.values() for row in rows}
-_BOOL_FLAGS = {"dense_adam": True, "shuffle": False, "strict_rows": False, "progress": True,
-               "correction": False, "cosine": True}   # value the flag sets
-# Keys a config file may also hold besides the options above.
-_CONFIG_EXTRA_KEYS = ("train", "layers")
+del _O
+_TRAIN_SPEC = {o.dest: o for options in _TRAIN_OPTIONS.values() for o in options}
+_LAYER_TARGETS = ("Dense.", "Sampled.", "layer.", "family.", "cli.output")
 _CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "training")
+_HELP_NAMES = {"Dense": Dense, "Sampled": Sampled, "WTA": WTA, "Adam": Adam, "SGD": SGD,
+               "CosineDecay": CosineDecay, "EarlyStopping": EarlyStopping,
+               "Network": _network.Network, "fit": _network.Network.fit,
+               "network": _network, "layers": _layers,
+               "propensities": _metrics.propensities}
+
+
+def _library_default(owner, name):
+    """``owner``'s parameter (or attribute) ``name``: the library's, stated once."""
+    parameters = inspect.signature(owner).parameters if callable(owner) else {}
+    value = parameters[name].default if name in parameters else getattr(owner, name)
+    return f"{value:g}" if isinstance(value, float) else value
+
+
+def _help(text):
+    """``text`` with every "{Owner.param}" (or "{Owner.CONST[key]}") read from the library."""
+    def default(match):
+        value = _library_default(_HELP_NAMES[match.group(1)], match.group(2))
+        return str(value if match.group(3) is None else
+                   value[int(match.group(3)) if match.group(3).isdigit() else match.group(3)])
+    return re.sub(r"\{(\w+)\.(\w+)(?:\[(\w+)\])?\}", default, text)
+
+
+def _flag_name(dest):
+    return _TRAIN_SPEC[dest].flags[0]
 
 
 def _add_train_options(p):
@@ -387,26 +385,23 @@ def _add_train_options(p):
                    help="TOML (Python >= 3.11) or JSON file of options; keys are the long "
                         "option names (dashes or underscores), e.g. hidden = [256, 128], "
                         "lr = 1e-3; flags given on the command line win")
-    for group_name, rows in _TRAIN_OPTIONS.items():
+    for group_name, options in _TRAIN_OPTIONS.items():
         group = p.add_argument_group(group_name)
-        for dest, flags, convert, default, choices, metavar, help_text in rows:
-            kwargs = dict(dest=dest, default=None, help=help_text)
-            if dest in _BOOL_FLAGS:
-                kwargs["action"] = "store_const"
-                kwargs["const"] = _BOOL_FLAGS[dest]
-                group.add_argument(*flags, **kwargs)
-                if dest == "progress":
-                    group.add_argument("--no-progress", dest="progress", action="store_const",
-                                       const=False, default=None, help="never show a progress bar")
+        for o in options:
+            default = ",".join(map(str, o.default)) if isinstance(o.default, (list, tuple)) \
+                else o.default    # the command's own default: a list as its flag writes it
+            kwargs = dict(dest=o.dest, default=None,
+                          help=_help(o.help).replace("{default}", str(default)))
+            if o.const is not None:
+                group.add_argument(*o.flags, action="store_const", const=o.const, **kwargs)
                 continue
-            if dest == "hidden":
-                kwargs["action"] = "append"
-            kwargs["type"] = convert
-            if choices:
-                kwargs["choices"] = choices
-            if metavar:
-                kwargs["metavar"] = metavar
-            group.add_argument(*flags, **kwargs)
+            kwargs.update(type=o.parse, action="append" if o.dest == "hidden" else "store")
+            if o.choices:
+                kwargs["choices"] = o.choices
+            group.add_argument(*o.flags, metavar=o.metavar, **kwargs)
+        if group_name == "training":
+            group.add_argument("--no-progress", dest="progress", action="store_const",
+                               const=False, default=None, help="never show a progress bar")
 
 
 def _read_config(path):
@@ -415,26 +410,12 @@ def _read_config(path):
         raise UsageError(f"--config: no such file {path!r}")
     with open(path, "rb") as f:
         raw = f.read()
-    if path.lower().endswith(".json"):
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UsageError(f"--config {path}: not valid JSON ({exc})") from None
-    else:
-        try:
-            import tomllib
-        except ImportError:
-            try:
-                import tomli as tomllib
-            except ImportError:
-                raise UsageError(
-                    f"--config {path}: TOML config files need Python 3.11 or later (tomllib); "
-                    f"this is Python {sys.version_info.major}.{sys.version_info.minor}. "
-                    f"Write the same keys as a JSON file (cfg.json) instead") from None
-        try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise UsageError(f"--config {path}: not valid TOML ({exc})") from None
+    kind = "JSON" if path.lower().endswith(".json") else "TOML"
+    loads = json.loads if kind == "JSON" else _toml(path).loads
+    try:
+        data = loads(raw.decode("utf-8"))
+    except ValueError as exc:    # JSON's and TOML's decode errors, and UnicodeDecodeError
+        raise UsageError(f"--config {path}: not valid {kind} ({exc})") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: the top level must be a table of options")
     flat = {}
@@ -451,48 +432,54 @@ def _read_config(path):
     return flat
 
 
+def _toml(path):
+    try:
+        import tomllib
+        return tomllib
+    except ImportError:
+        try:
+            import tomli
+            return tomli
+        except ImportError:
+            raise UsageError(
+                f"--config {path}: TOML config files need Python 3.11 or later (tomllib); this is "
+                f"Python {sys.version_info.major}.{sys.version_info.minor}. Write the same "
+                f"keys as a JSON file (cfg.json) instead") from None
+
+
 def _put_config_key(flat, key, value, path, where):
-    name = key if key in ("K", "L") else key.replace("-", "_")
-    if name in ("k", "l"):
-        name = name.upper()
-    if name not in _TRAIN_SPEC and name not in _CONFIG_EXTRA_KEYS:
-        known = ", ".join(sorted(list(_TRAIN_SPEC) + list(_CONFIG_EXTRA_KEYS)))
+    """One config entry, parsed and checked as its flag would be."""
+    name = key.upper() if key in ("k", "l", "K", "L") else key.replace("-", "_")
+    if name not in _TRAIN_SPEC and name not in ("train", "layers"):
+        known = ", ".join(sorted([*_TRAIN_SPEC, "train", "layers"]))
         raise UsageError(f"--config {path}: unknown key {where}{key!r}; known keys: {known}")
     if name in flat:
         raise UsageError(f"--config {path}: key {key!r} is given twice")
-    if name == "train":
-        if not isinstance(value, str):
-            raise UsageError(f"--config {path}: key 'train' must be a file path, got {value!r}")
+    if name == "train" and not isinstance(value, str):
+        raise UsageError(f"--config {path}: key 'train' must be a file path, got {value!r}")
+    if name in ("train", "layers"):
         flat[name] = value
         return
-    if name == "layers":
-        flat[name] = value
-        return
-    _, flags, convert, _, choices, _, _ = _TRAIN_SPEC[name]
+    option = _TRAIN_SPEC[name]
     try:
-        converted = convert(value)
+        flat[name] = option.parse(value)
     except argparse.ArgumentTypeError as exc:
         raise UsageError(f"--config {path}: key {key!r}: {exc}") from None
-    if choices and converted not in choices:
-        raise UsageError(f"--config {path}: key {key!r}: {converted!r} is not one of "
-                         f"{', '.join(choices)}")
-    flat[name] = converted
+    if option.choices and flat[name] not in option.choices:
+        raise UsageError(f"--config {path}: key {key!r}: {flat[name]!r} is not one of "
+                         f"{', '.join(option.choices)}")
 
 
 def _resolve_train_options(args):
     """Defaults < config file < flags, as one namespace."""
-    opts = {dest: row[3] for dest, row in _TRAIN_SPEC.items()}
-    opts["train"] = None
-    opts["layers"] = None
+    opts = {dest: option.default for dest, option in _TRAIN_SPEC.items()}
+    opts.update(train=None, layers=None)
     if args.config:
         opts.update(_read_config(args.config))
     for dest in _TRAIN_SPEC:
         value = getattr(args, dest)
-        if value is None:
-            continue
-        if dest == "hidden":   # repeated flags: concatenate each flag's list
-            value = [u for part in value for u in part]
-        opts[dest] = value
+        if value is not None:   # repeated --hidden flags: each flag's list, concatenated
+            opts[dest] = [u for part in value for u in part] if dest == "hidden" else value
     if args.train is not None:
         opts["train"] = args.train
     if opts["train"] is None:
@@ -508,119 +495,110 @@ def _set(**settings):
     return {key: value for key, value in settings.items() if value is not None}
 
 
-def _hash_config(opts, layer_units, in_dim):
-    """The output layer's ``hash`` setting from the flags: "auto", None or a family config."""
-    from .hashing import family_from_config
-    from .layers import Sampled
-
-    kind = opts.hash or "auto"
-    extra = {"bin_size": opts.bin_size, "bits": opts.bits, "density": opts.density}
-    allowed = {"simhash": ("density",), "wta": ("bin_size",), "dwta": ("bin_size",),
-               "doph": ("bits",), "auto": (), "none": ()}[kind]
-    for name, value in extra.items():
-        if value is not None and name not in allowed:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} does not apply to --hash {kind}"
-                             + (" (it belongs to a specific family)" if kind == "auto" else ""))
-    if kind == "none":
-        for name in ("K", "L"):
-            if getattr(opts, name) is not None:
-                raise UsageError(f"-{name} does not apply to --hash none (uniform sampling)")
-        return None
-    kw = _set(K=opts.K, L=opts.L, seed=opts.seed,
-              **{name: extra[name] for name in allowed})
-    if kind == "auto":
-        if not _set(K=opts.K, L=opts.L):
-            return "auto"
-        # the family 'auto' would pick for this shape, with K / L replaced
-        probe = Sampled(layer_units, hash="auto", active=1, **_set(share=opts.share))
-        config = probe.resolve_hash(in_dim, kw.get("seed", 0)).get_config()
-        config.update(kw)
-        return config
-    family = {"simhash": "SimHash", "wta": "WTA", "dwta": "DWTA", "doph": "DOPH"}[kind]
-    # built here so that a bad K / L is reported now, as a usage error
-    return family_from_config({"family": family, **kw}).get_config()
+def _given(opts, prefix):
+    """{parameter: value} of the options given whose target starts with ``prefix``."""
+    return {o.target.split(".", 1)[1]: getattr(opts, o.dest) for o in _TRAIN_SPEC.values()
+            if o.target.startswith(prefix) and getattr(opts, o.dest) is not None}
 
 
-def _optimizer_config(opts):
-    """The optimizer's config from the flags, or None when no optimizer flag is set."""
-    schedule = None
+def _given_flags(opts, prefixes):
+    """The flags given (not at the command's default) whose target starts with ``prefixes``."""
+    return [o.flags[0] for o in _TRAIN_SPEC.values()
+            if o.target.startswith(prefixes) and getattr(opts, o.dest) is not None and getattr(opts, o.dest) != o.default]
+
+
+@contextlib.contextmanager
+def _library_error(where=""):
+    """A context in which the library's refusal of a value is a usage error."""
+    try:
+        yield
+    except (TypeError, ValueError) as exc:
+        raise UsageError(where + _one_line(exc)
+                         + ("" if where else _flags_named(str(exc)))) from None
+
+
+def _flags_named(message):
+    """The flags of the parameters a library message names ("share='batch'",
+    "Sampled: threshold must ...", "bucket_size"), as a hint for a command-line user."""
+    named = {}
+    for o in _TRAIN_SPEC.values():
+        param = o.target.split(".")[-1]
+        word = rf"\b{param}\b" if "_" in param else rf"\b{param}\s?=|: {param}\b"
+        if param not in named and re.search(word, message):
+            named[param] = o.flags[0]
+    hints = [f"{param} is {flag}" for param, flag in named.items()]
+    return f" (on the command line: {', '.join(hints)})" if hints else ""
+
+
+def _optimizer(opts):
+    """The optimizer of the flags (None: the library's default), built now so that a
+    bad value is reported before any data is read."""
+    adam_only = _given(opts, "Adam.")
+    if "lazy" in adam_only:        # --dense-adam: every row every step
+        adam_only["lazy"] = not adam_only["lazy"]
+    common = _given(opts, "optimizer.")
     if opts.cosine:
-        schedule = {"kind": "cosine", "epochs": opts.epochs, **_set(warmup=opts.warmup)}
+        common["schedule"] = CosineDecay(opts.epochs, **_set(warmup=opts.warmup))
     elif opts.warmup:
-        schedule = {"kind": "constant", "warmup": opts.warmup}
-    adam_only = _set(beta1=opts.beta1, beta2=opts.beta2, eps=opts.eps,
-                     lazy=None if opts.dense_adam is None else not opts.dense_adam)
-    common = _set(lr=opts.lr, weight_decay=opts.weight_decay, schedule=schedule)
+        common["schedule"] = Constant(warmup=opts.warmup)
     if opts.optimizer is None and not adam_only and not common:
         return None
-    kind = opts.optimizer or _library_default(_network_class().__init__, "optimizer")
-    if kind == "sgd" and adam_only:
-        flags = ", ".join(_flag_name(d) for d in ("beta1", "beta2", "eps", "dense_adam")
-                          if d in adam_only or (d == "dense_adam" and "lazy" in adam_only))
+    kind = opts.optimizer or _library_default(_network.Network, "optimizer")
+    if kind == SGD.kind and adam_only:
+        flags = ", ".join(_flag_name(o.dest) for o in _TRAIN_SPEC.values()
+                          if o.target.split(".")[-1] in adam_only and o.target.startswith("Adam"))
         raise UsageError(f"{flags} applies to --optimizer adam, not sgd")
-    return {"kind": kind, **common, **(adam_only if kind == "adam" else {})}
+    with _library_error():
+        return (Adam(**common, **adam_only) if kind == Adam.kind else SGD(**common))
 
 
-def _network_class():
-    from .network import Network
-    return Network
-
-
-def _library_default(function, name):
-    """The default of ``function``'s parameter ``name``: the library's, stated once."""
-    import inspect
-    return inspect.signature(function).parameters[name].default
+def _hash_config(opts, n_labels, in_dim):
+    """The output layer's ``hash`` from the flags: "auto", None or a family's config."""
+    kind = opts.hash or "auto"
+    family = _given(opts, "family.")
+    if kind == "none":
+        for o in _TRAIN_SPEC.values():
+            if o.target.startswith("family.") and getattr(opts, o.dest) is not None:
+                raise UsageError(f"{o.flags[0]} does not apply to --hash none (uniform sampling)")
+        return None
+    cls = _FAMILIES.get(kind)
+    shape = ("K", "L") if cls is None else inspect.signature(cls).parameters
+    for o in _TRAIN_SPEC.values():
+        name = o.target.split(".")[-1]
+        if o.target.startswith("family.") and name in family and name not in shape:
+            raise UsageError(f"{o.flags[0]} does not apply to --hash {kind}"
+                             + (" (it belongs to a specific family)" if cls is None else ""))
+    if cls is not None:
+        return {"family": cls.__name__, **family, **_set(seed=opts.seed)}
+    if not family:
+        return "auto"
+    # the family 'auto' would pick for this shape, with K / L replaced
+    probe = Sampled(n_labels, hash="auto", active=1, **_set(share=opts.share))
+    config = probe.resolve_hash(in_dim, opts.seed or 0).get_config()
+    return {**config, **family, **_set(seed=opts.seed)}
 
 
 def _layers_from_flags(opts, input_dim, n_labels):
     """Layer configs (``get_config()`` form) from the flags."""
-    from .layers import layer_from_config
-
-    if opts.dropout and not opts.hidden:
-        raise UsageError("--dropout applies to hidden layers, and --hidden none gives none")
-    layers = [{"kind": "dense", "units": u,
-               **_set(activation=opts.activation, init_std=opts.init_std,
-                      dropout=opts.dropout)}
-              for u in opts.hidden]
+    dense = _given(opts, "Dense.")
+    hidden, common = dense.pop("units"), _given(opts, "layer.")
+    if not hidden and dense and (dense.get("dropout") or "activation" in dense):
+        flag = _flag_name("dropout" if "dropout" in dense else "activation")
+        raise UsageError(f"{flag} applies to hidden layers, and --hidden none gives none")
+    layers = [{"kind": "dense", "units": units, **dense, **common} for units in hidden]
     if opts.output == "dense":
-        for dest in ("active", "min_active", "max_active", "negatives", "K", "L", "bin_size", "bits",
-                     "density", "bucket_size", "bias_init", "lr_scale"):
-            if getattr(opts, dest) is not None:
-                raise UsageError(f"{_flag_name(dest)} applies to a sampled output layer, "
-                                 f"not to --output dense")
-        layers.append({"kind": "dense", "units": n_labels, **_set(init_std=opts.init_std)})
-        return layers
-    output = {"kind": "sampled", "units": n_labels,
-              **_set(active=opts.active, min_active=opts.min_active,
-                     max_active=opts.max_active, negatives=opts.negatives, share=opts.share,
-                     bucket_size=opts.bucket_size, policy=opts.policy, query=opts.query,
-                     threshold=opts.threshold, rebuild_every=opts.rebuild_every,
-                     rebuild_growth=opts.rebuild_growth, init_std=opts.init_std,
-                     correction=opts.correction, bias_init=opts.bias_init,
-                     lr_scale=opts.lr_scale)}
-    if not opts.hidden and _output_share(output) == "batch":
-        raise UsageError("--hidden 0 (or none) means no hidden layer, but the sampled output "
-                         "shares its active labels across the batch (--share batch, the "
-                         "default), which scores hidden vectors: give a hidden layer "
-                         "(--hidden 128) or add --share sample")
-    in_dim = opts.hidden[-1] if opts.hidden else input_dim
-    output["hash"] = _hash_config(opts, n_labels, in_dim)
-    layer_from_config(output)     # a bad value is reported before any data is read
-    layers.append(output)
-    return layers
-
-
-def _output_share(output):
-    from .layers import layer_from_config
-    return layer_from_config({**output, "hash": None}).share
+        refused = _given_flags(opts, ("Sampled.", "family."))
+        if refused:
+            raise UsageError(f"{refused[0]} applies to a sampled output layer, not to "
+                             f"--output dense")
+        return layers + [{"kind": "dense", "units": n_labels, **common}]
+    output = {"kind": "sampled", "units": n_labels, **_given(opts, "Sampled."), **common}
+    output["hash"] = _hash_config(opts, n_labels, hidden[-1] if hidden else input_dim)
+    return layers + [output]
 
 
 def _layers_from_config(specs, n_labels, source="--config"):
     """``layers = [{kind = "dense", units = 128}, {kind = "sampled", ...}]`` as layer configs."""
-    from .hashing import family_from_config
-    from .layers import layer_from_config
-
     if not isinstance(specs, list) or not specs:
         raise UsageError(f"{source}: 'layers' must be a non-empty list of tables such as "
                          f"{{kind = \"dense\", units = 128}}")
@@ -630,57 +608,59 @@ def _layers_from_config(specs, n_labels, source="--config"):
         if not isinstance(spec, dict):
             raise UsageError(f"{where} must be a table, got {spec!r}")
         spec = {k.replace("-", "_"): v for k, v in spec.items()}
-        kind = spec.get("kind")
         last = i == len(specs) - 1
-        units = spec.get("units", "labels" if last else None)
-        if units == "labels":
-            units = n_labels
-        if last and units != n_labels:
+        if spec.setdefault("units", "labels" if last else None) == "labels":
+            spec["units"] = n_labels
+        if last and spec["units"] != n_labels:
             raise UsageError(f"{where} is the output layer: units must be the number of labels "
-                             f"({n_labels}) or \"labels\", got {units!r}")
-        spec["units"] = units
-        if kind not in ("dense", "sampled"):
-            raise UsageError(f"{where}: kind must be \"dense\" or \"sampled\", got {kind!r}")
-        if kind == "sampled":
-            family = spec.get("hash", "auto")
-            if isinstance(family, dict):
-                config = dict(family)
-                name = str(config.pop("family", "")).lower()
-                classes = {"simhash": "SimHash", "wta": "WTA", "dwta": "DWTA", "doph": "DOPH"}
-                if name not in classes:
-                    raise UsageError(f"{where}: hash.family must be one of "
-                                     f"{', '.join(classes)}, got {name!r}")
-                family = {"family": classes[name], **config}
-                try:
-                    family_from_config(family)
-                except (TypeError, ValueError) as exc:
-                    raise UsageError(f"{where}: {_one_line(exc)}") from None
-            elif family in ("none", "uniform"):
-                family = None
-            elif family not in ("auto", None):
-                raise UsageError(f"{where}: hash must be \"auto\", \"none\" or a table "
-                                 f"{{family = \"simhash\", K = 9, L = 50}}, got {family!r}")
-            spec["hash"] = family
-        try:
-            layer_from_config(spec)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"{where}: {_one_line(exc)}") from None
+                             f"({n_labels}) or \"labels\", got {spec['units']!r}")
+        if spec.get("kind") == "sampled":
+            spec["hash"] = _config_family(spec.get("hash", "auto"), where)
+        with _library_error(f"{where}: "):
+            _layers.layer_from_config(spec)
         layers.append(spec)
     return layers
 
 
-def _check_no_layer_flags(opts):
-    """A ``layers`` list describes the whole network: layer options would be ignored."""
-    for group in ("network", "output layer and LSH"):
-        for dest, flags, _, default, *_ in _TRAIN_OPTIONS[group]:
-            if getattr(opts, dest) is not None and getattr(opts, dest) != default:
-                raise UsageError(f"{flags[0]} cannot be combined with a 'layers' list in "
-                                 f"--config (the list describes every layer): set it in the "
-                                 f"layer's table instead")
+def _config_family(family, where):
+    """A layer table's ``hash``: "auto", "none" or {family = "simhash", K = 9, ...}."""
+    if isinstance(family, dict):
+        config = dict(family)
+        name = str(config.pop("family", "")).lower()
+        if name not in _FAMILIES:
+            raise UsageError(f"{where}: hash.family must be one of {', '.join(_FAMILIES)}, "
+                             f"got {name!r}")
+        return {"family": _FAMILIES[name].__name__, **config}
+    if family in ("none", "uniform", None):
+        return None
+    if family != "auto":
+        raise UsageError(f"{where}: hash must be \"auto\", \"none\" or a table "
+                         f"{{family = \"simhash\", K = 9, L = 50}}, got {family!r}")
+    return family
 
 
-def _flag_name(dest):
-    return _TRAIN_SPEC[dest][1][0]
+def _build_network(opts, X, Y, optimizer):
+    """The network of the flags (or of the config file's ``layers``), checked by the library."""
+    if opts.layers is not None:
+        given = _given_flags(opts, _LAYER_TARGETS)
+        if given:
+            raise UsageError(f"{given[0]} cannot be combined with a 'layers' list in --config "
+                             f"(the list describes every layer): set it in the layer's table "
+                             f"instead")
+        layers = _layers_from_config(opts.layers, Y.shape[1])
+    else:
+        layers = _layers_from_flags(opts, X.shape[1], Y.shape[1])
+    config = {"input_dim": X.shape[1], "layers": layers,
+              **_set(loss=opts.loss, optimizer=optimizer, threads=opts.threads, seed=opts.seed)}
+    try:
+        with _library_error():
+            return _network.Network.from_config(config)
+    except MemoryError as exc:
+        # the library's advice names API arguments; a CLI user needs flags
+        need = str(exc).split("; use ")[0]
+        raise CommandError(f"not enough memory: {need}; use --optimizer sgd (no Adam moments), "
+                           f"narrower or fewer --hidden layers, or smaller -K / -L / "
+                           f"--bucket-size") from None
 
 
 # --------------------------------------------------------------------------- data files
@@ -750,17 +730,13 @@ def _why_no_features(path, fmt):
     return "no line has a feature ('id:value')"
 
 
-def _fit_columns(M, n_columns, path, noun, plural):
-    """M with exactly n_columns columns; test files may declare fewer or more."""
+def _widened(M, n_columns):
+    """M with n_columns columns (the widest of the files read together)."""
     import scipy.sparse as sp
 
     if M.shape[1] == n_columns:
         return M
-    if M.shape[1] > n_columns and M.nnz and int(M.indices.max()) >= n_columns:
-        raise CommandError(f"{path}: {noun} id {int(M.indices.max())} is out of range: the "
-                           f"model has {n_columns} {plural} (ids 0 to {n_columns - 1})")
-    M = sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))
-    return M
+    return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))
 
 
 def _describe(path, X, Y):
@@ -769,149 +745,55 @@ def _describe(path, X, Y):
             f"({Y.nnz / max(Y.shape[0], 1):.2f} per row)")
 
 
-# --------------------------------------------------------------------------- train
-
-def _cmd_train(args):
-    import pyslide as ps
-
-    opts = _resolve_train_options(args)
-    optimizer = _optimizer_or_usage(opts)
-    _check_threads(opts.threads)
-    if opts.save:
-        _check_writable(opts.save, "--save", regular_only=True)
-        _check_not_an_input(opts.save, "--save", [("the training file", opts.train),
-                                                  ("the test file", opts.test),
-                                                  ("--config", getattr(args, "config", None))])
-    if opts.validation and opts.validation_split:
-        raise UsageError("give --validation FILE or --validation-split FRACTION, not both")
-    has_validation = bool(opts.validation or opts.validation_split)
-    if opts.early_stopping and not has_validation:
-        raise UsageError("--early-stopping needs validation data: add --validation-split 0.1 "
-                         "(held out from the training rows) or --validation FILE")
-    stopper = None
-    if opts.early_stopping:
-        try:
-            stopper = ps.EarlyStopping(monitor=opts.monitor, patience=opts.early_stopping,
-                                       restore_best=True)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"--monitor: {_one_line(exc)}") from None
-    if opts.checkpoint:
-        try:
-            checkpoint = ps.ModelCheckpoint(opts.checkpoint, monitor=opts.monitor,
-                                            save_best_only=has_validation)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"--checkpoint: {_one_line(exc)}") from None
-        _check_writable(opts.checkpoint.format(epoch=1), "--checkpoint")
-    verbose = not args.quiet
-    progress = opts.progress
-    if progress is None:
-        progress = verbose and sys.stderr.isatty()
-
+def _read_train_files(opts, verbose):
+    """(X, Y) of the training file and {"test": (X, Y), "validation": (X, Y)} of the
+    others, all widened to the widest of the files."""
     X, Y = _read_labelled(opts.train, opts.format, "training", strict_rows=opts.strict_rows)
-    # the test and validation files widened to the widest of the files
+    paths = {what: path for what, path in (("test", opts.test),
+                                           ("validation", opts.validation)) if path}
     others = {what: _read_labelled(path, opts.format, what, strict_rows=opts.strict_rows)
-              for what, path in (("test", opts.test), ("validation", opts.validation)) if path}
-    if others:
-        n_features = max([X.shape[1]] + [M.shape[1] for M, _ in others.values()])
-        n_labels = max([Y.shape[1]] + [L.shape[1] for _, L in others.values()])
-        X = _fit_columns(X, n_features, opts.train, "feature", "features")
-        Y = _fit_columns(Y, n_labels, opts.train, "label", "labels")
-        for what, (M, L) in others.items():
-            path = opts.test if what == "test" else opts.validation
-            others[what] = (_fit_columns(M, n_features, path, "feature", "features"),
-                            _fit_columns(L, n_labels, path, "label", "labels"))
-    Xt, Yt = others.get("test", (None, None))
-    if opts.validation_split and int(X.shape[0] * opts.validation_split) == 0:
-        raise UsageError(f"--validation-split {opts.validation_split} of {X.shape[0]} training "
-                         f"rows holds out no row: use a larger fraction")
+              for what, path in paths.items()}
+    n_features = max([X.shape[1]] + [M.shape[1] for M, _ in others.values()])
+    n_labels = max([Y.shape[1]] + [L.shape[1] for _, L in others.values()])
+    X, Y = _widened(X, n_features), _widened(Y, n_labels)
+    others = {what: (_widened(M, n_features), _widened(L, n_labels))
+              for what, (M, L) in others.items()}
     if verbose:
         print(_describe(opts.train, X, Y))
         for what, (M, L) in others.items():
-            print(_describe(opts.test if what == "test" else opts.validation, M, L))
+            print(_describe(paths[what], M, L))
+    return X, Y, others
 
-    if opts.layers is not None:
-        _check_no_layer_flags(opts)
-        layers = _layers_from_config(opts.layers, Y.shape[1])
-    else:
-        try:
-            layers = _layers_from_flags(opts, X.shape[1], Y.shape[1])
-        except (TypeError, ValueError) as exc:
-            raise UsageError(_one_line(exc)) from None
-    config = {"input_dim": X.shape[1], "layers": layers,
-              **_set(loss=opts.loss, optimizer=optimizer, threads=opts.threads, seed=opts.seed)}
-    try:
-        net = ps.Network.from_config(config)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(_one_line(exc)) from None
-    except MemoryError as exc:
-        # the library's advice names API arguments; a CLI user needs flags
-        need = str(exc).split("; use ")[0]
-        raise CommandError(f"not enough memory: {need}; use --optimizer sgd (no Adam moments), "
-                           f"narrower or fewer --hidden layers, or smaller -K / -L / "
-                           f"--bucket-size") from None
+
+# --------------------------------------------------------------------------- train
+
+def _cmd_train(args):
+    opts = _resolve_train_options(args)
+    optimizer = _optimizer(opts)
+    _check_threads(opts.threads)
     if opts.save:
-        from .persist import estimate_bytes
-        # fail before training, not after it, when the model cannot be written
-        _check_writable(opts.save, "--save", need_bytes=estimate_bytes(net), regular_only=True)
+        _check_not_an_input(opts.save, "--save", [("the training file", opts.train),
+                                                  ("the test file", opts.test),
+                                                  ("--config", args.config)])
+    callbacks = _train_callbacks(opts)
+    verbose = not args.quiet
+    X, Y, others = _read_train_files(opts, verbose)
+    net = _build_network(opts, X, Y, optimizer)
+    if opts.save:   # fail before training, not after it, when the model cannot be written
+        _checked(net.check_save_path, opts.save, "--save")
+    batch_size = opts.batch_size or _library_default(_HELP_NAMES["fit"], "batch_size")
     if verbose:
         print(f"{net!r}")
-        batch_size = opts.batch_size or _library_default(ps.Network.fit, "batch_size")
         print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {batch_size}")
-
-    state = {"steps": 0, "time": 0.0}
-
-    def report(network, epoch, logs):
-        steps = network.step_ - state["steps"]
-        seconds = logs["time"] - state["time"]
-        state["steps"], state["time"] = network.step_, logs["time"]
-        parts = [f"epoch {epoch}/{opts.epochs}", f"loss {logs['loss']:.4f}",
-                 _seconds(seconds), f"{steps / max(seconds, 1e-9):.1f} steps/s"]
-        parts += [f"{k} {v:.4f}" for k, v in logs.items()
-                  if k == "val_loss" or k.startswith("val_p@")]
-        # with early stopping the final model is the best epoch's, tested after fit
-        evaluate_now = Xt is not None and (
-            (epoch == opts.epochs and not opts.early_stopping)
-            or (opts.eval_every and epoch % opts.eval_every == 0))
-        if evaluate_now:
-            scores = network.evaluate(Xt, Yt, k=opts.eval_k)
-            logs.update({f"test_{k}": v for k, v in scores.items()})
-            parts += [f"{k} {v:.4f}" for k, v in scores.items()]
-        if verbose:
-            print("  ".join(parts), flush=True)
-
-    callbacks = [report]
-    if stopper is not None:
-        callbacks.append(stopper)
-    if opts.checkpoint:
-        callbacks.append(checkpoint)
-    validation = dict(validation_data=others.get("validation"),
-                      validation_split=opts.validation_split or 0.0)
-    net.fit(X, Y, epochs=opts.epochs, callbacks=callbacks, verbose=1 if progress else 0,
-            eval_k=opts.eval_k, **_set(batch_size=opts.batch_size, shuffle=opts.shuffle),
-            **validation)
-    if stopper is not None and verbose:
-        how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
-               else f"ran all {opts.epochs} epochs")
-        # named as the epoch lines name what --monitor watches (val_loss, val_p@1, ...)
-        print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
-              f"({stopper.monitored_key} {stopper.best:.4f})")
-    if stopper is not None and Xt is not None:
-        scores = net.evaluate(Xt, Yt, k=opts.eval_k)
-        if verbose:
-            print(f"test, model of epoch {stopper.best_epoch}:  "
-                  + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    if opts.checkpoint and verbose and checkpoint.saved:
-        print(f"checkpoints: {len(checkpoint.saved)} written, the last to "
-              f"{checkpoint.saved[-1]}")
-    if verbose:
-        total = float(sum(net.step_times_)) if len(net.step_times_) else 0.0
-        # not net.step_: early stopping may have put it back to the best epoch's
-        steps_run = len(net.step_times_)
-        print(f"trained {steps_run} steps in {_seconds(state['time'])} "
-              f"({steps_run / max(state['time'], 1e-9):.1f} steps/s)")
-        if net.timings_ and total > 0:
-            phases = ", ".join(f"{k} {_seconds(v)}" for k, v in net.timings_.items())
-            print(f"time by phase: {phases}")
+    report = _EpochReport(opts, others.get("test"), verbose)
+    progress = verbose and sys.stderr.isatty() if opts.progress is None else opts.progress
+    with _library_error():
+        net.fit(X, Y, epochs=opts.epochs, callbacks=[report, *callbacks.values()],
+                verbose=1 if progress else 0, eval_k=opts.eval_k,
+                validation_data=others.get("validation"),
+                **_set(batch_size=opts.batch_size, shuffle=opts.shuffle,
+                       validation_split=opts.validation_split))
+    _print_train_summary(net, opts, callbacks, others.get("test"), report.seconds, verbose)
     if opts.save:
         try:
             net.save(opts.save)
@@ -924,34 +806,88 @@ def _cmd_train(args):
     return EXIT_OK
 
 
+def _train_callbacks(opts):
+    """{"stop": EarlyStopping, "checkpoint": ModelCheckpoint} of the flags given."""
+    callbacks = {}
+    if opts.early_stopping:
+        with _library_error("--monitor: "):
+            callbacks["stop"] = EarlyStopping(monitor=opts.monitor,
+                                              patience=opts.early_stopping, restore_best=True)
+    if opts.checkpoint:
+        with _library_error("--checkpoint: "):
+            callbacks["checkpoint"] = ModelCheckpoint(
+                opts.checkpoint, monitor=opts.monitor,
+                save_best_only=bool(opts.validation or opts.validation_split))
+    return callbacks
+
+
+class _EpochReport:
+    """The line printed after every epoch; evaluates on --test when due."""
+
+    def __init__(self, opts, test, verbose):
+        self.opts, self.test, self.verbose = opts, test, verbose
+        self.steps, self.seconds = 0, 0.0
+
+    def __call__(self, network, epoch, logs):
+        opts = self.opts
+        steps, seconds = network.step_ - self.steps, logs["time"] - self.seconds
+        self.steps, self.seconds = network.step_, logs["time"]
+        parts = [f"epoch {epoch}/{opts.epochs}", f"loss {logs['loss']:.4f}",
+                 _seconds(seconds), f"{steps / max(seconds, 1e-9):.1f} steps/s"]
+        parts += [f"{k} {v:.4f}" for k, v in logs.items()
+                  if k == "val_loss" or k.startswith("val_p@")]
+        # with early stopping the final model is the best epoch's, tested after fit
+        if self.test is not None and (
+                (epoch == opts.epochs and not opts.early_stopping)
+                or (opts.eval_every and epoch % opts.eval_every == 0)):
+            scores = network.evaluate(*self.test, k=opts.eval_k)
+            logs.update({f"test_{k}": v for k, v in scores.items()})
+            parts += [f"{k} {v:.4f}" for k, v in scores.items()]
+        if self.verbose:
+            print("  ".join(parts), flush=True)
+
+
+def _print_train_summary(net, opts, callbacks, test, seconds, verbose):
+    stopper, checkpoint = callbacks.get("stop"), callbacks.get("checkpoint")
+    if stopper is not None and verbose:
+        how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
+               else f"ran all {opts.epochs} epochs")
+        # named as the epoch lines name what --monitor watches (val_loss, val_p@1, ...)
+        print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
+              f"({stopper.monitored_key} {stopper.best:.4f})")
+    if stopper is not None and test is not None:
+        scores = net.evaluate(*test, k=opts.eval_k)
+        if verbose:
+            print(f"test, model of epoch {stopper.best_epoch}:  "
+                  + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    if not verbose:
+        return
+    if checkpoint is not None and checkpoint.saved:
+        print(f"checkpoints: {len(checkpoint.saved)} written, the last to "
+              f"{checkpoint.saved[-1]}")
+    # not net.step_: early stopping may have put it back to the best epoch's
+    steps_run = len(net.step_times_)
+    print(f"trained {steps_run} steps in {_seconds(seconds)} "
+          f"({steps_run / max(seconds, 1e-9):.1f} steps/s)")
+    if net.timings_ and steps_run and float(sum(net.step_times_)) > 0:
+        print("time by phase: " + ", ".join(f"{k} {_seconds(v)}"
+                                            for k, v in net.timings_.items()))
+
+
 def _seconds(value):
     return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
 
 
-def _optimizer_or_usage(opts):
-    """The optimizer config of the flags (None: the library's default), checked now."""
-    from .optim import optimizer_from_config
-    config = _optimizer_config(opts)
-    if config is not None:
-        try:
-            optimizer_from_config(config)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(_one_line(exc)) from None
-    return config
-
-
 def _check_threads(threads):
-    from ._openmp import resolve_threads
-    try:
-        resolve_threads(threads, "--threads")
-    except (TypeError, ValueError) as exc:
-        raise UsageError(_one_line(exc)) from None
+    import pyslide as ps
+    with _library_error():
+        ps.resolve_threads(threads, "--threads")
 
 
-def _check_writable(path, option, need_bytes=0, regular_only=False):
-    from .atomic import check_writable
+def _checked(check, path, option):
+    """``check(path, option)``; its ``OSError`` as a one-line failure."""
     try:
-        check_writable(path, option, need_bytes=need_bytes, regular_only=regular_only)
+        check(path, option)
     except OSError as exc:
         raise CommandError(str(exc)) from None
 
@@ -1020,33 +956,13 @@ def _metrics_table(results, ks):
 
 
 def _topk(net, X, k, sampled):
-    if sampled:
-        _check_sampled(net)
     try:
         return net.predict_topk(X, k=k, sampled=sampled)
     except ValueError as exc:
-        if sampled:
-            raise UsageError(f"--sampled: {_one_line(exc)}") from None
+        if sampled:   # the library says why the model has no LSH tables
+            raise UsageError(f"--sampled: {_one_line(exc)} (on the command line: drop "
+                             f"--sampled)") from None
         raise
-
-
-def _check_sampled(net):
-    """--sampled needs LSH tables: say which choice at training time left none."""
-    import pyslide as ps
-
-    layer = net.layers[-1]
-    if not isinstance(layer, ps.Sampled):
-        raise UsageError("--sampled: this model's output layer is dense (trained with --output "
-                         "dense), so it has no LSH tables to sample from; drop --sampled "
-                         "(exact scoring is the default)")
-    if layer.dense_equivalent:
-        raise UsageError(f"--sampled: this model's output layer computes all {layer.units} "
-                         f"labels at every step (its active count is at least its width), so "
-                         f"it has no LSH tables; drop --sampled (exact scoring costs the same "
-                         f"here)")
-    if layer.hash is None:
-        raise UsageError("--sampled: this model was trained with uniform sampling (--hash "
-                         "none), so it has no LSH tables; drop --sampled")
 
 
 # --------------------------------------------------------------------------- predict
@@ -1103,6 +1019,13 @@ def _probabilities(net, X, ids, logits):
     return probs
 
 
+
+
+def _check_writable(path, option):
+    from .atomic import check_writable
+    _checked(check_writable, path, option)
+
+
 # --------------------------------------------------------------------------- demo
 
 # 20,000 rows, 4 epochs: about a minute and a half on 2 idle cores with the PyTorch
@@ -1111,6 +1034,7 @@ _DEMO_FULL = dict(samples=20_000, test=1_000, epochs=4)
 # --quick keeps Delicious' densities (features and labels per row) but narrows
 # the matrices, so a check of the installation takes seconds and little memory.
 _DEMO_QUICK = dict(samples=400, test=100, epochs=2, n_features=20_000, n_labels=20_000)
+_DEMO_KS = (1, 3, 5)
 
 
 def _cmd_demo(args):
@@ -1118,11 +1042,9 @@ def _cmd_demo(args):
 
     _check_threads(args.threads)
     sizes = dict(_DEMO_QUICK if args.quick else _DEMO_FULL)
-    for key in ("samples", "test", "epochs"):
-        if getattr(args, key) is not None:
-            sizes[key] = getattr(args, key)
+    sizes.update({key: getattr(args, key) for key in ("samples", "test", "epochs")
+                  if getattr(args, key) is not None})
     threads = ps.resolve_threads(args.threads, "--threads")
-    ks = (1, 3, 5)
     shape = ps.data.PRESETS["delicious"]
     n_features = sizes.get("n_features", shape["n_features"])
     n_labels = sizes.get("n_labels", shape["n_labels"])
@@ -1138,100 +1060,80 @@ def _cmd_demo(args):
                                    n_labels=n_labels, seed=args.seed)
     print(f"generated the data in {time.perf_counter() - t0:.1f} s: "
           f"{X.nnz / X.shape[0]:.0f} features and {Y.nnz / Y.shape[0]:.1f} labels per row")
-
     net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1])],
                      loss="softmax", optimizer=ps.Adam(lr=1e-3), threads=threads,
                      seed=args.seed)
     print(f"\npyslide: {net!r}")
-    rows = []
+    rows = []      # (epoch, training seconds, scores)
 
     def report(network, epoch, logs):
-        scores = network.evaluate(Xt, Yt, k=ks)
-        rows.append((epoch, logs["time"], scores))
-        print(f"  epoch {epoch}  loss {logs['loss']:.4f}  train {logs['time']:6.1f} s  "
-              + "  ".join(f"P@{k} {scores[f'p@{k}']:.4f}" for k in ks), flush=True)
+        rows.append((epoch, logs["time"], network.evaluate(Xt, Yt, k=_DEMO_KS)))
+        _print_demo_epoch(epoch, logs["loss"], logs["time"], rows[-1][2])
 
     net.fit(X, Y, epochs=sizes["epochs"], batch_size=128, callbacks=[report], verbose=0)
     summary = [("pyslide (LSH-sampled softmax)", rows[-1][1], net.step_,
                 [scores for _, _, scores in rows])]
+    baseline = _demo_baseline(args, net, (X, Y, Xt, Yt), sizes["epochs"], threads)
+    _print_demo_summary(summary + ([baseline] if baseline else []), rows)
+    return EXIT_OK
 
+
+def _print_demo_epoch(epoch, loss, seconds, scores):
+    print(f"  epoch {epoch}  loss {loss:.4f}  train {seconds:6.1f} s  "
+          + "  ".join(f"P@{k} {scores[f'p@{k}']:.4f}" for k in _DEMO_KS), flush=True)
+
+
+def _demo_baseline(args, net, problem, epochs, threads, n_sample=8192):
+    """The same architecture in PyTorch (``pyslide.torch_baseline.demo_run``), from
+    pyslide's start of the first layer; None when skipped."""
     if args.no_torch:
         print("\nPyTorch baseline skipped (--no-torch)")
-    else:
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            print(f"\nPyTorch not installed: skipping the baseline (to see pyslide beside a "
-                  f"PyTorch sampled softmax: {TORCH_INSTALL_HINT})")
-        else:
-            # the same start as pyslide's first layer (Network._init_std's rule)
-            mean_sq_norm = float(X.multiply(X).sum(1).mean())
-            summary.append(_demo_torch(X, Y, Xt, Yt, sizes["epochs"], threads, args.seed, ks,
-                                       init_std=net._init_std(0, mean_sq_norm)))
+        return None
+    try:
+        import torch
+    except ImportError:
+        print(f"\nPyTorch not installed: skipping the baseline (to see pyslide beside a "
+              f"PyTorch sampled softmax: {TORCH_INSTALL_HINT})")
+        return None
+    from .metrics import evaluate_topk
+    from .torch_baseline import demo_run
 
+    X, Y, Xt, Yt = problem
+    print(f"\nPyTorch {torch.__version__}: EmbeddingBag(sum) -> ReLU(128) -> sampled softmax "
+          f"over the batch's labels + uniform negatives ({min(n_sample, Y.shape[1])} rows), "
+          f"SparseAdam")
+    totals = demo_run(X, Y, Xt, epochs, threads, args.seed, net.initial_std(0, X),
+                      k=max(_DEMO_KS), score=lambda ids: evaluate_topk(ids, Yt, ks=_DEMO_KS),
+                      on_epoch=_print_demo_epoch, n_sample=n_sample)
+    return ("PyTorch (uniform sampled softmax)", totals["seconds"], totals["steps"],
+            totals["scores"], totals["ends"])
+
+
+def _print_demo_summary(summary, rows):
+    ks = _DEMO_KS
     print("\nsummary (training time excludes data generation and evaluation; "
           "P@k after the last epoch, and the best epoch's P@1)")
-    header = (f"  {'method':<38}{'train s':>9}{'steps/s':>9}"
-              + "".join(f"{'P@' + str(k):>8}" for k in ks) + f"{'best P@1':>16}")
-    print(header)
+    print(f"  {'method':<38}{'train s':>9}{'steps/s':>9}"
+          + "".join(f"{'P@' + str(k):>8}" for k in ks) + f"{'best P@1':>16}")
     for name, seconds, steps, by_epoch, *_ in summary:
         last = by_epoch[-1]
         best = max(range(len(by_epoch)), key=lambda e: by_epoch[e]["p@1"])
         print(f"  {name:<38}{seconds:9.1f}{steps / max(seconds, 1e-9):9.1f}"
               + "".join(f"{last[f'p@{k}']:8.4f}" for k in ks)
               + f"{by_epoch[best]['p@1']:8.4f} (ep {best + 1})")
-    if len(summary) == 2:
-        _print_equal_time(rows, summary[1])
-        print(f"  pyslide steps/s / PyTorch steps/s: "
-              f"{(summary[0][2] / summary[0][1]) / (summary[1][2] / summary[1][1]):.2f}x "
-              f"(same data, architecture, batch, threads)")
-    return EXIT_OK
-
-
-def _print_equal_time(rows, torch_summary):
-    """For each PyTorch epoch, pyslide's P@1 after no more training time."""
+    if len(summary) < 2:
+        return
     print("  at equal training time (P@1 of the last epoch each had finished):")
-    torch_scores, torch_ends = torch_summary[3], torch_summary[4]
+    (_, ours_s, ours_steps, *_), (_, torch_s, torch_steps, torch_scores, torch_ends) = summary
     for epoch, seconds in enumerate(torch_ends, start=1):
         done = [r for r in rows if r[1] <= seconds]
         ours = (f"pyslide {done[-1][2]['p@1']:.4f} (epoch {done[-1][0]})" if done
                 else "pyslide had not finished an epoch")
         print(f"    {seconds:6.1f} s: PyTorch {torch_scores[epoch - 1]['p@1']:.4f} "
               f"(epoch {epoch}), {ours}")
-
-
-def _demo_torch(X, Y, Xt, Yt, epochs, threads, seed, ks, init_std, n_sample=8192):
-    """The same architecture in PyTorch (``pyslide.torch_baseline.TorchSampled``):
-    sparse input -> 128 ReLU -> sampled softmax over the batch's labels plus
-    uniform negatives; exact evaluation after every epoch. ``init_std``: the
-    first layer's start, pyslide's (the output starts near zero in both)."""
-    import torch
-
-    from .metrics import evaluate_topk
-    from .torch_baseline import TorchSampled
-
-    torch.set_num_threads(threads)
-    model = TorchSampled(X.shape[1], Y.shape[1], lr=1e-3, seed=seed, init_std=init_std,
-                         n_sample=n_sample)
-    print(f"\nPyTorch {torch.__version__}: EmbeddingBag(sum) -> ReLU(128) -> sampled softmax "
-          f"over the batch's labels + uniform negatives ({min(n_sample, Y.shape[1])} rows), "
-          f"SparseAdam")
-    totals = {"time": 0.0, "steps": 0, "scores": [], "ends": []}
-
-    def report(_, epoch, logs):
-        totals["time"] += logs["seconds"]
-        totals["ends"].append(totals["time"])
-        totals["steps"] += logs["steps"]
-        scores = evaluate_topk(model.predict_topk(Xt, max(ks)), Yt, ks=ks)
-        totals["scores"].append(scores)
-        print(f"  epoch {epoch}  loss {logs['loss']:.4f}  train {totals['time']:6.1f} s  "
-              + "  ".join(f"P@{k} {scores[f'p@{k}']:.4f}" for k in ks), flush=True)
-
-    model.fit(X, Y, epochs, 128, on_epoch_end=report)
-    return ("PyTorch (uniform sampled softmax)", totals["time"], totals["steps"], totals["scores"],
-            totals["ends"])
-
-
+    print(f"  pyslide steps/s / PyTorch steps/s: "
+          f"{(ours_steps / ours_s) / (torch_steps / torch_s):.2f}x "
+          f"(same data, architecture, batch, threads)")
 # --------------------------------------------------------------------------- bench
 
 def _find_benchmarks(folder):
@@ -1343,7 +1245,102 @@ def _builtin_bench(args):
     return EXIT_OK
 
 
+
+
 # --------------------------------------------------------------------------- parser and main
+
+_THREADS_HELP = "threads (default: the cores available)"
+_SAMPLED_HELP = "score only the labels the LSH tables return (faster, approximate)"
+_MODEL_HELP = "model file written by 'pyslide train --save'"
+_FORMAT = dict(choices=("xc", "libsvm"), default="xc")
+# the flags of evaluate, predict, demo and bench: (command, flags, argparse keywords)
+_COMMAND_OPTIONS = [
+    ("evaluate", ("model",), dict(metavar="MODEL", help=_MODEL_HELP)),
+    ("evaluate", ("test",), dict(metavar="TEST", help="labelled file to score")),
+    ("evaluate", ("--train",), dict(metavar="TRAIN", help="training file: its label "
+                                    "frequencies give the propensities of PSP@k")),
+    ("evaluate", ("-k",), dict(type=_ks, default=(1, 3, 5), metavar="K,...",
+                               help="k values (default 1,3,5)")),
+    ("evaluate", ("--format",), dict(**_FORMAT, help="file format (default xc)")),
+    ("evaluate", ("--propensity-a",), dict(
+        type=_positive, default=_library_default(_metrics.propensities, "A"), metavar="A",
+        help="propensity model parameter A > 0 (default {propensities.A}; the XC repository "
+             "uses 0.5 for Amazon, 0.6 for Wikipedia datasets)")),
+    ("evaluate", ("--propensity-b",), dict(
+        type=_non_negative, default=_library_default(_metrics.propensities, "B"), metavar="B",
+        help="propensity model parameter B >= 0 (default {propensities.B}; 0.4 for Amazon, "
+             "2.6 for Wikipedia datasets)")),
+    ("evaluate", ("--json",), dict(action="store_true", help="print the metrics as JSON")),
+    ("predict", ("model",), dict(metavar="MODEL", help=_MODEL_HELP)),
+    ("predict", ("input",), dict(metavar="INPUT", help="rows to predict, in the model's file "
+                                 "format (labels, if any, are ignored)")),
+    ("predict", ("-k",), dict(type=_int_at_least(1), default=5,
+                              help="labels per row (default 5)")),
+    ("predict", ("-o", "--output"), dict(default="-", metavar="OUT",
+                                         help="output file (default '-': standard output)")),
+    ("predict", ("--scores",), dict(choices=("logit", "prob"), default="logit",
+                                    help="logit (default) or prob: sigmoid (bce) or softmax "
+                                         "over every label")),
+    ("predict", ("--format",), dict(**_FORMAT, help="input file format (default xc)")),
+    ("predict", ("-q", "--quiet"), dict(action="store_true", help="no summary line")),
+    ("demo", ("--samples",), dict(type=_int_at_least(1), metavar="N",
+                                  help=f"training rows (default {_DEMO_FULL['samples']})")),
+    ("demo", ("--test",), dict(type=_int_at_least(1), metavar="N",
+                               help=f"test rows (default {_DEMO_FULL['test']})")),
+    ("demo", ("--epochs",), dict(type=_int_at_least(1), metavar="N",
+                                 help=f"epochs (default {_DEMO_FULL['epochs']})")),
+    ("demo", ("--threads",), dict(type=_threads, metavar="N", help="threads for pyslide and "
+                                  "PyTorch (default: the cores available)")),
+    ("demo", ("--seed",), dict(type=_int_at_least(0), default=0, metavar="N",
+                               help="seed of the data and the models (default 0)")),
+    ("demo", ("--quick",), dict(action="store_true", help=(
+        f"a tiny run ({_DEMO_QUICK['samples']} rows, {_DEMO_QUICK['epochs']} epoch) to "
+        f"check the installation"))),
+    ("demo", ("--no-torch",), dict(action="store_true", help="skip the PyTorch baseline")),
+    ("bench", ("--benchmarks-dir",), dict(metavar="DIR", help=(
+        "folder holding bench_train.py (default: benchmarks/ of the source checkout pyslide "
+        "runs from)"))),
+    ("bench", ("--out",), dict(metavar="FILE", help=(
+        "results file (default benchmarks/results/bench_train.json, or a temporary file "
+        "with --quick; the built-in benchmark writes a Markdown table)"))),
+    ("bench", ("--threads",), dict(type=_threads, metavar="N", help=(
+        "threads (default: the suite's own, or the cores available)"))),
+    ("bench", ("--quick",), dict(action="store_true", help="a short smoke run")),
+    ("bench", ("--builtin",), dict(action="store_true", help=(
+        "run the built-in quick speed benchmark even in a source checkout"))),
+    ("bench", ("extra",), dict(nargs=argparse.REMAINDER, metavar="-- ARGS",
+                               help="passed on to bench_train.py")),
+]
+for _command in ("evaluate", "predict"):
+    _COMMAND_OPTIONS += [
+        (_command, ("--no-strict-rows",), dict(dest="strict_rows", action="store_false",
+                                               help=_NO_STRICT_ROWS_HELP)),
+        (_command, ("--sampled",), dict(action="store_true", help=_SAMPLED_HELP)),
+        (_command, ("--threads",), dict(type=_threads, metavar="N", help=_THREADS_HELP))]
+_COMMANDS = [
+    ("train", "train a network on an XC-format (or libsvm) file",
+     "example:\n  pyslide train train.txt --test test.txt --hidden 128 --epochs 5 --save "
+     "model.npz\n  pyslide train --config cfg.toml --lr 5e-4"),
+    ("evaluate", "P@k, nDCG@k (and PSP@k) of a saved model on a labelled file",
+     "example:\n  pyslide evaluate model.npz test.txt --train train.txt -k 1,3,5"),
+    ("predict", "top-k labels with scores for every row of a file",
+     "output: one line per input row, best label first:\n  label:score label:score ...\n"
+     "scores are the output layer's logits (--scores prob for probabilities).\n"
+     "example:\n  pyslide predict model.npz test.txt -k 5 -o predictions.txt"),
+    ("demo", "generate a Delicious-200K-shaped problem, train, print P@k and speed",
+     "Trains Dense(128) -> Sampled(labels) with the engine defaults and, when\n"
+     "PyTorch is installed, the same architecture with a PyTorch sampled softmax.\n"
+     f"Default size: {_DEMO_FULL['samples']} training rows, {_DEMO_FULL['epochs']} epochs "
+     "(about a minute and a half on two idle cores, with PyTorch).\n"
+     "example:\n  pyslide demo\n  pyslide demo --quick"),
+    ("bench", "run the benchmark suite and write its tables",
+     "Runs benchmarks/bench_train.py of the source checkout pyslide runs from\n"
+     "(or of --benchmarks-dir); arguments after '--' go to it.\n"
+     "Without it, a built-in quick speed benchmark (steps/s) runs instead.\n"
+     "example:\n  pyslide bench --quick\n"
+     "  pyslide bench -- --preset delicious --epochs 8 --methods pyslide:lsh-batch"),
+]
+
 
 def build_parser():
     """The ``pyslide`` argument parser (one sub-parser per command)."""
@@ -1353,117 +1350,18 @@ def build_parser():
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"pyslide {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name, help_text, epilog, handler):
+    for name, help_text, epilog in _COMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.set_defaults(handler=handler)
-        p.add_argument("--debug", action="store_true",
-                       help="show the full traceback of an error")
-        return p
-
-    p = command("train", "train a network on an XC-format (or libsvm) file",
-                "example:\n  pyslide train train.txt --test test.txt --hidden 128 "
-                "--epochs 5 --save model.npz\n  pyslide train --config cfg.toml --lr 5e-4",
-                _cmd_train)
-    _add_train_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-
-    p = command("evaluate", "P@k, nDCG@k (and PSP@k) of a saved model on a labelled file",
-                "example:\n  pyslide evaluate model.npz test.txt --train train.txt -k 1,3,5",
-                _cmd_evaluate)
-    p.add_argument("model", metavar="MODEL", help="model file written by 'pyslide train --save'")
-    p.add_argument("test", metavar="TEST", help="labelled file to score")
-    p.add_argument("--train", metavar="TRAIN",
-                   help="training file: its label frequencies give the propensities of PSP@k")
-    p.add_argument("-k", type=_ks, default=(1, 3, 5), metavar="K,...",
-                   help="k values (default 1,3,5)")
-    p.add_argument("--format", choices=("xc", "libsvm"), default="xc",
-                   help="file format (default xc)")
-    p.add_argument("--no-strict-rows", dest="strict_rows", action="store_false",
-                   help=_NO_STRICT_ROWS_HELP)
-    p.add_argument("--propensity-a", type=_positive_float, default=0.55, metavar="A",
-                   help="propensity model parameter A > 0 (default 0.55; the XC repository "
-                        "uses 0.5 for Amazon, 0.6 for Wikipedia datasets)")
-    p.add_argument("--propensity-b", type=_non_negative_float, default=1.5, metavar="B",
-                   help="propensity model parameter B >= 0 (default 1.5; 0.4 for Amazon, "
-                        "2.6 for Wikipedia datasets)")
-    p.add_argument("--sampled", action="store_true",
-                   help="score only the labels the LSH tables return (faster, approximate)")
-    p.add_argument("--threads", type=_threads, default=None, metavar="N",
-                   help="threads (default: the cores available)")
-    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-
-    p = command("predict", "top-k labels with scores for every row of a file",
-                "output: one line per input row, best label first:\n"
-                "  label:score label:score ...\n"
-                "scores are the output layer's logits (--scores prob for probabilities).\n"
-                "example:\n  pyslide predict model.npz test.txt -k 5 -o predictions.txt",
-                _cmd_predict)
-    p.add_argument("model", metavar="MODEL", help="model file written by 'pyslide train --save'")
-    p.add_argument("input", metavar="INPUT",
-                   help="rows to predict, in the model's file format (labels, if any, are "
-                        "ignored)")
-    p.add_argument("-k", type=_int_at_least(1), default=5, help="labels per row (default 5)")
-    p.add_argument("-o", "--output", default="-", metavar="OUT",
-                   help="output file (default '-': standard output)")
-    p.add_argument("--scores", choices=("logit", "prob"), default="logit",
-                   help="logit (default) or prob: sigmoid (bce) or softmax over every label")
-    p.add_argument("--format", choices=("xc", "libsvm"), default="xc",
-                   help="input file format (default xc)")
-    p.add_argument("--no-strict-rows", dest="strict_rows", action="store_false",
-                   help=_NO_STRICT_ROWS_HELP)
-    p.add_argument("--sampled", action="store_true",
-                   help="score only the labels the LSH tables return (faster, approximate)")
-    p.add_argument("--threads", type=_threads, default=None, metavar="N",
-                   help="threads (default: the cores available)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
-
-    p = command("demo", "generate a Delicious-200K-shaped problem, train, print P@k and speed",
-                "Trains Dense(128) -> Sampled(labels) with the engine defaults and, when\n"
-                "PyTorch is installed, the same architecture with a PyTorch sampled softmax.\n"
-                f"Default size: {_DEMO_FULL['samples']} training rows, {_DEMO_FULL['epochs']} "
-                "epochs (about a minute and a half on two idle cores, with PyTorch).\n"
-                "example:\n  pyslide demo\n  pyslide demo --quick", _cmd_demo)
-    p.add_argument("--samples", type=_int_at_least(1), default=None, metavar="N",
-                   help=f"training rows (default {_DEMO_FULL['samples']})")
-    p.add_argument("--test", type=_int_at_least(1), default=None, metavar="N",
-                   help=f"test rows (default {_DEMO_FULL['test']})")
-    p.add_argument("--epochs", type=_int_at_least(1), default=None, metavar="N",
-                   help=f"epochs (default {_DEMO_FULL['epochs']})")
-    p.add_argument("--threads", type=_threads, default=None, metavar="N",
-                   help="threads for pyslide and PyTorch (default: the cores available)")
-    p.add_argument("--seed", type=_int_at_least(0), default=0, metavar="N",
-                   help="seed of the data and the models (default 0)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"a tiny run ({_DEMO_QUICK['samples']} rows, {_DEMO_QUICK['epochs']} "
-                        f"epoch) to check the installation")
-    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
-
-    p = command("bench", "run the benchmark suite and write its tables",
-                "Runs benchmarks/bench_train.py of the source checkout pyslide runs from\n"
-                "(or of --benchmarks-dir); arguments after '--' go to it.\n"
-                "Without it, a built-in quick speed benchmark (steps/s) runs instead.\n"
-                "example:\n  pyslide bench --quick\n"
-                "  pyslide bench -- --preset delicious --epochs 8 --methods pyslide:lsh-batch",
-                _cmd_bench)
-    p.add_argument("--benchmarks-dir", metavar="DIR",
-                   help="folder holding bench_train.py (default: benchmarks/ of the source "
-                        "checkout pyslide runs from)")
-    p.add_argument("--out", metavar="FILE",
-                   help="results file (default benchmarks/results/bench_train.json, or a "
-                        "temporary file with --quick; the built-in benchmark writes a "
-                        "Markdown table)")
-    p.add_argument("--threads", type=_threads, default=None, metavar="N",
-                   help="threads (default: the suite's own, or the cores available)")
-    p.add_argument("--quick", action="store_true", help="a short smoke run")
-    p.add_argument("--builtin", action="store_true",
-                   help="run the built-in quick speed benchmark even in a source checkout")
-    p.add_argument("extra", nargs=argparse.REMAINDER, metavar="-- ARGS",
-                   help="passed on to bench_train.py")
+        p.set_defaults(handler=globals()[f"_cmd_{name}"])
+        p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+        if name == "train":
+            _add_train_options(p)
+            p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+        for command, flags, kwargs in _COMMAND_OPTIONS:
+            if command == name:
+                p.add_argument(*flags, **{**kwargs, "help": _help(kwargs["help"])})
     return parser
-
-
 def _one_line(exc):
     text = str(exc)
     if isinstance(exc, OSError) and exc.strerror and exc.filename:

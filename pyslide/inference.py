@@ -111,7 +111,8 @@ class Predictor(Ranking):
         layer = self.layers[-1]
         if not isinstance(layer, Sampled) or self._tables[out] is None:
             raise ValueError("predict_topk(sampled=True) needs a Sampled output layer with a "
-                             "hash family that has been trained (fit) or loaded")
+                             "hash family that has been trained (fit) or loaded"
+                             + _why_no_tables(layer))
         W, b = self._params[out]["W"], self._params[out]["b"]
         head = _largest_biases(b, self._bias_head)
         note_threads(self.n_threads)
@@ -218,3 +219,18 @@ def _with_head(indptr, cand, head):
     new_indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=new_indptr[1:])
     return new_indptr, np.ascontiguousarray(ids, dtype=np.int32)
+
+
+def _why_no_tables(layer):
+    """Which choice of the output layer left it without LSH tables, and what to do."""
+    if not isinstance(layer, Sampled):
+        return (": this model's output layer is dense, so it has no LSH tables to sample "
+                "from; score exactly (sampled=False)")
+    if layer.dense_equivalent:
+        return (f": this model's output layer computes all {layer.units} labels at every step "
+                f"(its active count is at least its width), so it has no LSH tables; exact "
+                f"scoring (sampled=False) costs the same here")
+    if layer.hash is None:
+        return (": this model samples its outputs uniformly (hash=None), so it has no LSH "
+                "tables; score exactly (sampled=False)")
+    return ""

@@ -17,7 +17,9 @@ from ._validate import choice, flag, integer
 
 __all__ = ["Dense", "Sampled"]
 
-_ACTIVATIONS = ("relu", "linear")
+ACTIVATIONS = ("relu", "linear")
+# a Dense hidden layer's dropout when it sets none (the network applies it)
+DEFAULT_DROPOUT = 0.2
 
 
 def _check_int(owner, name, value, minimum=1, allow_none=False):
@@ -27,8 +29,8 @@ def _check_int(owner, name, value, minimum=1, allow_none=False):
 def _check_activation(owner, activation):
     if activation is None:
         return "linear"
-    if not isinstance(activation, str) or activation.lower() not in _ACTIVATIONS:
-        raise ValueError(f"{owner}: activation must be one of {_ACTIVATIONS}, got {activation!r}")
+    if not isinstance(activation, str) or activation.lower() not in ACTIVATIONS:
+        raise ValueError(f"{owner}: activation must be one of {ACTIVATIONS}, got {activation!r}")
     return activation.lower()
 
 
@@ -76,6 +78,13 @@ class Dense:
     def get_config(self):
         return {"kind": self.kind, "units": self.units, "activation": self.activation,
                 "init_std": self.init_std, "dropout": self.dropout}
+
+    def engine_settings(self):
+        """The kernels' view of the layer (``_layer.fill_layer``): every neuron
+        active, no tables. The kernels hold no defaults; this is the Dense one."""
+        return {"sampled": 0, "relu": int(self.activation == "relu"),
+                "min_active": self.units, "max_active": self.units, "all_active": 1,
+                "negatives": 0, "query": "union", "threshold": 1}
 
     def __repr__(self):
         extra = f", dropout={self.dropout:g}" if self.dropout is not None else ""
@@ -220,9 +229,19 @@ class Sampled:
     """
 
     kind = "sampled"
+    # the choices and the shape rules of Notes, written once (the constructor,
+    # resolve_hash and ``pyslide train --help`` read them)
+    SHARES = ("batch", "sample")
+    POLICIES = ("fifo", "reservoir")
+    QUERIES = ("union", "threshold", "sample")
+    BIAS_INITS = ("auto", "prior", "zero")
+    BATCH_ACTIVE = 8192                   # active rows per batch, share="batch"
+    SAMPLE_ACTIVE = (128, 200)            # max(128, units // 200) per sample
+    TABLES = {"batch": 16, "sample": 50}  # L of hash="auto"
+    DWTA_ABOVE = 4096                     # hash="auto": DWTA for inputs wider than this
 
     def __init__(self, units, hash="auto", active=None, min_active=None, max_active=None,
-                 share="batch", bucket_size=None, policy="reservoir", query="union", threshold=2,
+                 share="batch", bucket_size=128, policy="reservoir", query="union", threshold=2,
                  rebuild_every=50, full_rebuild_every=None, rebuild_growth=None,
                  activation="relu", init_std=None, correction=True, negatives=None,
                  bias_init="auto", lr_scale="auto"):
@@ -231,9 +250,10 @@ class Sampled:
         network picks the hash family and allocates the arrays."""
         owner = "Sampled"
         self.units = _check_int(owner, "units", units)
-        self.share = choice(share, "Sampled: share", ("batch", "sample"))
+        self.share = choice(share, "Sampled: share", self.SHARES)
         if active is None:
-            count = 8192 if share == "batch" else max(128, self.units // 200)
+            least, per = self.SAMPLE_ACTIVE
+            count = self.BATCH_ACTIVE if share == "batch" else max(least, self.units // per)
             self.active = min(self.units, count)
         elif isinstance(active, bool):
             raise TypeError(f"Sampled: active must be a fraction in (0, 1] or a count >= 1, got {active!r}")
@@ -266,8 +286,8 @@ class Sampled:
                              f"with share='sample' leave it None or 0, got {self.negatives}")
         self.negatives = min(self.negatives, self.units)
         self.bucket_size = _check_int(owner, "bucket_size", 128 if bucket_size is None else bucket_size)
-        self.policy = choice(policy, "Sampled: policy", ("fifo", "reservoir"))
-        self.query = choice(query, "Sampled: query", ("union", "threshold", "sample"))
+        self.policy = choice(policy, "Sampled: policy", self.POLICIES)
+        self.query = choice(query, "Sampled: query", self.QUERIES)
         self.threshold = _check_int(owner, "threshold", threshold)
         self.rebuild_every = _check_int(owner, "rebuild_every", rebuild_every)
         if full_rebuild_every is None:
@@ -283,13 +303,22 @@ class Sampled:
         self.init_std = _check_init_std(owner, init_std)
         self.hash = self._resolve_hash(hash)
         self.correction = flag(correction, "Sampled: correction")
-        self.bias_init = choice(bias_init, "Sampled: bias_init", ("auto", "prior", "zero"))
+        self.bias_init = choice(bias_init, "Sampled: bias_init", self.BIAS_INITS)
         self.lr_scale = _check_lr_scale(lr_scale)
 
     @property
     def dense_equivalent(self):
         """True when every neuron is active: no hashing is needed."""
         return self.min_active >= self.units
+
+    def engine_settings(self):
+        """The kernels' view of the layer (``_layer.fill_layer``): its
+        active-set bounds, negatives, query and threshold, every value given
+        (the kernels hold no defaults)."""
+        return {"sampled": 1, "relu": int(self.activation == "relu"),
+                "min_active": self.min_active, "max_active": self.max_active,
+                "all_active": int(self.dense_equivalent), "negatives": self.negatives,
+                "query": self.query, "threshold": self.threshold}
 
     def filled_rows(self, n_labels):
         """Rows a batch-shared active set is topped up to, for a batch with
@@ -324,8 +353,8 @@ class Sampled:
         if self.hash != "auto":
             return self.hash
         from .hashing import DWTA, SimHash
-        L = 16 if self.share == "batch" else 50
-        if in_dim > 4096:
+        L = self.TABLES[self.share]
+        if in_dim > self.DWTA_ABOVE:
             return DWTA(K=max(1, min(5, int(math.log2(max(self.units, 2))) // 3)), L=L,
                         bin_size=8, seed=seed)
         # about half a bucket of neurons per bucket on average, so a bucket

@@ -13,7 +13,7 @@ from .inference import Predictor
 from .layers import Sampled
 from .seeds import family_seed, normal_blocks, table_seed, weights_rng
 from .settings import (AUTO_LR_FLOOR, AUTO_LR_PASSES, AUTO_LR_START,  # noqa: F401 (public here)
-                       AUTO_LR_VISITS, MIN_ROWS_PER_THREAD, _FIRST_LAYER_SPREAD, Settings,
+                       AUTO_LR_VISITS, LOSSES, MIN_ROWS_PER_THREAD, _FIRST_LAYER_SPREAD, Settings,
                        auto_lr_scale, checked_config)
 from .state import LayerState, plan_bytes
 from .training import LocalSteps, Trainer
@@ -251,6 +251,21 @@ class Network(Settings, Trainer, Predictor):
         after ``pyslide.load``. See :mod:`pyslide.persist`.
         """
         return persist.save(self, path)
+
+    def initial_std(self, i, X):
+        """The standard deviation layer ``i``'s weights start with when ``fit``
+        begins on ``X`` (see ``_init_weights``): a baseline compared beside
+        this network can start the same (``pyslide demo``)."""
+        row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+        return self._init_std(i, float(row_sq.mean()) if X.shape[0] else 1.0)
+
+    def check_save_path(self, path, name="path"):
+        """Raise ``OSError`` naming ``name`` and ``path`` now if ``save(path)``
+        would fail later: a missing or read-only folder, a folder or a device
+        at ``path``, or too little free space for the model file. Call it
+        before a long ``fit`` whose result the file is to keep."""
+        from .atomic import check_writable
+        check_writable(path, name, need_bytes=persist.estimate_bytes(self), regular_only=True)
 
     def _check_save_path(self, path, owner):
         """Raise ``OSError`` naming ``owner`` and ``path`` now if ``save(path)``

@@ -254,6 +254,11 @@ class Adam(_Optimizer):
                      "bias_correction": self.bias_correction},
                     **self._common_config())
 
+    def engine_settings(self):
+        """The kernels' optimizer settings for a fit (``Engine.set_optimizer``),
+        every value given: the moments' decay rates, eps and laziness."""
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "lazy": self.lazy}
+
     def step_size(self, t, steps_per_epoch=1):
         """Bias-corrected step size of step ``t`` (1-based)."""
         return (self.lr_at(t, steps_per_epoch) * math.sqrt(1.0 - self.beta2 ** t)
@@ -290,8 +295,18 @@ class SGD(_Optimizer):
     def get_config(self):
         return dict({"kind": self.kind, "lr": self.lr}, **self._common_config())
 
+    def engine_settings(self):
+        """The kernels' optimizer settings for a fit (``Engine.set_optimizer``),
+        every value given: the moments' decay rates, eps and laziness."""
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "lazy": self.lazy}
+
     def step_size(self, t, steps_per_epoch=1):
         return self.lr_at(t, steps_per_epoch)
+
+    def engine_settings(self):
+        """The kernels' optimizer settings for a fit (``Engine.set_optimizer``):
+        no moments, so zero betas and eps; every row it updates is touched."""
+        return {"beta1": 0.0, "beta2": 0.0, "eps": 0.0, "lazy": True}
 
     def __repr__(self):
         return f"SGD(lr={self.lr:g}{self._common_repr()})"

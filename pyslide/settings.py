@@ -10,18 +10,16 @@ import numpy as np
 
 from ._openmp import resolve_threads
 from ._validate import choice, integer
-from .layers import Dense, Sampled
+from .layers import DEFAULT_DROPOUT, Dense, Sampled
 from .optim import Adam, check_optimizer
 from .state import plan
 
-__all__ = ["Settings", "checked_config", "auto_lr_scale", "MIN_ROWS_PER_THREAD"]
+__all__ = ["Settings", "checked_config", "auto_lr_scale", "MIN_ROWS_PER_THREAD", "LOSSES"]
 
 # standard deviation of the first layer's pre-activations at the start: smaller
 # than 1 measured better on real data (Bibtex), much smaller learned slowly on
 # synthetic problems with per-sample sampled outputs (docs/guide.md)
 _FIRST_LAYER_SPREAD = 0.25
-# dropout of a Dense hidden layer that does not set one
-_DEFAULT_DROPOUT = 0.2
 # lr_scale="auto" of a sampled output that does not compute every label: its
 # rows are updated only on the steps whose set holds them, and Adam moves a
 # row about lr per update, so they learn more slowly than a full softmax's
@@ -54,7 +52,7 @@ def auto_lr_scale(visits, passes=0.0):
 # from 16 rows up two threads were at least as fast (docs/guide.md, "Threads")
 MIN_ROWS_PER_THREAD = 8
 
-_LOSSES = ("softmax", "bce")
+LOSSES = ("softmax", "bce")
 # keys of get_config() / from_config()
 _CONFIG_KEYS = frozenset(("input_dim", "layers", "loss", "optimizer", "threads", "seed"))
 
@@ -78,7 +76,7 @@ class Settings:
                 raise TypeError(f"layers[{i}] must be pyslide.Dense or pyslide.Sampled, "
                                 f"got {layer!r}")
         self.layers = list(layers)
-        self.loss = choice(loss, "loss", _LOSSES)
+        self.loss = choice(loss, "loss", LOSSES)
         self.optimizer = check_optimizer(optimizer)
         self.threads = threads
         self.n_threads = resolve_threads(threads, "threads")
@@ -120,7 +118,7 @@ class Settings:
         layer = self.layers[i]
         if not isinstance(layer, Dense) or i == len(self.layers) - 1:
             return 0.0
-        return _DEFAULT_DROPOUT if layer.dropout is None else layer.dropout
+        return DEFAULT_DROPOUT if layer.dropout is None else layer.dropout
 
     def _sampled_output(self):
         """True when the output layer computes only some labels per step."""

@@ -109,22 +109,21 @@ class ShardWorker:
             self.state.tables.build(self.state["W"], threads=self.n_threads)
             self.state.rehashed(step)
 
-    def prepare(self, batch_size, max_labels, label_log1m, steps_taken):
-        """An engine for a fit: scratch sized for the batch, tables set up."""
+    def prepare(self, batch_size, max_labels, label_log1m, steps_taken, optimizer):
+        """An engine for a fit: scratch sized for the batch, tables set up,
+        ``optimizer`` = (code, settings) for ``ShardEngine.set_optimizer``."""
         self.setup_hashing(steps_taken)
         out = self.spec.layers[-1]
         state = self.state
-        spec = {name: state.get(name) for name in ("W", "b", "mW", "vW", "mb", "vb",
-                                                   "row_updates", "decay_mark")}
-        spec.update(all_active=int(out.dense_equivalent), max_active=out.max_active,
-                    min_active=out.min_active, negatives=out.negatives,
-                    family=state.family,
-                    tables=None if state.tables is None else state.tables.compiled)
+        # the shard's rows as a one-layer table (its gradient is compact: no
+        # dropout, and the settings are the whole output layer's)
+        spec = state.engine_spec(out, self.d, len(state["W"]), 0.0)
         # one shard keeps the single-node stream of uniform draws
         seed = sampling_seed(self.spec.seed, self.index)
         self.engine = _shard.ShardEngine(spec, batch_size, self.n_threads,
                                          _loss.LOSSES[self.spec.loss], max_labels, seed,
                                          label_log1m=label_log1m)
+        self.engine.set_optimizer(optimizer[0], **optimizer[1])
         self.seconds = {"rebuild": 0.0, "begin": 0.0, "forward": 0.0, "backward": 0.0,
                         "update": 0.0}
 

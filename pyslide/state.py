@@ -1,16 +1,18 @@
-"""One state object per layer (arrays, LSH tables, rebuild schedule); imports NumPy and, for the tables, hashing.
+"""One state object per layer (arrays, LSH tables, rebuild schedule); imports NumPy, _kernels (query codes) and, for the tables, hashing.
 
 The field list is written once, here: :data:`ARRAYS` names every array a
 layer can hold and :func:`plan` decides which ones a layer has and their
 shapes. That one plan drives allocation (:class:`LayerState`), the memory
 estimate (:func:`plan_bytes`), the engine's layer table
-(:meth:`LayerState.engine_arrays`), snapshots (everything but
+(:meth:`LayerState.engine_spec`), snapshots (everything but
 :data:`SCRATCH`) and model files (:data:`PERSISTENT`).
 """
 import math
 import time
 
 import numpy as np
+
+from ._kernels import QUERIES
 
 __all__ = ["ARRAYS", "SCRATCH", "PERSISTENT", "SCHEDULE", "LayerState", "plan", "plan_bytes"]
 
@@ -125,6 +127,17 @@ class LayerState:
     def engine_arrays(self):
         """Every name of :data:`ARRAYS` -> the array, or None where the layer has none."""
         return {name: self.arrays.get(name) for name in ARRAYS}
+
+    def engine_spec(self, layer, in_dim, units, dropout):
+        """All that ``_layer.fill_layer`` reads for this layer, every value
+        given: ``layer.engine_settings()`` (query resolved to its code), the
+        shape (``units``: the rows this engine holds), ``dropout``, the arrays
+        (None where absent) and the hash family and tables (None without)."""
+        settings = layer.engine_settings()
+        settings["query"] = QUERIES[settings["query"]]
+        return {**settings, "in_dim": in_dim, "units": units, "dropout": dropout,
+                **self.engine_arrays(), "family": self.family,
+                "tables": None if self.tables is None else self.tables.compiled}
 
     def state_arrays(self):
         """The arrays a snapshot copies: everything but the (zero) gradient buffers."""

@@ -271,3 +271,32 @@ def make_baseline(method, n_features, n_labels, lr=1e-3, seed=0, init_std=1.0,
         n_sample = int(arg) if arg else 8192
         return TorchSampled(n_features, n_labels, n_sample=n_sample, **kw)
     raise ValueError(f"unknown torch method {method!r}")
+
+
+def demo_run(X, Y, Xt, epochs, threads, seed, init_std, k, score, on_epoch=None,
+             n_sample=8192, batch_size=128):
+    """The PyTorch side of ``pyslide demo``: ``TorchSampled`` trained for
+    ``epochs`` on (X, Y) with ``threads`` threads; after every epoch (outside
+    the training time) the top ``k`` labels of each row of ``Xt`` are scored
+    by ``score(top_ids) -> {"p@1": ..., ...}``. ``on_epoch(epoch, loss, seconds, scores)`` reports each
+    epoch (``seconds``: training time so far).
+
+    Returns a dict: ``seconds`` (training time), ``steps``, ``scores`` (one
+    dict per epoch) and ``ends`` (the training time at the end of each epoch).
+    """
+    torch.set_num_threads(threads)
+    model = TorchSampled(X.shape[1], Y.shape[1], lr=1e-3, seed=seed, init_std=init_std,
+                         n_sample=n_sample)
+    totals = {"seconds": 0.0, "steps": 0, "scores": [], "ends": []}
+
+    def report(_, epoch, logs):
+        totals["seconds"] += logs["seconds"]
+        totals["ends"].append(totals["seconds"])
+        totals["steps"] += logs["steps"]
+        scores = score(model.predict_topk(Xt, k))
+        totals["scores"].append(scores)
+        if on_epoch is not None:
+            on_epoch(epoch, logs["loss"], totals["seconds"], scores)
+
+    model.fit(X, Y, epochs, batch_size, on_epoch_end=report)
+    return totals

@@ -192,7 +192,6 @@ class Trainer:
             row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
             self._init_weights(float(row_sq.mean()) if n else 1.0, Y)
         self._set_visit_rate(Y, batch_size)
-        run.optimizer = _optim.OPTIMIZERS[self.optimizer.kind]
         label_log1m = self._label_log1m(Y) if correct_sampling else None
         run.steps = self._steps() if steps is None else steps
         run.steps.prepare(run, max_labels, max_row_nnz, label_log1m)
@@ -231,13 +230,11 @@ class Trainer:
 
     def _step_schedule(self, step, steps_per_epoch):
         """The optimizer's arguments for ``step`` (1-based), written once for
-        every backend: step size, moments' constants, learning rate, the
-        weight-decay sum after the step, and each sampled layer's
-        ``lr_scale`` (``Sampled(lr_scale=...)`` may change per step)."""
+        every backend: step size, learning rate, the weight-decay sum after
+        the step, and each sampled layer's ``lr_scale`` (``Sampled(lr_scale=...)``
+        may change per step); the rest is set once per fit (``optimizer_settings``)."""
         opt = self.optimizer
         return {"step_size": opt.step_size(step, steps_per_epoch),
-                "beta1": getattr(opt, "beta1", 0.0), "beta2": getattr(opt, "beta2", 0.0),
-                "eps": getattr(opt, "eps", 0.0), "lazy": opt.lazy,
                 "log_decay": self._log_decay + opt.log_decay_at(step, steps_per_epoch),
                 "lr": opt.lr_at(step, steps_per_epoch),
                 "lr_scales": {i: self._lr_scale(i, step, steps_per_epoch)
@@ -313,24 +310,17 @@ class Trainer:
         return X[train_rows], Y[train_rows], X[val_rows], Y[val_rows]
 
 
-def engine_layer_spec(net, i, state):
-    """What ``_kernels.Engine`` needs of layer ``i`` (its arrays in ``state``),
-    for the single node's engine and the sharded network's trunk alike."""
-    layer = net.layers[i]
-    d_in, d_out = net._dims[i]
-    spec = {"sampled": int(isinstance(layer, Sampled)), "in_dim": d_in, "units": d_out,
-            "relu": int(layer.activation == "relu"), "dropout": net._dropout_rate(i),
-            **state.engine_arrays()}
-    if isinstance(layer, Sampled):
-        spec["min_active"] = layer.min_active
-        spec["max_active"] = layer.max_active
-        spec["negatives"] = layer.negatives
-        spec["query"] = _kernels.QUERIES[layer.query]
-        spec["threshold"] = layer.threshold
-        if state.family is not None:
-            spec["family"] = state.family
-            spec["tables"] = state.tables.compiled
-    return spec
+def optimizer_settings(optimizer):
+    """(code, settings) of ``optimizer`` for the kernels' ``set_optimizer``,
+    once per fit (both engines: the single node's and the shards')."""
+    return _optim.OPTIMIZERS[optimizer.kind], optimizer.engine_settings()
+
+
+def engine_specs(net, states):
+    """What ``_kernels.Engine`` needs of each of the first ``len(states)``
+    layers, for the single node's engine and the sharded trunk alike."""
+    return [state.engine_spec(net.layers[i], *net._dims[i], net._dropout_rate(i))
+            for i, state in enumerate(states)]
 
 
 class LocalSteps:
@@ -355,11 +345,13 @@ class LocalSteps:
     def engine(self, batch_size, max_labels, max_row_nnz, label_log1m=None):
         """An engine over every layer's arrays, its scratch sized for the batch."""
         net = self.net
-        specs = [engine_layer_spec(net, i, state) for i, state in enumerate(net._states)]
         threads = note_threads(net._threads_for_rows(batch_size))
-        return _kernels.Engine(specs, batch_size, threads, _loss.LOSSES[net.loss], max_labels,
-                               sampling_seed(net.seed), net._is_shared_output(), max_row_nnz,
-                               label_log1m=label_log1m)
+        engine = _kernels.Engine(engine_specs(net, net._states), batch_size, threads,
+                                 _loss.LOSSES[net.loss], max_labels, sampling_seed(net.seed),
+                                 net._is_shared_output(), max_row_nnz, label_log1m=label_log1m)
+        code, settings = optimizer_settings(net.optimizer)
+        engine.set_optimizer(code, **settings)
+        return engine
 
     def start(self, run):
         net = self.net
@@ -380,9 +372,7 @@ class LocalSteps:
         engine = run.engine
         for i, scale in schedule["lr_scales"].items():
             engine.set_lr_scale(i, scale)
-        engine.optimizer_step(step, run.optimizer, schedule["step_size"], schedule["beta1"],
-                              schedule["beta2"], schedule["eps"], schedule["lazy"],
-                              schedule["log_decay"], schedule["lr"])
+        engine.optimizer_step(step, schedule["step_size"], schedule["log_decay"], schedule["lr"])
         self._mark_changed(engine)
         run.timings["optimizer"] += time.perf_counter() - t0
 
@@ -439,7 +429,6 @@ class _Run:
         self.batch_size = batch_size
         self.steps_per_epoch = (self.n + batch_size - 1) // batch_size
         self.losses = np.zeros(batch_size, dtype=np.float32)
-        self.optimizer = None     # the kernels' code of the optimizer (_optim.OPTIMIZERS)
         self.steps = None         # the backend (LocalSteps, distributed.ShardSteps)
         self.engine = None
         self.timings = {}

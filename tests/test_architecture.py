@@ -200,3 +200,21 @@ def test_model_modules_hold_no_unit_over_300_lines(name):
         if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
             lines = node.end_lineno - node.lineno + 1
             assert lines <= 300, f"{name}.py: {node.name} has {lines} lines"
+
+
+def _class_lines(path, name):
+    """Lines of ``cdef class name`` / ``class name`` in path, to the next top-level line."""
+    lines = path.read_text().split("\n")
+    start = next(i for i, line in enumerate(lines)
+                 if re.match(rf"(cdef )?class {name}\b", line))
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i] and not lines[i][0].isspace() and not lines[i].startswith("#")),
+               len(lines))
+    return end - start
+
+
+@pytest.mark.parametrize("file, name, limit", [
+    ("_kernels.pyx", "_LayerTable", 300), ("_kernels.pyx", "Engine", 300),
+    ("_shard.pyx", "ShardEngine", 330), ("hashing.py", "LSHTables", 300)])
+def test_engines_and_tables_stay_about_300_lines(file, name, limit):
+    assert _class_lines(PKG / file, name) <= limit

@@ -396,18 +396,20 @@ def test_cli_early_stopping_and_checkpoints(capsys, files, tmp_path):
 
 
 @pytest.mark.parametrize("extra, status, fragment", [
-    (["--early-stopping", "2"], 2, "--early-stopping needs validation data: add "
-                                   "--validation-split 0.1"),
+    # fit's and the callbacks' own checks, followed by the flags of the parameters they name
+    (["--early-stopping", "2"], 2, "needs 'val_loss' in the logs of every epoch"),
+    (["--early-stopping", "2"], 2, "validation_data is --validation, validation_split is "
+                                   "--validation-split"),
     (["--early-stopping", "0"], 2, "argument --early-stopping: expected an integer >= 1"),
     (["--validation-split", "1"], 2, "argument --validation-split: expected a fraction in "
                                      "[0, 1), got '1'"),
     (["--validation-split", "x"], 2, "argument --validation-split"),
-    (["--validation-split", "0.001"], 2, "--validation-split 0.001 of 400 training rows "
-                                         "holds out no row"),
+    (["--validation-split", "0.001"], 2, "validation_split=0.001 of 400 rows leaves 0 "
+                                         "validation"),
     (["--validation-split", "0.1", "--validation", "TEST"], 2,
-     "give --validation FILE or --validation-split FRACTION, not both"),
+     "give validation_data or validation_split, not both"),
     (["--checkpoint", "m-{step}.npz"], 2, "--checkpoint: ModelCheckpoint: path may hold only"),
-    (["--checkpoint", "nowhere/m.npz"], 1, "--checkpoint nowhere/m.npz: the folder"),
+    (["--checkpoint", "nowhere/m.npz"], 1, "ModelCheckpoint: the folder"),
     (["--validation", "missing.txt"], 1, "validation file 'missing.txt' does not exist"),
 ])
 def test_cli_bad_validation_options(capsys, files, monkeypatch, extra, status, fragment):

@@ -404,8 +404,9 @@ def test_usage_errors_found_after_reading_the_data(capsys, files):
         (["--output", "dense", "--lr-scale", "2"], "--lr-scale applies to a sampled output layer"),
         (["--hash", "dwta", "--bin-size", "3"], "bin_size must be a power of two"),
         (["--hash", "simhash", "-K", "30"], "K = 30 gives 30-bit bucket ids"),
-        (["--hidden", "none"], "--hidden 0 (or none) means no hidden layer"),
-        (["--hidden", "0"], "give a hidden layer (--hidden 128) or add --share sample"),
+        # the library's rule, with the flag of the parameter it names
+        (["--hidden", "none"], "share='batch' needs a hidden layer before it"),
+        (["--hidden", "0"], "(on the command line: share is --share)"),
         (["--min-active", "50", "--max-active", "10"], "min_active (50) must not exceed "
                                                        "max_active (10)"),
     ]
@@ -444,7 +445,8 @@ def test_config_errors(capsys, files, tmp_path):
                  "[[layers]]\nkind = \"sampled\"\nunits = 3\n"),
         "layers[1] is the output layer: units must be the number of labels (200)")
     assert_one_line_error(
-        run_with("i.toml", "[[layers]]\nkind = \"conv\"\n"), "layers[0]", "kind must be")
+        run_with("i.toml", "[[layers]]\nkind = \"conv\"\n"), "layers[0]",
+        "unknown layer kind 'conv'")
     assert_one_line_error(
         run_with("j.toml", "hidden = 64\n[[layers]]\nkind = \"dense\"\nunits = \"labels\"\n"),
         "--hidden cannot be combined with a 'layers' list")
@@ -606,3 +608,36 @@ def test_sgd_rejects_adam_flags(capsys, files):
                         "--beta1", "0.8")
     assert code == 2
     assert_one_line_error(err, "--beta1 applies to --optimizer adam, not sgd")
+
+
+def test_help_defaults_are_read_from_the_library(capsys, monkeypatch):
+    """A library default changed shows in ``--help`` without an edit of the CLI."""
+    class Changed(ps.Adam):
+        def __init__(self, lr=0.25, beta1=0.5, beta2=0.999, eps=1e-8, weight_decay=0.0):
+            super().__init__(lr, beta1, beta2, eps, weight_decay=weight_decay)
+
+    monkeypatch.setitem(cli._HELP_NAMES, "Adam", Changed)
+    code, out, _ = call(capsys, "train", "--help")
+    text = " ".join(out.split())
+    assert code == 0
+    assert "learning rate (default 0.25 for adam, 0.1 for sgd)" in text
+    assert "Adam beta1 (default 0.5)" in text
+    assert "slots per hash bucket (default 128)" in text
+
+
+def test_every_train_flag_names_a_library_parameter():
+    """The flag table's targets exist: a renamed library parameter fails here."""
+    import inspect
+
+    owners = {"Dense": [ps.Dense], "Sampled": [ps.Sampled], "layer": [ps.Dense, ps.Sampled],
+              "family": [ps.SimHash, ps.WTA, ps.DWTA, ps.DOPH], "Adam": [ps.Adam],
+              "optimizer": [ps.Adam, ps.SGD], "schedule": [ps.CosineDecay],
+              "Network": [ps.Network], "fit": [ps.Network.fit],
+              "EarlyStopping": [ps.EarlyStopping], "ModelCheckpoint": [ps.ModelCheckpoint]}
+    for option in cli._TRAIN_SPEC.values():
+        owner, param = option.target.split(".")
+        if owner == "cli" or (owner, param) == ("schedule", "kind"):
+            assert owner == "cli" or option.dest == "cosine"
+            continue
+        found = [cls for cls in owners[owner] if param in inspect.signature(cls).parameters]
+        assert found if owner == "family" else found == owners[owner], option

@@ -4,6 +4,7 @@ import pytest
 import scipy.sparse as sp
 
 import pyslide as ps
+from pyslide import _kernels
 from pyslide._optim import OPTIMIZERS
 from pyslide.layers import Sampled
 
@@ -250,7 +251,8 @@ def test_adam_step_matches_reference(lazy, share):
     before = [{k: p[k].astype(np.float64).copy() for k in ("W", "b", "mW", "vW", "mb", "vb")}
               for p in net._params]
     t = 3
-    engine.optimizer_step(1, OPTIMIZERS["adam"], opt.step_size(t), opt.beta1, opt.beta2, opt.eps, lazy)
+    engine.set_optimizer(OPTIMIZERS["adam"], opt.beta1, opt.beta2, opt.eps, lazy)
+    engine.optimizer_step(1, opt.step_size(t))
     for i, p in enumerate(net._params):
         w, m, v = adam_reference(before[i]["W"], before[i]["mW"], before[i]["vW"],
                                  grads[i]["W"], t)
@@ -277,7 +279,8 @@ def test_sgd_step_matches_reference():
     X, Y, engine, _ = run_step(net, X, Y, rows)
     grads = kernel_grads(net, engine)
     before = [p["W"].copy() for p in net._params]
-    engine.optimizer_step(1, OPTIMIZERS["sgd"], 0.5, 0.0, 0.0, 0.0, True)
+    engine.set_optimizer(OPTIMIZERS["sgd"], 0.0, 0.0, 0.0, True)
+    engine.optimizer_step(1, 0.5)
     for i, p in enumerate(net._params):
         np.testing.assert_allclose(p["W"], before[i] - 0.5 * grads[i]["W"], rtol=1e-6, atol=1e-7)
 
@@ -366,13 +369,12 @@ def test_topk_candidates_matches_numpy(threads):
 def test_engine_refuses_unknown_codes():
     """Names are resolved in Python (_loss.LOSSES, _optim.OPTIMIZERS, _kernels.QUERIES);
     the engine never falls back to a default for a code it does not know."""
-    from pyslide import _kernels
     X, Y = random_problem()
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], active=10,
                                                           share="sample")], seed=0)
     _, _, engine = prepared(net, X, Y, 4)
     with pytest.raises(ValueError, match="unknown optimizer code 7"):
-        engine.optimizer_step(1, 7, 0.1, 0.9, 0.999, 1e-8, True)
+        engine.set_optimizer(7, 0.9, 0.999, 1e-8, True)
     net.loss = "hinge"
     with pytest.raises(KeyError, match="hinge"):
         net._make_engine(4, 3, 10)
@@ -381,6 +383,23 @@ def test_engine_refuses_unknown_codes():
     with pytest.raises(ValueError, match="unknown loss code 5"):
         _kernels.Engine(specs, 4, 1, 5, 1, 0, False)
     assert _kernels.QUERIES == {"union": 0, "threshold": 1, "sample": 2}
+
+
+def test_engine_takes_the_optimizer_once_and_every_layer_setting_given():
+    """The optimizer struct is filled by set_optimizer (once per fit), and
+    fill_layer holds no defaults: a spec missing a setting is refused."""
+    X, Y = random_problem()
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], active=10)], seed=0)
+    net._prepare_training(X, Y, 4)
+    specs = [state.engine_spec(layer, *net._dims[i], 0.0)
+             for i, (layer, state) in enumerate(zip(net.layers, net._states))]
+    engine = _kernels.Engine(specs, 4, 1, 0, 3, 0, True, 64)
+    with pytest.raises(ValueError, match="set_optimizer before optimizer_step"):
+        engine.optimizer_step(1, 0.1)
+    assert specs[1]["threshold"] == 2 and specs[0]["negatives"] == 0
+    del specs[1]["threshold"]
+    with pytest.raises(KeyError, match="threshold"):
+        _kernels.Engine(specs, 4, 1, 0, 3, 0, True, 64)
 
 
 def test_softmax_exp_matches_numpy():

@@ -400,3 +400,42 @@ def test_with_head_merges_each_row_once():
         assert set(got) == set(r) | set(head)
     same = _with_head(indptr, cand, _largest_biases(b, 0))
     np.testing.assert_array_equal(same[1], cand)
+
+
+def test_initial_std_is_the_start_fit_draws(small, tmp_path):
+    """``initial_std``: the spread ``fit`` gives a layer's first weights (a baseline
+    beside the network, as in ``pyslide demo``, starts from the same)."""
+    X, Y = small[0][:256], small[1][:256]
+    net = ps.Network(X.shape[1], [ps.Dense(64), ps.Sampled(Y.shape[1])], threads=1, seed=0,
+                     optimizer=ps.SGD(lr=1e-12))              # training leaves the start
+    expected = net.initial_std(0, X)
+    unit = sp.csr_matrix(X.multiply(1.0 / np.sqrt(X.multiply(X).sum(1))))
+    assert net.initial_std(0, unit) == pytest.approx(0.25)     # unit rows: the spread itself
+    net.fit(X, Y, epochs=1, verbose=0)
+    net.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as saved:
+        assert np.std(saved["layer0_W"]) == pytest.approx(expected, rel=0.02)
+    assert ps.Network(X.shape[1], [ps.Dense(64, init_std=0.5), ps.Sampled(Y.shape[1])]
+                      ).initial_std(0, X) == 0.5
+
+
+def test_check_save_path_names_the_argument(small, tmp_path):
+    X, Y = small[0], small[1]
+    net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1])], threads=1)
+    net.check_save_path(tmp_path / "m.npz")                   # a writable place: no error
+    with pytest.raises(OSError, match=r"--save .*no-such-folder.* does not exist"):
+        net.check_save_path(tmp_path / "no-such-folder" / "m.npz", "--save")
+    with pytest.raises(OSError, match=r"path .* is a folder"):
+        net.check_save_path(tmp_path)
+
+
+def test_sampled_prediction_says_why_a_model_has_no_tables(small):
+    X, Y, Xt = small[0], small[1], small[2]
+    cases = [(ps.Dense(Y.shape[1]), "output layer is dense"),
+             (ps.Sampled(Y.shape[1], active=1.0), f"computes all {Y.shape[1]} labels"),
+             (ps.Sampled(Y.shape[1], active=20, hash=None), r"uniformly \(hash=None\)")]
+    for output, reason in cases:
+        net = ps.Network(X.shape[1], [ps.Dense(4), output], threads=1)
+        with pytest.raises(ValueError, match=r"predict_topk\(sampled=True\) .*: this model.*"
+                                             + reason):
+            net.predict_topk(Xt, k=1, sampled=True)

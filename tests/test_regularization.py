@@ -176,8 +176,8 @@ def test_lazy_adamw_equals_dense_decay_over_steps(schedule):
         grads = kernel_grads(net, engine)
         lr_t = opt.lr_at(t, steps_per_epoch)
         log_decay += opt.log_decay_at(t, steps_per_epoch)
-        engine.optimizer_step(t, OPTIMIZERS["adam"], opt.step_size(t, steps_per_epoch), opt.beta1,
-                              opt.beta2, opt.eps, True, log_decay)
+        engine.set_optimizer(OPTIMIZERS["adam"], opt.beta1, opt.beta2, opt.eps, True)
+        engine.optimizer_step(t, opt.step_size(t, steps_per_epoch), log_decay)
         for i, touched in enumerate((features, shared)):
             r, g = ref[i], grads[i]
             r["W"] *= 1 - lr_t * opt.weight_decay
@@ -221,8 +221,8 @@ def test_weight_decay_owed_by_an_idle_row_is_paid_at_its_update(share):
     else:
         before = net._params[1]["W"][touched].astype(np.float64)
     log_decay += per_step
-    engine.optimizer_step(idle + 1, OPTIMIZERS["adam"], opt.step_size(idle + 1), opt.beta1, opt.beta2,
-                          opt.eps, True, log_decay)
+    engine.set_optimizer(OPTIMIZERS["adam"], opt.beta1, opt.beta2, opt.eps, True)
+    engine.optimizer_step(idle + 1, opt.step_size(idle + 1), log_decay)
     w, _, _ = adam_rows(before, 0.0, 0.0, grads[1]["W"][touched], idle + 1, opt, opt.lr,
                         (1 - opt.lr * opt.weight_decay) ** (idle + 1))
     np.testing.assert_allclose(net._params[1]["W"][touched], w, rtol=2e-5, atol=1e-7)
@@ -356,8 +356,8 @@ def test_row_bias_correction_counts_each_rows_own_updates(share, mode):
         counts[1][:] = step - 1     # global: every row sized as the network's step
     before = [{k: p[k].astype(np.float64) for k in ("W", "b", "mW", "vW", "mb", "vb")}
               for p in net._params]
-    engine.optimizer_step(step, OPTIMIZERS["adam"], opt.step_size(step), opt.beta1, opt.beta2, opt.eps,
-                          True, 0.0, opt.lr)
+    engine.set_optimizer(OPTIMIZERS["adam"], opt.beta1, opt.beta2, opt.eps, True)
+    engine.optimizer_step(step, opt.step_size(step), 0.0, opt.lr)
     for i, touched in enumerate((features, out_rows)):
         k = counts[i][touched] + 1
         size = opt.lr * np.sqrt(1 - opt.beta2 ** k) / (1 - opt.beta1 ** k)
@@ -533,10 +533,11 @@ def test_lr_scale_multiplies_the_output_step_only(share, kind):
     before = [{k: p[k].astype(np.float64) for k in p if k in ("W", "b", "mW", "vW", "mb", "vb")}
               for p in net._params]
     if kind == "adam":
-        engine.optimizer_step(step, OPTIMIZERS["adam"], opt.step_size(step), opt.beta1,
-                              opt.beta2, opt.eps, True, 0.0, opt.lr)
+        engine.set_optimizer(OPTIMIZERS["adam"], opt.beta1, opt.beta2, opt.eps, True)
+        engine.optimizer_step(step, opt.step_size(step), 0.0, opt.lr)
     else:
-        engine.optimizer_step(step, OPTIMIZERS["sgd"], opt.lr, 0, 0, 0, True, 0.0, opt.lr)
+        engine.set_optimizer(OPTIMIZERS["sgd"], 0, 0, 0, True)
+        engine.optimizer_step(step, opt.lr, 0.0, opt.lr)
     # (layer, rows, weights or bias, the Adam step count, the multiplier)
     for i, touched, name, t, factor in [(0, features, "W", hidden_updates + 1, 1.0),
                                         (1, out_rows, "W", step, scale),

@@ -23,6 +23,7 @@ import pytest
 import pyslide as ps
 from pyslide import cli, persist
 from pyslide.atomic import atomic_write
+from pyslide import datafiles
 from pyslide.data import XCFormatError, load_libsvm, load_xc
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -345,9 +346,10 @@ def test_cli_sampled_on_a_model_without_tables(files, capsys, tmp_path, problem)
         Y.shape[1], min_active=Y.shape[1], max_active=Y.shape[1])], seed=0)
     uniform = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], active=20,
                                                                 hash=None)], seed=0)
-    for net, fragment in ((dense, "output layer is dense (trained with --output dense)"),
+    # the library's reasons (pyslide.inference), with the flag to drop
+    for net, fragment in ((dense, "output layer is dense, so it has no LSH tables"),
                           (everything, f"computes all {Y.shape[1]} labels at every step"),
-                          (uniform, "trained with uniform sampling (--hash none)")):
+                          (uniform, "samples its outputs uniformly (hash=None)")):
         net.save(tmp_path / "m.npz")
         code, _, err = call(capsys, "predict", tmp_path / "m.npz", files / "train.txt",
                             "--sampled")
@@ -458,7 +460,7 @@ def test_save_xc_is_atomic_and_accepts_file_objects(tmp_path, problem, monkeypat
         f.write(b"1 2 3\n")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ps.datafiles, "_write_rows", full)   # save_xc looks it up there
+    monkeypatch.setattr(datafiles, "_write_rows", full)
     with pytest.raises(OSError) as info:
         ps.data.save_xc(path, X[:5], Y[:5])
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)

@@ -15,12 +15,8 @@ from test_kernels import random_problem
 
 def trunk_engine(net, batch):
     """A headless engine over net's trunk (every layer but the output)."""
-    specs = []
-    for i, (layer, state) in enumerate(zip(net.layers[:-1], net._states[:-1])):
-        d_in, d_out = net._dims[i]
-        specs.append({"sampled": 0, "in_dim": d_in, "units": d_out,
-                      "relu": int(layer.activation == "relu"), "dropout": 0.0,
-                      **state.engine_arrays()})
+    specs = [state.engine_spec(layer, *net._dims[i], 0.0)
+             for i, (layer, state) in enumerate(zip(net.layers[:-1], net._states[:-1]))]
     return _kernels.Engine(specs, batch, net.n_threads, _loss.LOSSES["softmax"], 3, net.seed,
                            False, 64, headless=True)
 
@@ -56,7 +52,8 @@ def test_headless_trunk_forward_backward_match_numpy(threads):
     d_hidden = rng.normal(0, 1, (16, 8)).astype(np.float32)
     with threadpool_limits(limits=1, user_api="blas"):
         engine.backward_hidden(x_indptr, X.indices, X.data, rows, 1, d_hidden)
-        engine.optimizer_step(1, _optim.OPTIMIZERS["sgd"], 0.5, 0, 0, 0, True, 0.0, 0.5)
+        engine.set_optimizer(_optim.OPTIMIZERS["sgd"], 0, 0, 0, True)
+        engine.optimizer_step(1, 0.5, 0.0, 0.5)
     # NumPy back-propagation of d_hidden through ReLU layers, then one SGD step
     delta = d_hidden.astype(np.float64) * (acts[2] > 0)
     grads = [None, None]
@@ -87,6 +84,17 @@ def test_headless_engine_refuses_train_step_and_a_wrong_hidden_shape():
                               np.zeros((8, 5), np.float32))
 
 
+def shard_spec(state, **settings):
+    """Every key ``_layer.fill_layer`` reads (the kernels hold no defaults):
+    the state's rows as one sampled layer, then ``settings``."""
+    rows, d = state["W"].shape
+    spec = {"sampled": 1, "relu": 0, "in_dim": d, "units": rows, "dropout": 0.0,
+            "negatives": 0, "query": _kernels.QUERIES["union"], "threshold": 2,
+            **state.engine_arrays(), "family": None, "tables": None}
+    spec.update(settings)
+    return spec
+
+
 def shard_engine(rows, d, batch, loss="softmax", seed=0, threads=1, all_active=True,
                  max_active=None, family=None, tables=None):
     rng = np.random.default_rng(seed)
@@ -94,9 +102,8 @@ def shard_engine(rows, d, batch, loss="softmax", seed=0, threads=1, all_active=T
                             weight_decay=False))
     state["W"][:] = rng.normal(0, 0.5, (rows, d))
     state["b"][:] = rng.normal(0, 0.1, rows)
-    spec = {"W": state["W"], "b": state["b"], "all_active": int(all_active),
-            "max_active": max_active or rows, "min_active": max_active or rows,
-            "family": family, "tables": tables}
+    spec = shard_spec(state, all_active=int(all_active), max_active=max_active or rows,
+                      min_active=max_active or rows, family=family, tables=tables)
     engine = _shard.ShardEngine(spec, batch, threads, _loss.LOSSES[loss], 4, seed)
     return engine, state
 
@@ -157,7 +164,8 @@ def test_two_shards_give_the_full_softmax_step(threads):
                                            n_labels)
             assert losses is None
             d_hidden += part
-            engine.update(_optim.OPTIMIZERS["sgd"], 0.1, 0, 0, 0, True)
+            engine.set_optimizer(_optim.OPTIMIZERS["sgd"], 0, 0, 0, True)
+            engine.update(0.1)
     np.testing.assert_allclose(d_hidden, delta @ W, rtol=1e-4, atol=1e-6)
     W_new = np.concatenate([s["W"] for _, s in engines])
     b_new = np.concatenate([s["b"] for _, s in engines])
@@ -194,8 +202,8 @@ def test_shard_selection_takes_its_budget_from_lsh_candidates():
     state = LayerState(plan(True, d, rows, False, True, False, False, False))
     state["W"][:] = rng.normal(0, 1, (rows, d))
     tables.build(state["W"])
-    spec = {"W": state["W"], "b": state["b"], "all_active": 0, "max_active": 60,
-            "min_active": 80, "family": tables.family, "tables": tables.compiled}
+    spec = shard_spec(state, all_active=0, max_active=60, min_active=80,
+                      family=tables.family, tables=tables.compiled)
     engine = _shard.ShardEngine(spec, n, 1, _loss.LOSSES["softmax"], 2, 7)
     hidden = rng.normal(0, 1, (n, d)).astype(np.float32)
     indptr = np.arange(n + 1, dtype=np.int64)
