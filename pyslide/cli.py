@@ -17,16 +17,16 @@ import inspect
 import json
 import os
 import re
-import subprocess
 import sys
-import time
 import traceback
 import warnings
 from collections import namedtuple
 
+from . import demo
 from . import layers as _layers
 from . import metrics as _metrics
 from . import network as _network
+from ._docstrings import parameter_help, signature_default
 from ._validate import integer, integers, real
 from .callbacks import EarlyStopping, ModelCheckpoint
 from .hashing import DOPH, DWTA, WTA, SimHash
@@ -37,13 +37,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-# The PyTorch the baselines are measured with: the version the [bench] extra
-# pins, CPU build (plain PyPI serves the CUDA build, gigabytes of GPU
-# libraries a CPU comparison never loads). From the source folder: a project
-# of another name "pyslide" exists on PyPI.
-TORCH_INSTALL_HINT = ('run pip install ".[bench]" --extra-index-url '
-                      'https://download.pytorch.org/whl/cpu in the pyslide source folder')
 
 _DESCRIPTION = """\
 Train networks with enormous output layers on CPUs: each sample computes only
@@ -117,6 +110,8 @@ def _int_at_least(minimum):
     return _value(_to_int, lambda v: integer(v, "value", minimum), f"an integer >= {minimum}")
 
 
+_int = _value(_to_int, lambda v: v, "an integer")
+_number = _value(_to_float, lambda v: v, "a number")
 _positive = _value(_to_float, lambda v: real(v, "value", 0, min_open=True), "a positive number")
 _non_negative = _value(_to_float, lambda v: real(v, "value", 0), "a number >= 0")
 _fraction_below_one = _value(_to_float, lambda v: real(v, "value", 0, 1, max_open=True),
@@ -176,15 +171,16 @@ def _text(value):
 # parameter ("Owner.param": "layer." is every layer's, "family." the hash
 # family's, "optimizer." Adam's and SGD's, "schedule." the learning-rate
 # schedule's; "cli.name" the command's own), and is at once a flag and a config
-# file key. A network or fit setting defaults to None ("unset"):
-# the library decides, so ``pyslide train`` builds the network
-# ``pyslide.Network`` builds by default (tests/test_cli.py checks it). Only the
-# command's own choices (the shape --hidden 128 / --output sampled, --epochs
-# 5, ...) have a default here. "{Owner.param}" in a help text is that
-# parameter's default, read from the library's signature; "{default}" the
-# command's own.
+# file key. A network or fit setting defaults to None ("unset"): the library
+# decides, so ``pyslide train`` builds the network ``pyslide.Network`` builds by
+# default (tests/test_cli.py checks it). Only the command's own choices (--hidden
+# 128, --output sampled, --epochs 5, ...) have a default here.
+# A flag without help text is helped by the library's docstring of its parameter
+# (pyslide._docstrings); a help text here says what only the command line means,
+# "{Owner.param}" in it is that parameter's default read from the signature and
+# "{default}" the command's own.
 _Option = namedtuple("_Option", "dest flags parse target metavar help default choices const",
-                     defaults=(None, None, None))
+                     defaults=(None,) * 5)
 _NO_STRICT_ROWS_HELP = ("load the rows present when an XC header's row count differs from "
                         "the file's data lines (a truncated or partial file); by default "
                         "that is an error")
@@ -211,16 +207,12 @@ _TRAIN_OPTIONS = {
         _O("hidden", ("--hidden",), _hidden, "Dense.units", "UNITS",
            "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
            "'none' for no hidden layer (default {default})", [128]),
-        _O("activation", ("--activation",), _text, "Dense.activation", None,
-           "activation of the hidden layers (default {Dense.activation})", None, ACTIVATIONS),
+        _O("activation", ("--activation",), _text, "Dense.activation", choices=ACTIVATIONS),
         _O("output", ("--output",), _text, "cli.output", None, "output layer: 'sampled' "
            "(LSH-sampled, default) or 'dense' (every label computed)", "sampled",
            ("sampled", "dense")),
-        _O("init_std", ("--init-std",), _positive, "layer.init_std", "STD",
-           "standard deviation of the initial weights (default: scaled to the fan-in)"),
-        _O("dropout", ("--dropout",), _non_negative, "Dense.dropout", "RATE",
-           "drop each hidden unit with this probability in training (default "
-           "{layers.DEFAULT_DROPOUT})"),
+        _O("init_std", ("--init-std",), _number, "layer.init_std", "STD"),
+        _O("dropout", ("--dropout",), _number, "Dense.dropout", "RATE"),
     ],
     "output layer and LSH": [
         _O("active", ("--active",), _active, "Sampled.active", "N|FRACTION",
@@ -228,14 +220,12 @@ _TRAIN_OPTIONS = {
            "a count like 4096 or a fraction like 0.02 (default: {Sampled.BATCH_ACTIVE} per "
            "batch, max({Sampled.SAMPLE_ACTIVE[0]}, labels/{Sampled.SAMPLE_ACTIVE[1]}) per "
            "sample)"),
-        _O("min_active", ("--min-active",), _int_at_least(0), "Sampled.min_active", "N",
+        _O("min_active", ("--min-active",), _int, "Sampled.min_active", "N",
            "fewer LSH candidates than this are topped up with random neurons (default: "
            "--active)"),
-        _O("max_active", ("--max-active",), _int_at_least(1), "Sampled.max_active", "N",
+        _O("max_active", ("--max-active",), _int, "Sampled.max_active", "N",
            "LSH candidates beyond this are dropped (default: --active)"),
-        _O("negatives", ("--negatives",), _int_at_least(0), "Sampled.negatives", "N",
-           "--share batch: rows the set holds beyond the batch's labels, at least (LSH "
-           "candidates, then uniform); default: --active"),
+        _O("negatives", ("--negatives",), _int, "Sampled.negatives", "N"),
         _O("share", ("--share",), _text, "Sampled.share", None,
            "'batch': one active set per batch, logits as one matrix product (default); "
            "'sample': every sample its own active set (SLIDE)", None, Sampled.SHARES),
@@ -256,23 +246,12 @@ _TRAIN_OPTIONS = {
         _O("density", ("--density",), _positive, "family.density", "FRACTION",
            "SimHash: sparse +-1 projections over this fraction of dims (default: dense "
            "Gaussian)"),
-        _O("bucket_size", ("--bucket-size",), _int_at_least(1), "Sampled.bucket_size", "N",
-           "slots per hash bucket (default {Sampled.bucket_size})"),
-        _O("policy", ("--policy",), _text, "Sampled.policy", None,
-           "what a full bucket does with a new neuron: keep a uniform sample of the "
-           "neurons (reservoir, default) or the newest (fifo)", None, Sampled.POLICIES),
-        _O("query", ("--query",), _text, "Sampled.query", None,
-           "with --share sample, how a sample's active set is read from the tables: union "
-           "of the hit buckets (SLIDE, default), ids hit in at least --threshold tables, or "
-           "buckets probed in random order", None, Sampled.QUERIES),
-        _O("threshold", ("--threshold",), _int_at_least(1), "Sampled.threshold", "TABLES",
-           "tables an id must be hit in, with --query threshold (default "
-           "{Sampled.threshold})"),
-        _O("rebuild_every", ("--rebuild-every",), _int_at_least(1), "Sampled.rebuild_every",
-           "STEPS", "re-hash every output neuron into the tables every this many steps "
-           "(default {Sampled.rebuild_every})"),
-        _O("rebuild_growth", ("--rebuild-growth",), _positive, "Sampled.rebuild_growth",
-           "FACTOR", "grow the rebuild interval by this factor (>= 1) after every rebuild"),
+        _O("bucket_size", ("--bucket-size",), _int, "Sampled.bucket_size", "N"),
+        _O("policy", ("--policy",), _text, "Sampled.policy", choices=Sampled.POLICIES),
+        _O("query", ("--query",), _text, "Sampled.query", choices=Sampled.QUERIES),
+        _O("threshold", ("--threshold",), _int, "Sampled.threshold", "TABLES"),
+        _O("rebuild_every", ("--rebuild-every",), _int, "Sampled.rebuild_every", "STEPS"),
+        _O("rebuild_growth", ("--rebuild-growth",), _number, "Sampled.rebuild_growth", "FACTOR"),
         _O("correction", ("--no-correction",), _bool, "Sampled.correction", None,
            "do not correct sampled logits for how often their labels are sampled (the "
            "correction keeps sampled training tracking the full softmax; see docs/guide.md)",
@@ -295,20 +274,16 @@ _TRAIN_OPTIONS = {
         _O("loss", ("--loss",), _text, "Network.loss", None,
            "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
            "(independent sigmoids)", None, _network.LOSSES),
-        _O("optimizer", ("--optimizer",), _text, "Network.optimizer", None,
-           "lazy Adam (default) or plain SGD", None, (Adam.kind, SGD.kind)),
-        _O("lr", ("--lr",), _positive, "optimizer.lr", "LR",
+        _O("optimizer", ("--optimizer",), _text, "Network.optimizer",
+           choices=(Adam.kind, SGD.kind)),
+        _O("lr", ("--lr",), _number, "optimizer.lr", "LR",
            "learning rate (default {Adam.lr} for adam, {SGD.lr} for sgd)"),
-        _O("beta1", ("--beta1",), _positive, "Adam.beta1", "B", "Adam beta1 (default "
-           "{Adam.beta1})"),
-        _O("beta2", ("--beta2",), _positive, "Adam.beta2", "B", "Adam beta2 (default "
-           "{Adam.beta2})"),
-        _O("eps", ("--eps",), _positive, "Adam.eps", "EPS", "Adam epsilon (default {Adam.eps})"),
+        _O("beta1", ("--beta1",), _number, "Adam.beta1", "B"),
+        _O("beta2", ("--beta2",), _number, "Adam.beta2", "B"),
+        _O("eps", ("--eps",), _number, "Adam.eps", "EPS"),
         _O("dense_adam", ("--dense-adam",), _bool, "Adam.lazy", None,
            "update every row every step (textbook Adam; slow, for comparisons)", const=True),
-        _O("weight_decay", ("--weight-decay",), _non_negative, "optimizer.weight_decay", "WD",
-           "decoupled weight decay (AdamW; lazy and exact), e.g. 1e-4 (default "
-           "{Adam.weight_decay})"),
+        _O("weight_decay", ("--weight-decay",), _number, "optimizer.weight_decay", "WD"),
         _O("warmup", ("--warmup",), _non_negative, "schedule.warmup", "EPOCHS",
            "ramp the learning rate up linearly over this many epochs (default "
            "{CosineDecay.warmup})"),
@@ -320,11 +295,8 @@ _TRAIN_OPTIONS = {
            "passes over the data (default {default})", 5),
         _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N",
            "samples per step (default {fit.batch_size})"),
-        _O("threads", ("--threads",), _threads, "Network.threads", "N",
-           "threads of every kernel (default: the cores available; -1 every core)"),
-        _O("seed", ("--seed",), _int_at_least(0), "Network.seed", "N",
-           "seed of weights, hashing, shuffling (default {Network.seed}); with --threads 1 "
-           "runs repeat exactly"),
+        _O("threads", ("--threads",), _threads, "Network.threads", "N"),
+        _O("seed", ("--seed",), _int_at_least(0), "Network.seed", "N"),
         _O("shuffle", ("--no-shuffle",), _bool, "fit.shuffle", None,
            "keep the file's row order instead of shuffling every epoch", const=False),
         _O("eval_every", ("--eval-every",), _int_at_least(0), "cli.eval_every", "EPOCHS",
@@ -354,24 +326,45 @@ _CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "tr
 _HELP_NAMES = {"Dense": Dense, "Sampled": Sampled, "WTA": WTA, "Adam": Adam, "SGD": SGD,
                "CosineDecay": CosineDecay, "EarlyStopping": EarlyStopping,
                "Network": _network.Network, "fit": _network.Network.fit,
-               "network": _network, "layers": _layers,
+               "network": _network, "layers": _layers, "layer": Dense, "optimizer": Adam,
                "propensities": _metrics.propensities}
 
 
-def _library_default(owner, name):
-    """``owner``'s parameter (or attribute) ``name``: the library's, stated once."""
-    parameters = inspect.signature(owner).parameters if callable(owner) else {}
-    value = parameters[name].default if name in parameters else getattr(owner, name)
-    return f"{value:g}" if isinstance(value, float) else value
+def _help(text, target=None):
+    """``text`` with every "{Owner.param}" (or "{Owner.CONST[key]}") read from the
+    library; no text: the library's docstring of the ``target`` parameter."""
+    if text is None:
+        owner, name = target.split(".")
+        return parameter_help(_HELP_NAMES[owner], name).replace("%", "%%")
 
-
-def _help(text):
-    """``text`` with every "{Owner.param}" (or "{Owner.CONST[key]}") read from the library."""
     def default(match):
-        value = _library_default(_HELP_NAMES[match.group(1)], match.group(2))
+        value = signature_default(_HELP_NAMES[match.group(1)], match.group(2))
         return str(value if match.group(3) is None else
                    value[int(match.group(3)) if match.group(3).isdigit() else match.group(3)])
     return re.sub(r"\{(\w+)\.(\w+)(?:\[(\w+)\])?\}", default, text)
+
+
+# a flag's value checked at once by the class it configures (built on a
+# one-unit layer, or alone): the range is the library's, stated once
+_PROBES = {"Dense": lambda **kw: Dense(1, **kw), "layer": lambda **kw: Dense(1, **kw),
+           "Sampled": lambda **kw: Sampled(1, **kw), "Adam": Adam, "optimizer": Adam}
+
+
+def _converter(option):
+    """The option's parse, then its class's check of the value (argparse's message)."""
+    owner, param = option.target.split(".")
+    if owner not in _PROBES or option.parse in (_text, _bool, _active, _hidden):
+        return option.parse
+
+    def convert(text):
+        value = option.parse(text)
+        try:
+            _PROBES[owner](**{param: value})
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(_one_line(exc)) from None
+        return value
+    convert.__name__ = option.dest     # argparse names the type in some messages
+    return convert
 
 
 def _flag_name(dest):
@@ -391,11 +384,11 @@ def _add_train_options(p):
             default = ",".join(map(str, o.default)) if isinstance(o.default, (list, tuple)) \
                 else o.default    # the command's own default: a list as its flag writes it
             kwargs = dict(dest=o.dest, default=None,
-                          help=_help(o.help).replace("{default}", str(default)))
+                          help=_help(o.help, o.target).replace("{default}", str(default)))
             if o.const is not None:
                 group.add_argument(*o.flags, action="store_const", const=o.const, **kwargs)
                 continue
-            kwargs.update(type=o.parse, action="append" if o.dest == "hidden" else "store")
+            kwargs.update(type=_converter(o), action="append" if o.dest == "hidden" else "store")
             if o.choices:
                 kwargs["choices"] = o.choices
             group.add_argument(*o.flags, metavar=o.metavar, **kwargs)
@@ -462,7 +455,7 @@ def _put_config_key(flat, key, value, path, where):
         return
     option = _TRAIN_SPEC[name]
     try:
-        flat[name] = option.parse(value)
+        flat[name] = _converter(option)(value)
     except argparse.ArgumentTypeError as exc:
         raise UsageError(f"--config {path}: key {key!r}: {exc}") from None
     if option.choices and flat[name] not in option.choices:
@@ -543,7 +536,7 @@ def _optimizer(opts):
         common["schedule"] = Constant(warmup=opts.warmup)
     if opts.optimizer is None and not adam_only and not common:
         return None
-    kind = opts.optimizer or _library_default(_network.Network, "optimizer")
+    kind = opts.optimizer or signature_default(_network.Network, "optimizer")
     if kind == SGD.kind and adam_only:
         flags = ", ".join(_flag_name(o.dest) for o in _TRAIN_SPEC.values()
                           if o.target.split(".")[-1] in adam_only and o.target.startswith("Adam"))
@@ -683,51 +676,18 @@ def _read_labelled(path, fmt, what, n_features=None, n_labels=None, strict_rows=
     except data.RowCountError as exc:
         raise CommandError(str(exc.with_fix("add --no-strict-rows"))) from None
     if X.shape[1] == 0:
-        raise CommandError(f"{what} file {path}: {_why_no_features(path, fmt)}; a network "
+        raise CommandError(f"{what} file {path}: {data.why_no_features(path, fmt)}; a network "
                            f"needs at least one input feature")
     return X, Y
 
 
-def _warn_if_made_for_another_model(path, fmt, net, with_labels):
-    """Warn when an XC file's header declares other widths than the model's:
-    its ids are read against the model's widths, so a file made for another
-    model loads and scores near 0 without any other sign."""
-    from . import data
+def _warn_if_other_widths(path, fmt, n_features, n_labels=None):
+    """An XC file made for another model loads and scores near 0: say so."""
+    from .datafiles import header_mismatch
 
-    if fmt != "xc":
-        return
-    try:
-        with data._text_buffer(path) as (buffer, name, begin):
-            counts, _ = data._parse_header(buffer, name, "auto", begin)
-    except (OSError, ValueError):
-        return      # the reader reports an unreadable header with its line
-    if counts is None:
-        return
-    _, n_features, n_labels = counts
-    if n_features == net.input_dim and (not with_labels or n_labels == net.n_outputs):
-        return
-    declared = f"{n_features} features" + (f" and {n_labels} labels" if with_labels else "")
-    model = f"{net.input_dim} features" + (f" and {net.n_outputs} labels" if with_labels else "")
-    warnings.warn(f"{path}: its header (line 1) declares {declared}, the model has {model}; "
-                  f"is this the model's data? (ids are read against the model's widths)",
-                  UserWarning, stacklevel=2)
-
-
-def _why_no_features(path, fmt):
-    """The header that declared D=0, or the absence of any 'id:value' token."""
-    from . import data
-
-    if fmt == "xc":
-        try:
-            with data._text_buffer(path) as (buffer, _, begin):
-                end = buffer.find(b"\n", begin)
-                first = bytes(buffer[begin:end if end >= 0 else len(buffer)]).decode().strip()
-        except (OSError, ValueError):
-            first = ""
-        tokens = first.split()
-        if len(tokens) == 3 and all(t.isdigit() for t in tokens):
-            return f"line 1: the header '{first}' says D=0 features (the header is 'N D L')"
-    return "no line has a feature ('id:value')"
+    message = header_mismatch(path, n_features, n_labels) if fmt == "xc" else None
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=2)
 
 
 def _widened(M, n_columns):
@@ -781,7 +741,7 @@ def _cmd_train(args):
     net = _build_network(opts, X, Y, optimizer)
     if opts.save:   # fail before training, not after it, when the model cannot be written
         _checked(net.check_save_path, opts.save, "--save")
-    batch_size = opts.batch_size or _library_default(_HELP_NAMES["fit"], "batch_size")
+    batch_size = opts.batch_size or signature_default(_HELP_NAMES["fit"], "batch_size")
     if verbose:
         print(f"{net!r}")
         print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {batch_size}")
@@ -924,7 +884,7 @@ def _cmd_evaluate(args):
     net = _load_model(args.model, args.threads)
     X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs,
                           args.strict_rows)
-    _warn_if_made_for_another_model(args.test, args.format, net, with_labels=True)
+    _warn_if_other_widths(args.test, args.format, net.input_dim, net.n_outputs)
     ids, _ = _topk(net, X, max(ks), args.sampled)
     prop = None
     if args.train:
@@ -977,7 +937,7 @@ def _cmd_predict(args):
     # labels in the input are ignored, so their width is not checked against the model
     X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None,
                           args.strict_rows)
-    _warn_if_made_for_another_model(args.input, args.format, net, with_labels=False)
+    _warn_if_other_widths(args.input, args.format, net.input_dim)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = _probabilities(net, X, ids, scores)
@@ -1026,177 +986,34 @@ def _check_writable(path, option):
     _checked(check_writable, path, option)
 
 
-# --------------------------------------------------------------------------- demo
+# --------------------------------------------------------------------------- demo and bench
 
-# 20,000 rows, 4 epochs: about a minute and a half on 2 idle cores with the PyTorch
-# baseline; the defaults learn from the first epoch at this size (docs/cli.md)
-_DEMO_FULL = dict(samples=20_000, test=1_000, epochs=4)
-# --quick keeps Delicious' densities (features and labels per row) but narrows
-# the matrices, so a check of the installation takes seconds and little memory.
-_DEMO_QUICK = dict(samples=400, test=100, epochs=2, n_features=20_000, n_labels=20_000)
-_DEMO_KS = (1, 3, 5)
+def _say(line):
+    print(line, flush=True)
 
 
 def _cmd_demo(args):
     import pyslide as ps
 
     _check_threads(args.threads)
-    sizes = dict(_DEMO_QUICK if args.quick else _DEMO_FULL)
+    sizes = dict(demo.DEMO_QUICK if args.quick else demo.DEMO_FULL)
     sizes.update({key: getattr(args, key) for key in ("samples", "test", "epochs")
                   if getattr(args, key) is not None})
-    threads = ps.resolve_threads(args.threads, "--threads")
-    shape = ps.data.PRESETS["delicious"]
-    n_features = sizes.get("n_features", shape["n_features"])
-    n_labels = sizes.get("n_labels", shape["n_labels"])
-    print(f"pyslide {ps.__version__} demo: a Delicious-200K-shaped synthetic problem "
-          f"({n_features:,} features, {n_labels:,} labels"
-          + (", narrowed by --quick" if args.quick else "") + "), "
-          f"{sizes['samples']} training and {sizes['test']} test rows, {sizes['epochs']} "
-          f"epochs, {threads} threads"
-          + (", OpenMP" if ps.openmp_enabled() else ", no OpenMP (serial kernels)"))
-    t0 = time.perf_counter()
-    X, Y, Xt, Yt = ps.data.make_xc("delicious", n_samples=sizes["samples"],
-                                   n_test=sizes["test"], n_features=n_features,
-                                   n_labels=n_labels, seed=args.seed)
-    print(f"generated the data in {time.perf_counter() - t0:.1f} s: "
-          f"{X.nnz / X.shape[0]:.0f} features and {Y.nnz / Y.shape[0]:.1f} labels per row")
-    net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1])],
-                     loss="softmax", optimizer=ps.Adam(lr=1e-3), threads=threads,
-                     seed=args.seed)
-    print(f"\npyslide: {net!r}")
-    rows = []      # (epoch, training seconds, scores)
-
-    def report(network, epoch, logs):
-        rows.append((epoch, logs["time"], network.evaluate(Xt, Yt, k=_DEMO_KS)))
-        _print_demo_epoch(epoch, logs["loss"], logs["time"], rows[-1][2])
-
-    net.fit(X, Y, epochs=sizes["epochs"], batch_size=128, callbacks=[report], verbose=0)
-    summary = [("pyslide (LSH-sampled softmax)", rows[-1][1], net.step_,
-                [scores for _, _, scores in rows])]
-    baseline = _demo_baseline(args, net, (X, Y, Xt, Yt), sizes["epochs"], threads)
-    _print_demo_summary(summary + ([baseline] if baseline else []), rows)
+    demo.run_demo(sizes, args.seed, ps.resolve_threads(args.threads, "--threads"),
+                  quick=args.quick, torch=not args.no_torch, say=_say)
     return EXIT_OK
-
-
-def _print_demo_epoch(epoch, loss, seconds, scores):
-    print(f"  epoch {epoch}  loss {loss:.4f}  train {seconds:6.1f} s  "
-          + "  ".join(f"P@{k} {scores[f'p@{k}']:.4f}" for k in _DEMO_KS), flush=True)
-
-
-def _demo_baseline(args, net, problem, epochs, threads, n_sample=8192):
-    """The same architecture in PyTorch (``pyslide.torch_baseline.demo_run``), from
-    pyslide's start of the first layer; None when skipped."""
-    if args.no_torch:
-        print("\nPyTorch baseline skipped (--no-torch)")
-        return None
-    try:
-        import torch
-    except ImportError:
-        print(f"\nPyTorch not installed: skipping the baseline (to see pyslide beside a "
-              f"PyTorch sampled softmax: {TORCH_INSTALL_HINT})")
-        return None
-    from .metrics import evaluate_topk
-    from .torch_baseline import demo_run
-
-    X, Y, Xt, Yt = problem
-    print(f"\nPyTorch {torch.__version__}: EmbeddingBag(sum) -> ReLU(128) -> sampled softmax "
-          f"over the batch's labels + uniform negatives ({min(n_sample, Y.shape[1])} rows), "
-          f"SparseAdam")
-    totals = demo_run(X, Y, Xt, epochs, threads, args.seed, net.initial_std(0, X),
-                      k=max(_DEMO_KS), score=lambda ids: evaluate_topk(ids, Yt, ks=_DEMO_KS),
-                      on_epoch=_print_demo_epoch, n_sample=n_sample)
-    return ("PyTorch (uniform sampled softmax)", totals["seconds"], totals["steps"],
-            totals["scores"], totals["ends"])
-
-
-def _print_demo_summary(summary, rows):
-    ks = _DEMO_KS
-    print("\nsummary (training time excludes data generation and evaluation; "
-          "P@k after the last epoch, and the best epoch's P@1)")
-    print(f"  {'method':<38}{'train s':>9}{'steps/s':>9}"
-          + "".join(f"{'P@' + str(k):>8}" for k in ks) + f"{'best P@1':>16}")
-    for name, seconds, steps, by_epoch, *_ in summary:
-        last = by_epoch[-1]
-        best = max(range(len(by_epoch)), key=lambda e: by_epoch[e]["p@1"])
-        print(f"  {name:<38}{seconds:9.1f}{steps / max(seconds, 1e-9):9.1f}"
-              + "".join(f"{last[f'p@{k}']:8.4f}" for k in ks)
-              + f"{by_epoch[best]['p@1']:8.4f} (ep {best + 1})")
-    if len(summary) < 2:
-        return
-    print("  at equal training time (P@1 of the last epoch each had finished):")
-    (_, ours_s, ours_steps, *_), (_, torch_s, torch_steps, torch_scores, torch_ends) = summary
-    for epoch, seconds in enumerate(torch_ends, start=1):
-        done = [r for r in rows if r[1] <= seconds]
-        ours = (f"pyslide {done[-1][2]['p@1']:.4f} (epoch {done[-1][0]})" if done
-                else "pyslide had not finished an epoch")
-        print(f"    {seconds:6.1f} s: PyTorch {torch_scores[epoch - 1]['p@1']:.4f} "
-              f"(epoch {epoch}), {ours}")
-    print(f"  pyslide steps/s / PyTorch steps/s: "
-          f"{(ours_steps / ours_s) / (torch_steps / torch_s):.2f}x "
-          f"(same data, architecture, batch, threads)")
-# --------------------------------------------------------------------------- bench
-
-def _find_benchmarks(folder):
-    """``bench_train.py`` in ``folder``, else in the source checkout pyslide was imported
-    from (never relative to the current folder, which may hold anything)."""
-    if folder:
-        script = os.path.join(folder, "bench_train.py")
-        if not os.path.isfile(script):
-            raise CommandError(f"--benchmarks-dir {folder}: no bench_train.py there")
-        return script
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = os.path.join(checkout, "benchmarks", "bench_train.py")
-    if os.path.isfile(script) and os.path.isfile(os.path.join(checkout, "pyproject.toml")):
-        return script
-    return None
-
-
-def _check_bench_extra(script, extra):
-    """The suite compares against PyTorch: without it, say what to install, once."""
-    import importlib.util
-
-    methods = None
-    for i, arg in enumerate(extra):
-        if arg == "--methods" and i + 1 < len(extra):
-            methods = extra[i + 1]
-        elif arg.startswith("--methods="):
-            methods = arg.split("=", 1)[1]
-    try:
-        with open(script, encoding="utf-8", errors="replace") as f:
-            uses_torch = "torch" in f.read()
-    except OSError:
-        uses_torch = False
-    wants_torch = uses_torch and (methods is None or "torch" in methods)
-    if wants_torch and importlib.util.find_spec("torch") is None:
-        raise CommandError(f"the benchmark suite compares against PyTorch, which is not "
-                           f"installed: {TORCH_INSTALL_HINT} (or run pyslide bench --builtin, "
-                           f"or pass -- --methods pyslide:lsh-batch)")
 
 
 def _cmd_bench(args):
     _check_threads(args.threads)
-    script = _find_benchmarks(args.benchmarks_dir)
+    if args.benchmarks_dir:
+        script = os.path.join(args.benchmarks_dir, "bench_train.py")
+        if not os.path.isfile(script):
+            raise CommandError(f"--benchmarks-dir {args.benchmarks_dir}: no bench_train.py there")
+    else:
+        script = demo.find_bench_suite()
     if script is not None and not args.builtin:
-        if args.out:
-            out = args.out
-        elif args.quick:   # a smoke run must not overwrite the recorded results
-            import tempfile
-            out = os.path.join(tempfile.gettempdir(), "pyslide-bench-quick.json")
-        else:
-            out = os.path.join(os.path.dirname(script), "results", "bench_train.json")
-        _check_bench_extra(script, args.extra)
-        command = [sys.executable, script, "--out", out]
-        if args.threads is not None:
-            command += ["--threads", str(args.threads)]
-        if args.quick:
-            command += ["--preset", "small", "--epochs", "1", "--max-steps", "20"]
-        command += args.extra
-        print("running: " + " ".join(command), flush=True)
-        result = subprocess.run(command)
-        if result.returncode != 0:
-            raise CommandError(f"{script} failed with exit status {result.returncode}")
-        print(f"tables written to {out} and {os.path.splitext(out)[0]}.md")
-        return EXIT_OK
+        return _run_suite(script, args)
     if args.extra:
         raise UsageError("extra benchmark arguments need benchmarks/bench_train.py "
                          "(a source checkout of pyslide, or --benchmarks-dir)")
@@ -1204,37 +1021,8 @@ def _cmd_bench(args):
         print("benchmarks/bench_train.py not found (pyslide runs from an installed package, "
               "not a source checkout; or give --benchmarks-dir): running the built-in quick "
               "speed benchmark instead")
-    return _builtin_bench(args)
-
-
-def _builtin_bench(args):
-    import numpy as np
     import pyslide as ps
-
-    threads = ps.resolve_threads(args.threads, "--threads")
-    if args.quick:   # narrowed like 'pyslide demo --quick': a smoke run of seconds
-        steps = 8
-        X, Y = ps.data.make_xc("delicious", n_samples=128 * steps, seed=0,
-                               n_features=_DEMO_QUICK["n_features"],
-                               n_labels=_DEMO_QUICK["n_labels"])
-    else:
-        steps = 60
-        X, Y = ps.data.make_xc("delicious", n_samples=128 * steps, seed=0)
-    configs = [("lsh batch", dict(share="batch")),
-               ("uniform batch", dict(share="batch", hash=None)),
-               ("lsh sample", dict(share="sample"))]
-    lines = [f"pyslide {ps.__version__}, {threads} threads, Delicious-shaped synthetic "
-             f"({X.shape[1]} features, {Y.shape[1]} labels), batch 128, Dense(128) -> Sampled",
-             "", "| output layer | median step ms | steps/s |", "|---|---:|---:|"]
-    for name, kw in configs:
-        net = ps.Network(X.shape[1], [ps.Dense(128), ps.Sampled(Y.shape[1], **kw)],
-                         threads=threads, seed=0)
-        net.fit(X, Y, epochs=1, batch_size=128, verbose=0)
-        median = float(np.median(net.step_times_[2:] if len(net.step_times_) > 4
-                                 else net.step_times_))
-        lines.append(f"| {name} | {1e3 * median:.1f} | {1.0 / median:.1f} |")
-        print(lines[-1], flush=True)
-    table = "\n".join(lines)
+    table = demo.builtin_bench(ps.resolve_threads(args.threads, "--threads"), args.quick, _say)
     print("\n" + table)
     if args.out:
         from .atomic import atomic_write
@@ -1245,6 +1033,23 @@ def _builtin_bench(args):
     return EXIT_OK
 
 
+def _run_suite(script, args):
+    """benchmarks/bench_train.py, its results to --out (a temporary file with --quick,
+    so that a smoke run does not overwrite the recorded results)."""
+    import tempfile
+
+    out = args.out or (os.path.join(tempfile.gettempdir(), "pyslide-bench-quick.json")
+                       if args.quick else
+                       os.path.join(os.path.dirname(script), "results", "bench_train.json"))
+    if demo.suite_needs_missing_torch(script, args.extra):
+        raise CommandError(f"the benchmark suite compares against PyTorch, which is not "
+                           f"installed: {demo.TORCH_INSTALL_HINT} (or run pyslide bench "
+                           f"--builtin, or pass -- --methods pyslide:lsh-batch)")
+    status = demo.run_bench_suite(script, out, args.threads, args.quick, args.extra, _say)
+    if status != 0:
+        raise CommandError(f"{script} failed with exit status {status}")
+    print(f"tables written to {out} and {os.path.splitext(out)[0]}.md")
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- parser and main
@@ -1263,11 +1068,11 @@ _COMMAND_OPTIONS = [
                                help="k values (default 1,3,5)")),
     ("evaluate", ("--format",), dict(**_FORMAT, help="file format (default xc)")),
     ("evaluate", ("--propensity-a",), dict(
-        type=_positive, default=_library_default(_metrics.propensities, "A"), metavar="A",
+        type=_positive, default=signature_default(_metrics.propensities, "A"), metavar="A",
         help="propensity model parameter A > 0 (default {propensities.A}; the XC repository "
              "uses 0.5 for Amazon, 0.6 for Wikipedia datasets)")),
     ("evaluate", ("--propensity-b",), dict(
-        type=_non_negative, default=_library_default(_metrics.propensities, "B"), metavar="B",
+        type=_non_negative, default=signature_default(_metrics.propensities, "B"), metavar="B",
         help="propensity model parameter B >= 0 (default {propensities.B}; 0.4 for Amazon, "
              "2.6 for Wikipedia datasets)")),
     ("evaluate", ("--json",), dict(action="store_true", help="print the metrics as JSON")),
@@ -1284,17 +1089,17 @@ _COMMAND_OPTIONS = [
     ("predict", ("--format",), dict(**_FORMAT, help="input file format (default xc)")),
     ("predict", ("-q", "--quiet"), dict(action="store_true", help="no summary line")),
     ("demo", ("--samples",), dict(type=_int_at_least(1), metavar="N",
-                                  help=f"training rows (default {_DEMO_FULL['samples']})")),
+                                  help=f"training rows (default {demo.DEMO_FULL['samples']})")),
     ("demo", ("--test",), dict(type=_int_at_least(1), metavar="N",
-                               help=f"test rows (default {_DEMO_FULL['test']})")),
+                               help=f"test rows (default {demo.DEMO_FULL['test']})")),
     ("demo", ("--epochs",), dict(type=_int_at_least(1), metavar="N",
-                                 help=f"epochs (default {_DEMO_FULL['epochs']})")),
+                                 help=f"epochs (default {demo.DEMO_FULL['epochs']})")),
     ("demo", ("--threads",), dict(type=_threads, metavar="N", help="threads for pyslide and "
                                   "PyTorch (default: the cores available)")),
     ("demo", ("--seed",), dict(type=_int_at_least(0), default=0, metavar="N",
                                help="seed of the data and the models (default 0)")),
     ("demo", ("--quick",), dict(action="store_true", help=(
-        f"a tiny run ({_DEMO_QUICK['samples']} rows, {_DEMO_QUICK['epochs']} epoch) to "
+        f"a tiny run ({demo.DEMO_QUICK['samples']} rows, {demo.DEMO_QUICK['epochs']} epoch) to "
         f"check the installation"))),
     ("demo", ("--no-torch",), dict(action="store_true", help="skip the PyTorch baseline")),
     ("bench", ("--benchmarks-dir",), dict(metavar="DIR", help=(
@@ -1330,7 +1135,7 @@ _COMMANDS = [
     ("demo", "generate a Delicious-200K-shaped problem, train, print P@k and speed",
      "Trains Dense(128) -> Sampled(labels) with the engine defaults and, when\n"
      "PyTorch is installed, the same architecture with a PyTorch sampled softmax.\n"
-     f"Default size: {_DEMO_FULL['samples']} training rows, {_DEMO_FULL['epochs']} epochs "
+     f"Default size: {demo.DEMO_FULL['samples']} training rows, {demo.DEMO_FULL['epochs']} epochs "
      "(about a minute and a half on two idle cores, with PyTorch).\n"
      "example:\n  pyslide demo\n  pyslide demo --quick"),
     ("bench", "run the benchmark suite and write its tables",

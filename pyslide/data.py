@@ -10,16 +10,13 @@ values and int32 indices: features ``X`` (``n_samples x n_features``) and a
 0/1 label indicator ``Y`` (``n_samples x n_labels``).
 """
 from .checks import check_features, labels_to_csr
-from .datafiles import (RowCountError, XCFormatError, load_libsvm, load_xc, load_xc_split,
-                        read_split, save_libsvm, save_xc)
+from .datafiles import (RowCountError, XCFormatError, header_mismatch, load_libsvm, load_xc,
+                        load_xc_split, read_split, read_xc_header, save_libsvm, save_xc,
+                        why_no_features)
 from .synthetic import PRESETS, make_xc
-
-# The command line reads a file's header through these until it asks
-# datafiles itself; not public.
-from .datafiles import _parse_header, _text_buffer  # noqa: E402,F401
 
 __all__ = [
     "make_xc", "PRESETS", "load_xc", "save_xc", "load_libsvm", "save_libsvm",
     "read_split", "load_xc_split", "labels_to_csr", "check_features", "XCFormatError",
-    "RowCountError",
+    "RowCountError", "read_xc_header", "header_mismatch", "why_no_features",
 ]

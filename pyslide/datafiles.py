@@ -314,6 +314,67 @@ def load_xc(path, n_features=None, n_labels=None, header="auto", strict_rows=Tru
     return _build(result, feature_bound, label_bound)
 
 
+def read_xc_header(path):
+    """The ``(rows, features, labels)`` an XC file's header line declares.
+
+    Reads the first line only (of a gzip file, after decompressing it).
+
+    Returns
+    -------
+    tuple of int or None
+        ``(N, D, L)``, or None when the first line is a data line (no header).
+
+    Raises
+    ------
+    OSError
+        If ``path`` cannot be read.
+    XCFormatError
+        When the first line looks like a header but is not ``N D L``.
+    """
+    with _text_buffer(path) as (buffer, name, begin):
+        counts, _ = _parse_header(buffer, name, "auto", begin)
+    return counts
+
+
+def why_no_features(path, file_format="xc"):
+    """Why a file read with 0 feature columns has none: its header's ``D=0``
+    or no ``id:value`` token on any line (a phrase for an error message)."""
+    if file_format == "xc":
+        try:
+            counts = read_xc_header(path)
+        except (OSError, ValueError):
+            counts = None
+        if counts is not None and counts[1] == 0:
+            header = " ".join(map(str, counts))
+            return f"line 1: the header '{header}' says D=0 features (the header is 'N D L')"
+    return "no line has a feature ('id:value')"
+
+
+def header_mismatch(path, n_features, n_labels=None, whose="the model"):
+    """A warning's text when an XC file's header declares other widths than
+    ``n_features`` (and ``n_labels``, when given), else None.
+
+    A file written for other widths still loads when its ids fit, and a
+    model then scores it near 0 with no other sign: callers that read a file
+    against known widths say so. A file without a header, or one the reader
+    will refuse anyway, gives None.
+    """
+    try:
+        counts = read_xc_header(path)
+    except (OSError, ValueError):
+        return None     # the reader reports an unreadable header with its line
+    if counts is None:
+        return None
+    _, file_features, file_labels = counts
+    with_labels = n_labels is not None
+    if file_features == n_features and (not with_labels or file_labels == n_labels):
+        return None
+    declared = f"{file_features} features" + (f" and {file_labels} labels" if with_labels else "")
+    expected = f"{n_features} features" + (f" and {n_labels} labels" if with_labels else "")
+    return (f"{path}: its header (line 1) declares {declared}, {whose} has {expected}; "
+            f"is this {whose}'s data? (ids are read against {whose}'s widths)")
+
+
 def load_libsvm(path, n_features=None, n_labels=None, zero_based="auto"):
     """Read a multi-label libsvm / svmlight file: ``l1,l2,... f:v f:v ...``.
 

@@ -45,14 +45,14 @@ class Dense:
         Activation of a hidden layer. The output layer's activation is set
         by the network's loss (softmax or sigmoid) and this is ignored.
     init_std : float or None
-        Standard deviation of the normal initial weights; ``None`` picks
-        ``1/sqrt(fan_in)`` (for the first layer, fan-in is the average number
-        of non-zeros of an input row, learnt at the first ``fit``).
+        Standard deviation of the normal initial weights (by default scaled
+        to the fan-in). ``None`` picks ``1/sqrt(fan_in)``; for the first layer
+        fan-in is the average non-zeros of an input row, learnt at ``fit``.
     dropout : float or None
-        Probability in [0, 1) of dropping each unit of this (hidden) layer in
-        a training step; kept units are scaled by ``1 / (1 - dropout)``, so
-        inference uses the layer as it is. ``None`` (default): 0.2 for a
-        hidden layer, none for an output layer. The default is what lets a
+        Probability in [0, 1) of dropping each unit of a hidden layer in a
+        training step (by default 0.2). Kept units are scaled by ``1 / (1 -
+        dropout)``, so inference uses the layer as it is. ``None`` (default):
+        0.2 for a hidden layer, none for an output layer. The default is what lets a
         plain ``Dense(128)`` network match PyTorch's dense training on real
         data (Bibtex, ``docs/guide.md``). Each sample's mask comes from its
         own counter-based random stream (seed, step, sample): one-thread runs
@@ -141,9 +141,9 @@ class Sampled:
         up with uniformly random neurons. Default: both equal ``active``, so
         each step costs the same.
     negatives : int or None
-        ``share="batch"`` only: the shared set always holds at least this
-        many rows beyond the batch's true labels (LSH candidates first, then
-        uniform draws), even when the labels alone fill ``active``, so that
+        Rows the batch's shared set holds beyond its true labels, at least
+        (LSH candidates first, then uniform draws). ``share="batch"`` only;
+        they are there even when the labels alone fill ``active``, so that
         label-dense batches still meet negatives other than the other
         samples' labels. Default: ``active`` for ``share="batch"``; ``0``
         (the only value allowed) for ``share="sample"``, whose per-sample
@@ -177,8 +177,8 @@ class Sampled:
         the buckets). ``1``: always full. Default: 10 for ``share="batch"``,
         1 for ``share="sample"``, where crowding measurably hurt accuracy.
     rebuild_growth : float or None
-        If set (> 1), the interval between rebuilds grows by this factor
-        after every rebuild (SLIDE's exponentially decaying schedule).
+        Factor (>= 1) by which the interval between rebuilds grows after
+        every rebuild (SLIDE's exponentially decaying schedule); None: fixed.
     activation : {"relu", "linear"}
         Activation when the layer is hidden.
     init_std : float or None

@@ -46,9 +46,9 @@ class Network(Settings, Trainer, Predictor):
     optimizer : pyslide.Adam, pyslide.SGD, "adam" or "sgd"
         Lazy Adam (only touched rows) by default.
     threads : int or None
-        Threads of every kernel: None uses the cores available to the
-        process (respecting ``OMP_NUM_THREADS``), but at most one thread per
-        8 rows of a batch or prediction; -1 every core; an int that many.
+        Threads of every kernel (by default the cores available; -1 every
+        core). None uses the cores available to the process (respecting
+        ``OMP_NUM_THREADS``), at most one thread per 8 rows of a batch.
     seed : int
         Seeds weights, hash functions, shuffling and sampling. With
         ``threads=1`` two runs with one seed are bit-for-bit identical; with

@@ -202,9 +202,9 @@ class Adam(_Optimizer):
         cheap). False: every row of every layer every step, as textbook
         (dense) Adam; much slower on wide layers, for fidelity studies.
     weight_decay : float
-        Decoupled weight decay (AdamW): every step multiplies each weight by
-        ``1 - lr_t * weight_decay`` before the Adam update (biases are not
-        decayed). It stays lazy: a row takes the decay it missed while
+        Decoupled weight decay (AdamW), e.g. 1e-4. Every step multiplies each
+        weight by ``1 - lr_t * weight_decay`` before the Adam update (biases
+        are not decayed). It stays lazy: a row takes the decay it missed while
         untouched, exactly, when it is next updated (and every row at the
         end of each epoch), so the weights equal dense decay's.
     schedule : Constant, StepDecay, ExponentialDecay, CosineDecay or None

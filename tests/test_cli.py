@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import pyslide as ps
-from pyslide import cli
+from pyslide import cli, demo
 
 N_FEATURES, N_LABELS = 800, 200
 
@@ -320,7 +320,7 @@ def test_train_hash_options_build_the_family(capsys, files, tmp_path):
 
 def test_bench_builtin_quick(capsys, tmp_path, monkeypatch):
     # pyslide imported from an installed package: no benchmarks/ beside it
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "site-packages" / "pyslide" / "cli.py"))
+    monkeypatch.setattr(demo, "__file__", str(tmp_path / "site-packages" / "pyslide" / "demo.py"))
     monkeypatch.chdir(tmp_path)
     code, out, err = call(capsys, "bench", "--quick", "--threads", "1", "--out", "t.md")
     assert code == 0, err
@@ -333,9 +333,9 @@ def test_bench_finds_the_checkout_suite_not_the_current_folders(tmp_path, monkey
     (tmp_path / "benchmarks").mkdir()
     (tmp_path / "benchmarks" / "bench_train.py").write_text("raise SystemExit(9)\n")
     monkeypatch.chdir(tmp_path)
-    checkout = os.path.dirname(os.path.dirname(os.path.abspath(cli.__file__)))
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(demo.__file__)))
     expected = os.path.join(checkout, "benchmarks", "bench_train.py")
-    assert cli._find_benchmarks(None) == (expected if os.path.isfile(expected) else None)
+    assert demo.find_bench_suite() == (expected if os.path.isfile(expected) else None)
 
 
 def test_bench_runs_the_suite_script_with_forwarded_arguments(capsys, tmp_path):
@@ -361,7 +361,11 @@ def test_bench_runs_the_suite_script_with_forwarded_arguments(capsys, tmp_path):
 # --------------------------------------------------------------------------- error messages
 
 USAGE_ERRORS = [
-    (["train", "t.txt", "--lr", "abc"], ["argument --lr: expected a positive number, got 'abc'"]),
+    (["train", "t.txt", "--lr", "abc"], ["argument --lr: expected a number, got 'abc'"]),
+    # a value the class it configures refuses: its message, before any file is read
+    (["train", "t.txt", "--lr", "-1"], ["argument --lr: Adam: lr must be"]),
+    (["train", "t.txt", "--threshold", "0"], ["argument --threshold: Sampled: threshold"]),
+    (["train", "t.txt", "--dropout", "1.5"], ["argument --dropout: Dense: dropout must be"]),
     (["train", "t.txt", "--frobnicate"], ["unrecognized arguments: --frobnicate"]),
     (["frobnicate"], ["invalid choice: 'frobnicate'"]),
     (["train", "t.txt", "--hidden", "12x"], ["argument --hidden", "'12x'"]),
@@ -621,8 +625,26 @@ def test_help_defaults_are_read_from_the_library(capsys, monkeypatch):
     text = " ".join(out.split())
     assert code == 0
     assert "learning rate (default 0.25 for adam, 0.1 for sgd)" in text
-    assert "Adam beta1 (default 0.5)" in text
+    assert "decay of the first and second moment estimates, in (0, 1) (default 0.5)" in text
     assert "slots per hash bucket (default 128)" in text
+
+
+def test_a_flags_help_is_its_parameters_first_documented_sentence(capsys):
+    """Without a help text of its own, a flag shows the first sentence of the
+    library's docstring entry for its parameter, and the signature's default."""
+    from pyslide._docstrings import parameter_help
+
+    assert parameter_help(ps.Sampled, "threshold") == (
+        'tables an id must be hit in, for query="threshold" (default 2)')
+    assert parameter_help(ps.Adam, "beta2").endswith("in (0, 1) (default 0.999)")
+    assert parameter_help(ps.Dense, "init_std") == (
+        "standard deviation of the normal initial weights (by default scaled to the "
+        "fan-in)")     # default None: the library decides, no "(default None)"
+    with pytest.raises(LookupError, match="documents no parameter 'nothing'"):
+        parameter_help(ps.Adam, "nothing")
+    code, out, _ = call(capsys, "train", "--help")
+    assert code == 0
+    assert 'tables an id must be hit in, for query="threshold" (default 2)' in " ".join(out.split())
 
 
 def test_every_train_flag_names_a_library_parameter():

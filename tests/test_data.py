@@ -402,3 +402,51 @@ def test_check_features_returns_canonical_input_unchanged():
     X, _ = make_xc("small", n_samples=50)
     assert check_features(X) is X
     assert check_features(X, n_features=X.shape[1]) is X
+
+
+# --------------------------------------------------------------------------- header reader
+
+def test_read_xc_header_returns_the_declared_counts_or_none(tmp_path):
+    from pyslide.data import read_xc_header
+    with_header = tmp_path / "h.txt"
+    with_header.write_text("2 10 5\n1 3:0.5\n2 1:1\n")
+    without = tmp_path / "n.txt"
+    without.write_text("1 3:0.5\n2 1:1\n")
+    assert read_xc_header(str(with_header)) == (2, 10, 5)
+    assert read_xc_header(str(without)) is None
+
+
+def test_read_xc_header_names_the_line_of_a_bad_header(tmp_path):
+    from pyslide.data import XCFormatError, read_xc_header
+    bad = tmp_path / "bad.txt"
+    bad.write_text("2 10\n1 3:0.5\n")
+    with pytest.raises(XCFormatError, match=r"bad.txt, line 1: the header must be 'N D L'"):
+        read_xc_header(str(bad))
+
+
+def test_header_mismatch_says_what_the_header_declares(tmp_path):
+    from pyslide.data import header_mismatch
+    path = tmp_path / "h.txt"
+    path.write_text("2 10 5\n1 3:0.5\n2 1:1\n")
+    assert header_mismatch(str(path), 10, 5) is None
+    assert header_mismatch(str(path), 10) is None          # labels not compared
+    assert header_mismatch(str(path), 12, 5) == (
+        f"{path}: its header (line 1) declares 10 features and 5 labels, the model has "
+        f"12 features and 5 labels; is this the model's data? (ids are read against the "
+        f"model's widths)")
+    assert "declares 10 features, the model has 12 features;" in header_mismatch(str(path), 12)
+    no_header = tmp_path / "n.txt"
+    no_header.write_text("1 3:0.5\n")
+    assert header_mismatch(str(no_header), 12, 5) is None
+
+
+def test_why_no_features_names_the_header_or_the_missing_tokens(tmp_path):
+    from pyslide.data import why_no_features
+    zero = tmp_path / "z.txt"
+    zero.write_text("2 0 5\n1\n2\n")
+    assert why_no_features(str(zero)) == (
+        "line 1: the header '2 0 5' says D=0 features (the header is 'N D L')")
+    assert why_no_features(str(zero), "libsvm") == "no line has a feature ('id:value')"
+    bare = tmp_path / "b.txt"
+    bare.write_text("1\n2\n")
+    assert why_no_features(str(bare)) == "no line has a feature ('id:value')"
