@@ -51,6 +51,8 @@ ATOMS = {
     # lr_scale="auto" by visits alone, without the passes clock (a study knob,
     # not a parameter: the module constant is set for the run)
     "visits": {"passes": float("inf")},
+    # the passes clock at three passes instead of two
+    "passes3": {"passes": 3.0},
     "row": {"adam": dict(bias_correction="row")},
     "mixed": {"adam": dict(bias_correction="mixed")},
     "nocorr": {"sampled": lambda n: dict(correction=False)},
