@@ -51,6 +51,8 @@ ATOMS = {
     # lr_scale="auto" by visits alone, without the passes clock (a study knob,
     # not a parameter: the module constant is set for the run)
     "visits": {"passes": float("inf")},
+    # the passes clock at three passes instead of two
+    "passes3": {"passes": 3.0},
     "row": {"adam": dict(bias_correction="row")},
     "mixed": {"adam": dict(bias_correction="mixed")},
     "nocorr": {"sampled": lambda n: dict(correction=False)},
@@ -91,7 +93,7 @@ def _scores(topk, Yt):
 
 def run_pyslide(config, X, Y, Xt, Yt, args, seed):
     import pyslide as ps
-    from pyslide import network
+    from pyslide import settings as network   # AUTO_LR_PASSES lives in settings
     adam, dense, sampled = _settings(config, Y.shape[1])
     passes = [ATOMS[a]["passes"] for a in config.split("+") if "passes" in ATOMS[a]]
     saved = network.AUTO_LR_PASSES

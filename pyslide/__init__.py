@@ -10,7 +10,8 @@ from . import data, metrics
 from .hashing import DOPH, DWTA, WTA, LSHTables, SimHash
 from .layers import Dense, Sampled
 from .optim import SGD, Adam, AdamW, Constant, CosineDecay, ExponentialDecay, StepDecay
-from .network import Network, load
+from .network import Network
+from .loading import load
 from .training import DivergenceWarning
 from .callbacks import Callback, EarlyStopping, ModelCheckpoint
 

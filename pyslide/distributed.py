@@ -1,4 +1,4 @@
-"""Label-sharded training and inference on a Ray cluster (ShardedNetwork); imports ray (optional, at use), the kernels (_kernels, _loss, _optim, _topk), shard_actor, network, state, layers, training, callbacks, metrics, atomic and _validate (never the CLI).
+"""Label-sharded training and inference on a Ray cluster (ShardedNetwork: the model, its inference and its model folders); imports _topk, _shard_group and _shard_steps (its shards and its step backend), network, settings, seeds, training, persist, shard_actor, inference, state, layers, metrics, atomic and _validate (Ray at call time only; never the CLI or the loader).
 
 The output layer's rows are split into R contiguous ranges, one per Ray
 actor (a *shard*). A shard holds its rows, their optimizer state and its
@@ -33,72 +33,306 @@ batch x hidden width, never to the number of labels.
 Calls that need nothing from the driver in between are sent together
 (Ray runs an actor's calls in order), so a softmax step waits on the
 shards twice, or three times with LSH.
+
+Rounds 1 to 3 are ``_shard_steps.ShardSteps.compute`` and round 4 its
+``apply``: the step backend that ``training.Trainer``'s epoch loop (the
+single node's too) drives. The actors are placed, called and closed by
+``_shard_group.ShardGroup``.
 """
 import json
 import os
-import re
 import shutil
 import tempfile
-import time
-import weakref
 
 import numpy as np
 
-from . import _kernels, _loss, _optim, _topk
-from ._validate import integer, integers, real
+from . import _topk
+from ._shard_group import (PlacementError, ShardError, ShardGroup, TOKEN_CPU,  # noqa: F401
+                           ray_module, shard_bounds)
+from ._shard_steps import ShardSteps
+from ._validate import integer, real
 from .atomic import atomic_write
-from .callbacks import check_callbacks as _check_callbacks
-from .inference import probabilities
+from .inference import Ranking, probabilities
 from .layers import Dense, Sampled
-from .network import Network, Settings, checked_config, normal_blocks
-from .shard_actor import ShardWorker, Spec, crc32
+from .network import Network
+from .persist import (FOLDER_FORMAT, FOLDER_VERSION, MANIFEST, build_tables, crc32,
+                      is_sharded_folder, load_folder, read_manifest, read_trunk, set_counters)
+from .seeds import normal_blocks, weights_rng
+from .settings import Settings, checked_config
+from .shard_actor import Spec
 from .state import PERSISTENT, LayerState
-from .training import _check_validation_split, _end_epoch, _progress
+from .training import Trainer
 
 __all__ = ["ShardedNetwork", "ShardError", "PlacementError"]
 
-# the file that makes a folder a sharded model
-MANIFEST = "manifest.json"
-FORMAT = "pyslide-sharded"
-FORMAT_VERSION = 1
+
+class _ShardedInference(Ranking):
+    """A ``ShardedNetwork``'s inference (mixed into it): the trunk's exact
+    hidden vectors here, each shard's top k, scores and loss parts over its
+    rows, merged in the driver."""
+
+    def _hidden(self, X):
+        """Exact activations of the last hidden layer (float32, C order), with
+        BLAS on ``threads`` threads as in ``Network``'s inference."""
+        from threadpoolctl import threadpool_limits
+        h = X
+        with threadpool_limits(limits=self.n_threads, user_api="blas"):
+            for layer, state in zip(self.layers[:-1], self._states):
+                h = np.asarray(h @ state["W"], dtype=np.float32)
+                h += state["b"]
+                if layer.activation == "relu":
+                    np.maximum(h, 0, out=h)
+        return np.ascontiguousarray(h, dtype=np.float32)
+
+    def predict_topk(self, X, k=5, sampled=False):
+        """Top-k outputs per row, best first; as ``Network.predict_topk``.
+
+        Each shard returns its own top k (ids and scores) of every row and
+        the driver merges them: exact by default; ``sampled=True`` scores
+        only the rows each shard's LSH tables return.
+        """
+        self._check_open()
+        k = integer(k, "k", 1)
+        if not isinstance(sampled, bool):
+            raise TypeError(f"sampled must be True or False, got {sampled!r}")
+        X = self._check_X(X)
+        n = X.shape[0]
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        if n == 0:
+            return ids, scores
+        self._ensure_initialized()
+        if sampled and not all(self._group.call_all("ensure_tables", self.step_)):
+            raise ValueError("predict_topk(sampled=True) needs a Sampled output layer with a "
+                             "hash family (not a dense-equivalent or uniform one)")
+        ray = ray_module()
+        chunk = 4096
+        for start in range(0, n, chunk):
+            h = self._hidden(X[start:start + chunk])
+            ref = ray.put(h)
+            parts = self._group.get([a.topk.remote(ref, k, sampled) for a in self._actors])
+            _merge_topk(parts, k, self.n_threads, ids[start:start + len(h)],
+                        scores[start:start + len(h)])
+        return ids, scores
+
+    def predict_proba(self, X):
+        """Output probabilities (n, n_outputs), gathered from every shard
+        (the full matrix in the driver: for small inputs)."""
+        self._check_open()
+        X = self._check_X(X)
+        self._ensure_initialized()
+        ray = ray_module()
+        ref = ray.put(self._hidden(X))
+        z = np.concatenate(self._group.get([a.scores.remote(ref) for a in self._actors]), axis=1)
+        return probabilities(z, self.loss)
+
+    def _validation_scores(self, X, Y, ks):
+        """``evaluate``'s metrics and the exact mean loss over every output."""
+        from .metrics import evaluate_topk
+        ray = ray_module()
+        n, k = X.shape[0], max(ks)
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        loss_sum = 0.0
+        chunk = 4096
+        for start in range(0, n, chunk):
+            h = self._hidden(X[start:start + chunk])
+            Yc = Y[start:start + len(h)]
+            ref = ray.put(h)
+            labels = ray.put((Yc.indptr.astype(np.int64), Yc.indices.astype(np.int32)))
+            top = [a.topk.remote(ref, k, False) for a in self._actors]
+            parts = self._group.get([a.loss_parts.remote(ref, labels) for a in self._actors])
+            _merge_topk(self._group.get(top), k, self.n_threads, ids[start:start + len(h)],
+                        scores[start:start + len(h)])
+            counts = np.diff(Yc.indptr)
+            label_sum = sum(p[2] for p in parts)
+            if self.loss == "softmax":
+                zmax = np.stack([p[0] for p in parts])
+                top_z = zmax.max(axis=0)
+                lse = top_z + np.log(sum(p[1] * np.exp(p[0] - top_z) for p in parts))
+                loss_sum += float(np.where(counts > 0, lse - label_sum / np.maximum(counts, 1),
+                                           0.0).sum())
+            else:
+                loss_sum += float(sum(p[0] for p in parts).sum() - label_sum.sum())
+        return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}
 
 
-class ShardError(RuntimeError):
-    """A shard (a Ray actor holding rows of the output layer) failed or died."""
+class _ShardedFiles:
+    """A ``ShardedNetwork``'s config, model folders and conversions from and
+    to a single-node ``Network`` (mixed into it); ``persist`` reads the
+    folders."""
 
+    def get_config(self):
+        """``Network.get_config()`` plus ``shards``."""
+        return dict(Settings.get_config(self), shards=self.shards)
 
-class PlacementError(ShardError):
-    """The shards' actors could not be placed on the Ray cluster (or did not
-    start) within ``placement_timeout`` seconds; the message names the shard,
-    what it asks for and what the cluster has."""
+    @classmethod
+    def from_config(cls, config, threads=None, actor_options=None, placement_timeout=60.0):
+        """The sharded network a ``get_config()`` dict describes (untrained):
+        ``Network.from_config``'s keys and defaults, and ``shards`` (default
+        2); ``threads``, when given, overrides the config's; ``actor_options``
+        and ``placement_timeout`` as for ``ShardedNetwork``."""
+        config = checked_config(config, "ShardedNetwork", extra_keys=("shards",))
+        shards = config.pop("shards", 2)
+        if threads is not None:
+            config["threads"] = threads
+        return cls._from_config(config, shards, actor_options, placement_timeout)
 
+    def save(self, path):
+        """Write the model to the folder ``path``: ``manifest.json``, the
+        trunk's arrays (``trunk.npz``) and one file per shard
+        (``shard-<r>.npz``, written by the shard itself, so ``path`` must be
+        on storage every machine of the cluster sees).
 
-# A placement-group bundle cannot be empty: a shard that reserves nothing
-# (num_cpus=0) reserves this token share of a CPU, which places it on a node
-# that has CPUs and never waits for free cores in practice.
-TOKEN_CPU = 0.01
-# what a PlacementError suggests, whichever way placement failed
-_PLACEMENT_FIXES = ("Ask for less in actor_options, use fewer shards, add machines, or raise "
-                    "placement_timeout (None waits as long as it takes)")
+        Atomic: the files go to a new folder beside ``path`` that replaces
+        it only once every file is complete; a failure leaves the previous
+        model at ``path`` intact. ``pyslide.load`` reads it back, sharded
+        (any number of shards) or into a single-node ``Network``.
+        """
+        self._check_open()
+        self._ensure_initialized()
+        path = os.path.abspath(os.fspath(path))
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise FileNotFoundError(f"cannot save to {path!r}: the folder {parent!r} does "
+                                    f"not exist")
+        if os.path.exists(path) and not is_sharded_folder(path):
+            raise ValueError(f"cannot save to {path!r}: it exists and is not a sharded model "
+                             f"folder (it would be replaced)")
+        temp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+        try:
+            trunk = {f"layer{i}_{name}": state[name] for i, state in enumerate(self._states)
+                     for name in PERSISTENT if name in state}
+            with atomic_write(os.path.join(temp, "trunk.npz"), "wb") as f:
+                np.savez(f, **trunk)
+            files = [f"shard-{r}.npz" for r in range(self.shards)]
+            checksums = self._group.get([a.save.remote(os.path.join(temp, name))
+                                   for a, name in zip(self._actors, files)])
+            manifest = {
+                "format": FOLDER_FORMAT, "version": FOLDER_VERSION,
+                "config": Settings.get_config(self),
+                "trunk": {"file": "trunk.npz",
+                          "checksums": {k: crc32(v) for k, v in trunk.items()}},
+                "shards": [{"file": name, "start": self.bounds[r], "stop": self.bounds[r + 1],
+                            "checksums": checksums[r]} for r, name in enumerate(files)],
+                "state": {"step": self.step_, "epoch": self.epoch_,
+                          "initialized": self._initialized, "log_decay": self._log_decay,
+                          "history": {k: [float(x) for x in v]
+                                      for k, v in self.history_.items()}}}
+            with atomic_write(os.path.join(temp, MANIFEST), "w") as f:
+                json.dump(manifest, f)
+            _replace_folder(temp, path)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        return path
 
+    @classmethod
+    def load(cls, path, shards=None, threads=None, actor_options=None,
+             placement_timeout=60.0):
+        """A ``ShardedNetwork`` from a sharded model folder (any number of
+        ``shards``: ``None`` keeps the saved one) or from a single-node model
+        file (``shards`` then defaults to 2). Training continues from it.
+        ``actor_options`` and ``placement_timeout`` as for ``ShardedNetwork``."""
+        path = os.fspath(path)
+        if not is_sharded_folder(path):
+            single = Network.load(path, threads=threads)
+            return cls.from_network(single, shards=2 if shards is None else shards,
+                                    threads=threads, actor_options=actor_options,
+                                    placement_timeout=placement_timeout)
+        manifest = read_manifest(path)
+        config = dict(manifest["config"])
+        if threads is not None:
+            config["threads"] = threads
+        saved = manifest["shards"]
+        shards = len(saved) if shards is None else shards
+        net = cls._from_config(config, shards, actor_options, placement_timeout)
+        try:
+            trunk = read_trunk(path, manifest)
+            for i, state in enumerate(net._states):
+                for name in PERSISTENT:
+                    if name in state:
+                        state[name][...] = trunk[f"layer{i}_{name}"]
+            sources = [(os.path.join(path, s["file"]), int(s["start"]), s["checksums"])
+                       for s in saved]
+            calls = []
+            for r, actor in enumerate(net._actors):
+                mine = [src for src, s in zip(sources, saved)
+                        if s["start"] < net.bounds[r + 1] and s["stop"] > net.bounds[r]]
+                calls.append(actor.load_rows.remote(mine))
+            net._group.get(calls)
+            set_counters(net, manifest["state"])
+            net._group.call_all("setup_hashing", net.step_)
+            net._group.call_all("rebuild_tables", net.step_)
+        except BaseException:
+            net.close()
+            raise
+        return net
 
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise ImportError("pyslide.distributed needs Ray: pip install \".[distributed]\" in "
-                          "pyslide's source folder (or pip install \"ray>=2.9\")") from None
-    return ray
+    @classmethod
+    def _from_config(cls, config, shards, actor_options=None, placement_timeout=60.0):
+        spec = Spec(config, config.get("threads"))
+        return cls(spec.input_dim, spec.layers, shards=shards, loss=spec.loss,
+                   optimizer=spec.optimizer, threads=spec.threads, seed=spec.seed,
+                   actor_options=actor_options, placement_timeout=placement_timeout)
 
+    @classmethod
+    def from_network(cls, network, shards=2, threads=None, actor_options=None,
+                     placement_timeout=60.0):
+        """A ``ShardedNetwork`` holding ``network``'s weights, optimizer state
+        and counters, its output rows split over ``shards`` actors;
+        ``actor_options`` and ``placement_timeout`` as for ``ShardedNetwork``."""
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a pyslide.Network, got {network!r}")
+        config = network.get_config()
+        if threads is not None:
+            config["threads"] = threads
+        net = cls._from_config(config, shards, actor_options, placement_timeout)
+        try:
+            for state, source in zip(net._states, network._states[:-1]):
+                for name in PERSISTENT:
+                    if name in state:
+                        state[name][...] = source[name]
+            out = network._states[-1]
+            ray = ray_module()
+            calls = []
+            for r, actor in enumerate(net._actors):
+                rows = slice(net.bounds[r], net.bounds[r + 1])
+                calls.append(actor.set_arrays.remote(
+                    ray.put({name: out[name][rows] for name in PERSISTENT if name in out})))
+            net._group.get(calls)
+            set_counters(net, {"step": network.step_, "epoch": network.epoch_,
+                             "initialized": network._initialized,
+                             "log_decay": network._log_decay, "history": network.history_})
+            net._group.call_all("setup_hashing", net.step_)
+            net._group.call_all("rebuild_tables", net.step_)
+        except BaseException:
+            net.close()
+            raise
+        return net
 
-def shard_bounds(units, shards):
-    """The first row of each of ``shards`` contiguous ranges of ``units`` rows, and the end."""
-    return [units * r // shards for r in range(shards + 1)]
+    def to_network(self):
+        """A single-node ``Network`` with this model's weights and state (the
+        whole output layer in the driver's memory)."""
+        self._check_open()
+        net = Network.from_config(Settings.get_config(self))
+        for state, source in zip(net._states[:-1], self._states):
+            for name in PERSISTENT:
+                if name in state:
+                    state[name][...] = source[name]
+        for name, values in self.output_arrays().items():
+            if name in net._states[-1]:
+                net._states[-1][name][...] = values
+        set_counters(net, {"step": self.step_, "epoch": self.epoch_,
+                         "initialized": self._initialized, "log_decay": self._log_decay,
+                         "history": self.history_})
+        build_tables(net)
+        return net
 
 
 # ---------------------------------------------------------------------------- the driver
 
-class ShardedNetwork(Settings):
+class ShardedNetwork(_ShardedFiles, _ShardedInference, Trainer, Settings):
     """A network whose output layer is split by rows over Ray actors.
 
     The same network, training and results as :class:`pyslide.Network`
@@ -189,155 +423,61 @@ class ShardedNetwork(Settings):
         self.stop_training = False
         self._initialized = False
         self._engine = None
-        self._actors = []
-        self._placement_group = None
-        self._closed_because = "it was never started"
-        self._start_actors()
+        self._group = ShardGroup(Settings.get_config(self), self.bounds, self.threads,
+                                 actor_options, self.placement_timeout)
 
-    # ------------------------------------------------------------ actors
+    # ------------------------------------------------------------ the shards
 
-    def _start_actors(self):
-        """Place one actor per shard (see ``actor_options``) and wait, at most
-        ``placement_timeout`` seconds, until every one answers."""
-        ray = _ray()
-        if not ray.is_initialized():
-            ray.init(include_dashboard=False)
-        deadline = (None if self.placement_timeout is None
-                    else time.monotonic() + self.placement_timeout)
-        options = {"num_cpus": 0, **(self.actor_options or {})}
-        actor_class = ray.remote(ShardWorker)
-        # Ray checks the options here, naming a bad one, before any is used
-        remote = actor_class.options(**options)
-        ask = _bundle(options)
-        config = Network.get_config(self)
-        try:
-            if "scheduling_strategy" in options:
-                how = "with the scheduling_strategy given in actor_options"
-                placed = [remote] * self.shards
-            else:
-                how = self._reserve(ray, ask, deadline)
-                from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-                placed = [actor_class.options(**options, scheduling_strategy=(
-                    PlacementGroupSchedulingStrategy(self._placement_group,
-                                                     placement_group_bundle_index=r)))
-                    for r in range(self.shards)]
-            self._actors = [placed[r].remote(r, self.bounds[r], self.bounds[r + 1], config,
-                                             self.threads) for r in range(self.shards)]
-            pings = [actor.ping.remote() for actor in self._actors]
-            _, waiting = ray.wait(pings, num_returns=len(pings), timeout=_left(deadline))
-            if waiting:
-                waiting = set(waiting)
-                late = [r for r, ref in enumerate(pings) if ref in waiting]
-                names = ", ".join(self._shard_name(r) for r in late)
-                raise PlacementError(
-                    f"{names} did not start within placement_timeout="
-                    f"{self.placement_timeout:g} s (each shard asks for {_resources_text(ask)}, "
-                    f"{how}); {_cluster_text(ray)}. {_PLACEMENT_FIXES}")
-            self._get(pings)
-        except BaseException:
-            self.close()
-            raise
-        self._closed_because = None
+    # the shards' actor handles (empty once the network is closed)
+    _actors = property(lambda self: self._group.actors)
 
-    def _reserve(self, ray, ask, deadline):
-        """A placement group of one ``ask`` bundle per shard, STRICT_SPREAD
-        when enough machines can each hold one, else SPREAD; returns how the
-        shards are placed, in words."""
-        from ray.util.placement_group import placement_group
-        capacities = [_capacity(node, ask) for node in _alive_nodes(ray)]
-        hosts = sum(c > 0 for c in capacities)
-        strict = hosts >= self.shards
-        group = placement_group([ask] * self.shards,
-                                strategy="STRICT_SPREAD" if strict else "SPREAD")
-        self._placement_group = group
-        # a network dropped without close() frees its reservation too (its
-        # actors go with their handles)
-        self._release_group = weakref.finalize(self, _remove_group, group)
-        self._release_group.atexit = False
-        how = ("each on a machine of its own (a STRICT_SPREAD placement group)" if strict else
-               f"spread over the machines (a SPREAD placement group: {hosts} alive machine(s) "
-               f"can hold a shard, fewer than the {self.shards} shards)")
-        ready, _ = ray.wait([group.ready()], timeout=_left(deadline))
-        if ready:
-            return how
-        fit = sum(capacities)
-        if fit >= self.shards:
-            why = (f"the cluster's machines could hold all {self.shards} shards when idle, but "
-                   f"other actors, tasks or placement groups hold part of them now")
-        elif fit == 0:
-            why = (f"{self._shard_name(0)} asks for {_resources_text(ask)}, more than any alive "
-                   f"machine has")
-        else:
-            why = (f"{self._shard_name(fit)} asks for {_resources_text(ask)}, and no alive "
-                   f"machine has that left once shards 0 to {fit - 1} are placed")
-        raise PlacementError(
-            f"the {self.shards} shards could not be placed within placement_timeout="
-            f"{self.placement_timeout:g} s, {how}: {why}; {_cluster_text(ray)}. {_PLACEMENT_FIXES}")
-
-    def shard_nodes(self):
-        """The Ray node id (hex) of each shard's actor, in shard order."""
-        self._check_open()
-        return self._get([actor.__ray_call__.remote(_node_id) for actor in self._actors])
-
-    def _shard_name(self, r):
-        return (f"shard {r} of {self.shards} (output rows {self.bounds[r]} to "
-                f"{self.bounds[r + 1] - 1})")
+    def _steps(self):
+        """``Trainer``'s step backend: the trunk here, the output rows in the shards."""
+        return ShardSteps(self)
 
     def _check_open(self):
         # checked on entry by every public method that needs the shards, so
         # a closed network says so before it touches any state or file
-        if not self._actors:
-            raise RuntimeError(f"this ShardedNetwork has no shards: {self._closed_because}; "
-                               f"load a saved model or checkpoint (ShardedNetwork.load) to go on")
+        self._group.check_open()
 
-    def _get(self, refs):
-        """``ray.get`` of one reference per shard; a dead or failing actor
-        becomes a ``ShardError`` naming its shard. A dead one closes the
-        network: it cannot go on without those rows, and what its other
-        shards reserved is freed for the resumed run."""
-        ray = _ray()
-        self._check_open()
-        out = []
-        for r, ref in enumerate(refs):
-            try:
-                out.append(ray.get(ref))
-            except ray.exceptions.RayActorError as exc:
-                self._close(f"{self._shard_name(r)} died")
-                raise ShardError(f"{self._shard_name(r)} died: {_death_reason(exc)}. "
-                                 f"Training cannot go on without its rows (the other shards "
-                                 f"were closed, freeing what they reserved); load the last "
-                                 f"checkpoint (pyslide.ModelCheckpoint) to resume") from exc
-            except ray.exceptions.RayTaskError as exc:
-                raise ShardError(f"{self._shard_name(r)} failed: "
-                                 f"{_first_line(exc.cause if exc.cause else exc)}") from exc
-        return out
-
-    def _call_all(self, method, *args):
-        return self._get([getattr(a, method).remote(*args) for a in self._actors])
+    def shard_nodes(self):
+        """The Ray node id (hex) of each shard's actor, in shard order."""
+        return self._group.nodes()
 
     def shard_memory(self):
         """Bytes each shard holds, one dict per shard: ``arrays`` (its rows
         and their optimizer state: about 1/R of the output layer's) and
         ``tables`` (its LSH tables, sized by the hash family, the same in
         every shard)."""
-        return self._call_all("memory")
+        return self._group.call_all("memory")
 
     def close(self):
         """End the shard actors and free their placement group. The network
         cannot be used afterwards (its methods raise ``RuntimeError`` saying
         so): ``ShardedNetwork.load`` a saved folder or checkpoint to go on."""
-        self._close("it was closed")
+        self._group.close()
 
-    def _close(self, reason):
-        ray = _ray()
-        for actor in self._actors:
-            ray.kill(actor)
-        self._actors = []
-        if self._placement_group is not None:
-            self._release_group()
-            self._placement_group = None
-        if self._closed_because is None:
-            self._closed_because = reason
+    def fit(self, X, Y, epochs=1, batch_size=128, validation_data=None, shuffle=True,
+            callbacks=None, verbose=1, eval_k=(1, 3, 5), validation_split=0.0):
+        """Train for ``epochs`` passes over (X, Y); as ``Network.fit`` (the same
+        loop, ``training.Trainer``, driving the shards' step backend).
+
+        Raises ``ShardError`` naming the shard when a shard's actor dies
+        (training cannot go on without its rows; the network closes its
+        other shards, freeing what they reserved): with a
+        ``pyslide.ModelCheckpoint`` callback, ``ShardedNetwork.load`` the
+        last checkpoint and call ``fit`` again to resume.
+
+        After ``fit``, ``timings_`` holds the seconds in the trunk and
+        waiting on the shards, ``shard_timings_`` each shard's seconds of
+        computing (``rebuild``, ``begin``, ``forward``, ``backward``), and
+        ``bytes_per_step_`` the bytes sent to and received from the shards
+        per step (arrays' sizes).
+        """
+        return Trainer.fit(self, X, Y, epochs=epochs, batch_size=batch_size,
+                           validation_data=validation_data, shuffle=shuffle,
+                           callbacks=callbacks, verbose=verbose, eval_k=eval_k,
+                           validation_split=validation_split)
 
     # ------------------------------------------------------------ weights
 
@@ -345,9 +485,9 @@ class ShardedNetwork(Settings):
         """``Network._init_weights``'s draws, in its order: the trunk here, the
         output layer's rows streamed to their shards block by block, and the
         output biases' start (``_prior_bias``), each shard its range."""
-        ray = _ray()
+        ray = ray_module()
         self._check_open()
-        rng = np.random.default_rng([self.seed, 1])
+        rng = weights_rng(self.seed)
         for i, state in enumerate(self._states):
             std = self._init_std(i, mean_sq_norm)
             for start, values in normal_blocks(rng, state["W"].shape, std):
@@ -367,18 +507,8 @@ class ShardedNetwork(Settings):
         if prior is not None:
             pending += [actor.set_arrays.remote({"b": prior[self.bounds[r]:self.bounds[r + 1]]})
                         for r, actor in enumerate(self._actors)]
-        self._get_any(pending)
+        self._group.get_any(pending)
         self._initialized = True
-
-    def _get_any(self, refs):
-        """``ray.get`` of a list of calls to any shards (errors name no shard)."""
-        ray = _ray()
-        self._check_open()
-        try:
-            return ray.get(refs)
-        except ray.exceptions.RayActorError as exc:
-            self._close("a shard died")
-            raise ShardError(f"a shard died: {_death_reason(exc)}") from exc
 
     def _ensure_initialized(self):
         if not self._initialized:
@@ -387,601 +517,8 @@ class ShardedNetwork(Settings):
     def output_arrays(self):
         """The output layer's persistent arrays gathered from every shard
         (all rows in the driver: for tests and small models)."""
-        parts = self._call_all("arrays", list(PERSISTENT))
+        parts = self._group.call_all("arrays", list(PERSISTENT))
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-
-    # ------------------------------------------------------------ training
-
-    def _trunk_engine(self, batch_size, max_labels, max_row_nnz):
-        specs = [state.engine_spec(layer, *self._dims[i], self._dropout_rate(i))
-                 for i, (layer, state) in enumerate(zip(self.layers[:-1], self._states))]
-        engine = _kernels.Engine(specs, batch_size, self.n_threads, _loss.LOSSES[self.loss],
-                                 max_labels, self.seed, False, max_row_nnz, headless=True)
-        code, settings = self._optimizer_settings()
-        engine.set_optimizer(code, **settings)
-        return engine
-
-    def _optimizer_settings(self):
-        """(code, settings) of the optimizer for the kernels, once per fit."""
-        return _optim.OPTIMIZERS[self.optimizer.kind], self.optimizer.engine_settings()
-
-    def _prepare(self, X, Y, batch_size):
-        n = X.shape[0]
-        batch_size = min(batch_size, n)
-        x_indptr = X.indptr.astype(np.int64)
-        y_indptr = Y.indptr.astype(np.int64)
-        max_labels = int(np.diff(y_indptr).max()) if n else 0
-        if not self._initialized:
-            row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-            self._init_weights(float(row_sq.mean()) if n else 1.0, Y)
-        max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
-        self._engine = self._trunk_engine(batch_size, max_labels, max_row_nnz)
-        self._set_visit_rate(Y, batch_size)
-        log1m = self._label_log1m(Y)
-        ray = _ray()
-        self._get([a.prepare.remote(batch_size, max_labels,
-                                    None if log1m is None else ray.put(
-                                        log1m[self.bounds[r]:self.bounds[r + 1]]),
-                                    self.step_, self._optimizer_settings())
-                   for r, a in enumerate(self._actors)])
-        run = _Run(X, Y, x_indptr, y_indptr, batch_size, self._dims[-1][0])
-        out = self.layers[-1]
-        run.tables = not out.dense_equivalent and out.resolve_hash(self._dims[-1][0]) is not None
-        return run
-
-    def _budgets(self, n_labels, n_cand):
-        """Each shard's ``(max_active, min_active)`` for this step: the
-        single-node budget ``max_active`` minus the batch's labels, split in
-        proportion to the shards' candidates; then the uniform top-up (to
-        ``min_active``, and at least ``negatives`` beyond the labels) in
-        proportion to the rows each has left."""
-        out = self.layers[-1]
-        n_labels = np.asarray(n_labels, np.int64)
-        sizes = np.diff(self.bounds)
-        if out.dense_equivalent:
-            return sizes, sizes
-        n_cand = np.asarray(n_cand, np.int64)
-        need = max(0, out.max_active - int(n_labels.sum()))
-        quota = _split(need, n_cand) if n_cand.sum() > need else n_cand
-        n_set = n_labels + quota
-        # the single-node top-up: to min_active, and at least ``negatives``
-        # rows beyond the batch's labels
-        target = out.filled_rows(int(n_labels.sum()))
-        deficit = target - int(n_set.sum())
-        top_up = _split(deficit, sizes - n_set) if deficit > 0 else np.zeros_like(n_set)
-        return n_set, n_set + top_up
-
-    def _step(self, run, rows, step, losses):
-        """One training step (rounds in the module's docstring); False when
-        the loss is not finite (the step is dropped everywhere), else True."""
-        ray = _ray()
-        X, Y, engine = run.X, run.Y, self._engine
-        n_b = len(rows)
-        hidden = run.hidden[:n_b]
-        t0 = time.perf_counter()
-        engine.forward_hidden(run.x_indptr, X.indices, X.data, rows, step, hidden,
-                              self._log_decay)
-        t1 = time.perf_counter()
-        batch_y = Y[rows]
-        labels = (batch_y.indptr.astype(np.int64), batch_y.indices.astype(np.int32))
-        n_labels = np.diff(labels[0]).astype(np.int32)
-        hidden_ref = ray.put(hidden)
-        labels_ref = ray.put(labels)
-        sent = hidden.nbytes + labels[0].nbytes + labels[1].nbytes
-        received = 0
-        out = self.layers[-1]
-        force = self.step_ == 0 and not run.rebuilt
-        run.rebuilt = True
-        begin = [a.begin.remote(hidden_ref, labels_ref, step, self.step_, force)
-                 for a in self._actors]
-        # the last step's row updates ran while the driver back-propagated;
-        # they are done before these calls start (an actor runs in order)
-        self._settle(run)
-        if out.dense_equivalent or not run.tables:
-            # budgets need no candidate counts: from the labels alone
-            uniq = np.unique(labels[1])
-            n_lab = np.diff(np.searchsorted(uniq, self.bounds))
-            max_a, min_a = self._budgets(n_lab, np.zeros(self.shards, np.int64))
-        else:
-            counts = self._get(begin)
-            received += 16 * self.shards
-            max_a, min_a = self._budgets([c[0] for c in counts], [c[1] for c in counts])
-        forward = [a.forward.remote(int(max_a[r]), int(min_a[r]), self._log_decay)
-                   for r, a in enumerate(self._actors)]
-        sent += 16 * self.shards
-        opt = self.optimizer
-        optimizer = {"step_size": opt.step_size(step, run.steps_per_epoch),
-                     "log_decay": self._log_decay + opt.log_decay_at(step, run.steps_per_epoch),
-                     "lr": opt.lr_at(step, run.steps_per_epoch)}
-        if self.loss == "softmax":
-            parts = self._get(forward)
-            received += sum(p[0].nbytes * 3 for p in parts)
-            # a diverged step gives infinite logits: its NaN loss is the
-            # message, not NumPy's warnings on the way
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                zmax = np.stack([p[0] for p in parts]).astype(np.float64)
-                top = zmax.max(axis=0)
-                total = (np.stack([p[1] for p in parts]) * np.exp(zmax - top)).sum(axis=0)
-                label_sum = np.stack([p[2] for p in parts]).astype(np.float64).sum(axis=0)
-                row_loss = np.where(n_labels > 0, top + np.log(total)
-                                    - label_sum / np.maximum(n_labels, 1), 0.0)
-            losses[:n_b] = row_loss
-            if not np.isfinite(row_loss).all():
-                self._abort_step(step)
-                return False
-            partition = (top.astype(np.float32), total.astype(np.float32), n_labels)
-            sent += sum(a.nbytes for a in partition)
-            backward = [a.backward.remote(partition) for a in self._actors]
-        else:
-            backward = [a.backward.remote(None) for a in self._actors]
-        results = self._get(backward)
-        if out.dense_equivalent or not run.tables:
-            self._get(begin)    # done by now; an error in it must not pass unseen
-        t2 = time.perf_counter()
-        d_hidden = results[0][0]
-        for part, _ in results[1:]:
-            d_hidden = d_hidden + part
-        received += sum(part.nbytes for part, _ in results)
-        if self.loss == "bce":
-            losses[:n_b] = np.sum([p for _, p in results], axis=0)
-            received += sum(p.nbytes for _, p in results)
-            if not np.isfinite(losses[:n_b]).all():
-                self._abort_step(step)
-                return False
-        # the output's rows take its lr_scale, multiplied in float32 as the
-        # single node's engine does, so that one shard repeats it bit for bit
-        scale = np.float32(self._lr_scale(len(self.layers) - 1, step, run.steps_per_epoch))
-        shard_optimizer = dict(optimizer,
-                               step_size=float(np.float32(optimizer["step_size"]) * scale),
-                               lr=float(np.float32(optimizer["lr"]) * scale))
-        run.pending = [a.update.remote(shard_optimizer) for a in self._actors]
-        engine.backward_hidden(run.x_indptr, X.indices, X.data, rows, step,
-                               np.ascontiguousarray(d_hidden))
-        engine.optimizer_step(step, optimizer["step_size"], optimizer["log_decay"],
-                              optimizer["lr"])
-        self._log_decay = optimizer["log_decay"]
-        self.step_ = step
-        t3 = time.perf_counter()
-        run.timings["trunk"] += (t1 - t0) + (t3 - t2)
-        run.timings["shards"] += t2 - t1
-        run.bytes_sent += sent
-        run.bytes_received += received
-        return True
-
-    def _settle(self, run):
-        """Wait for the shards' row updates of the last step (if any)."""
-        if run is not None and run.pending:
-            pending, run.pending = run.pending, None
-            self._get(pending)
-
-    def _abort_step(self, step):
-        self._engine.discard_gradients(step)
-        self._call_all("discard")
-
-    def fit(self, X, Y, epochs=1, batch_size=128, validation_data=None, shuffle=True,
-            callbacks=None, verbose=1, eval_k=(1, 3, 5), validation_split=0.0):
-        """Train for ``epochs`` passes over (X, Y); as ``Network.fit``.
-
-        Raises ``ShardError`` naming the shard when a shard's actor dies
-        (training cannot go on without its rows; the network closes its
-        other shards, freeing what they reserved): with a
-        ``pyslide.ModelCheckpoint`` callback, ``ShardedNetwork.load`` the
-        last checkpoint and call ``fit`` again to resume.
-
-        After ``fit``, ``timings_`` holds the seconds in the trunk and
-        waiting on the shards, ``shard_timings_`` each shard's seconds of
-        computing (``rebuild``, ``begin``, ``forward``, ``backward``), and
-        ``bytes_per_step_`` the bytes sent to and received from the shards
-        per step (arrays' sizes).
-        """
-        self._check_open()
-        epochs = integer(epochs, "epochs", 1)
-        batch_size = integer(batch_size, "batch_size", 1)
-        if verbose not in (0, 1, 2, True, False):
-            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        X = self._check_X(X)
-        n = X.shape[0]
-        if n == 0:
-            raise ValueError("X has no rows: fit needs at least one training example")
-        Y = self._check_Y(Y, n)
-        validation_split = _check_validation_split(validation_split)
-        self.validation_rows_ = None
-        if validation_data is not None:
-            if validation_split:
-                raise ValueError("give validation_data or validation_split, not both")
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (X_val, Y_val)")
-            Xv = self._check_X(validation_data[0], "validation_data[0]")
-            Yv = self._check_Y(validation_data[1], Xv.shape[0], "validation_data[1]")
-        elif validation_split:
-            X, Y, Xv, Yv = Network._split_validation(self, X, Y, validation_split)
-            n = X.shape[0]
-            validation_data = (Xv, Yv)
-        eval_k = integers(eval_k, "eval_k")
-        callbacks = _check_callbacks(callbacks)
-        run = self._prepare(X, Y, batch_size)
-        train_time = self.history_["time"][-1] if self.history_.get("time") else 0.0
-        self.stop_training = False
-        metrics = ["loss", "time"]
-        if validation_data is not None:
-            metrics += ["val_loss"] + [f"val_{m}@{k}" for k in eval_k for m in ("p", "ndcg")]
-        for cb in callbacks:
-            cb.on_train_begin(self, {"epochs": epochs, "steps": run.steps_per_epoch,
-                                     "metrics": metrics})
-        from threadpoolctl import threadpool_limits
-        bar = None
-        try:
-            with threadpool_limits(limits=1, user_api="blas"):
-                for _ in range(epochs):
-                    epoch = self.epoch_
-                    if verbose == 1:
-                        bar = _progress(run.steps_per_epoch, f"epoch {epoch + 1}")
-                    t_epoch = time.perf_counter()
-                    loss_sum = self._train_epoch(run, epoch, shuffle, bar)
-                    self._settle(run)
-                    self._engine.apply_pending_decay(self._log_decay)
-                    self._call_all("apply_pending_decay", self._log_decay)
-                    train_time += time.perf_counter() - t_epoch
-                    if bar is not None:
-                        bar.close()
-                        bar = None
-                    logs = _end_epoch(self, loss_sum / run.n, train_time,
-                                      None if validation_data is None else (Xv, Yv),
-                                      eval_k, verbose, callbacks)
-                    if self.stop_training:
-                        break
-                for cb in callbacks:
-                    cb.on_train_end(self, logs)
-        except (KeyboardInterrupt, ShardError):
-            # the step in progress is dropped in the trunk and in every shard
-            # that has not applied it yet (its rows are updated once the
-            # driver has sent the update, just before its own backward)
-            self._engine.discard_gradients(self.step_ + 1)
-            try:
-                if self._actors:        # a dead shard closed them all
-                    self._call_all("discard")
-            except ShardError:
-                pass
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            steps = max(1, len(run.step_times))
-            self.timings_ = dict(run.timings)
-            self.step_times_ = np.asarray(run.step_times)
-            self.bytes_per_step_ = {"sent": run.bytes_sent / steps,
-                                    "received": run.bytes_received / steps}
-            self.shard_timings_ = None
-            try:
-                if self._actors:
-                    self._settle(run)
-                    self.shard_timings_ = self._call_all("timings")
-            except ShardError:
-                pass
-        return self.history_
-
-    def _train_epoch(self, run, epoch, shuffle, bar):
-        n, batch_size = run.n, run.batch_size
-        if shuffle:
-            order = np.random.default_rng([self.seed, 2, epoch]).permutation(n)
-        else:
-            order = np.arange(n)
-        order = order.astype(np.int64)
-        loss_sum = 0.0
-        for s in range(run.steps_per_epoch):
-            t0 = time.perf_counter()
-            rows = order[s * batch_size:(s + 1) * batch_size]
-            step = self.step_ + 1
-            if not self._step(run, rows, step, run.losses):
-                batch_loss = float(run.losses[:len(rows)].mean(dtype=np.float64))
-                raise FloatingPointError(
-                    f"the loss became {batch_loss} at step {step} (epoch {epoch + 1}, batch "
-                    f"{s + 1}); weights were left as they were before this step. Lower the "
-                    f"learning rate or check the inputs for extreme values")
-            batch_loss = float(run.losses[:len(rows)].mean(dtype=np.float64))
-            run.step_times.append(time.perf_counter() - t0)
-            loss_sum += batch_loss * len(rows)
-            if bar is not None:
-                bar.update(1)
-                if s % 10 == 0 or s == run.steps_per_epoch - 1:
-                    bar.set_postfix(loss=f"{loss_sum / min(n, (s + 1) * batch_size):.4f}",
-                                    refresh=False)
-        return loss_sum
-
-    # ------------------------------------------------------------ snapshots
-
-    def _snapshot(self, into=None):
-        """Copy the training state (early stopping): the trunk's arrays here,
-        each shard's in its own actor (nothing crosses the network)."""
-        if into is None or into.get("owner") is not self:
-            into = {"owner": self, "arrays": [{name: np.empty_like(a) for name, a in
-                                               state.state_arrays().items()}
-                                              for state in self._states]}
-        for arrays, state in zip(into["arrays"], self._states):
-            for name, array in arrays.items():
-                np.copyto(array, state[name])
-        into["step"], into["log_decay"] = self.step_, self._log_decay
-        self._call_all("snapshot")
-        return into
-
-    def _restore(self, snapshot):
-        if not isinstance(snapshot, dict) or snapshot.get("owner") is not self:
-            raise ValueError("snapshot must come from this network's _snapshot()")
-        for arrays, state in zip(snapshot["arrays"], self._states):
-            for name, array in arrays.items():
-                np.copyto(state[name], array)
-        self.step_, self._log_decay = snapshot["step"], snapshot["log_decay"]
-        self._call_all("restore", self.step_)
-
-    # ------------------------------------------------------------ inference
-
-    def _hidden(self, X):
-        """Exact activations of the last hidden layer (float32, C order), with
-        BLAS on ``threads`` threads as in ``Network``'s inference."""
-        from threadpoolctl import threadpool_limits
-        h = X
-        with threadpool_limits(limits=self.n_threads, user_api="blas"):
-            for layer, state in zip(self.layers[:-1], self._states):
-                h = np.asarray(h @ state["W"], dtype=np.float32)
-                h += state["b"]
-                if layer.activation == "relu":
-                    np.maximum(h, 0, out=h)
-        return np.ascontiguousarray(h, dtype=np.float32)
-
-    def predict_topk(self, X, k=5, sampled=False):
-        """Top-k outputs per row, best first; as ``Network.predict_topk``.
-
-        Each shard returns its own top k (ids and scores) of every row and
-        the driver merges them: exact by default; ``sampled=True`` scores
-        only the rows each shard's LSH tables return.
-        """
-        self._check_open()
-        k = integer(k, "k", 1)
-        if not isinstance(sampled, bool):
-            raise TypeError(f"sampled must be True or False, got {sampled!r}")
-        X = self._check_X(X)
-        n = X.shape[0]
-        ids = np.full((n, k), -1, dtype=np.int32)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
-        if n == 0:
-            return ids, scores
-        self._ensure_initialized()
-        if sampled and not all(self._call_all("ensure_tables", self.step_)):
-            raise ValueError("predict_topk(sampled=True) needs a Sampled output layer with a "
-                             "hash family (not a dense-equivalent or uniform one)")
-        ray = _ray()
-        chunk = 4096
-        for start in range(0, n, chunk):
-            h = self._hidden(X[start:start + chunk])
-            ref = ray.put(h)
-            parts = self._get([a.topk.remote(ref, k, sampled) for a in self._actors])
-            _merge_topk(parts, k, self.n_threads, ids[start:start + len(h)],
-                        scores[start:start + len(h)])
-        return ids, scores
-
-    def predict(self, X, k=5):
-        """Top-k label ids per row (n, k), best first (exact)."""
-        return self.predict_topk(X, k=k)[0]
-
-    def predict_proba(self, X):
-        """Output probabilities (n, n_outputs), gathered from every shard
-        (the full matrix in the driver: for small inputs)."""
-        self._check_open()
-        X = self._check_X(X)
-        self._ensure_initialized()
-        ray = _ray()
-        ref = ray.put(self._hidden(X))
-        z = np.concatenate(self._get([a.scores.remote(ref) for a in self._actors]), axis=1)
-        return probabilities(z, self.loss)
-
-    def evaluate(self, X, Y, k=(1, 3, 5)):
-        """Precision@k and nDCG@k of exact top-k predictions against Y."""
-        from .metrics import evaluate_topk
-        self._check_open()
-        ks = integers(k, "k")
-        X = self._check_X(X)
-        Y = self._check_Y(Y, X.shape[0])
-        ids, _ = self.predict_topk(X, k=max(ks))
-        return evaluate_topk(ids, Y, ks=ks)
-
-    def _validation_scores(self, X, Y, ks):
-        """``evaluate``'s metrics and the exact mean loss over every output."""
-        from .metrics import evaluate_topk
-        ray = _ray()
-        n, k = X.shape[0], max(ks)
-        ids = np.full((n, k), -1, dtype=np.int32)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
-        loss_sum = 0.0
-        chunk = 4096
-        for start in range(0, n, chunk):
-            h = self._hidden(X[start:start + chunk])
-            Yc = Y[start:start + len(h)]
-            ref = ray.put(h)
-            labels = ray.put((Yc.indptr.astype(np.int64), Yc.indices.astype(np.int32)))
-            top = [a.topk.remote(ref, k, False) for a in self._actors]
-            parts = self._get([a.loss_parts.remote(ref, labels) for a in self._actors])
-            _merge_topk(self._get(top), k, self.n_threads, ids[start:start + len(h)],
-                        scores[start:start + len(h)])
-            counts = np.diff(Yc.indptr)
-            label_sum = sum(p[2] for p in parts)
-            if self.loss == "softmax":
-                zmax = np.stack([p[0] for p in parts])
-                top_z = zmax.max(axis=0)
-                lse = top_z + np.log(sum(p[1] * np.exp(p[0] - top_z) for p in parts))
-                loss_sum += float(np.where(counts > 0, lse - label_sum / np.maximum(counts, 1),
-                                           0.0).sum())
-            else:
-                loss_sum += float(sum(p[0] for p in parts).sum() - label_sum.sum())
-        return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}
-
-    # ------------------------------------------------------------ persistence
-
-    def get_config(self):
-        """``Network.get_config()`` plus ``shards``."""
-        return dict(Network.get_config(self), shards=self.shards)
-
-    @classmethod
-    def from_config(cls, config, threads=None, actor_options=None, placement_timeout=60.0):
-        """The sharded network a ``get_config()`` dict describes (untrained):
-        ``Network.from_config``'s keys and defaults, and ``shards`` (default
-        2); ``threads``, when given, overrides the config's; ``actor_options``
-        and ``placement_timeout`` as for ``ShardedNetwork``."""
-        config = checked_config(config, "ShardedNetwork", extra_keys=("shards",))
-        shards = config.pop("shards", 2)
-        if threads is not None:
-            config["threads"] = threads
-        return cls._from_config(config, shards, actor_options, placement_timeout)
-
-    def save(self, path):
-        """Write the model to the folder ``path``: ``manifest.json``, the
-        trunk's arrays (``trunk.npz``) and one file per shard
-        (``shard-<r>.npz``, written by the shard itself, so ``path`` must be
-        on storage every machine of the cluster sees).
-
-        Atomic: the files go to a new folder beside ``path`` that replaces
-        it only once every file is complete; a failure leaves the previous
-        model at ``path`` intact. ``pyslide.load`` reads it back, sharded
-        (any number of shards) or into a single-node ``Network``.
-        """
-        self._check_open()
-        self._ensure_initialized()
-        path = os.path.abspath(os.fspath(path))
-        parent = os.path.dirname(path)
-        if not os.path.isdir(parent):
-            raise FileNotFoundError(f"cannot save to {path!r}: the folder {parent!r} does "
-                                    f"not exist")
-        if os.path.exists(path) and not _is_sharded_folder(path):
-            raise ValueError(f"cannot save to {path!r}: it exists and is not a sharded model "
-                             f"folder (it would be replaced)")
-        temp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
-        try:
-            trunk = {f"layer{i}_{name}": state[name] for i, state in enumerate(self._states)
-                     for name in PERSISTENT if name in state}
-            with atomic_write(os.path.join(temp, "trunk.npz"), "wb") as f:
-                np.savez(f, **trunk)
-            files = [f"shard-{r}.npz" for r in range(self.shards)]
-            checksums = self._get([a.save.remote(os.path.join(temp, name))
-                                   for a, name in zip(self._actors, files)])
-            manifest = {
-                "format": FORMAT, "version": FORMAT_VERSION,
-                "config": Network.get_config(self),
-                "trunk": {"file": "trunk.npz",
-                          "checksums": {k: crc32(v) for k, v in trunk.items()}},
-                "shards": [{"file": name, "start": self.bounds[r], "stop": self.bounds[r + 1],
-                            "checksums": checksums[r]} for r, name in enumerate(files)],
-                "state": {"step": self.step_, "epoch": self.epoch_,
-                          "initialized": self._initialized, "log_decay": self._log_decay,
-                          "history": {k: [float(x) for x in v]
-                                      for k, v in self.history_.items()}}}
-            with atomic_write(os.path.join(temp, MANIFEST), "w") as f:
-                json.dump(manifest, f)
-            _replace_folder(temp, path)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            raise
-        return path
-
-    @classmethod
-    def load(cls, path, shards=None, threads=None, actor_options=None,
-             placement_timeout=60.0):
-        """A ``ShardedNetwork`` from a sharded model folder (any number of
-        ``shards``: ``None`` keeps the saved one) or from a single-node model
-        file (``shards`` then defaults to 2). Training continues from it.
-        ``actor_options`` and ``placement_timeout`` as for ``ShardedNetwork``."""
-        path = os.fspath(path)
-        if not _is_sharded_folder(path):
-            single = Network.load(path, threads=threads)
-            return cls.from_network(single, shards=2 if shards is None else shards,
-                                    threads=threads, actor_options=actor_options,
-                                    placement_timeout=placement_timeout)
-        manifest = _read_manifest(path)
-        config = dict(manifest["config"])
-        if threads is not None:
-            config["threads"] = threads
-        saved = manifest["shards"]
-        shards = len(saved) if shards is None else shards
-        net = cls._from_config(config, shards, actor_options, placement_timeout)
-        try:
-            trunk = _read_trunk(path, manifest, len(net._states))
-            for i, state in enumerate(net._states):
-                for name in PERSISTENT:
-                    if name in state:
-                        state[name][...] = trunk[f"layer{i}_{name}"]
-            sources = [(os.path.join(path, s["file"]), int(s["start"]), s["checksums"])
-                       for s in saved]
-            calls = []
-            for r, actor in enumerate(net._actors):
-                mine = [src for src, s in zip(sources, saved)
-                        if s["start"] < net.bounds[r + 1] and s["stop"] > net.bounds[r]]
-                calls.append(actor.load_rows.remote(mine))
-            net._get(calls)
-            _set_state(net, manifest["state"])
-            net._call_all("setup_hashing", net.step_)
-            net._call_all("rebuild_tables", net.step_)
-        except BaseException:
-            net.close()
-            raise
-        return net
-
-    @classmethod
-    def _from_config(cls, config, shards, actor_options=None, placement_timeout=60.0):
-        spec = Spec(config, config.get("threads"))
-        return cls(spec.input_dim, spec.layers, shards=shards, loss=spec.loss,
-                   optimizer=spec.optimizer, threads=spec.threads, seed=spec.seed,
-                   actor_options=actor_options, placement_timeout=placement_timeout)
-
-    @classmethod
-    def from_network(cls, network, shards=2, threads=None, actor_options=None,
-                     placement_timeout=60.0):
-        """A ``ShardedNetwork`` holding ``network``'s weights, optimizer state
-        and counters, its output rows split over ``shards`` actors;
-        ``actor_options`` and ``placement_timeout`` as for ``ShardedNetwork``."""
-        if not isinstance(network, Network):
-            raise TypeError(f"network must be a pyslide.Network, got {network!r}")
-        config = network.get_config()
-        if threads is not None:
-            config["threads"] = threads
-        net = cls._from_config(config, shards, actor_options, placement_timeout)
-        try:
-            for state, source in zip(net._states, network._states[:-1]):
-                for name in PERSISTENT:
-                    if name in state:
-                        state[name][...] = source[name]
-            out = network._states[-1]
-            ray = _ray()
-            calls = []
-            for r, actor in enumerate(net._actors):
-                rows = slice(net.bounds[r], net.bounds[r + 1])
-                calls.append(actor.set_arrays.remote(
-                    ray.put({name: out[name][rows] for name in PERSISTENT if name in out})))
-            net._get(calls)
-            _set_state(net, {"step": network.step_, "epoch": network.epoch_,
-                             "initialized": network._initialized,
-                             "log_decay": network._log_decay, "history": network.history_})
-            net._call_all("setup_hashing", net.step_)
-            net._call_all("rebuild_tables", net.step_)
-        except BaseException:
-            net.close()
-            raise
-        return net
-
-    def to_network(self):
-        """A single-node ``Network`` with this model's weights and state (the
-        whole output layer in the driver's memory)."""
-        self._check_open()
-        net = Network.from_config(Network.get_config(self))
-        for state, source in zip(net._states[:-1], self._states):
-            for name in PERSISTENT:
-                if name in state:
-                    state[name][...] = source[name]
-        for name, values in self.output_arrays().items():
-            if name in net._states[-1]:
-                net._states[-1][name][...] = values
-        _set_state(net, {"step": self.step_, "epoch": self.epoch_,
-                         "initialized": self._initialized, "log_decay": self._log_decay,
-                         "history": self.history_})
-        _build_tables(net)
-        return net
 
     def __reduce__(self):
         raise TypeError("a ShardedNetwork cannot be pickled (its rows live in Ray actors); "
@@ -994,49 +531,6 @@ class ShardedNetwork(Settings):
                 f"threads={self.threads!r}, seed={self.seed})")
 
 
-# ---------------------------------------------------------------------------- helpers
-
-class _Run:
-    """A sharded training run's data, scratch and counters."""
-
-    def __init__(self, X, Y, x_indptr, y_indptr, batch_size, d):
-        self.X, self.Y, self.x_indptr, self.y_indptr = X, Y, x_indptr, y_indptr
-        self.n = X.shape[0]
-        self.batch_size = batch_size
-        self.steps_per_epoch = (self.n + batch_size - 1) // batch_size
-        self.losses = np.zeros(batch_size, dtype=np.float32)
-        self.hidden = np.zeros((batch_size, d), dtype=np.float32)
-        self.optimizer = None
-        self.rebuilt = False
-        self.pending = None        # the shards' row updates of the last step, in flight
-        self.tables = False        # the shards have LSH tables (a candidates round)
-        self.timings = {"trunk": 0.0, "shards": 0.0}
-        self.step_times = []
-        self.bytes_sent = 0
-        self.bytes_received = 0
-
-
-def _split(total, weights):
-    """``total`` split over ``weights`` in proportion (largest remainders),
-    never more than a weight: integers summing to min(total, sum(weights))."""
-    weights = np.asarray(weights, np.int64)
-    cap = int(weights.sum())
-    total = min(int(total), cap)
-    if total <= 0 or cap == 0:
-        return np.zeros_like(weights)
-    exact = weights * (total / cap)
-    share = np.minimum(np.floor(exact).astype(np.int64), weights)
-    left = total - int(share.sum())
-    order = np.argsort(-(exact - share), kind="stable")
-    for r in order:
-        if left == 0:
-            break
-        if share[r] < weights[r]:
-            share[r] += 1
-            left -= 1
-    return share
-
-
 def _merge_topk(parts, k, threads, ids_out, scores_out):
     """Each shard's top k of every row, merged into the rows' top k (ties:
     the lower id, as within a shard)."""
@@ -1046,84 +540,6 @@ def _merge_topk(parts, k, threads, ids_out, scores_out):
     _topk.topk_rows(all_scores, min(k, all_scores.shape[1]), threads, pos, scores_out)
     ids_out[...] = np.take_along_axis(all_ids, pos, axis=1)
     ids_out[~np.isfinite(scores_out)] = -1
-
-
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _death_reason(exc):
-    """Ray's first line of an actor's death, and its line saying why (e.g.
-    "The actor died because its node has died"), when there is one."""
-    lines = [line.strip() for line in str(exc).strip().splitlines()]
-    why = [line for line in lines[1:] if line.startswith("The actor died because")]
-    return " ".join([_first_line(exc)] + why[:1])
-
-
-# ---------------------------------------------------------------------------- placement
-
-def _left(deadline):
-    """Seconds until ``deadline`` (``time.monotonic``), None for no deadline."""
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
-
-
-def _bundle(options):
-    """The resources one shard's actor asks Ray for, as a placement-group
-    bundle (never empty: ``TOKEN_CPU`` when it asks for nothing)."""
-    ask = {"CPU": options.get("num_cpus"), "GPU": options.get("num_gpus"),
-           "memory": options.get("memory"), **(options.get("resources") or {})}
-    ask = {name: float(value) for name, value in ask.items() if value}
-    return ask or {"CPU": TOKEN_CPU}
-
-
-def _alive_nodes(ray):
-    """Each alive node's total resources."""
-    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-
-
-def _capacity(node, ask):
-    """How many ``ask`` bundles a node's resources hold."""
-    # the tolerance absorbs float error in sums like 100 x 0.01 CPU
-    return min(int(node.get(name, 0.0) / value + 1e-9) for name, value in ask.items())
-
-
-def _resources_text(resources):
-    """Resources in words ("2 CPU, 12.5 GiB memory"), without Ray's
-    bookkeeping entries (node ids, object store, placement groups)."""
-    shown = []
-    for name in sorted(resources, key=lambda n: (n not in ("CPU", "GPU", "memory"), n)):
-        if (name.startswith("node:") or name == "object_store_memory"
-                or re.search(r"_group_(\d+_)?[0-9a-f]{16,}$", name)):
-            continue
-        value = resources[name]
-        shown.append(f"{value / 2**30:.1f} GiB memory" if name == "memory"
-                     else f"{value:g} {name}")
-    return ", ".join(shown) or "nothing"
-
-
-def _cluster_text(ray):
-    total, available = ray.cluster_resources(), ray.available_resources()
-    # Ray leaves out what is used up: "0 CPU free" is the news
-    free = {name: available.get(name, 0.0) for name in total}
-    return (f"the cluster has {_resources_text(total)} in all on {len(_alive_nodes(ray))} "
-            f"alive machine(s), {_resources_text(free)} of it free")
-
-
-def _remove_group(group):
-    import ray
-    if ray.is_initialized():      # else the group went with the Ray it belonged to
-        ray.util.remove_placement_group(group)
-
-
-def _node_id(worker):
-    """Run inside a shard's actor: the id of the node it runs on."""
-    import ray
-    return ray.get_runtime_context().get_node_id()
-
-
-def _is_sharded_folder(path):
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
 
 
 def _replace_folder(temp, path):
@@ -1145,83 +561,7 @@ def _replace_folder(temp, path):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _read_manifest(path):
-    name = os.path.join(path, MANIFEST)
-    try:
-        with open(name, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except ValueError as exc:
-        raise ValueError(f"{name!r} is not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ValueError(f"{name!r} is not a pyslide sharded-model manifest")
-    if manifest.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{name!r} has format version {manifest.get('version')!r}; this "
-                         f"pyslide reads version {FORMAT_VERSION}")
-    shards = manifest.get("shards")
-    units = manifest["config"]["layers"][-1]["units"]
-    if not shards or shards[0]["start"] != 0 or shards[-1]["stop"] != units or any(
-            a["stop"] != b["start"] for a, b in zip(shards, shards[1:])):
-        raise ValueError(f"{name!r}: the shards do not cover the output rows 0 to {units - 1} "
-                         f"in order")
-    return manifest
-
-
-def _read_trunk(path, manifest, n_layers):
-    name = os.path.join(path, manifest["trunk"]["file"])
-    out = {}
-    with np.load(name, allow_pickle=False) as data:
-        for key, crc in manifest["trunk"]["checksums"].items():
-            values = data[key]
-            if crc32(values) != crc:
-                raise ValueError(f"{name!r}: checksum mismatch in {key}")
-            if values.dtype.kind == "f" and not np.isfinite(values).all():
-                raise ValueError(f"{name!r}: {key} holds NaN or infinite values")
-            out[key] = values
-    return out
-
-
-def _set_state(net, state):
-    net.step_ = int(state["step"])
-    net.epoch_ = int(state["epoch"])
-    net._initialized = bool(state["initialized"])
-    net._log_decay = float(state.get("log_decay", 0.0))
-    net.history_ = {str(k): [float(x) for x in v] for k, v in state["history"].items()}
-
-
 def load_single(path, threads=None):
     """A single-node ``Network`` from a sharded model folder (no Ray needed:
-    the driver reads every shard's file)."""
-    manifest = _read_manifest(path)
-    config = dict(manifest["config"])
-    net = Network.from_config(config, threads=threads)
-    trunk = _read_trunk(path, manifest, len(net.layers) - 1)
-    for i, state in enumerate(net._states[:-1]):
-        for name in PERSISTENT:
-            if name in state:
-                state[name][...] = trunk[f"layer{i}_{name}"]
-    out = net._states[-1]
-    for s in manifest["shards"]:
-        name = os.path.join(path, s["file"])
-        with np.load(name, allow_pickle=False) as data:
-            for key, crc in s["checksums"].items():
-                values = data[key]
-                if crc32(values) != crc:
-                    raise ValueError(f"{name!r}: checksum mismatch in {key}")
-                if key in out:
-                    out[key][s["start"]:s["stop"]] = values
-    if not np.isfinite(out["W"]).all():
-        raise ValueError(f"{path!r}: the output weights hold NaN or infinite values")
-    _set_state(net, manifest["state"])
-    _build_tables(net)
-    return net
-
-
-def _build_tables(net):
-    """Hash a single-node network's output rows into fresh tables (model
-    folders do not store tables: each shard's held its own rows)."""
-    net._setup_hashing()
-    for state in net._states:
-        if state.tables is not None:
-            state.tables.build(state["W"], threads=net.n_threads)
-            state.rehashed(net.step_)
-            state.next_rebuild = net.step_ + state.rebuild_interval
+    the driver reads every shard's file); ``Network.load`` does the same."""
+    return load_folder(path, Network, threads=threads)

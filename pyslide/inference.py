@@ -1,6 +1,7 @@
 """Inference: exact and LSH top-k, probabilities, evaluation; imports the kernels (_topk), _openmp_env, layers, metrics and _validate (never training or the CLI).
 
-``Predictor`` is a mixin of :class:`pyslide.Network`.
+``Predictor`` is a mixin of :class:`pyslide.Network`; ``Ranking`` (``predict``,
+``evaluate``) is shared with ``pyslide.distributed.ShardedNetwork``.
 """
 
 import numpy as np
@@ -10,10 +11,32 @@ from ._openmp_env import note_threads
 from ._validate import integer, integers
 from .layers import Sampled
 
-__all__ = ["Predictor", "topk_probabilities"]
+__all__ = ["Predictor", "Ranking", "topk_probabilities"]
 
 
-class Predictor:
+class Ranking:
+    """``predict`` and ``evaluate``, built on the model's ``predict_topk``
+    (mixed into ``Network`` through ``Predictor``, and into
+    ``ShardedNetwork``, whose ``predict_topk`` merges its shards' top k)."""
+
+    def predict(self, X, k=5):
+        """Top-k label ids per row (n, k), best first (exact)."""
+        return self.predict_topk(X, k=k)[0]
+
+    def evaluate(self, X, Y, k=(1, 3, 5)):
+        """Precision@k and nDCG@k of exact top-k predictions against Y.
+
+        Returns a dict such as ``{"p@1": ..., "p@3": ..., "ndcg@3": ...}``.
+        """
+        from .metrics import evaluate_topk
+        ks = integers(k, "k")
+        X = self._check_X(X)
+        Y = self._check_Y(Y, X.shape[0])
+        ids, _ = self.predict_topk(X, k=max(ks))
+        return evaluate_topk(ids, Y, ks=ks)
+
+
+class Predictor(Ranking):
     """``predict_topk``, ``predict``, ``predict_proba``, ``evaluate`` (mixed into ``Network``)."""
 
     # sampled inference scores these many largest-bias outputs besides the
@@ -104,10 +127,6 @@ class Predictor:
                                      scores[start:start + len(h)])
         return ids, scores
 
-    def predict(self, X, k=5):
-        """Top-k label ids per row (n, k), best first (exact)."""
-        return self.predict_topk(X, k=k)[0]
-
     def predict_proba(self, X):
         """Output probabilities (n, n_outputs): softmax or sigmoid per the loss.
 
@@ -119,18 +138,6 @@ class Predictor:
         with threadpool_limits(limits=self.n_threads, user_api="blas"):
             z = self._output_scores(self._hidden(X))
         return probabilities(z, self.loss)
-
-    def evaluate(self, X, Y, k=(1, 3, 5)):
-        """Precision@k and nDCG@k of exact top-k predictions against Y.
-
-        Returns a dict such as ``{"p@1": ..., "p@3": ..., "ndcg@3": ...}``.
-        """
-        from .metrics import evaluate_topk
-        ks = integers(k, "k")
-        X = self._check_X(X)
-        Y = self._check_Y(Y, X.shape[0])
-        ids, _ = self.predict_topk(X, k=max(ks))
-        return evaluate_topk(ids, Y, ks=ks)
 
     def _validation_scores(self, X, Y, ks):
         """``evaluate``'s metrics and the exact mean loss, from one scoring pass.

@@ -1,4 +1,4 @@
-"""Save and load Networks: atomic, checksummed ``.npz`` files, no pickle; imports the standard library, NumPy and our _openmp, atomic and state (never ``network``, which imports this one).
+"""Save and load models: atomic, checksummed ``.npz`` files, no pickle, and the one reader of sharded model folders; imports the standard library, NumPy and our _openmp, atomic and state (never a model module: the models import this one).
 
 A model file is an uncompressed ``.npz`` (so ``numpy.load`` can inspect it)
 holding these members:
@@ -35,7 +35,8 @@ from .atomic import atomic_write
 from .state import PERSISTENT, SCHEDULE
 
 __all__ = ["PERSISTENT_ARRAYS", "FORMAT_VERSION", "save", "load", "to_bytes", "from_bytes",
-           "estimate_bytes"]
+           "estimate_bytes", "crc32", "read_checked", "is_sharded_folder", "read_manifest",
+           "load_folder", "MANIFEST"]
 
 # Arrays of ``net._params[i]`` a model file holds (when the layer has them):
 # weights, biases and optimizer state. Gradient buffers and touched stamps
@@ -62,12 +63,15 @@ class _Damaged(Exception):
 
 # --------------------------------------------------------------------------- writing
 
-def _crc32(array):
+def crc32(array):
+    """The CRC-32 of an array's data (C order), as model files and sharded
+    model folders record it."""
     flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
     crc = 0
     for start in range(0, flat.size, _CHUNK):
         crc = zlib.crc32(flat[start:start + _CHUNK], crc)
     return crc
+
 
 
 def _members(net):
@@ -86,9 +90,9 @@ def _members(net):
              **{name: [layer.schedule()[name] for layer in net._states] for name in SCHEDULE},
              "log_decay": float(getattr(net, "_log_decay", 0.0)),
              "history": {k: [float(x) for x in v] for k, v in net.history_.items()},
-             "checksums": {key: _crc32(value) for key, value in arrays.items()}}
+             "checksums": {key: crc32(value) for key, value in arrays.items()}}
     arrays["state"] = np.array(json.dumps(state))
-    arrays["state_crc32"] = np.array(_crc32(arrays["state"]), dtype=np.uint32)
+    arrays["state_crc32"] = np.array(crc32(arrays["state"]), dtype=np.uint32)
     return arrays
 
 
@@ -278,7 +282,7 @@ def load(source, network_class, threads=None):
 def _folder_message(path):
     """Why a folder is not a model: a sharded model folder (ShardedNetwork.save)
     whose manifest is missing, or some other folder."""
-    manifest = os.path.join(path, "manifest.json")
+    manifest = os.path.join(path, MANIFEST)
     names = os.listdir(path)
     if "trunk.npz" in names or any(n.startswith("shard-") and n.endswith(".npz") for n in names):
         return (f"{path!r} is a sharded model folder without its manifest: {manifest!r} is "
@@ -425,3 +429,120 @@ def _check_table_ids(tables, n_items, key):
 def from_bytes(data, network_class):
     """Inverse of :func:`to_bytes`."""
     return load(io.BytesIO(data), network_class)
+
+
+# --------------------------------------------------------------------------- sharded folders
+#
+# ``ShardedNetwork.save`` writes a folder: ``manifest.json`` (config, state,
+# each file's checksums), ``trunk.npz`` (the input and hidden layers' arrays,
+# ``layer{i}_{name}``) and ``shard-<r>.npz`` (rows [start, stop) of the output
+# layer's arrays). They are read here, whoever reads them (a ``Network``,
+# the driver of a ``ShardedNetwork``, or a shard's actor).
+
+MANIFEST = "manifest.json"
+FOLDER_FORMAT = "pyslide-sharded"
+FOLDER_VERSION = 1
+
+
+def is_sharded_folder(path):
+    """True when ``path`` is a folder holding a sharded model's manifest."""
+    if hasattr(path, "read"):
+        return False
+    path = os.fspath(path)
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def read_manifest(path):
+    """The checked manifest of the sharded model folder ``path``."""
+    name = os.path.join(path, MANIFEST)
+    try:
+        with open(name, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except ValueError as exc:
+        raise ValueError(f"{name!r} is not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FOLDER_FORMAT:
+        raise ValueError(f"{name!r} is not a pyslide sharded-model manifest")
+    if manifest.get("version") != FOLDER_VERSION:
+        raise ValueError(f"{name!r} has format version {manifest.get('version')!r}; this "
+                         f"pyslide reads version {FOLDER_VERSION}")
+    shards = manifest.get("shards")
+    units = manifest["config"]["layers"][-1]["units"]
+    if not shards or shards[0]["start"] != 0 or shards[-1]["stop"] != units or any(
+            a["stop"] != b["start"] for a, b in zip(shards, shards[1:])):
+        raise ValueError(f"{name!r}: the shards do not cover the output rows 0 to {units - 1} "
+                         f"in order")
+    return manifest
+
+
+def read_checked(path, checksums, names=None, finite=False):
+    """The arrays of the ``.npz`` file ``path`` that ``checksums`` lists
+    (only those in ``names`` when given), each verified against its
+    CRC-32; ``finite``: floating arrays must hold no NaN or infinity. Any
+    damage is one ``ValueError`` naming the file and the array."""
+    out = {}
+    with open(path, "rb") as f:
+        archive, size = _open_archive(f, repr(path))
+        with archive:
+            try:
+                for key, expected in checksums.items():
+                    if names is not None and key not in names:
+                        continue
+                    values, crc = _read_member(archive, size, key)
+                    if crc != expected:
+                        raise _Damaged(f"checksum mismatch in {key}")
+                    if finite and values.dtype.kind == "f" and not np.isfinite(values).all():
+                        raise _Damaged(f"{key} holds NaN or infinite values")
+                    out[key] = values
+            except _Damaged as exc:
+                raise ValueError(f"{path!r}: {exc}") from None
+    return out
+
+
+def read_trunk(path, manifest):
+    """The trunk's arrays (``layer{i}_{name}``) of a sharded model folder."""
+    trunk = manifest["trunk"]
+    return read_checked(os.path.join(path, trunk["file"]), trunk["checksums"], finite=True)
+
+
+def set_counters(net, state):
+    """A sharded manifest's ``state`` (counters and history) onto ``net``."""
+    net.step_ = int(state["step"])
+    net.epoch_ = int(state["epoch"])
+    net._initialized = bool(state["initialized"])
+    net._log_decay = float(state.get("log_decay", 0.0))
+    net.history_ = {str(k): [float(x) for x in v] for k, v in state["history"].items()}
+
+
+def build_tables(net):
+    """Hash a single-node network's output rows into fresh tables (model
+    folders do not store tables: each shard's held its own rows)."""
+    net._setup_hashing()
+    for state in net._states:
+        if state.tables is not None:
+            state.tables.build(state["W"], threads=net.n_threads)
+            state.rehashed(net.step_)
+            state.next_rebuild = net.step_ + state.rebuild_interval
+
+
+def load_folder(path, network_class, threads=None):
+    """A single-node network (``network_class``, i.e. ``pyslide.Network``)
+    from the sharded model folder ``path``; the whole output layer is read
+    into this process (no Ray needed)."""
+    manifest = read_manifest(path)
+    net = network_class.from_config(dict(manifest["config"]), threads=threads)
+    trunk = read_trunk(path, manifest)
+    for i, state in enumerate(net._states[:-1]):
+        for name in PERSISTENT:
+            if name in state:
+                state[name][...] = trunk[f"layer{i}_{name}"]
+    out = net._states[-1]
+    for s in manifest["shards"]:
+        arrays = read_checked(os.path.join(path, s["file"]), s["checksums"])
+        for key, values in arrays.items():
+            if key in out:
+                out[key][s["start"]:s["stop"]] = values
+    if not np.isfinite(out["W"]).all():
+        raise ValueError(f"{path!r}: the output weights hold NaN or infinite values")
+    set_counters(net, manifest["state"])
+    build_tables(net)
+    return net

@@ -1,4 +1,4 @@
-"""The body of a label shard's Ray actor (ShardWorker): its rows, optimizer state, LSH tables and ShardEngine; imports the kernels (_shard, _loss, _topk), network (Settings), inference (the sampled top-k's candidate head), state, layers, optim and atomic (never Ray, so it is tested and timed in-process too).
+"""The body of a label shard's Ray actor (ShardWorker): its rows, optimizer state, LSH tables and ShardEngine; imports the kernels (_shard, _loss, _topk), settings, seeds, persist (the checksums and the saved files' reader), inference (the sampled top-k's candidate head), state, layers, optim and atomic (never Ray, so it is tested and timed in-process too).
 
 ``pyslide.distributed`` wraps :class:`ShardWorker` with ``ray.remote``; every
 method is one call a shard answers: set-up, the four calls of a training
@@ -7,7 +7,6 @@ snapshots and its own model file.
 """
 import os
 import time
-import zlib
 
 import numpy as np
 
@@ -15,15 +14,13 @@ from . import _loss, _shard, _topk
 from .atomic import atomic_write
 from .inference import Predictor, _largest_biases, _with_head
 from .layers import Sampled, layer_from_config
-from .network import Settings
+from .persist import crc32, read_checked
+from .seeds import family_seed, sampling_seed, table_seed
+from .settings import Settings
 from .optim import optimizer_from_config
 from .state import PERSISTENT, LayerState
 
 __all__ = ["ShardWorker", "Spec", "crc32"]
-
-
-def crc32(array):
-    return zlib.crc32(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
 
 
 class Spec(Settings):
@@ -95,8 +92,8 @@ class ShardWorker:
             i = self.out_index
             # Network._setup_hashing's seeds: every shard the same family;
             # shard 0 the single-node tables' seed (one shard = Network)
-            self.state.setup_hashing(self.rows_layer, self.d, self.spec.seed + 7919 * (i + 1),
-                                     self.spec.seed + i + 7907 * self.index, steps_taken)
+            self.state.setup_hashing(self.rows_layer, self.d, family_seed(self.spec.seed, i),
+                                     table_seed(self.spec.seed, i, self.index), steps_taken)
         return self.state.tables is not None
 
     def ensure_tables(self, step):
@@ -122,7 +119,7 @@ class ShardWorker:
         # dropout, and the settings are the whole output layer's)
         spec = state.engine_spec(out, self.d, len(state["W"]), 0.0)
         # one shard keeps the single-node stream of uniform draws
-        seed = self.spec.seed + 104729 * self.index
+        seed = sampling_seed(self.spec.seed, self.index)
         self.engine = _shard.ShardEngine(spec, batch_size, self.n_threads,
                                          _loss.LOSSES[self.spec.loss], max_labels, seed,
                                          label_log1m=label_log1m)
@@ -295,17 +292,11 @@ class ShardWorker:
         ``(path, first row of that file, checksums)`` of every file whose
         rows overlap this shard's."""
         for path, first, checksums in sources:
-            with np.load(path, allow_pickle=False) as data:
-                for name in checksums:
-                    if name not in self.state:
-                        continue
-                    values = data[name]
-                    if crc32(values) != checksums[name]:
-                        raise ValueError(f"{path!r}: checksum mismatch in {name}")
-                    lo, hi = max(self.start, first), min(self.stop, first + len(values))
-                    if hi > lo:
-                        self.state[name][lo - self.start:hi - self.start] = \
-                            values[lo - first:hi - first]
+            for name, values in read_checked(path, checksums, names=self.state).items():
+                lo, hi = max(self.start, first), min(self.stop, first + len(values))
+                if hi > lo:
+                    self.state[name][lo - self.start:hi - self.start] = \
+                        values[lo - first:hi - first]
         W = self.state["W"]
         if not np.isfinite(W).all():
             raise ValueError(f"shard {self.index}: the saved weights hold NaN or infinite "

@@ -1,7 +1,29 @@
-"""Training: the engine's preparation, the epoch loop, snapshots for early stopping; imports the kernels (_kernels, _loss, _optim), _openmp_env, callbacks, layers and _validate (never the CLI).
+"""Training: one epoch loop for every model (``Trainer``), driving a step backend picked by the model (``LocalSteps`` here: the ``_kernels.Engine`` over every layer; ``distributed.ShardSteps``: the trunk here, the output layer in a group of label shards); imports the kernels (_kernels, _loss, _optim), _openmp_env, seeds, callbacks, layers and _validate (never a model module, the CLI or Ray).
 
-``Trainer`` is a mixin of :class:`pyslide.Network`: it holds the methods
-that run training on the arrays the network allocates.
+``Trainer`` is a mixin of :class:`pyslide.Network` and
+``pyslide.distributed.ShardedNetwork``. It owns everything a fit does
+around its steps: the argument checks, the validation data or split,
+callbacks, history, the progress bar, the optimizer's and ``lr_scale``'s
+schedules, the shuffle, the divergence warning and the snapshots of early
+stopping. A model supplies ``_steps()``, its backend, which answers:
+
+``prepare(run, max_labels, max_row_nnz, label_log1m)``
+    engines and scratch for a fit over ``run``'s data;
+``start(run)``
+    before the first step (the single node's forced table rebuild);
+``compute(run, rows, step)``
+    the forward and backward pass of one batch; returns its mean loss (a
+    non-finite loss: the step is already dropped);
+``apply(run, step, schedule)``
+    the optimizer's update with this step's ``schedule``;
+``settle(run)``
+    at the end of an epoch: every update done, pending weight decay applied;
+``abort(run)``
+    drop the step in progress (an interrupt, or one of ``fatal_errors``);
+``finish(run)``
+    after the fit: the timings onto the model;
+``check_ready()``, ``snapshot()``, ``restore()``
+    the state the backend holds beyond the model's ``_states``.
 """
 import math
 import time
@@ -14,8 +36,9 @@ from ._openmp_env import note_threads
 from ._validate import flag, integer, integers, real
 from .callbacks import check_callbacks as _check_callbacks
 from .layers import Sampled
+from .seeds import epoch_order, sampling_seed, split_order
 
-__all__ = ["Trainer", "DivergenceWarning"]
+__all__ = ["Trainer", "LocalSteps", "DivergenceWarning"]
 
 # a batch loss this many times the first batch's (at least 1) means the steps
 # are too large: losses of a working run shrink or stay within a few times
@@ -28,98 +51,7 @@ class DivergenceWarning(RuntimeWarning):
 
 
 class Trainer:
-    """``fit`` and what it needs (mixed into ``Network``)."""
-
-    def _make_engine(self, batch_size, max_labels, max_row_nnz, label_log1m=None):
-        specs = [state.engine_spec(layer, *self._dims[i], self._dropout_rate(i))
-                 for i, (layer, state) in enumerate(zip(self.layers, self._states))]
-        engine = _kernels.Engine(specs, batch_size,
-                                 note_threads(self._threads_for_rows(batch_size)),
-                                 _loss.LOSSES[self.loss], max_labels, self.seed,
-                                 self._is_shared_output(), max_row_nnz, label_log1m=label_log1m)
-        engine.set_optimizer(_optim.OPTIMIZERS[self.optimizer.kind],
-                             **self.optimizer.engine_settings())
-        return engine
-
-    def _mark_changed(self, engine):
-        """Remember the rows of a batch-shared output the last step changed."""
-        out = self._states[-1]
-        if out.tables is not None and self._is_shared_output():
-            out.dirty[engine.last_shared_ids()] = True
-
-    def _prepare_training(self, X, Y, batch_size, correct_sampling=True):
-        """Everything ``fit`` does before its first step, on checked (X, Y).
-
-        Initial weights (unless the network was trained or loaded), hash
-        tables set up (filled by the first step's rebuild), and an engine
-        over the network's arrays. ``correct_sampling=False`` leaves the
-        sampling correction off whatever the output layer says (kernel tests
-        compare with a reference without it). Returns a ``_Run``.
-        """
-        n = X.shape[0]
-        batch_size = min(batch_size, n)
-        x_indptr = X.indptr.astype(np.int64)
-        y_indptr = Y.indptr.astype(np.int64)
-        max_labels = int(np.diff(y_indptr).max()) if n else 0
-        if not self._initialized:
-            row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
-            self._init_weights(float(row_sq.mean()) if n else 1.0, Y)
-        self._setup_hashing()
-        self._set_visit_rate(Y, batch_size)
-        max_row_nnz = int(np.diff(x_indptr).max()) if n else 0
-        engine = self._make_engine(batch_size, max_labels, max_row_nnz,
-                                   self._label_log1m(Y) if correct_sampling else None)
-        self._engine = engine
-        run = _Run(X, Y, x_indptr, y_indptr, engine, batch_size)
-        return run
-
-    def _train_epoch(self, run, epoch, shuffle, bar=None):
-        """One pass over ``run``'s rows, a step per batch; returns the sum of the row losses."""
-        X, Y, engine, opt = run.X, run.Y, run.engine, self.optimizer
-        n, batch_size, steps_per_epoch = run.n, run.batch_size, run.steps_per_epoch
-        timings, step_times, losses = run.timings, run.step_times, run.losses
-        if shuffle:
-            order = np.random.default_rng([self.seed, 2, epoch]).permutation(n)
-        else:
-            order = np.arange(n)
-        order = order.astype(np.int64)
-        loss_sum = 0.0
-        sampled = [i for i, layer in enumerate(self.layers) if isinstance(layer, Sampled)]
-        for s in range(steps_per_epoch):
-            t0 = time.perf_counter()
-            rows = order[s * batch_size:(s + 1) * batch_size]
-            step = self.step_ + 1
-            timings["rebuild"] += self._maybe_rebuild()
-            engine.train_step(run.x_indptr, X.indices, X.data, run.y_indptr, Y.indices,
-                              rows, step, losses, self._log_decay)
-            batch_loss = float(losses[:len(rows)].mean(dtype=np.float64))
-            if not math.isfinite(batch_loss):
-                engine.discard_gradients(step)
-                raise FloatingPointError(
-                    f"the loss became {batch_loss} at step {step} (epoch "
-                    f"{epoch + 1}, batch {s + 1}); weights were left as they "
-                    f"were before this step. Lower the learning rate or check "
-                    f"the inputs for extreme values")
-            run.watch_divergence(batch_loss, step, epoch)
-            t2 = time.perf_counter()
-            log_decay = self._log_decay + opt.log_decay_at(step, steps_per_epoch)
-            for i in sampled:     # Sampled(lr_scale=...) may change per step
-                engine.set_lr_scale(i, self._lr_scale(i, step, steps_per_epoch))
-            engine.optimizer_step(step, opt.step_size(step, steps_per_epoch), log_decay,
-                                  opt.lr_at(step, steps_per_epoch))
-            self._log_decay = log_decay
-            self.step_ = step
-            self._mark_changed(engine)
-            t3 = time.perf_counter()
-            timings["optimizer"] += t3 - t2
-            step_times.append(t3 - t0)
-            loss_sum += batch_loss * len(rows)
-            if bar is not None:
-                bar.update(1)
-                if s % 10 == 0 or s == steps_per_epoch - 1:
-                    bar.set_postfix(loss=f"{loss_sum / min(n, (s + 1) * batch_size):.4f}",
-                                    refresh=False)
-        return loss_sum
+    """``fit`` and the epoch loop (mixed into ``Network`` and ``ShardedNetwork``)."""
 
     def fit(self, X, Y, epochs=1, batch_size=128, validation_data=None, shuffle=True,
             callbacks=None, verbose=1, eval_k=(1, 3, 5), validation_split=0.0):
@@ -159,11 +91,66 @@ class Trainer:
             The history: per-epoch ``loss`` (mean training loss), ``time``
             (seconds of training, cumulative) and validation metrics.
         """
+        steps = self._steps()
+        steps.check_ready()
         epochs = integer(epochs, "epochs", 1)
         batch_size = integer(batch_size, "batch_size", 1)
         if verbose not in (0, 1, 2, True, False):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         shuffle = flag(shuffle, "shuffle")
+        X, Y, validation = self._fit_data(X, Y, validation_data, validation_split)
+        eval_k = integers(eval_k, "eval_k")
+        callbacks = _check_callbacks(callbacks)
+        run = self._prepare_training(X, Y, batch_size, steps=steps)
+        train_time = self.history_["time"][-1] if self.history_.get("time") else 0.0
+        self.stop_training = False
+        metrics = ["loss", "time"]
+        if validation is not None:
+            metrics += ["val_loss"] + [f"val_{m}@{k}" for k in eval_k for m in ("p", "ndcg")]
+        for cb in callbacks:
+            cb.on_train_begin(self, {"epochs": epochs, "steps": run.steps_per_epoch,
+                                     "metrics": metrics})
+        from threadpoolctl import threadpool_limits
+        bar = None
+        try:
+            # BLAS stays single-threaded during training: the kernels split
+            # their matrix products over their own OpenMP threads, and idle
+            # BLAS threads spinning after a call would steal those cores
+            with threadpool_limits(limits=1, user_api="blas"):
+                steps.start(run)
+                for _ in range(epochs):
+                    epoch = self.epoch_
+                    if verbose == 1:
+                        bar = _progress(run.steps_per_epoch, f"epoch {epoch + 1}")
+                    t_epoch = time.perf_counter()
+                    loss_sum = self._train_epoch(run, epoch, shuffle, bar)
+                    # rows the lazy optimizer left alone take the weight decay
+                    # they owe, so the model evaluated and saved is dense AdamW's
+                    steps.settle(run)
+                    train_time += time.perf_counter() - t_epoch
+                    if bar is not None:
+                        bar.close()
+                        bar = None
+                    logs = _end_epoch(self, loss_sum / run.n, train_time, validation,
+                                      eval_k, verbose, callbacks)
+                    if self.stop_training:
+                        break
+                for cb in callbacks:
+                    cb.on_train_end(self, logs)
+        except (KeyboardInterrupt,) + steps.fatal_errors:
+            # a step either completed (optimizer applied) or is dropped whole
+            steps.abort(run)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            self.step_times_ = np.asarray(run.step_times)
+            steps.finish(run)
+        return self.history_
+
+    def _fit_data(self, X, Y, validation_data, validation_split):
+        """Checked training rows and validation pair (None without one):
+        ``validation_data`` as given, or ``validation_split``'s rows held out."""
         X = self._check_X(X)
         n = X.shape[0]
         if n == 0:
@@ -180,77 +167,93 @@ class Trainer:
                 raise ValueError("validation_data must be a pair (X_val, Y_val)")
             Xv = self._check_X(validation_data[0], "validation_data[0]")
             Yv = self._check_Y(validation_data[1], Xv.shape[0], "validation_data[1]")
-        elif validation_split:
+            return X, Y, (Xv, Yv)
+        if validation_split:
             X, Y, Xv, Yv = self._split_validation(X, Y, validation_split)
-            n = X.shape[0]
-            validation_data = (Xv, Yv)
-        eval_k = integers(eval_k, "eval_k")
-        callbacks = _check_callbacks(callbacks)
-        run = self._prepare_training(X, Y, batch_size)
-        engine, steps_per_epoch = run.engine, run.steps_per_epoch
-        timings, step_times = run.timings, run.step_times
-        train_time = self.history_.get("time", [0.0])[-1] if self.history_.get("time") else 0.0
-        self.stop_training = False
-        metrics = ["loss", "time"]
-        if validation_data is not None:
-            metrics += ["val_loss"] + [f"val_{m}@{k}" for k in eval_k for m in ("p", "ndcg")]
-        for cb in callbacks:
-            cb.on_train_begin(self, {"epochs": epochs, "steps": steps_per_epoch,
-                                     "metrics": metrics})
-        from threadpoolctl import threadpool_limits
-        bar = None
-        try:
-            # BLAS stays single-threaded during training: the kernels split
-            # their matrix products over their own OpenMP threads, and idle
-            # BLAS threads spinning after a call would steal those cores
-            with threadpool_limits(limits=1, user_api="blas"):
-                timings["rebuild"] += self._maybe_rebuild(force=self.step_ == 0)
-                for _ in range(epochs):
-                    epoch = self.epoch_
-                    if verbose == 1:
-                        bar = _progress(steps_per_epoch, f"epoch {epoch + 1}")
-                    t_epoch = time.perf_counter()
-                    loss_sum = self._train_epoch(run, epoch, shuffle, bar)
-                    # rows the lazy optimizer left alone take the weight decay
-                    # they owe, so the model evaluated and saved is dense AdamW's
-                    engine.apply_pending_decay(self._log_decay)
-                    train_time += time.perf_counter() - t_epoch
-                    if bar is not None:
-                        bar.close()
-                        bar = None
-                    logs = _end_epoch(self, loss_sum / run.n, train_time,
-                                      None if validation_data is None else (Xv, Yv),
-                                      eval_k, verbose, callbacks)
-                    if self.stop_training:
-                        break
-                for cb in callbacks:
-                    cb.on_train_end(self, logs)
-        except KeyboardInterrupt:
-            # a step either completed (optimizer applied) or is dropped whole
-            engine.discard_gradients(self.step_ + 1)
+            return X, Y, (Xv, Yv)
+        return X, Y, None
+
+    def _prepare_training(self, X, Y, batch_size, correct_sampling=True, steps=None):
+        """Everything ``fit`` does before its first step, on checked (X, Y).
+
+        Initial weights (unless the network was trained or loaded), the
+        visit clock of ``lr_scale="auto"``, and the backend's engines over
+        the network's arrays. ``correct_sampling=False`` leaves the sampling
+        correction off whatever the output layer says (kernel tests compare
+        with a reference without it). ``steps``: the backend (default: the
+        model's ``_steps()``). Returns a ``_Run``.
+        """
+        n = X.shape[0]
+        batch_size = min(batch_size, n)
+        run = _Run(X, Y, batch_size)
+        max_labels = int(np.diff(run.y_indptr).max()) if n else 0
+        max_row_nnz = int(np.diff(run.x_indptr).max()) if n else 0
+        if not self._initialized:
+            row_sq = np.asarray(X.multiply(X).sum(axis=1)).ravel()
+            self._init_weights(float(row_sq.mean()) if n else 1.0, Y)
+        self._set_visit_rate(Y, batch_size)
+        label_log1m = self._label_log1m(Y) if correct_sampling else None
+        run.steps = self._steps() if steps is None else steps
+        run.steps.prepare(run, max_labels, max_row_nnz, label_log1m)
+        return run
+
+    def _train_epoch(self, run, epoch, shuffle, bar=None):
+        """One pass over ``run``'s rows, a step per batch; returns the sum of the row losses."""
+        steps = run.steps
+        n, batch_size, steps_per_epoch = run.n, run.batch_size, run.steps_per_epoch
+        order = epoch_order(self.seed, epoch, n, shuffle)
+        loss_sum = 0.0
+        for s in range(steps_per_epoch):
+            t0 = time.perf_counter()
+            rows = order[s * batch_size:(s + 1) * batch_size]
+            step = self.step_ + 1
+            batch_loss = steps.compute(run, rows, step)
+            if not math.isfinite(batch_loss):
+                raise FloatingPointError(
+                    f"the loss became {batch_loss} at step {step} (epoch "
+                    f"{epoch + 1}, batch {s + 1}); weights were left as they "
+                    f"were before this step. Lower the learning rate or check "
+                    f"the inputs for extreme values")
+            run.watch_divergence(batch_loss, step, epoch)
+            schedule = self._step_schedule(step, steps_per_epoch)
+            steps.apply(run, step, schedule)
+            self._log_decay = schedule["log_decay"]
+            self.step_ = step
+            run.step_times.append(time.perf_counter() - t0)
+            loss_sum += batch_loss * len(rows)
             if bar is not None:
-                bar.close()
-            raise
-        finally:
-            engine.apply_pending_decay(self._log_decay)
-            phase = engine.timings()
-            for key in ("hash", "forward", "backward"):
-                timings[key] += phase[key]
-            self.timings_ = timings
-            self.step_times_ = np.asarray(step_times)
-        return self.history_
+                bar.update(1)
+                if s % 10 == 0 or s == steps_per_epoch - 1:
+                    bar.set_postfix(loss=f"{loss_sum / min(n, (s + 1) * batch_size):.4f}",
+                                    refresh=False)
+        return loss_sum
+
+    def _step_schedule(self, step, steps_per_epoch):
+        """The optimizer's arguments for ``step`` (1-based), written once for
+        every backend: step size, learning rate, the weight-decay sum after
+        the step, and each sampled layer's ``lr_scale`` (``Sampled(lr_scale=...)``
+        may change per step); the rest is set once per fit (``optimizer_settings``)."""
+        opt = self.optimizer
+        return {"step_size": opt.step_size(step, steps_per_epoch),
+                "log_decay": self._log_decay + opt.log_decay_at(step, steps_per_epoch),
+                "lr": opt.lr_at(step, steps_per_epoch),
+                "lr_scales": {i: self._lr_scale(i, step, steps_per_epoch)
+                              for i, layer in enumerate(self.layers)
+                              if isinstance(layer, Sampled)}}
 
     # ------------------------------------------------------------ snapshots
 
     def _snapshot(self, into=None):
         """A copy of the training state, for ``_restore`` (early stopping).
 
-        Copies every array of every layer except the gradient buffers (zero
-        between steps), whatever the optimizer keeps there, plus the step
-        count and the rebuild schedule. ``into``, a snapshot taken earlier
-        from this network, is overwritten in place, so keeping the best of
-        many epochs allocates its memory once. The LSH tables are not copied:
-        ``_restore`` rebuilds them from the restored weights.
+        Copies every array of the model's layer states except the gradient
+        buffers (zero between steps), whatever the optimizer keeps there,
+        plus the step count and the rebuild schedule; the backend copies
+        what it holds elsewhere (a shard its rows, in its own actor).
+        ``into``, a snapshot taken earlier from this network, is overwritten
+        in place, so keeping the best of many epochs allocates its memory
+        once. The LSH tables are not copied: ``_restore`` rebuilds them from
+        the restored weights.
         """
         if into is None or into.owner is not self:
             into = _Snapshot(self)
@@ -260,6 +263,7 @@ class Trainer:
         into.step = self.step_
         into.log_decay = self._log_decay
         into.schedule = [state.schedule() for state in self._states]
+        self._steps().snapshot()
         return into
 
     def _restore(self, snapshot):
@@ -284,6 +288,7 @@ class Trainer:
                 continue
             state.tables.build(state["W"], threads=self.n_threads)
             state.rehashed(self.step_)
+        self._steps().restore()
 
     def _split_validation(self, X, Y, fraction):
         """(X_train, Y_train, X_val, Y_val): a seeded fraction of the rows held out.
@@ -298,15 +303,108 @@ class Trainer:
             raise ValueError(f"validation_split={fraction} of {n} rows leaves "
                              f"{n_val} validation and {n - n_val} training rows; "
                              f"both need at least one: use a larger fraction or more rows")
-        order = np.random.default_rng([self.seed, 3, n]).permutation(n)
+        order = split_order(self.seed, n)
         val_rows = np.sort(order[:n_val])
         train_rows = np.sort(order[n_val:])
         self.validation_rows_ = val_rows
         return X[train_rows], Y[train_rows], X[val_rows], Y[val_rows]
 
 
+def optimizer_settings(optimizer):
+    """(code, settings) of ``optimizer`` for the kernels' ``set_optimizer``,
+    once per fit (both engines: the single node's and the shards')."""
+    return _optim.OPTIMIZERS[optimizer.kind], optimizer.engine_settings()
+
+
+def engine_specs(net, states):
+    """What ``_kernels.Engine`` needs of each of the first ``len(states)``
+    layers, for the single node's engine and the sharded trunk alike."""
+    return [state.engine_spec(net.layers[i], *net._dims[i], net._dropout_rate(i))
+            for i, state in enumerate(states)]
+
+
+class LocalSteps:
+    """The single node's step backend: one ``_kernels.Engine`` over every
+    layer of a ``Network`` (see the module's docstring for the interface)."""
+
+    fatal_errors = ()
+
+    def __init__(self, net):
+        self.net = net
+
+    def check_ready(self):
+        pass
+
+    def prepare(self, run, max_labels, max_row_nnz, label_log1m):
+        self.net._setup_hashing()
+        run.engine = self.engine(run.batch_size, max_labels, max_row_nnz, label_log1m)
+        self.net._engine = run.engine
+        run.timings = {"hash": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
+                       "rebuild": 0.0}
+
+    def engine(self, batch_size, max_labels, max_row_nnz, label_log1m=None):
+        """An engine over every layer's arrays, its scratch sized for the batch."""
+        net = self.net
+        threads = note_threads(net._threads_for_rows(batch_size))
+        engine = _kernels.Engine(engine_specs(net, net._states), batch_size, threads,
+                                 _loss.LOSSES[net.loss], max_labels, sampling_seed(net.seed),
+                                 net._is_shared_output(), max_row_nnz, label_log1m=label_log1m)
+        code, settings = optimizer_settings(net.optimizer)
+        engine.set_optimizer(code, **settings)
+        return engine
+
+    def start(self, run):
+        net = self.net
+        run.timings["rebuild"] += net._maybe_rebuild(force=net.step_ == 0)
+
+    def compute(self, run, rows, step):
+        net, X, Y = self.net, run.X, run.Y
+        run.timings["rebuild"] += net._maybe_rebuild()
+        run.engine.train_step(run.x_indptr, X.indices, X.data, run.y_indptr, Y.indices,
+                              rows, step, run.losses, net._log_decay)
+        batch_loss = float(run.losses[:len(rows)].mean(dtype=np.float64))
+        if not math.isfinite(batch_loss):
+            run.engine.discard_gradients(step)
+        return batch_loss
+
+    def apply(self, run, step, schedule):
+        t0 = time.perf_counter()
+        engine = run.engine
+        for i, scale in schedule["lr_scales"].items():
+            engine.set_lr_scale(i, scale)
+        engine.optimizer_step(step, schedule["step_size"], schedule["log_decay"], schedule["lr"])
+        self._mark_changed(engine)
+        run.timings["optimizer"] += time.perf_counter() - t0
+
+    def _mark_changed(self, engine):
+        """Remember the rows of a batch-shared output the last step changed."""
+        net = self.net
+        out = net._states[-1]
+        if out.tables is not None and net._is_shared_output():
+            out.dirty[engine.last_shared_ids()] = True
+
+    def settle(self, run):
+        run.engine.apply_pending_decay(self.net._log_decay)
+
+    def abort(self, run):
+        run.engine.discard_gradients(self.net.step_ + 1)
+
+    def finish(self, run):
+        run.engine.apply_pending_decay(self.net._log_decay)
+        phase = run.engine.timings()
+        for key in ("hash", "forward", "backward"):
+            run.timings[key] += phase[key]
+        self.net.timings_ = run.timings
+
+    def snapshot(self):
+        pass
+
+    def restore(self):
+        pass
+
+
 class _Snapshot:
-    """Buffers holding a copy of a network's training state (see ``Network._snapshot``)."""
+    """Buffers holding a copy of a network's training state (see ``Trainer._snapshot``)."""
 
     def __init__(self, network):
         self.owner = network
@@ -320,18 +418,20 @@ class _Snapshot:
 
 
 class _Run:
-    """A training run's data, engine and counters (``Network._prepare_training``)."""
+    """A training run's data, scratch and counters (``Trainer._prepare_training``);
+    its backend adds its engines and counters."""
 
-    def __init__(self, X, Y, x_indptr, y_indptr, engine, batch_size):
-        self.X, self.Y, self.x_indptr, self.y_indptr = X, Y, x_indptr, y_indptr
-        self.engine = engine
+    def __init__(self, X, Y, batch_size):
+        self.X, self.Y = X, Y
+        self.x_indptr = X.indptr.astype(np.int64)
+        self.y_indptr = Y.indptr.astype(np.int64)
         self.n = X.shape[0]
         self.batch_size = batch_size
         self.steps_per_epoch = (self.n + batch_size - 1) // batch_size
         self.losses = np.zeros(batch_size, dtype=np.float32)
-        self.optimizer = None     # the kernels' code of the optimizer (_optim.OPTIMIZERS)
-        self.timings = {"hash": 0.0, "forward": 0.0, "backward": 0.0, "optimizer": 0.0,
-                        "rebuild": 0.0}
+        self.steps = None         # the backend (LocalSteps, distributed.ShardSteps)
+        self.engine = None
+        self.timings = {}
         self.step_times = []
         self.first_loss = None    # (loss, step) of the run's first batch
         self.warned_divergence = False

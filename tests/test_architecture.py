@@ -7,7 +7,8 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "pyslide"
 DATA = {"data", "synthetic", "checks", "datafiles", "metrics"}
-MODEL = {"network", "training", "inference", "state", "persist", "distributed", "shard_actor"}
+MODEL = {"network", "training", "inference", "state", "persist", "distributed", "shard_actor",
+         "settings", "loading", "seeds", "_shard_group", "_shard_steps"}
 
 
 def our_imports(path):
@@ -44,10 +45,46 @@ def test_import_rules(path):
         # only the CLI runs it, and it alone reaches the optional PyTorch baseline
         assert "cli" not in imports and "demo" not in imports, path.name
         assert "torch_baseline" not in imports or path.stem == "demo", path.name
-    if path.stem not in ("distributed", "network"):
-        # Ray is optional: only the sharded network's module (and network's
-        # load, which dispatches to it at call time) may reach it
+    if path.stem not in ("distributed", "loading"):
+        # Ray is optional, and the models do not know each other: only the
+        # loader above both (which picks one at call time) reaches the
+        # sharded network's module
         assert "distributed" not in imports, f"{path.name} imports distributed"
+    if path.stem not in ("loading", "__init__"):
+        assert "loading" not in imports, f"{path.name} imports the loader (it sits above the models)"
+
+
+def test_the_import_graph_has_no_cycle():
+    """No module of ours reaches itself through the modules it imports
+    (anywhere in it, at call time too): each layer only imports downward."""
+    graph = {p.stem: our_imports(p) & {q.stem for q in PY_MODULES} for p in PY_MODULES}
+    done, on_path = set(), []
+
+    def visit(name):
+        if name in on_path:
+            cycle = on_path[on_path.index(name):] + [name]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        on_path.append(name)
+        for other in sorted(graph.get(name, ())):
+            visit(other)
+        on_path.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_only_persist_reads_and_checksums_saved_models():
+    """One reader of the saved format: no other module computes CRC-32s or
+    opens ``.npz`` files with ``numpy.load``."""
+    for path in PY_MODULES:
+        if path.stem == "persist":
+            continue
+        text = path.read_text()
+        assert "zlib" not in text, f"{path.name} computes checksums (use persist.crc32)"
+        assert "np.load(" not in text, f"{path.name} reads .npz files (use persist's readers)"
 
 
 def test_ray_is_imported_only_inside_distributed_functions():
@@ -124,6 +161,48 @@ def test_hash_families_and_bucket_tables_are_two_kernel_modules():
     assert "cdef class CompiledFamily" in families and "def _query(" in tables
     imports = re.findall(r"^(?:from|cimport|import)\s.*$", families, re.M)
     assert imports and not any("_tables" in line for line in imports), imports
+
+
+def test_one_epoch_loop_for_one_node_and_many():
+    """``fit``'s loop exists once (``training.Trainer``): the sharded network
+    trains through it with a step backend, and borrows nothing of Network's."""
+    from pyslide.distributed import ShardedNetwork
+    from pyslide.network import Network
+    from pyslide.training import Trainer
+    for name in ("_train_epoch", "_prepare_training", "_fit_data", "_step_schedule",
+                 "_snapshot", "_restore", "_split_validation"):
+        assert getattr(Network, name) is getattr(Trainer, name), name
+        assert getattr(ShardedNetwork, name) is getattr(Trainer, name), name
+    sharded = (PKG / "distributed.py").read_text() + (PKG / "_shard_steps.py").read_text()
+    assert not re.search(r"\bNetwork\._\w+\(self", sharded), \
+        "the sharded code borrows Network's private methods"
+    from pyslide._shard_steps import ShardSteps
+    from pyslide.training import LocalSteps
+    for method in ("check_ready", "prepare", "start", "compute", "apply", "settle", "abort",
+                   "finish", "snapshot", "restore"):
+        assert callable(getattr(LocalSteps, method)) and callable(getattr(ShardSteps, method))
+
+
+def test_seed_formulas_are_written_once():
+    """Every random stream's seed is a function of ``seeds.py``: the single
+    node and the shards call the same ones (one shard = the single node)."""
+    formula = re.compile(r"7919|7907|104729|default_rng\(\[")
+    for path in PY_MODULES:
+        if path.stem != "seeds":
+            found = formula.findall(path.read_text())
+            assert not found, f"{path.name} writes a seed formula of its own: {found}"
+
+
+@pytest.mark.parametrize("name", sorted(MODEL))
+def test_model_modules_hold_no_unit_over_300_lines(name):
+    """A class or function of the model's modules stays readable in one
+    sitting (issue 19): the sharded network is its model, its step backend
+    and its shard group, not one class of 900 lines."""
+    tree = ast.parse((PKG / f"{name}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            assert lines <= 300, f"{name}.py: {node.name} has {lines} lines"
 
 
 def _class_lines(path, name):

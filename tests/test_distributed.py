@@ -94,6 +94,7 @@ def test_bce_two_shards_match_single_node(cluster, small):
             net.predict_topk(X[:3], sampled=True)
         twin = ShardedNetwork.from_config(net.get_config())
         assert twin.get_config() == net.get_config() and twin.shards == 2
+        assert net.get_config()["shards"] == 2
         twin.close()
         with pytest.raises(ValueError, match=r"config: unknown key\(s\) 'shard'; known keys: "
                                              r"input_dim, .*shards"):

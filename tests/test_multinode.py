@@ -76,14 +76,21 @@ def test_shards_spread_a_lost_machine_stops_fit_and_the_checkpoint_resumes(three
         assert sorted(nodes) == sorted(alive_nodes())
         lost = workers[1]
         r = nodes.index(lost.node_id)
-        take_step = net._step
+        make_steps = net._steps
 
-        def lose_a_machine_at_step_9(run, rows, step, losses):
-            if step == 9:          # epoch 2, batch 3
-                cluster.remove_node(lost)
-            return take_step(run, rows, step, losses)
+        def steps_that_lose_a_machine_at_step_9():
+            steps = make_steps()
+            take_step = steps.compute
 
-        net._step = lose_a_machine_at_step_9
+            def compute(run, rows, step):
+                if step == 9:          # epoch 2, batch 3
+                    cluster.remove_node(lost)
+                return take_step(run, rows, step)
+
+            steps.compute = compute
+            return steps
+
+        net._steps = steps_that_lose_a_machine_at_step_9
         checkpoint = ps.ModelCheckpoint(str(tmp_path / "ckpt"), monitor="loss",
                                         save_best_only=False)
         lo, hi = net.bounds[r], net.bounds[r + 1] - 1
