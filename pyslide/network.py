@@ -17,6 +17,7 @@ from .settings import (AUTO_LR_FLOOR, AUTO_LR_PASSES, AUTO_LR_START,  # noqa: F4
                        auto_lr_scale, checked_config)
 from .state import LayerState, plan_bytes
 from .training import LocalSteps, Trainer
+from .weights import check_weights, copy_weights
 
 __all__ = ["Network", "Settings"]
 
@@ -209,6 +210,30 @@ class Network(Settings, Trainer, Predictor):
         with ``force``); returns the seconds spent. See ``LayerState.rebuild``."""
         return sum(state.rebuild(layer, self.step_, self.n_threads, force)
                    for layer, state in zip(self.layers, self._states))
+
+    # ------------------------------------------------------------ weights
+
+    def get_weights(self):
+        """Copies of every layer's weights and biases: a list with one
+        ``{"W": ..., "b": ...}`` per layer (Dense ``W`` is ``(in, out)``,
+        Sampled ``W`` ``(out, in)``). Before the first ``fit`` or
+        ``set_weights`` they are zeros (``fit`` draws the initial weights)."""
+        return [copy_weights(state) for state in self._states]
+
+    def set_weights(self, weights):
+        """Copy ``weights`` (``get_weights``'s form) into the layers; the
+        optimizer state and counters stay. A sampled layer's hash tables are
+        rebuilt from its new rows, and ``fit`` keeps these weights (it draws
+        none)."""
+        checked = check_weights(weights, self._states)
+        for state, given in zip(self._states, checked):
+            changed = not np.array_equal(state["W"], given["W"])
+            for name, array in given.items():
+                state[name][...] = array
+            if changed and state.tables is not None:
+                state.tables.build(state["W"], threads=self.n_threads)
+                state.rehashed(self.step_)
+        self._initialized = True
 
     # ------------------------------------------------------------ data
 
