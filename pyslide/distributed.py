@@ -62,6 +62,7 @@ from .settings import Settings, checked_config
 from .shard_actor import Spec
 from .state import PERSISTENT, LayerState
 from .training import Trainer
+from .weights import NAMES, check_weights, copy_weights, like
 
 __all__ = ["ShardedNetwork", "ShardError", "PlacementError"]
 
@@ -375,6 +376,10 @@ class ShardedNetwork(_ShardedFiles, _ShardedInference, Trainer, Settings):
     Uses the Ray cluster the process is connected to (``ray.init(address=
     ...)``), or starts a local one.
 
+    ``get_weights()`` / ``set_weights(weights)`` are ``Network``'s: one
+    ``{"W": ..., "b": ...}`` per layer, the output layer's rows gathered
+    from the shards (all in the driver's memory) and scattered back to them.
+
     Examples
     --------
     >>> import pyslide as ps                                  # doctest: +SKIP
@@ -519,6 +524,36 @@ class ShardedNetwork(_ShardedFiles, _ShardedInference, Trainer, Settings):
         (all rows in the driver: for tests and small models)."""
         parts = self._group.call_all("arrays", list(PERSISTENT))
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def get_weights(self):
+        """``Network.get_weights``: one ``{"W", "b"}`` copy per layer, the
+        output layer's rows gathered from the shards."""
+        self._check_open()
+        out = self.output_arrays()
+        return [copy_weights(state) for state in self._states] + [copy_weights(out)]
+
+    def set_weights(self, weights):
+        """``Network.set_weights``: the output layer's rows are scattered
+        to their shards, which rebuild their hash tables when their rows
+        changed."""
+        self._check_open()
+        out = self.output_arrays()
+        checked = check_weights(weights, [*self._states, {name: like(out[name].shape,
+                                                                     out[name].dtype)
+                                                          for name in NAMES}])
+        for state, given in zip(self._states, checked):
+            for name, array in given.items():
+                state[name][...] = array
+        ray = ray_module()
+        calls = []
+        for r, actor in enumerate(self._actors):
+            rows = slice(self.bounds[r], self.bounds[r + 1])
+            given = {name: checked[-1][name][rows] for name in NAMES}
+            calls.append(actor.set_arrays.remote(ray.put(given)))
+            if not np.array_equal(out["W"][rows], given["W"]):
+                calls.append(actor.rebuild_tables.remote(self.step_))
+        self._group.get(calls)
+        self._initialized = True
 
     def __reduce__(self):
         raise TypeError("a ShardedNetwork cannot be pickled (its rows live in Ray actors); "

@@ -88,6 +88,14 @@ class Network(Settings, Trainer, Predictor):
     stop_training : bool
         Set it in a callback to end ``fit`` after the epoch.
 
+    Weights
+    -------
+    ``get_weights()`` returns copies of every layer's weights and biases, a
+    list with one ``{"W": ..., "b": ...}`` per layer (Dense ``W`` ``(in,
+    out)``, Sampled ``W`` ``(out, in)``); ``set_weights(weights)`` copies
+    such a list back (checking each array's shape and dtype) and rebuilds
+    the hash tables of a Sampled layer whose rows changed.
+
     Examples
     --------
     >>> import pyslide as ps

@@ -1,6 +1,9 @@
-"""``get_weights`` / ``set_weights``: a model's weights and biases as plain
-arrays, one ``{"W": ..., "b": ...}`` dict per layer, in each layer's stored
-orientation (Dense ``(in, out)``, Sampled ``(out, in)``)."""
+"""The checks and copies behind ``get_weights`` / ``set_weights`` of both models; imports NumPy only.
+
+A model's weights travel as plain arrays, one ``{"W": ..., "b": ...}`` dict
+per layer, in each layer's stored orientation (Dense ``(in, out)``,
+Sampled ``(out, in)``).
+"""
 import numpy as np
 
 NAMES = ("W", "b")
@@ -11,9 +14,16 @@ def copy_weights(arrays):
     return {name: np.array(arrays[name], copy=True) for name in NAMES}
 
 
+def like(shape, dtype):
+    """A zero-byte stand-in with ``shape`` and ``dtype`` for ``check_weights``'s
+    ``expected`` (where the real array lives elsewhere, e.g. in shards)."""
+    return np.broadcast_to(np.zeros((), dtype=dtype), shape)
+
+
 def check_weights(weights, expected):
     """Raise unless ``weights`` matches ``expected`` (one dict per layer of
-    arrays of the right shape and dtype); returns them as arrays."""
+    arrays, or anything with their ``shape`` and ``dtype``); returns them as
+    arrays."""
     if not isinstance(weights, (list, tuple)) or len(weights) != len(expected):
         raise ValueError(f"weights must be a list of {len(expected)} dicts (one per layer), "
                          f"got {type(weights).__name__}"

@@ -8,7 +8,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "pyslide"
 DATA = {"data", "synthetic", "checks", "datafiles", "metrics"}
 MODEL = {"network", "training", "inference", "state", "persist", "distributed", "shard_actor",
-         "settings", "loading", "seeds", "_shard_group", "_shard_steps"}
+         "settings", "loading", "seeds", "_shard_group", "_shard_steps", "weights"}
 
 
 def our_imports(path):
