@@ -134,6 +134,56 @@ def test_one_shard_samples_exactly_as_the_single_node(cluster, small, output):
         net.close()
 
 
+def test_weights_of_one_shard_equal_the_single_nodes(cluster, small):
+    """get_weights gathers the output rows; set_weights scatters them, and
+    the shards rehash: one shard then predicts (sampled too) as Network."""
+    X, Y = small
+    layers = lambda: [ps.Dense(32), ps.Sampled(Y.shape[1], active=120,  # noqa: E731
+                                               rebuild_every=5)]
+    single = ps.Network(X.shape[1], layers(), threads=1, seed=6)
+    single.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+    net = ShardedNetwork(X.shape[1], layers(), shards=1, threads=1, seed=6)
+    try:
+        net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+        for a, b in zip(net.get_weights(), single.get_weights()):
+            np.testing.assert_array_equal(a["W"], b["W"])
+            np.testing.assert_array_equal(a["b"], b["b"])
+        other = ps.Network(X.shape[1], layers(), threads=1, seed=6)
+        other.fit(X, Y, epochs=5, batch_size=32, verbose=0)
+        net.set_weights(other.get_weights())
+        single.set_weights(other.get_weights())
+        ids, scores = net.predict_topk(X[:60], k=3, sampled=True)
+        ref_ids, ref_scores = single.predict_topk(X[:60], k=3, sampled=True)
+        np.testing.assert_array_equal(ids, ref_ids)
+        np.testing.assert_allclose(scores, ref_scores, rtol=1e-6)
+        np.testing.assert_allclose(net.predict_proba(X[:30]), other.predict_proba(X[:30]),
+                                   rtol=1e-5, atol=1e-7)
+    finally:
+        net.close()
+
+
+def test_weights_scatter_over_shards_and_are_checked(cluster, small):
+    X, Y = small
+    net = ShardedNetwork(X.shape[1], dense_layers(Y.shape[1]), shards=3, threads=1, seed=2)
+    try:
+        net.fit(X, Y, epochs=1, batch_size=32, verbose=0)
+        weights = net.get_weights()
+        assert weights[0]["W"].shape == (X.shape[1], 32)
+        assert weights[1]["W"].shape == (Y.shape[1], 32)
+        weights[1]["W"] *= -1
+        weights[1]["b"] += 1
+        net.set_weights(weights)
+        out = net.output_arrays()
+        np.testing.assert_array_equal(out["W"], weights[1]["W"])
+        np.testing.assert_array_equal(out["b"], weights[1]["b"])
+        weights[1]["W"] = weights[1]["W"][:-1]
+        with pytest.raises(ValueError, match=r"weights\[1\]\['W'\] must have shape "
+                                             r"\(\d+, 32\), got"):
+            net.set_weights(weights)
+    finally:
+        net.close()
+
+
 @pytest.mark.parametrize("optimizer", [ps.AdamW(weight_decay=0.05), ps.SGD(lr=0.2)],
                          ids=["adamw", "sgd"])
 def test_two_shards_follow_the_single_node_optimizer(cluster, small, optimizer):
