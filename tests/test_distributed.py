@@ -56,8 +56,10 @@ def test_shards_train_the_single_node_network(cluster, small, single, shards):
     try:
         net.fit(X, Y, epochs=STEPS_EPOCHS, batch_size=32, verbose=0)
         assert net.step_ == single.step_ >= 300
-        np.testing.assert_allclose(net._states[0]["W"], single._states[0]["W"], atol=1e-5)
-        np.testing.assert_allclose(net._states[0]["b"], single._states[0]["b"], atol=1e-5)
+        np.testing.assert_allclose(net.get_weights()[0]["W"], single.get_weights()[0]["W"],
+                                   atol=1e-5)
+        np.testing.assert_allclose(net.get_weights()[0]["b"], single.get_weights()[0]["b"],
+                                   atol=1e-5)
         out = net.output_arrays()
         for name in ("W", "b", "mW", "vW"):
             np.testing.assert_allclose(out[name], single._states[-1][name], atol=1e-5,
@@ -73,7 +75,7 @@ def test_shards_train_the_single_node_network(cluster, small, single, shards):
         np.testing.assert_array_equal(ids[clear], ref_ids[clear])
         if shards == 1:
             # one shard is the same arithmetic in the same order
-            np.testing.assert_array_equal(out["W"], single._states[-1]["W"])
+            np.testing.assert_array_equal(out["W"], single.get_weights()[-1]["W"])
     finally:
         net.close()
 
@@ -86,7 +88,7 @@ def test_bce_two_shards_match_single_node(cluster, small):
     net = ShardedNetwork(X.shape[1], dense_layers(Y.shape[1]), shards=2, **kw)
     try:
         net.fit(X, Y, epochs=3, batch_size=32, verbose=0)
-        np.testing.assert_allclose(net.output_arrays()["W"], single._states[-1]["W"],
+        np.testing.assert_allclose(net.output_arrays()["W"], single.get_weights()[-1]["W"],
                                    atol=1e-5)
         np.testing.assert_allclose(net.history_["loss"], single.history_["loss"], rtol=1e-5)
         with pytest.raises(ValueError, match=r"sampled=True\) needs a Sampled output layer "
@@ -120,10 +122,10 @@ def test_one_shard_samples_exactly_as_the_single_node(cluster, small, output):
     net = ShardedNetwork(X.shape[1], layers(), shards=1, threads=1, seed=6)
     try:
         net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
-        np.testing.assert_array_equal(net.output_arrays()["W"], single._states[-1]["W"])
+        np.testing.assert_array_equal(net.output_arrays()["W"], single.get_weights()[-1]["W"])
         # the biases too, which both started at the label prior (bias_init="auto")
-        np.testing.assert_array_equal(net.output_arrays()["b"], single._states[-1]["b"])
-        np.testing.assert_array_equal(net._states[0]["W"], single._states[0]["W"])
+        np.testing.assert_array_equal(net.output_arrays()["b"], single.get_weights()[-1]["b"])
+        np.testing.assert_array_equal(net.get_weights()[0]["W"], single.get_weights()[0]["W"])
         if output == "lsh":
             # the same tables too: sampled inference returns the same top k
             ids, scores = net.predict_topk(X[:60], k=3, sampled=True)
@@ -195,8 +197,10 @@ def test_two_shards_follow_the_single_node_optimizer(cluster, small, optimizer):
                          threads=1, seed=8)
     try:
         net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
-        np.testing.assert_allclose(net.output_arrays()["W"], single._states[-1]["W"], atol=1e-5)
-        np.testing.assert_allclose(net._states[0]["W"], single._states[0]["W"], atol=1e-5)
+        np.testing.assert_allclose(net.output_arrays()["W"], single.get_weights()[-1]["W"],
+                                   atol=1e-5)
+        np.testing.assert_allclose(net.get_weights()[0]["W"], single.get_weights()[0]["W"],
+                                   atol=1e-5)
     finally:
         net.close()
 
@@ -314,7 +318,7 @@ def test_training_resumes_from_a_loaded_folder_as_if_uninterrupted(cluster, smal
         resumed.fit(X, Y, epochs=1, batch_size=32, verbose=0)
         np.testing.assert_array_equal(resumed.output_arrays()["W"],
                                       straight.output_arrays()["W"])
-        np.testing.assert_array_equal(resumed._states[0]["W"], straight._states[0]["W"])
+        np.testing.assert_array_equal(resumed.get_weights()[0]["W"], straight.get_weights()[0]["W"])
     finally:
         straight.close()
         if resumed is not None:
@@ -336,7 +340,8 @@ def test_callbacks_and_validation_as_with_network(cluster, small, tmp_path):
         np.testing.assert_allclose(history["val_loss"], ref["val_loss"], rtol=1e-4)
         np.testing.assert_allclose(history["val_p@1"], ref["val_p@1"], atol=1e-9)
         assert net.best_epoch_ == single.best_epoch_ and net.step_ == single.step_
-        np.testing.assert_allclose(net.output_arrays()["W"], single._states[-1]["W"], atol=1e-5)
+        np.testing.assert_allclose(net.output_arrays()["W"], single.get_weights()[-1]["W"],
+                                   atol=1e-5)
         assert checkpoint.saved and all(os.path.isdir(p) for p in checkpoint.saved)
         best = ps.load(checkpoint.saved[-1], shards=1)
         assert best.epoch_ == checkpoint.best_epoch
@@ -576,7 +581,8 @@ def closed():
 
 
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_topk", "evaluate",
-                                    "fit", "save", "output_arrays", "to_network"])
+                                    "fit", "save", "output_arrays", "to_network",
+                                    "get_weights", "set_weights"])
 def test_a_closed_network_says_so_and_how_to_go_on(cluster, closed, method, tmp_path):
     net, X, Y = closed
     step, history, W = net.step_, dict(net.history_), net._states[0]["W"].copy()
@@ -585,7 +591,8 @@ def test_a_closed_network_says_so_and_how_to_go_on(cluster, closed, method, tmp_
              "predict_topk": lambda: net.predict_topk(X[:0]),
              "evaluate": lambda: net.evaluate(X, Y), "fit": lambda: net.fit(X, Y, verbose=0),
              "save": lambda: net.save(tmp_path / "model"),
-             "output_arrays": net.output_arrays, "to_network": net.to_network}
+             "output_arrays": net.output_arrays, "to_network": net.to_network,
+             "get_weights": net.get_weights, "set_weights": lambda: net.set_weights([])}
     with pytest.raises(RuntimeError, match=CLOSED):
         calls[method]()
     # said before any work: nothing trained, nothing written

@@ -51,7 +51,7 @@ def test_one_thread_runs_are_bit_identical(small):
     # and a different seed gives a different model
     other = lsh_net(X.shape[1], Y.shape[1], threads=1, seed=8)
     other.fit(X[:1000], Y[:1000], epochs=2, batch_size=50, verbose=0)
-    assert not np.array_equal(other._params[1]["W"], nets[0]._params[1]["W"])
+    assert not np.array_equal(other.get_weights()[1]["W"], nets[0].get_weights()[1]["W"])
 
 
 def test_hogwild_deviation_is_small(small):
@@ -106,12 +106,12 @@ def test_labels_accept_lists_and_multiclass_arrays(small):
     for labels in (Y, lists):
         net = lsh_net(X.shape[1], Y.shape[1], seed=1)
         net.fit(X, labels, epochs=1, batch_size=64, verbose=0)
-        results.append(net._params[1]["W"].copy())
+        results.append(net.get_weights()[1]["W"])
     np.testing.assert_array_equal(results[0], results[1])
     single = np.array([row[0] if row else 0 for row in lists])
     net = lsh_net(X.shape[1], Y.shape[1], seed=1)
     net.fit(X, single, epochs=1, batch_size=64, verbose=0)
-    assert np.isfinite(net._params[1]["W"]).all()
+    assert np.isfinite(net.get_weights()[1]["W"]).all()
 
 
 def test_dense_input_and_dense_output(small):
@@ -205,14 +205,14 @@ def test_non_finite_loss_names_the_step(small):
     X, Y = X[:200], Y[:200]
     net = lsh_net(X.shape[1], Y.shape[1])
     net.fit(X, Y, epochs=1, batch_size=100, verbose=0)
-    before = [p["W"].copy() for p in net._params]
+    before = net.get_weights()
     huge = X.copy()
     huge.data[:] = 3e38
     with pytest.raises(FloatingPointError, match=r"at step 3 \(epoch 2, batch 1\)"):
         net.fit(huge, Y, epochs=1, batch_size=100, verbose=0)
     assert net.step_ == 2
-    for p, w in zip(net._params, before):
-        np.testing.assert_array_equal(p["W"], w)
+    for p, w in zip(net.get_weights(), before):
+        np.testing.assert_array_equal(p["W"], w["W"])
 
 
 def test_bibtex_reaches_published_range(data_file):
@@ -378,8 +378,10 @@ def test_sampled_inference_scores_the_largest_bias_outputs(small):
     X, Y, Xt, Yt = small
     net = lsh_net(X.shape[1], Y.shape[1], seed=0)
     net.fit(X[:600], Y[:600], epochs=1, batch_size=64, verbose=0)
-    favourite = int(np.argmin(net._params[-1]["b"]))
-    net._params[-1]["b"][favourite] = 1e3
+    weights = net.get_weights()
+    favourite = int(np.argmin(weights[-1]["b"]))
+    weights[-1]["b"][favourite] = 1e3
+    net.set_weights(weights)
     approx, _ = net.predict_topk(Xt[:50], k=1, sampled=True)
     assert np.all(approx[:, 0] == favourite)
 
