@@ -236,7 +236,8 @@ def test_weight_decay_shrinks_weights_and_survives_save_load(tmp_path):
                          optimizer=ps.Adam(lr=0.01, weight_decay=wd), threads=1, seed=0)
         net.fit(X, Y, epochs=3, batch_size=16, verbose=0)
         nets[wd] = net
-    assert np.abs(nets[0.5]._params[0]["W"]).sum() < np.abs(nets[0.0]._params[0]["W"]).sum()
+    assert (np.abs(nets[0.5].get_weights()[0]["W"]).sum()
+            < np.abs(nets[0.0].get_weights()[0]["W"]).sum())
     path = tmp_path / "m.npz"
     nets[0.5].save(path)
     back = ps.load(path)
@@ -274,9 +275,9 @@ def test_fit_follows_the_schedule():
                      optimizer=ps.SGD(lr=0.5, schedule=ps.StepDecay(every=1, factor=1e-9)),
                      threads=1, seed=0)
     net.fit(X, Y, epochs=1, batch_size=16, verbose=0)
-    after_one = [p["W"].copy() for p in net._params]
+    after_one = [p["W"] for p in net.get_weights()]
     net.fit(X, Y, epochs=2, batch_size=16, verbose=0)
-    for before, p in zip(after_one, net._params):
+    for before, p in zip(after_one, net.get_weights()):
         np.testing.assert_allclose(p["W"], before, atol=1e-6)
     assert not np.array_equal(after_one[0], np.zeros_like(after_one[0]))
 
@@ -467,11 +468,12 @@ def test_sampled_output_biases_start_at_the_label_prior(loss, share):
     net = ps.Network(X.shape[1], [ps.Dense(16), ps.Sampled(300, active=24, share=share)],
                      loss=loss, threads=1, seed=0)
     _started(net, X, Y)
-    np.testing.assert_allclose(net._params[-1]["b"], _prior_reference(Y, loss), rtol=1e-6)
-    assert not np.any(net._params[0]["b"])        # hidden biases stay zero
+    weights = net.get_weights()
+    np.testing.assert_allclose(weights[-1]["b"], _prior_reference(Y, loss), rtol=1e-6)
+    assert not np.any(weights[0]["b"])        # hidden biases stay zero
     # the start is ranked by popularity: a label held by more rows starts higher
     counts = np.bincount(Y.indices, minlength=300)
-    b = net._params[-1]["b"]
+    b = weights[-1]["b"]
     assert np.all(np.diff(b[np.argsort(counts, kind="stable")]) >= 0)
 
 
@@ -482,7 +484,7 @@ def test_bias_init_zero_auto_and_explicit_prior():
                               (ps.Sampled(60, active=60, bias_init="prior"), True)]:
         net = ps.Network(X.shape[1], [ps.Dense(8), out], threads=1, seed=0)
         _started(net, X, Y)
-        b = net._params[-1]["b"]
+        b = net.get_weights()[-1]["b"]
         if expect_prior:
             np.testing.assert_allclose(b, _prior_reference(Y, "softmax"), rtol=1e-6)
         else:
@@ -493,11 +495,11 @@ def test_prior_is_set_once_a_trained_network_keeps_its_biases():
     X, Y = random_problem(n=40, n_labels=60, seed=9)
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(60, active=12)], threads=1, seed=0)
     net.fit(X, Y, epochs=1, batch_size=8, verbose=0)
-    trained = np.array(net._params[-1]["b"])
+    trained = net.get_weights()[-1]["b"]
     assert not np.allclose(trained, _prior_reference(Y, "softmax"))   # training moved them
     # a second fit on other labels continues from the trained biases
     _started(net, X, Y[::-1])
-    np.testing.assert_array_equal(net._params[-1]["b"], trained)
+    np.testing.assert_array_equal(net.get_weights()[-1]["b"], trained)
 
 
 def test_bias_init_bad_values_are_named():
@@ -625,17 +627,18 @@ def test_fit_applies_lr_scale_per_epoch(share):
                                                           lr_scale=[1.0, 1e-7])],
                      optimizer=ps.SGD(lr=0.5), threads=1, seed=0)
     net.fit(X, Y, epochs=1, batch_size=16, verbose=0)
-    after_one = [{k: np.array(p[k]) for k in ("W", "b")} for p in net._params]
+    after_one = net.get_weights()
     net.fit(X, Y, epochs=1, batch_size=16, verbose=0)
-    assert np.abs(net._params[0]["W"] - after_one[0]["W"]).max() > 1e-3
-    np.testing.assert_allclose(net._params[1]["W"], after_one[1]["W"], atol=1e-6)
-    np.testing.assert_allclose(net._params[1]["b"], after_one[1]["b"], atol=1e-6)
+    after_two = net.get_weights()
+    assert np.abs(after_two[0]["W"] - after_one[0]["W"]).max() > 1e-3
+    np.testing.assert_allclose(after_two[1]["W"], after_one[1]["W"], atol=1e-6)
+    np.testing.assert_allclose(after_two[1]["b"], after_one[1]["b"], atol=1e-6)
     # and the first epoch did move it
     fresh = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(40, hash=None, active=10,
                                                             share=share)],
                        optimizer=ps.SGD(lr=0.5), threads=1, seed=0)
     fresh._prepare_training(fresh._check_X(X), fresh._check_Y(Y, X.shape[0]), 16)
-    assert np.abs(fresh._params[1]["W"] - after_one[1]["W"]).max() > 1e-3
+    assert np.abs(fresh.get_weights()[1]["W"] - after_one[1]["W"]).max() > 1e-3
 
 
 def test_lr_scale_bad_values_are_named_and_round_trip():
