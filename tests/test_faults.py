@@ -93,7 +93,7 @@ def test_sigkill_in_the_middle_of_saving_keeps_the_previous_model(tmp_path):
     # the file at the path is the first model, byte for byte, and loads
     assert hashlib.sha256(path.read_bytes()).hexdigest() == first[1]
     net = ps.load(path)
-    assert net._params[1]["W"].shape == (800_000, 64)
+    assert net.get_weights()[1]["W"].shape == (800_000, 64)
     # a killed writer cannot clean up: it leaves one hidden temporary file
     assert [name.startswith(".big.npz.") for name in temp_files(tmp_path)] == [True]
 
@@ -114,7 +114,7 @@ def test_two_concurrent_writers_leave_one_complete_model(tmp_path):
                 w.kill()
                 w.wait()
     net = ps.load(path)
-    assert zlib.crc32(net._params[1]["W"].tobytes()) in crcs
+    assert zlib.crc32(net.get_weights()[1]["W"].tobytes()) in crcs
     assert os.listdir(tmp_path) == ["shared.npz"]
 
 

@@ -176,13 +176,15 @@ def test_bad_json_config_names_the_file(model_file, tmp_path):
 def test_non_finite_weights_are_refused_at_load(problem, tmp_path):
     X, Y = problem
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], active=30)], seed=0)
-    net._ensure_initialized()
-    net._params[1]["W"][3, 2] = np.nan
+    weights = net.get_weights()
+    weights[1]["W"][3, 2] = np.nan
+    net.set_weights(weights)
     net.save(tmp_path / "nan.npz")
     with pytest.raises(ValueError, match=r"layer1_W \(layer 1, array W\) holds NaN or infinite"):
         ps.load(tmp_path / "nan.npz")
-    net._params[1]["W"][3, 2] = 0
-    net._params[0]["b"][1] = np.inf
+    weights[1]["W"][3, 2] = 0
+    weights[0]["b"][1] = np.inf
+    net.set_weights(weights)
     net.save(tmp_path / "inf.npz")
     with pytest.raises(ValueError, match=r"layer0_b \(layer 0, array b\) holds NaN or infinite"):
         ps.load(tmp_path / "inf.npz")

@@ -127,7 +127,7 @@ def test_dense_and_sparse_inputs_train_the_same_network(xc):
     params = dict(hidden_layer_sizes=(16,), epochs=2, lr=1e-2, batch_size=32, threads=1)
     sparse_fit = SlideClassifier(**params).fit(X, Y)
     dense_fit = SlideClassifier(**params).fit(X.toarray(), Y.toarray().astype(np.int64))
-    for a, b in zip(sparse_fit.network_._params, dense_fit.network_._params):
+    for a, b in zip(sparse_fit.network_.get_weights(), dense_fit.network_.get_weights()):
         np.testing.assert_array_equal(a["W"], b["W"])
     # each answers predict in the representation it was given
     sparse_pred, dense_pred = sparse_fit.predict(Xt), dense_fit.predict(Xt.toarray())
