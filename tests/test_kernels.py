@@ -299,11 +299,13 @@ def test_full_active_sampled_layer_equals_dense():
                          **kw)
     dense._init_weights(1.0)
     sampled._init_weights(1.0)
-    sampled._params[0]["W"][:] = dense._params[0]["W"]
-    sampled._params[1]["W"][:] = dense._params[1]["W"].T
+    weights, start = sampled.get_weights(), dense.get_weights()
+    weights[0]["W"] = start[0]["W"]
+    weights[1]["W"] = start[1]["W"].T        # Dense (in, out), Sampled (out, in)
+    sampled.set_weights(weights)
     for net in (dense, sampled):
         net.fit(X, Y, epochs=2, batch_size=8, verbose=0, shuffle=False)
-    np.testing.assert_allclose(sampled._params[1]["W"], dense._params[1]["W"].T,
+    np.testing.assert_allclose(sampled.get_weights()[1]["W"], dense.get_weights()[1]["W"].T,
                                rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(sampled.predict_proba(X), dense.predict_proba(X),
                                rtol=1e-4, atol=1e-6)
