@@ -82,10 +82,9 @@ def train(make):
 def weights(net):
     """{"layer{i}_W": ..., "layer{i}_b": ...} of a trained network."""
     out = {}
-    for i in range(len(net.layers)):
-        W, b = net._params[i]["W"], net._params[i]["b"]
-        out[f"layer{i}_W"] = np.array(W)
-        out[f"layer{i}_b"] = np.array(b)
+    for i, layer in enumerate(net.get_weights()):
+        out[f"layer{i}_W"] = layer["W"]
+        out[f"layer{i}_b"] = layer["b"]
     return out
 
 

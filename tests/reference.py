@@ -9,7 +9,7 @@ from pyslide.layers import Sampled
 
 
 def _layer_weights(net, i):
-    p = net._params[i]
+    p = net.get_weights()[i]
     return p["W"].astype(np.float64), p["b"].astype(np.float64)
 
 
