@@ -607,29 +607,10 @@ def _layers_from_config(specs, n_labels, source="--config"):
         if last and spec["units"] != n_labels:
             raise UsageError(f"{where} is the output layer: units must be the number of labels "
                              f"({n_labels}) or \"labels\", got {spec['units']!r}")
-        if spec.get("kind") == "sampled":
-            spec["hash"] = _config_family(spec.get("hash", "auto"), where)
         with _library_error(f"{where}: "):
             _layers.layer_from_config(spec)
         layers.append(spec)
     return layers
-
-
-def _config_family(family, where):
-    """A layer table's ``hash``: "auto", "none" or {family = "simhash", K = 9, ...}."""
-    if isinstance(family, dict):
-        config = dict(family)
-        name = str(config.pop("family", "")).lower()
-        if name not in _FAMILIES:
-            raise UsageError(f"{where}: hash.family must be one of {', '.join(_FAMILIES)}, "
-                             f"got {name!r}")
-        return {"family": _FAMILIES[name].__name__, **config}
-    if family in ("none", "uniform", None):
-        return None
-    if family != "auto":
-        raise UsageError(f"{where}: hash must be \"auto\", \"none\" or a table "
-                         f"{{family = \"simhash\", K = 9, L = 50}}, got {family!r}")
-    return family
 
 
 def _build_network(opts, X, Y, optimizer):

@@ -391,11 +391,17 @@ def layer_from_config(config):
     if kind == "dense":
         return Dense(**config)
     if kind == "sampled":
-        hash_config = config.pop("hash", "auto")
-        if hash_config is None or isinstance(hash_config, str):
-            family = hash_config
-        else:
-            from .hashing import family_from_config
-            family = family_from_config(hash_config)
-        return Sampled(hash=family, **config)
+        return Sampled(hash=_family_of_config(config.pop("hash", "auto")), **config)
     raise ValueError(f"unknown layer kind {kind!r}; expected 'dense' or 'sampled'")
+
+
+def _family_of_config(hash_config):
+    """A sampled layer config's ``hash``: "auto", "none" (or None: uniform sampling), in
+    any case, or a family's config such as {"family": "simhash", "K": 9, "L": 50}."""
+    if hash_config is None or isinstance(hash_config, dict):
+        from .hashing import family_from_config
+        return None if hash_config is None else family_from_config(hash_config)
+    if isinstance(hash_config, str) and hash_config.lower() in ("auto", "none"):
+        return "auto" if hash_config.lower() == "auto" else None
+    raise ValueError(f"hash must be 'auto', 'none' or a family's config such as "
+                     f"{{'family': 'simhash', 'K': 9, 'L': 50}}, got {hash_config!r}")

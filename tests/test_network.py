@@ -451,3 +451,21 @@ def test_topk_probabilities_are_predict_probas_at_the_topk_ids(loss):
     probs = topk_probabilities(net, X[:5], ids, logits)
     expected = np.take_along_axis(net.predict_proba(X[:5]), ids, axis=1)
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("given, expected", [("auto", "auto"), ("AUTO", "auto"),
+                                             ("none", None), ("None", None), (None, None)])
+def test_layer_from_config_hash_names_in_any_case(given, expected):
+    from pyslide.layers import layer_from_config
+    layer = layer_from_config({"kind": "sampled", "units": 10, "hash": given})
+    assert layer.hash == expected
+
+
+def test_layer_from_config_family_in_any_case_and_bad_hash_named():
+    from pyslide.layers import layer_from_config
+    layer = layer_from_config({"kind": "sampled", "units": 10,
+                               "hash": {"family": "dwta", "K": 4, "L": 2}})
+    assert type(layer.hash) is ps.DWTA and (layer.hash.K, layer.hash.L) == (4, 2)
+    with pytest.raises(ValueError, match=r"hash must be 'auto', 'none' or a family's config"
+                                         r".*got 'uniformly'"):
+        layer_from_config({"kind": "sampled", "units": 10, "hash": "uniformly"})
