@@ -469,3 +469,23 @@ def test_layer_from_config_family_in_any_case_and_bad_hash_named():
     with pytest.raises(ValueError, match=r"hash must be 'auto', 'none' or a family's config"
                                          r".*got 'uniformly'"):
         layer_from_config({"kind": "sampled", "units": 10, "hash": "uniformly"})
+
+
+def test_hash_family_auto_is_resolve_hash_with_overrides():
+    from pyslide.layers import hash_family
+    for units, in_dim in [(1000, 64), (1000, 10000)]:
+        auto = ps.Sampled(units).resolve_hash(in_dim, seed=3)
+        assert hash_family("auto", units, in_dim, seed=3).get_config() == auto.get_config()
+        replaced = hash_family("AUTO", units, in_dim, seed=3, L=7)
+        assert type(replaced) is type(auto) and (replaced.K, replaced.L) == (auto.K, 7)
+
+
+def test_hash_family_refuses_by_name():
+    from pyslide.layers import hash_family
+    assert type(hash_family("DOPH", 10, 5, K=2)) is ps.DOPH
+    with pytest.raises(ValueError, match=r"^bin_size does not apply to the SimHash family$"):
+        hash_family("simhash", 10, 5, bin_size=4)
+    with pytest.raises(ValueError, match=r"^bits does not apply to the SimHash family$"):
+        hash_family("auto", 10, 5, bits=4)
+    with pytest.raises(ValueError, match=r"hash family must be one of .* got 'md5'"):
+        hash_family("md5", 10, 5)
