@@ -554,21 +554,12 @@ def _hash_config(opts, n_labels, in_dim):
             if o.target.startswith("family.") and getattr(opts, o.dest) is not None:
                 raise UsageError(f"{o.flags[0]} does not apply to --hash none (uniform sampling)")
         return None
-    cls = _FAMILIES.get(kind)
-    shape = ("K", "L") if cls is None else inspect.signature(cls).parameters
-    for o in _TRAIN_SPEC.values():
-        name = o.target.split(".")[-1]
-        if o.target.startswith("family.") and name in family and name not in shape:
-            raise UsageError(f"{o.flags[0]} does not apply to --hash {kind}"
-                             + (" (it belongs to a specific family)" if cls is None else ""))
-    if cls is not None:
-        return {"family": cls.__name__, **family, **_set(seed=opts.seed)}
-    if not family:
+    if kind == "auto" and not family:
         return "auto"
-    # the family 'auto' would pick for this shape, with K / L replaced
-    probe = Sampled(n_labels, hash="auto", active=1, **_set(share=opts.share))
-    config = probe.resolve_hash(in_dim, opts.seed or 0).get_config()
-    return {**config, **family, **_set(seed=opts.seed)}
+    with _library_error():
+        return _layers.hash_family(kind, n_labels, in_dim, **_set(share=opts.share),
+                                   **_set(bucket_size=opts.bucket_size), seed=opts.seed or 0,
+                                   **family).get_config()
 
 
 def _layers_from_flags(opts, input_dim, n_labels):
@@ -607,29 +598,10 @@ def _layers_from_config(specs, n_labels, source="--config"):
         if last and spec["units"] != n_labels:
             raise UsageError(f"{where} is the output layer: units must be the number of labels "
                              f"({n_labels}) or \"labels\", got {spec['units']!r}")
-        if spec.get("kind") == "sampled":
-            spec["hash"] = _config_family(spec.get("hash", "auto"), where)
         with _library_error(f"{where}: "):
             _layers.layer_from_config(spec)
         layers.append(spec)
     return layers
-
-
-def _config_family(family, where):
-    """A layer table's ``hash``: "auto", "none" or {family = "simhash", K = 9, ...}."""
-    if isinstance(family, dict):
-        config = dict(family)
-        name = str(config.pop("family", "")).lower()
-        if name not in _FAMILIES:
-            raise UsageError(f"{where}: hash.family must be one of {', '.join(_FAMILIES)}, "
-                             f"got {name!r}")
-        return {"family": _FAMILIES[name].__name__, **config}
-    if family in ("none", "uniform", None):
-        return None
-    if family != "auto":
-        raise UsageError(f"{where}: hash must be \"auto\", \"none\" or a table "
-                         f"{{family = \"simhash\", K = 9, L = 50}}, got {family!r}")
-    return family
 
 
 def _build_network(opts, X, Y, optimizer):

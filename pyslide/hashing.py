@@ -483,14 +483,15 @@ class DOPH(_FamilySpec):
 
 
 def family_from_config(config):
-    """The specification described by ``spec.get_config()``."""
+    """The specification described by ``spec.get_config()``; the ``family`` name may be
+    written in any case ("SimHash", "simhash")."""
     config = dict(config)
     name = config.pop("family", None)
-    families = {"SimHash": SimHash, "WTA": WTA, "DWTA": DWTA, "DOPH": DOPH}
-    if name not in families:
-        raise ValueError(
-            f"unknown hash family {name!r} in config; expected one of {sorted(families)}")
-    return families[name](**config)
+    families = {cls.__name__.lower(): cls for cls in (SimHash, DWTA, WTA, DOPH)}
+    if str(name).lower() not in families:
+        raise ValueError(f"hash family must be one of {', '.join(families)} (in any case), "
+                         f"got {name!r}")
+    return families[str(name).lower()](**config)
 
 
 # ---------------------------------------------------------------------------

@@ -10,12 +10,13 @@ kernels in ``_kernels.pyx`` compute it. Two kinds:
     only the neurons that LSH (or uniform sampling) picks, per sample or per
     batch. Stored ``(out, in)`` so each active neuron reads one contiguous row.
 """
+import inspect
 import math
 import numbers
 
 from ._validate import choice, flag, integer
 
-__all__ = ["Dense", "Sampled"]
+__all__ = ["Dense", "Sampled", "hash_family"]
 
 ACTIVATIONS = ("relu", "linear")
 # a Dense hidden layer's dropout when it sets none (the network applies it)
@@ -352,15 +353,8 @@ class Sampled:
         """
         if self.hash != "auto":
             return self.hash
-        from .hashing import DWTA, SimHash
-        L = self.TABLES[self.share]
-        if in_dim > self.DWTA_ABOVE:
-            return DWTA(K=max(1, min(5, int(math.log2(max(self.units, 2))) // 3)), L=L,
-                        bin_size=8, seed=seed)
-        # about half a bucket of neurons per bucket on average, so a bucket
-        # rarely overflows and drops neurons
-        K = int(min(16, max(4, math.ceil(math.log2(max(2.0, 2.0 * self.units / self.bucket_size))))))
-        return SimHash(K=K, L=L, seed=seed)
+        return hash_family("auto", self.units, in_dim, share=self.share,
+                           bucket_size=self.bucket_size, seed=seed)
 
     def get_config(self):
         return {"kind": self.kind, "units": self.units, "active": self.active,
@@ -382,6 +376,48 @@ class Sampled:
                 f"share={self.share!r})")
 
 
+def hash_family(name, units, in_dim, share="batch", bucket_size=128, seed=0, **params):
+    """The hash family ``name`` for a sampled layer of ``units`` neurons over inputs of
+    width ``in_dim``, with ``params`` (K, L, bin_size, ...) in place of its defaults.
+
+    Parameters
+    ----------
+    name : str
+        "auto" (the family :meth:`Sampled.resolve_hash` picks for this shape), "simhash",
+        "dwta", "wta" or "doph", in any case.
+    units, in_dim : int
+        The layer's neurons and input width (used by "auto").
+    share : str
+        The layer's ``share`` ("auto" picks its table count by it).
+    bucket_size : int
+        The layer's ``bucket_size`` ("auto" picks SimHash's K by it).
+    seed : int
+        The family's seed.
+    **params
+        The family's parameters; one the family does not take is refused by name.
+
+    Returns
+    -------
+    SimHash, DWTA, WTA or DOPH
+    """
+    from .hashing import DWTA, family_from_config, SimHash
+    if str(name).lower() != "auto":
+        family = {"family": name, "seed": seed}
+    elif in_dim > Sampled.DWTA_ABOVE:
+        family = {"family": "DWTA", "K": max(1, min(5, int(math.log2(max(units, 2))) // 3)),
+                  "L": Sampled.TABLES[share], "bin_size": 8, "seed": seed}
+    else:
+        # about half a bucket of neurons per bucket on average, so a bucket
+        # rarely overflows and drops neurons
+        K = int(min(16, max(4, math.ceil(math.log2(max(2.0, 2.0 * units / bucket_size))))))
+        family = {"family": "SimHash", "K": K, "L": Sampled.TABLES[share], "seed": seed}
+    cls = type(family_from_config(family))   # a bad name is refused here
+    for param in params:
+        if param not in inspect.signature(cls).parameters:
+            raise ValueError(f"{param} does not apply to the {cls.__name__} family")
+    return family_from_config({**family, **params})
+
+
 def layer_from_config(config):
     """The layer a ``get_config()`` dict describes; keys left out take the defaults."""
     if not isinstance(config, dict):
@@ -391,11 +427,17 @@ def layer_from_config(config):
     if kind == "dense":
         return Dense(**config)
     if kind == "sampled":
-        hash_config = config.pop("hash", "auto")
-        if hash_config is None or isinstance(hash_config, str):
-            family = hash_config
-        else:
-            from .hashing import family_from_config
-            family = family_from_config(hash_config)
-        return Sampled(hash=family, **config)
+        return Sampled(hash=_family_of_config(config.pop("hash", "auto")), **config)
     raise ValueError(f"unknown layer kind {kind!r}; expected 'dense' or 'sampled'")
+
+
+def _family_of_config(hash_config):
+    """A sampled layer config's ``hash``: "auto", "none" (or None: uniform sampling), in
+    any case, or a family's config such as {"family": "simhash", "K": 9, "L": 50}."""
+    if hash_config is None or isinstance(hash_config, dict):
+        from .hashing import family_from_config
+        return None if hash_config is None else family_from_config(hash_config)
+    if isinstance(hash_config, str) and hash_config.lower() in ("auto", "none"):
+        return "auto" if hash_config.lower() == "auto" else None
+    raise ValueError(f"hash must be 'auto', 'none' or a family's config such as "
+                     f"{{'family': 'simhash', 'K': 9, 'L': 50}}, got {hash_config!r}")

@@ -400,7 +400,9 @@ def test_usage_errors(capsys, argv, fragments):
 
 def test_usage_errors_found_after_reading_the_data(capsys, files):
     cases = [
-        (["--hash", "simhash", "--bin-size", "4"], "--bin-size does not apply to --hash simhash"),
+        (["--hash", "simhash", "--bin-size", "4"],
+         "bin_size does not apply to the SimHash family (on the command line: bin_size is "
+         "--bin-size)"),
         (["--hash", "none", "-K", "3"], "-K does not apply to --hash none"),
         (["--output", "dense", "--active", "10"], "--active applies to a sampled output layer"),
         (["--output", "dense", "--bias-init", "prior"],

@@ -44,8 +44,15 @@ def test_compile_validation():
 
 
 def test_family_from_config_unknown():
-    with pytest.raises(ValueError, match=r"unknown hash family 'Nope' in config"):
+    with pytest.raises(ValueError, match=r"hash family must be one of simhash, dwta, wta, doph "
+                                         r"\(in any case\), got 'Nope'"):
         family_from_config({"family": "Nope"})
+
+
+@pytest.mark.parametrize("name", ["SimHash", "simhash", "SIMHASH"])
+def test_family_from_config_any_case(name):
+    family = family_from_config({"family": name, "K": 5, "L": 3})
+    assert type(family) is SimHash and (family.K, family.L) == (5, 3)
 
 
 @pytest.fixture

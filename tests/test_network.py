@@ -453,3 +453,41 @@ def test_topk_probabilities_are_predict_probas_at_the_topk_ids(loss):
     probs = topk_probabilities(net, X[:5], ids, logits)
     expected = np.take_along_axis(net.predict_proba(X[:5]), ids, axis=1)
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("given, expected", [("auto", "auto"), ("AUTO", "auto"),
+                                             ("none", None), ("None", None), (None, None)])
+def test_layer_from_config_hash_names_in_any_case(given, expected):
+    from pyslide.layers import layer_from_config
+    layer = layer_from_config({"kind": "sampled", "units": 10, "hash": given})
+    assert layer.hash == expected
+
+
+def test_layer_from_config_family_in_any_case_and_bad_hash_named():
+    from pyslide.layers import layer_from_config
+    layer = layer_from_config({"kind": "sampled", "units": 10,
+                               "hash": {"family": "dwta", "K": 4, "L": 2}})
+    assert type(layer.hash) is ps.DWTA and (layer.hash.K, layer.hash.L) == (4, 2)
+    with pytest.raises(ValueError, match=r"hash must be 'auto', 'none' or a family's config"
+                                         r".*got 'uniformly'"):
+        layer_from_config({"kind": "sampled", "units": 10, "hash": "uniformly"})
+
+
+def test_hash_family_auto_is_resolve_hash_with_overrides():
+    from pyslide.layers import hash_family
+    for units, in_dim in [(1000, 64), (1000, 10000)]:
+        auto = ps.Sampled(units).resolve_hash(in_dim, seed=3)
+        assert hash_family("auto", units, in_dim, seed=3).get_config() == auto.get_config()
+        replaced = hash_family("AUTO", units, in_dim, seed=3, L=7)
+        assert type(replaced) is type(auto) and (replaced.K, replaced.L) == (auto.K, 7)
+
+
+def test_hash_family_refuses_by_name():
+    from pyslide.layers import hash_family
+    assert type(hash_family("DOPH", 10, 5, K=2)) is ps.DOPH
+    with pytest.raises(ValueError, match=r"^bin_size does not apply to the SimHash family$"):
+        hash_family("simhash", 10, 5, bin_size=4)
+    with pytest.raises(ValueError, match=r"^bits does not apply to the SimHash family$"):
+        hash_family("auto", 10, 5, bits=4)
+    with pytest.raises(ValueError, match=r"hash family must be one of .* got 'md5'"):
+        hash_family("md5", 10, 5)
