@@ -189,9 +189,10 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         X, y = _validate_data(self, X, y, accept_sparse="csr", dtype=np.float32,
                               multi_output=True)
         targets, classes, label_format = _encode_targets(y)
-        network = Network(X.shape[1], self._layers(len(classes)), loss=self.loss,
-                          optimizer=self._optimizer(), threads=self.threads, seed=self._seed())
-        callbacks = self._callbacks()
+        network = Network(X.shape[1], _estimator_layers(self, len(classes)), loss=self.loss,
+                          optimizer=_estimator_optimizer(self), threads=self.threads,
+                          seed=_estimator_seed(self))
+        callbacks = _estimator_callbacks(self)
         network.fit(X, targets, epochs=self.epochs, batch_size=self.batch_size,
                     validation_split=self.validation_split, callbacks=callbacks,
                     verbose=self.verbose)
@@ -205,55 +206,6 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         if callbacks and getattr(network, "best_epoch_", None) is not None:
             self.best_epoch_ = network.best_epoch_
         return self
-
-    def _layers(self, n_outputs):
-        sizes = self.hidden_layer_sizes
-        if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
-            sizes = (sizes,)
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
-            raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, "
-                            f"got {sizes!r}")
-        hidden = [Dense(integer(units, "hidden_layer_sizes values", 1), dropout=self.dropout)
-                  for units in sizes]
-        if not hidden and self.share == "batch":
-            raise ValueError("hidden_layer_sizes is empty, but the output's share='batch' "
-                             "needs a hidden layer; give one, or use share='sample'")
-        return hidden + [Sampled(n_outputs, hash=self.hash, active=self.active,
-                                 share=self.share)]
-
-    def _optimizer(self):
-        if not isinstance(self.optimizer, str):
-            if self.lr is not None or self.weight_decay is not None:
-                raise ValueError("lr and weight_decay apply to an optimizer given by name; "
-                                 "with an optimizer object set them inside it (got "
-                                 f"optimizer={self.optimizer!r}, lr={self.lr!r}, "
-                                 f"weight_decay={self.weight_decay!r})")
-            return self.optimizer   # Network checks its type
-        kind = _OPTIMIZERS[choice(self.optimizer, "optimizer", tuple(_OPTIMIZERS))]
-        given = {name: value for name, value in (("lr", self.lr),
-                                                 ("weight_decay", self.weight_decay))
-                 if value is not None}
-        return kind(**given)
-
-    def _seed(self):
-        if isinstance(self.random_state, numbers.Integral) and \
-                not isinstance(self.random_state, bool):
-            return integer(self.random_state, "random_state", 0)
-        if self.random_state is not None and \
-                not isinstance(self.random_state, np.random.RandomState):
-            raise TypeError(f"random_state must be an int >= 0, a numpy RandomState or None, "
-                            f"got {self.random_state!r}")
-        return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-
-    def _callbacks(self):
-        if not isinstance(self.early_stopping, bool):
-            raise TypeError(f"early_stopping must be True or False, got {self.early_stopping!r}")
-        if not self.early_stopping:
-            return None
-        if isinstance(self.validation_split, numbers.Real) and self.validation_split == 0:
-            raise ValueError("early_stopping=True watches held-out rows: set validation_split "
-                             "> 0 (e.g. 0.1)")
-        return [EarlyStopping(patience=self.patience)]
 
     # ------------------------------------------------------------ predict
 
@@ -389,23 +341,84 @@ class SlideClassifier(ClassifierMixin, BaseEstimator):
         ``cross_val_score`` use it unless given ``scoring``."""
         return _TopKScorer("p", 1)(self, X, y)
 
-    def _true_labels(self, y):
-        """``y`` as a CSR indicator over the model's outputs (scoring)."""
-        _refuse_label_lists(y)
-        if self.multilabel_:
-            y = y if sp.issparse(y) else np.asarray(y)
-            if y.ndim != 2 or y.shape[1] != len(self.classes_):
-                raise ValueError(f"y must be a label indicator with the {len(self.classes_)} "
-                                 f"columns the model was fitted on, got shape {y.shape}")
-            return labels_to_csr(y, name="y")
-        position = {label: i for i, label in enumerate(self.classes_.tolist())}
-        ids = np.array([position.get(label, -1) for label in column_or_1d(y).tolist()],
-                       dtype=np.int64)
-        known = ids >= 0
-        # a class the model never saw is a row no prediction can hit
-        indptr = np.concatenate([[0], np.cumsum(known)])
-        return sp.csr_matrix((np.ones(int(known.sum()), dtype=np.float32), ids[known], indptr),
-                             shape=(len(ids), len(self.classes_)))
+
+# The builders fit calls (module functions keep the estimator class to its API).
+
+
+def _estimator_layers(model, n_outputs):
+    """The network's layers from the estimator's parameters."""
+    sizes = model.hidden_layer_sizes
+    if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
+        sizes = (sizes,)
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, "
+                        f"got {sizes!r}")
+    hidden = [Dense(integer(units, "hidden_layer_sizes values", 1), dropout=model.dropout)
+              for units in sizes]
+    if not hidden and model.share == "batch":
+        raise ValueError("hidden_layer_sizes is empty, but the output's share='batch' "
+                         "needs a hidden layer; give one, or use share='sample'")
+    return hidden + [Sampled(n_outputs, hash=model.hash, active=model.active,
+                             share=model.share)]
+
+
+def _estimator_optimizer(model):
+    """The optimizer from the estimator's ``optimizer``, ``lr`` and ``weight_decay``."""
+    if not isinstance(model.optimizer, str):
+        if model.lr is not None or model.weight_decay is not None:
+            raise ValueError("lr and weight_decay apply to an optimizer given by name; "
+                             "with an optimizer object set them inside it (got "
+                             f"optimizer={model.optimizer!r}, lr={model.lr!r}, "
+                             f"weight_decay={model.weight_decay!r})")
+        return model.optimizer   # Network checks its type
+    kind = _OPTIMIZERS[choice(model.optimizer, "optimizer", tuple(_OPTIMIZERS))]
+    given = {name: value for name, value in (("lr", model.lr),
+                                             ("weight_decay", model.weight_decay))
+             if value is not None}
+    return kind(**given)
+
+
+def _estimator_seed(model):
+    """The network's seed from ``random_state``."""
+    if isinstance(model.random_state, numbers.Integral) and \
+            not isinstance(model.random_state, bool):
+        return integer(model.random_state, "random_state", 0)
+    if model.random_state is not None and \
+            not isinstance(model.random_state, np.random.RandomState):
+        raise TypeError(f"random_state must be an int >= 0, a numpy RandomState or None, "
+                        f"got {model.random_state!r}")
+    return int(check_random_state(model.random_state).randint(np.iinfo(np.int32).max))
+
+
+def _estimator_callbacks(model):
+    """``fit``'s callbacks: early stopping when asked for."""
+    if not isinstance(model.early_stopping, bool):
+        raise TypeError(f"early_stopping must be True or False, got {model.early_stopping!r}")
+    if not model.early_stopping:
+        return None
+    if isinstance(model.validation_split, numbers.Real) and model.validation_split == 0:
+        raise ValueError("early_stopping=True watches held-out rows: set validation_split "
+                         "> 0 (e.g. 0.1)")
+    return [EarlyStopping(patience=model.patience)]
+
+
+def _true_labels(model, y):
+    """``y`` as a CSR indicator over the model's outputs (scoring)."""
+    _refuse_label_lists(y)
+    if model.multilabel_:
+        y = y if sp.issparse(y) else np.asarray(y)
+        if y.ndim != 2 or y.shape[1] != len(model.classes_):
+            raise ValueError(f"y must be a label indicator with the {len(model.classes_)} "
+                             f"columns the model was fitted on, got shape {y.shape}")
+        return labels_to_csr(y, name="y")
+    position = {label: i for i, label in enumerate(model.classes_.tolist())}
+    ids = np.array([position.get(label, -1) for label in column_or_1d(y).tolist()],
+                   dtype=np.int64)
+    known = ids >= 0
+    # a class the model never saw is a row no prediction can hit
+    indptr = np.concatenate([[0], np.cumsum(known)])
+    return sp.csr_matrix((np.ones(int(known.sum()), dtype=np.float32), ids[known], indptr),
+                         shape=(len(ids), len(model.classes_)))
 
 
 def _encode_targets(y):
@@ -454,7 +467,7 @@ class _TopKScorer:
     def __call__(self, estimator, X, y):
         model, X = _final_model(estimator, X)
         ids = model._topk_ids(X, self.k)
-        truth = model._true_labels(y)
+        truth = _true_labels(model, y)
         if ids.shape[0] != truth.shape[0]:
             raise ValueError(f"X has {ids.shape[0]} rows but y has {truth.shape[0]}")
         score = metrics.precision_at_k if self.metric == "p" else metrics.ndcg_at_k
