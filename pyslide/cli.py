@@ -13,7 +13,6 @@ from the library's signatures, and says which flag a refused value came from.
 """
 import argparse
 import contextlib
-import inspect
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from . import network as _network
 from ._docstrings import parameter_help, signature_default
 from ._validate import integer, integers, real
 from .callbacks import EarlyStopping, ModelCheckpoint
-from .hashing import DOPH, DWTA, WTA, SimHash
+from .hashing import FAMILIES, WTA
 from .layers import ACTIVATIONS, Dense, Sampled
 from .optim import SGD, Adam, Constant, CosineDecay
 
@@ -184,8 +183,6 @@ _Option = namedtuple("_Option", "dest flags parse target metavar help default ch
 _NO_STRICT_ROWS_HELP = ("load the rows present when an XC header's row count differs from "
                         "the file's data lines (a truncated or partial file); by default "
                         "that is an error")
-# the library's hash families by their command-line name
-_FAMILIES = {cls.__name__.lower(): cls for cls in (SimHash, DWTA, WTA, DOPH)}
 _O = _Option
 _TRAIN_OPTIONS = {
     "data": [
@@ -232,7 +229,7 @@ _TRAIN_OPTIONS = {
         _O("hash", ("--hash",), _text, "Sampled.hash", None,
            "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than "
            "{Sampled.DWTA_ABOVE}), simhash, dwta, wta, doph, or none (uniform sampling)", None,
-           ("auto", *_FAMILIES, "none")),
+           ("auto", *FAMILIES, "none")),
         _O("K", ("-K",), _int_at_least(1), "family.K", "K",
            "bits (SimHash) or codes (WTA, DWTA, DOPH) per table (default: the family's, "
            "or from the layer's shape with --hash auto)"),

@@ -31,7 +31,7 @@ from ._validate import integer
 from .checks import check_features, non_finite_error
 
 __all__ = ["SimHash", "WTA", "DWTA", "DOPH", "LSHTables", "estimate_table_bytes",
-           "family_from_config"]
+           "family_from_config", "family_class"]
 
 MAX_HASH_FUNCTIONS = _hash.LIMIT_HASH_FUNCTIONS
 MAX_BIN_SIZE = _hash.LIMIT_BIN_SIZE
@@ -482,16 +482,23 @@ class DOPH(_FamilySpec):
             perm=perm)
 
 
+# the hash families by the lower-case name configs, the CLI and layers use
+FAMILIES = {cls.__name__.lower(): cls for cls in (SimHash, DWTA, WTA, DOPH)}
+
+
+def family_class(name):
+    """The family class called ``name``, in any case ("SimHash", "simhash")."""
+    if str(name).lower() not in FAMILIES:
+        raise ValueError(f"hash family must be one of {', '.join(FAMILIES)} (in any case), "
+                         f"got {name!r}")
+    return FAMILIES[str(name).lower()]
+
+
 def family_from_config(config):
     """The specification described by ``spec.get_config()``; the ``family`` name may be
     written in any case ("SimHash", "simhash")."""
     config = dict(config)
-    name = config.pop("family", None)
-    families = {cls.__name__.lower(): cls for cls in (SimHash, DWTA, WTA, DOPH)}
-    if str(name).lower() not in families:
-        raise ValueError(f"hash family must be one of {', '.join(families)} (in any case), "
-                         f"got {name!r}")
-    return families[str(name).lower()](**config)
+    return family_class(config.pop("family", None))(**config)
 
 
 # ---------------------------------------------------------------------------

@@ -400,7 +400,7 @@ def hash_family(name, units, in_dim, share="batch", bucket_size=128, seed=0, **p
     -------
     SimHash, DWTA, WTA or DOPH
     """
-    from .hashing import DWTA, family_from_config, SimHash
+    from .hashing import family_class, family_from_config
     if str(name).lower() != "auto":
         family = {"family": name, "seed": seed}
     elif in_dim > Sampled.DWTA_ABOVE:
@@ -411,7 +411,7 @@ def hash_family(name, units, in_dim, share="batch", bucket_size=128, seed=0, **p
         # rarely overflows and drops neurons
         K = int(min(16, max(4, math.ceil(math.log2(max(2.0, 2.0 * units / bucket_size))))))
         family = {"family": "SimHash", "K": K, "L": Sampled.TABLES[share], "seed": seed}
-    cls = type(family_from_config(family))   # a bad name is refused here
+    cls = family_class(family["family"])   # a bad name is refused here
     for param in params:
         if param not in inspect.signature(cls).parameters:
             raise ValueError(f"{param} does not apply to the {cls.__name__} family")

@@ -4,8 +4,8 @@ import pytest
 import scipy.sparse as sp
 
 from pyslide import hashing
-from pyslide.hashing import (DOPH, DWTA, WTA, LSHTables, SimHash, estimate_table_bytes,
-                             family_from_config)
+from pyslide.hashing import (DOPH, DWTA, FAMILIES, WTA, LSHTables, SimHash,
+                             estimate_table_bytes, family_class, family_from_config)
 
 
 @pytest.mark.parametrize("make,exc,match", [
@@ -53,6 +53,19 @@ def test_family_from_config_unknown():
 def test_family_from_config_any_case(name):
     family = family_from_config({"family": name, "K": 5, "L": 3})
     assert type(family) is SimHash and (family.K, family.L) == (5, 3)
+
+
+@pytest.mark.parametrize("name, cls", [("DWTA", DWTA), ("doph", DOPH), ("Wta", WTA),
+                                       ("simhash", SimHash)])
+def test_family_class_by_name_in_any_case(name, cls):
+    assert family_class(name) is cls
+    assert FAMILIES[name.lower()] is cls
+
+
+def test_family_class_unknown_names_the_choices():
+    with pytest.raises(ValueError, match=r"hash family must be one of simhash, dwta, wta, doph "
+                                         r"\(in any case\), got None"):
+        family_class(None)
 
 
 @pytest.fixture
