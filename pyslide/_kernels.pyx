@@ -18,7 +18,7 @@ from pyslide._layer cimport (LayerC, NetC, QUERY_UNION, QUERY_THRESHOLD, QUERY_S
                              TIME_STRIDE, T_HASH, T_FORWARD, T_BACKWARD, layer_shape,
                              fill_layer)
 from pyslide._loss cimport LOSS_SOFTMAX, LOSS_BCE
-from pyslide._optim cimport (OptimC, OPT_SGD, OPT_ADAM, catch_up_row, catch_up_rows,
+from pyslide._optim cimport (OptimC, OPT_SGD, OPT_ADAM, fill_optimizer, catch_up_row, catch_up_rows,
                              update_rows, update_shared_rows, decay_unshared_rows)
 from pyslide._sample cimport train_per_sample
 from pyslide._shared cimport (SharedC, alloc_shared, set_correction, clear_shared,
@@ -396,18 +396,11 @@ cdef class Engine(_LayerTable):
         ``engine_settings``): its code (``_optim.OPTIMIZERS``), Adam's betas
         and eps (0 for SGD) and whether it is lazy."""
         cdef int32_t l
-        if kind != OPT_ADAM and kind != OPT_SGD:
-            raise ValueError(f"pyslide internal error: unknown optimizer code {kind} "
-                             f"(resolve names with _optim.OPTIMIZERS)")
         if kind == OPT_ADAM:
             for l in range(self.net.n_layers):
                 if self.net.layers[l].mW == NULL:
                     raise ValueError("pyslide internal error: Adam needs moment arrays")
-        self.opt.kind = kind
-        self.opt.beta1 = beta1
-        self.opt.beta2 = beta2
-        self.opt.eps = eps
-        self.opt.lazy = lazy
+        fill_optimizer(&self.opt, kind, beta1, beta2, eps, lazy)
         self.has_optimizer = True
 
     def optimizer_step(self, int32_t step, float step_size, double log_decay=0, float lr=0):

@@ -104,6 +104,9 @@ cdef inline void sgd_update(float* w, float* g, int32_t n, float step_size,
         g[i] = 0
 
 
+cdef int fill_optimizer(OptimC* opt, int kind, float beta1, float beta2, float eps,
+                        bint lazy) except -1
+
 cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_rows,
                         int32_t n_cols, double log_decay, int32_t n_threads) noexcept nogil
 

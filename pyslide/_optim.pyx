@@ -12,6 +12,20 @@ from pyslide._vec cimport pyslide_prefetch, PREFETCH_AHEAD
 OPTIMIZERS = {"sgd": OPT_SGD, "adam": OPT_ADAM}
 
 
+cdef int fill_optimizer(OptimC* opt, int kind, float beta1, float beta2, float eps,
+                        bint lazy) except -1:
+    """The once-per-fit part of ``opt`` (both engines' ``set_optimizer``)."""
+    if kind != OPT_ADAM and kind != OPT_SGD:
+        raise ValueError(f"pyslide internal error: unknown optimizer code {kind} "
+                         f"(resolve names with _optim.OPTIMIZERS)")
+    opt.kind = kind
+    opt.beta1 = beta1
+    opt.beta2 = beta2
+    opt.eps = eps
+    opt.lazy = lazy
+    return 0
+
+
 cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_rows,
                         int32_t n_cols, double log_decay, int32_t n_threads) noexcept nogil:
     """catch_up_row over distinct ``rows`` (no two threads write one row)."""

@@ -20,8 +20,8 @@ from pyslide._hash cimport hash_dense_row
 from pyslide._layer cimport LayerC, NetC, gemm_rm, fill_layer, float_data, int_data
 from pyslide._loss cimport (LOSS_SOFTMAX, LOSS_BCE, exp_shifted, inclusion_log_correction,
                              loss_and_delta, sum_of)
-from pyslide._optim cimport (OptimC, OPT_SGD, OPT_ADAM, catch_up_row, update_shared_rows,
-                             decay_unshared_rows)
+from pyslide._optim cimport (OptimC, OPT_SGD, OPT_ADAM, fill_optimizer, catch_up_row,
+                             update_shared_rows, decay_unshared_rows)
 from pyslide._shared cimport (SharedC, alloc_shared, set_correction, clear_shared,
                               shared_add_labels, shared_add_all,
                               shared_collect, shared_take, shared_top_up,
@@ -330,15 +330,9 @@ cdef class ShardEngine:
 
     def set_optimizer(self, int kind, float beta1, float beta2, float eps, bint lazy):
         """The optimizer's settings, once per fit (``Engine.set_optimizer``)."""
-        if kind != OPT_ADAM and kind != OPT_SGD:
-            raise ValueError(f"pyslide internal error: unknown optimizer code {kind}")
         if kind == OPT_ADAM and self.net.layers[0].mW == NULL:
             raise ValueError("pyslide internal error: Adam needs moment arrays")
-        self.opt.kind = kind
-        self.opt.beta1 = beta1
-        self.opt.beta2 = beta2
-        self.opt.eps = eps
-        self.opt.lazy = lazy
+        fill_optimizer(&self.opt, kind, beta1, beta2, eps, lazy)
         self.has_optimizer = True
 
     def update(self, float step_size, double log_decay=0, float lr=0):
