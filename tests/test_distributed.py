@@ -109,19 +109,32 @@ def test_bce_two_shards_match_single_node(cluster, small):
         net.close()
 
 
+def _sampled_layers(Y, hash_):
+    return [ps.Dense(32), ps.Sampled(Y.shape[1], active=120, hash=hash_, rebuild_every=5)]
+
+
+def _trained_single_and_one_shard(X, Y, hash_):
+    """A Network and a one-shard ShardedNetwork of the same sampled model,
+    each trained two epochs from the same seed (the caller closes the
+    sharded one)."""
+    single = ps.Network(X.shape[1], _sampled_layers(Y, hash_), threads=1, seed=6)
+    single.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+    net = ShardedNetwork(X.shape[1], _sampled_layers(Y, hash_), shards=1, threads=1, seed=6)
+    try:
+        net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+    except BaseException:
+        net.close()
+        raise
+    return single, net
+
+
 @pytest.mark.parametrize("output", ["lsh", "uniform"])
 def test_one_shard_samples_exactly_as_the_single_node(cluster, small, output):
     """With one shard the sampled path (LSH candidates and their budget, the
     uniform top-up, the sampling correction, the rebuilds) is Network's."""
     X, Y = small
-    hash_ = "auto" if output == "lsh" else None
-    layers = lambda: [ps.Dense(32), ps.Sampled(Y.shape[1], active=120, hash=hash_,  # noqa: E731
-                                               rebuild_every=5)]
-    single = ps.Network(X.shape[1], layers(), threads=1, seed=6)
-    single.fit(X, Y, epochs=2, batch_size=32, verbose=0)
-    net = ShardedNetwork(X.shape[1], layers(), shards=1, threads=1, seed=6)
+    single, net = _trained_single_and_one_shard(X, Y, "auto" if output == "lsh" else None)
     try:
-        net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
         np.testing.assert_array_equal(net.output_arrays()["W"], single.get_weights()[-1]["W"])
         # the biases too, which both started at the label prior (bias_init="auto")
         np.testing.assert_array_equal(net.output_arrays()["b"], single.get_weights()[-1]["b"])
@@ -140,17 +153,12 @@ def test_weights_of_one_shard_equal_the_single_nodes(cluster, small):
     """get_weights gathers the output rows; set_weights scatters them, and
     the shards rehash: one shard then predicts (sampled too) as Network."""
     X, Y = small
-    layers = lambda: [ps.Dense(32), ps.Sampled(Y.shape[1], active=120,  # noqa: E731
-                                               rebuild_every=5)]
-    single = ps.Network(X.shape[1], layers(), threads=1, seed=6)
-    single.fit(X, Y, epochs=2, batch_size=32, verbose=0)
-    net = ShardedNetwork(X.shape[1], layers(), shards=1, threads=1, seed=6)
+    single, net = _trained_single_and_one_shard(X, Y, "auto")
     try:
-        net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
         for a, b in zip(net.get_weights(), single.get_weights()):
             np.testing.assert_array_equal(a["W"], b["W"])
             np.testing.assert_array_equal(a["b"], b["b"])
-        other = ps.Network(X.shape[1], layers(), threads=1, seed=6)
+        other = ps.Network(X.shape[1], _sampled_layers(Y, "auto"), threads=1, seed=6)
         other.fit(X, Y, epochs=5, batch_size=32, verbose=0)
         net.set_weights(other.get_weights())
         single.set_weights(other.get_weights())
