@@ -93,15 +93,15 @@ def _scores(topk, Yt):
 
 def run_pyslide(config, X, Y, Xt, Yt, args, seed):
     import pyslide as ps
-    from pyslide import settings as network   # AUTO_LR_PASSES lives in settings
+    from pyslide import settings
     adam, dense, sampled = _settings(config, Y.shape[1])
     passes = [ATOMS[a]["passes"] for a in config.split("+") if "passes" in ATOMS[a]]
-    saved = network.AUTO_LR_PASSES
-    network.AUTO_LR_PASSES = passes[-1] if passes else saved
+    saved = settings.AUTO_LR_PASSES
+    settings.AUTO_LR_PASSES = passes[-1] if passes else saved
     try:
         return _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed)
     finally:
-        network.AUTO_LR_PASSES = saved
+        settings.AUTO_LR_PASSES = saved
 
 
 def _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed):
