@@ -39,6 +39,7 @@ Rounds 1 to 3 are ``_shard_steps.ShardSteps.compute`` and round 4 its
 single node's too) drives. The actors are placed, called and closed by
 ``_shard_group.ShardGroup``.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -52,7 +53,7 @@ from ._shard_group import (PlacementError, ShardError, ShardGroup, TOKEN_CPU,  #
 from ._shard_steps import ShardSteps
 from ._validate import integer, real
 from .atomic import atomic_write
-from .inference import Ranking, probabilities
+from .inference import Ranking, hidden_activations, probabilities
 from .layers import Dense, Sampled
 from .network import Network
 from .persist import (FOLDER_FORMAT, FOLDER_VERSION, MANIFEST, build_tables, crc32,
@@ -76,13 +77,8 @@ class _ShardedInference(Ranking):
         """Exact activations of the last hidden layer (float32, C order), with
         BLAS on ``threads`` threads as in ``Network``'s inference."""
         from threadpoolctl import threadpool_limits
-        h = X
         with threadpool_limits(limits=self.n_threads, user_api="blas"):
-            for layer, state in zip(self.layers[:-1], self._states):
-                h = np.asarray(h @ state["W"], dtype=np.float32)
-                h += state["b"]
-                if layer.activation == "relu":
-                    np.maximum(h, 0, out=h)
+            h = hidden_activations(X, self.layers[:-1], self._states)
         return np.ascontiguousarray(h, dtype=np.float32)
 
     def predict_topk(self, X, k=5, sampled=False):
@@ -127,35 +123,31 @@ class _ShardedInference(Ranking):
         z = np.concatenate(self._group.get([a.scores.remote(ref) for a in self._actors]), axis=1)
         return probabilities(z, self.loss)
 
-    def _validation_scores(self, X, Y, ks):
-        """``evaluate``'s metrics and the exact mean loss over every output."""
-        from .metrics import evaluate_topk
+    def _scoring_threads(self):
+        # the driver's BLAS work is _hidden's, which limits its own threads
+        return contextlib.nullcontext()
+
+    def _row_chunks(self, n):
+        return range(0, n, 4096), 4096
+
+    def _score_rows(self, h, Y, k, ids, scores):
+        """Every shard's top k and loss parts of these hidden rows, merged into
+        ``ids``/``scores``; their loss sum."""
         ray = ray_module()
-        n, k = X.shape[0], max(ks)
-        ids = np.full((n, k), -1, dtype=np.int32)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
-        loss_sum = 0.0
-        chunk = 4096
-        for start in range(0, n, chunk):
-            h = self._hidden(X[start:start + chunk])
-            Yc = Y[start:start + len(h)]
-            ref = ray.put(h)
-            labels = ray.put((Yc.indptr.astype(np.int64), Yc.indices.astype(np.int32)))
-            top = [a.topk.remote(ref, k, False) for a in self._actors]
-            parts = self._group.get([a.loss_parts.remote(ref, labels) for a in self._actors])
-            _merge_topk(self._group.get(top), k, self.n_threads, ids[start:start + len(h)],
-                        scores[start:start + len(h)])
-            counts = np.diff(Yc.indptr)
-            label_sum = sum(p[2] for p in parts)
-            if self.loss == "softmax":
-                zmax = np.stack([p[0] for p in parts])
-                top_z = zmax.max(axis=0)
-                lse = top_z + np.log(sum(p[1] * np.exp(p[0] - top_z) for p in parts))
-                loss_sum += float(np.where(counts > 0, lse - label_sum / np.maximum(counts, 1),
-                                           0.0).sum())
-            else:
-                loss_sum += float(sum(p[0] for p in parts).sum() - label_sum.sum())
-        return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}
+        ref = ray.put(h)
+        labels = ray.put((Y.indptr.astype(np.int64), Y.indices.astype(np.int32)))
+        top = [a.topk.remote(ref, k, False) for a in self._actors]
+        parts = self._group.get([a.loss_parts.remote(ref, labels) for a in self._actors])
+        _merge_topk(self._group.get(top), k, self.n_threads, ids, scores)
+        counts = np.diff(Y.indptr)
+        label_sum = sum(p[2] for p in parts)
+        if self.loss == "softmax":
+            zmax = np.stack([p[0] for p in parts])
+            top_z = zmax.max(axis=0)
+            lse = top_z + np.log(sum(p[1] * np.exp(p[0] - top_z) for p in parts))
+            return float(np.where(counts > 0, lse - label_sum / np.maximum(counts, 1),
+                                  0.0).sum())
+        return float(sum(p[0] for p in parts).sum() - label_sum.sum())
 
 
 class _ShardedFiles:

@@ -11,7 +11,7 @@ from ._openmp_env import note_threads
 from ._validate import integer, integers
 from .layers import Sampled
 
-__all__ = ["Predictor", "Ranking", "topk_probabilities"]
+__all__ = ["Predictor", "Ranking", "hidden_activations", "topk_probabilities"]
 
 
 class Ranking:
@@ -35,6 +35,44 @@ class Ranking:
         ids, _ = self.predict_topk(X, k=max(ks))
         return evaluate_topk(ids, Y, ks=ks)
 
+    def _validation_scores(self, X, Y, ks):
+        """``evaluate``'s metrics and the exact mean loss, from one scoring pass
+        over chunks of rows (each model's ``_row_chunks``, ``_hidden`` and
+        ``_score_rows``: one matrix product here, partition sums over the
+        shards in ``ShardedNetwork``).
+
+        The loss is over every output (as if the output layer were dense), so
+        it is comparable between epochs and runs but not with the training
+        loss, which covers only the sampled outputs.
+        """
+        from .metrics import evaluate_topk
+        n, k = X.shape[0], max(ks)
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        loss_sum = 0.0
+        with self._scoring_threads():
+            starts, chunk = self._row_chunks(n)
+            for start in starts:
+                h = self._hidden(X[start:start + chunk])
+                end = start + len(h)
+                loss_sum += self._score_rows(h, Y[start:end], k, ids[start:end],
+                                             scores[start:end])
+        return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}
+
+
+def hidden_activations(X, layers, states):
+    """Exact activations after ``layers`` (the hidden ones), float32: each
+    state's ``W`` as the engine stores it (input-major for ``Dense``,
+    output-major for ``Sampled``) and ``b``."""
+    h = X
+    for layer, state in zip(layers, states):
+        W = state["W"]
+        h = np.asarray(h @ (W.T if isinstance(layer, Sampled) else W), dtype=np.float32)
+        h += state["b"]
+        if layer.activation == "relu":
+            np.maximum(h, 0, out=h)
+    return h
+
 
 class Predictor(Ranking):
     """``predict_topk``, ``predict``, ``predict_proba``, ``evaluate`` (mixed into ``Network``)."""
@@ -45,15 +83,7 @@ class Predictor(Ranking):
 
     def _hidden(self, X):
         """Exact activations of the last hidden layer (dense ndarray)."""
-        h = X
-        for layer, params in zip(self.layers[:-1], self._params[:-1]):
-            W, b = params["W"], params["b"]
-            h = h @ (W.T if isinstance(layer, Sampled) else W)
-            h = np.asarray(h, dtype=np.float32)
-            h += b
-            if layer.activation == "relu":
-                np.maximum(h, 0, out=h)
-        return h
+        return hidden_activations(X, self.layers[:-1], self._params[:-1])
 
     def _output_scores(self, h):
         layer, params = self.layers[-1], self._params[-1]
@@ -139,30 +169,17 @@ class Predictor(Ranking):
             z = self._output_scores(self._hidden(X))
         return probabilities(z, self.loss)
 
-    def _validation_scores(self, X, Y, ks):
-        """``evaluate``'s metrics and the exact mean loss, from one scoring pass.
-
-        The loss is over every output (as if the output layer were dense), so
-        it is comparable between epochs and runs but not with the training
-        loss, which covers only the sampled outputs.
-        """
+    def _scoring_threads(self):
         from threadpoolctl import threadpool_limits
-        from .metrics import evaluate_topk
-        n = X.shape[0]
-        k = max(ks)
-        ids = np.full((n, k), -1, dtype=np.int32)
-        scores = np.full((n, k), -np.inf, dtype=np.float32)
-        loss_sum = 0.0
         note_threads(self.n_threads)
-        with threadpool_limits(limits=self.n_threads, user_api="blas"):
-            starts, chunk = self._row_chunks(n)
-            for start in starts:
-                z = self._output_scores(self._hidden(X[start:start + chunk]))
-                loss_sum += _loss_sum(z, Y[start:start + len(z)], self.loss)
-                _topk.topk_rows(z, min(k, self.n_outputs), self.n_threads,
-                                   ids[start:start + len(z)], scores[start:start + len(z)])
-        return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}
+        return threadpool_limits(limits=self.n_threads, user_api="blas")
 
+    def _score_rows(self, h, Y, k, ids, scores):
+        """The top k of these hidden rows into ``ids``/``scores``; their loss sum."""
+        z = self._output_scores(h)
+        loss_sum = _loss_sum(z, Y, self.loss)
+        _topk.topk_rows(z, min(k, self.n_outputs), self.n_threads, ids, scores)
+        return loss_sum
 
 
 def _loss_sum(z, Y, loss):
