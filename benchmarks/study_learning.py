@@ -53,6 +53,8 @@ ATOMS = {
     "visits": {"passes": float("inf")},
     # the passes clock at three passes instead of two
     "passes3": {"passes": 3.0},
+    # the passes clock's factor stops at 1 (the floor 0.5 is the visit clock's only)
+    "passfloor1": {"passes_floor": 1.0},
     "row": {"adam": dict(bias_correction="row")},
     "mixed": {"adam": dict(bias_correction="mixed")},
     "nocorr": {"sampled": lambda n: dict(correction=False)},
@@ -96,12 +98,29 @@ def run_pyslide(config, X, Y, Xt, Yt, args, seed):
     from pyslide import settings
     adam, dense, sampled = _settings(config, Y.shape[1])
     passes = [ATOMS[a]["passes"] for a in config.split("+") if "passes" in ATOMS[a]]
-    saved = settings.AUTO_LR_PASSES
+    floors = [ATOMS[a]["passes_floor"] for a in config.split("+") if "passes_floor" in ATOMS[a]]
+    saved, saved_rule = settings.AUTO_LR_PASSES, settings.auto_lr_scale
     settings.AUTO_LR_PASSES = passes[-1] if passes else saved
+    if floors:
+        settings.auto_lr_scale = _auto_rule_with_passes_floor(floors[-1])
     try:
         return _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed)
     finally:
-        settings.AUTO_LR_PASSES = saved
+        settings.AUTO_LR_PASSES, settings.auto_lr_scale = saved, saved_rule
+
+
+def _auto_rule_with_passes_floor(floor):
+    """``auto_lr_scale`` whose passes clock falls no lower than ``floor``
+    (the visit clock keeps ``AUTO_LR_FLOOR``): a study knob."""
+    from pyslide import settings
+
+    def rule(visits, passes=0.0):
+        start = settings.AUTO_LR_START
+        by_visits = start / max(visits / settings.AUTO_LR_VISITS, 1e-12)
+        by_passes = start / max(passes / settings.AUTO_LR_PASSES, 1e-12)
+        return min(max(settings.AUTO_LR_FLOOR, min(start, by_visits)),
+                   max(floor, min(start, by_passes)))
+    return rule
 
 
 def _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed):
