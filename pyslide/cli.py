@@ -28,6 +28,7 @@ from . import network as _network
 from ._docstrings import parameter_help, signature_default
 from ._validate import integer, integers, real
 from .callbacks import EarlyStopping, ModelCheckpoint
+from .datafiles import RowCountError, read_labelled, read_labelled_files
 from .hashing import FAMILIES, WTA
 from .layers import ACTIVATIONS, Dense, Sampled
 from .optim import SGD, Adam, Constant, CosineDecay
@@ -627,47 +628,6 @@ def _build_network(opts, X, Y, optimizer):
 
 # --------------------------------------------------------------------------- data files
 
-def _read_labelled(path, fmt, what, n_features=None, n_labels=None, strict_rows=True):
-    """(X, Y) of a data file, widened to the given feature / label counts."""
-    from . import data
-
-    if not os.path.exists(path):
-        raise CommandError(f"{what} file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise CommandError(f"{what} file {path!r} is a directory")
-    # with the model's widths given, an id beyond them is reported with its line
-    try:
-        if fmt == "xc":
-            X, Y = data.load_xc(path, n_features=n_features, n_labels=n_labels,
-                                strict_rows=strict_rows is not False)
-        else:
-            X, Y = data.load_libsvm(path, n_features=n_features, n_labels=n_labels)
-    except data.RowCountError as exc:
-        raise CommandError(str(exc.with_fix("add --no-strict-rows"))) from None
-    if X.shape[1] == 0:
-        raise CommandError(f"{what} file {path}: {data.why_no_features(path, fmt)}; a network "
-                           f"needs at least one input feature")
-    return X, Y
-
-
-def _warn_if_other_widths(path, fmt, n_features, n_labels=None):
-    """An XC file made for another model loads and scores near 0: say so."""
-    from .datafiles import header_mismatch
-
-    message = header_mismatch(path, n_features, n_labels) if fmt == "xc" else None
-    if message:
-        warnings.warn(message, UserWarning, stacklevel=2)
-
-
-def _widened(M, n_columns):
-    """M with n_columns columns (the widest of the files read together)."""
-    import scipy.sparse as sp
-
-    if M.shape[1] == n_columns:
-        return M
-    return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))
-
-
 def _describe(path, X, Y):
     return (f"{path}: {X.shape[0]} rows, {X.shape[1]} features "
             f"({X.nnz / max(X.shape[0], 1):.1f} per row), {Y.shape[1]} labels "
@@ -677,21 +637,14 @@ def _describe(path, X, Y):
 def _read_train_files(opts, verbose):
     """(X, Y) of the training file and {"test": (X, Y), "validation": (X, Y)} of the
     others, all widened to the widest of the files."""
-    X, Y = _read_labelled(opts.train, opts.format, "training", strict_rows=opts.strict_rows)
-    paths = {what: path for what, path in (("test", opts.test),
+    paths = {what: path for what, path in (("training", opts.train), ("test", opts.test),
                                            ("validation", opts.validation)) if path}
-    others = {what: _read_labelled(path, opts.format, what, strict_rows=opts.strict_rows)
-              for what, path in paths.items()}
-    n_features = max([X.shape[1]] + [M.shape[1] for M, _ in others.values()])
-    n_labels = max([Y.shape[1]] + [L.shape[1] for _, L in others.values()])
-    X, Y = _widened(X, n_features), _widened(Y, n_labels)
-    others = {what: (_widened(M, n_features), _widened(L, n_labels))
-              for what, (M, L) in others.items()}
+    read = read_labelled_files(paths, opts.format, opts.strict_rows)
     if verbose:
-        print(_describe(opts.train, X, Y))
-        for what, (M, L) in others.items():
-            print(_describe(paths[what], M, L))
-    return X, Y, others
+        for what, (X, Y) in read.items():
+            print(_describe(paths[what], X, Y))
+    X, Y = read.pop("training")
+    return X, Y, read
 
 
 # --------------------------------------------------------------------------- train
@@ -851,14 +804,13 @@ def _cmd_evaluate(args):
     _check_threads(args.threads)
     ks = args.k
     net = _load_model(args.model, args.threads)
-    X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs,
-                          args.strict_rows)
-    _warn_if_other_widths(args.test, args.format, net.input_dim, net.n_outputs)
+    X, Y = read_labelled(args.test, args.format, net.input_dim, net.n_outputs,
+                         args.strict_rows, "test", warn_widths=True)
     ids, _ = _topk(net, X, max(ks), args.sampled)
     prop = None
     if args.train:
-        _, Y_train = _read_labelled(args.train, args.format, "training", net.input_dim,
-                                    net.n_outputs, args.strict_rows)
+        _, Y_train = read_labelled(args.train, args.format, net.input_dim, net.n_outputs,
+                                   args.strict_rows, "training")
         prop = metrics.propensities(Y_train, A=args.propensity_a, B=args.propensity_b)
     results = metrics.evaluate_topk(ids, Y, ks=ks, propensities=prop)
     results = {key: float(value) for key, value in results.items()}
@@ -893,9 +845,8 @@ def _cmd_predict(args):
                                                 ("the input file", args.input)])
     net = _load_model(args.model, args.threads)
     # labels in the input are ignored, so their width is not checked against the model
-    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None,
-                          args.strict_rows)
-    _warn_if_other_widths(args.input, args.format, net.input_dim)
+    X, _ = read_labelled(args.input, args.format, net.input_dim, None, args.strict_rows,
+                         "input", warn_widths=True)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = topk_probabilities(net, X, ids, scores)
@@ -1103,6 +1054,8 @@ def _one_line(exc):
     elif isinstance(exc, MemoryError):
         text = ("not enough memory" + (f": {text}" if text else "")
                 + " (use a smaller network, fewer rows, or --optimizer sgd)")
+    elif isinstance(exc, RowCountError):    # the library's fix is an argument
+        text = str(exc.with_fix("add --no-strict-rows"))
     elif isinstance(exc, KeyError):
         text = f"missing entry {text}"
     return " ".join(text.split()) or type(exc).__name__
