@@ -27,7 +27,7 @@ from . import metrics as _metrics
 from . import network as _network
 from ._docstrings import parameter_help, signature_default
 from ._validate import integer, integers, real
-from .callbacks import EarlyStopping, ModelCheckpoint
+from .callbacks import EarlyStopping, EpochReport, ModelCheckpoint
 from .datafiles import RowCountError, read_labelled, read_labelled_files
 from .hashing import FAMILIES, WTA
 from .layers import ACTIVATIONS, Dense, Sampled
@@ -667,15 +667,18 @@ def _cmd_train(args):
     if verbose:
         print(f"{net!r}")
         print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {batch_size}")
-    report = _EpochReport(opts, others.get("test"), verbose)
+    # -q: no epoch lines and no summary
+    report = [EpochReport(others.get("test"), opts.eval_every, opts.eval_k, **callbacks)
+              ] if verbose else []
     progress = verbose and sys.stderr.isatty() if opts.progress is None else opts.progress
     with _library_error():
-        net.fit(X, Y, epochs=opts.epochs, callbacks=[report, *callbacks.values()],
+        net.fit(X, Y, epochs=opts.epochs, callbacks=[*report, *callbacks.values()],
                 verbose=1 if progress else 0, eval_k=opts.eval_k,
                 validation_data=others.get("validation"),
                 **_set(batch_size=opts.batch_size, shuffle=opts.shuffle,
                        validation_split=opts.validation_split))
-    _print_train_summary(net, opts, callbacks, others.get("test"), report.seconds, verbose)
+    for each in report:
+        each.summary(net)
     if opts.save:
         try:
             net.save(opts.save)
@@ -689,11 +692,11 @@ def _cmd_train(args):
 
 
 def _train_callbacks(opts):
-    """{"stop": EarlyStopping, "checkpoint": ModelCheckpoint} of the flags given."""
+    """{"early_stopping": EarlyStopping, "checkpoint": ModelCheckpoint} of the flags given."""
     callbacks = {}
     if opts.early_stopping:
         with _library_error("--monitor: "):
-            callbacks["stop"] = EarlyStopping(monitor=opts.monitor,
+            callbacks["early_stopping"] = EarlyStopping(monitor=opts.monitor,
                                               patience=opts.early_stopping, restore_best=True)
     if opts.checkpoint:
         with _library_error("--checkpoint: "):
@@ -701,63 +704,6 @@ def _train_callbacks(opts):
                 opts.checkpoint, monitor=opts.monitor,
                 save_best_only=bool(opts.validation or opts.validation_split))
     return callbacks
-
-
-class _EpochReport:
-    """The line printed after every epoch; evaluates on --test when due."""
-
-    def __init__(self, opts, test, verbose):
-        self.opts, self.test, self.verbose = opts, test, verbose
-        self.steps, self.seconds = 0, 0.0
-
-    def __call__(self, network, epoch, logs):
-        opts = self.opts
-        steps, seconds = network.step_ - self.steps, logs["time"] - self.seconds
-        self.steps, self.seconds = network.step_, logs["time"]
-        parts = [f"epoch {epoch}/{opts.epochs}", f"loss {logs['loss']:.4f}",
-                 _seconds(seconds), f"{steps / max(seconds, 1e-9):.1f} steps/s"]
-        parts += [f"{k} {v:.4f}" for k, v in logs.items()
-                  if k == "val_loss" or k.startswith("val_p@")]
-        # with early stopping the final model is the best epoch's, tested after fit
-        if self.test is not None and (
-                (epoch == opts.epochs and not opts.early_stopping)
-                or (opts.eval_every and epoch % opts.eval_every == 0)):
-            scores = network.evaluate(*self.test, k=opts.eval_k)
-            logs.update({f"test_{k}": v for k, v in scores.items()})
-            parts += [f"{k} {v:.4f}" for k, v in scores.items()]
-        if self.verbose:
-            print("  ".join(parts), flush=True)
-
-
-def _print_train_summary(net, opts, callbacks, test, seconds, verbose):
-    stopper, checkpoint = callbacks.get("stop"), callbacks.get("checkpoint")
-    if stopper is not None and verbose:
-        how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
-               else f"ran all {opts.epochs} epochs")
-        # named as the epoch lines name what --monitor watches (val_loss, val_p@1, ...)
-        print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
-              f"({stopper.monitored_key} {stopper.best:.4f})")
-    if stopper is not None and test is not None:
-        scores = net.evaluate(*test, k=opts.eval_k)
-        if verbose:
-            print(f"test, model of epoch {stopper.best_epoch}:  "
-                  + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    if not verbose:
-        return
-    if checkpoint is not None and checkpoint.saved:
-        print(f"checkpoints: {len(checkpoint.saved)} written, the last to "
-              f"{checkpoint.saved[-1]}")
-    # not net.step_: early stopping may have put it back to the best epoch's
-    steps_run = len(net.step_times_)
-    print(f"trained {steps_run} steps in {_seconds(seconds)} "
-          f"({steps_run / max(seconds, 1e-9):.1f} steps/s)")
-    if net.timings_ and steps_run and float(sum(net.step_times_)) > 0:
-        print("time by phase: " + ", ".join(f"{k} {_seconds(v)}"
-                                            for k, v in net.timings_.items()))
-
-
-def _seconds(value):
-    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
 
 
 def _check_threads(threads):
