@@ -28,10 +28,12 @@ from . import network as _network
 from ._docstrings import parameter_help, signature_default
 from ._validate import integer, integers, real
 from .callbacks import EarlyStopping, EpochReport, ModelCheckpoint
+from .config import (SETTINGS, layers_from_list, network_from_settings, optimizer_from_settings,
+                     read_config)
 from .datafiles import RowCountError, read_labelled, read_labelled_files
 from .hashing import FAMILIES, WTA
 from .layers import ACTIVATIONS, Dense, Sampled
-from .optim import SGD, Adam, Constant, CosineDecay
+from .optim import SGD, Adam, CosineDecay
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -168,10 +170,9 @@ def _text(value):
 # --------------------------------------------------------------------------- train options
 
 # The one table of ``pyslide train``'s flags: each maps to one library
-# parameter ("Owner.param": "layer." is every layer's, "family." the hash
-# family's, "optimizer." Adam's and SGD's, "schedule." the learning-rate
-# schedule's; "cli.name" the command's own), and is at once a flag and a config
-# file key. A network or fit setting defaults to None ("unset"): the library
+# parameter, and is at once a flag and a config file key. A network setting's
+# parameter is pyslide.config.SETTINGS' (target None here); the others name it
+# ("Owner.param": "fit." fit's, "EarlyStopping." ..., "cli.name" the command's own). A network or fit setting defaults to None ("unset"): the library
 # decides, so ``pyslide train`` builds the network ``pyslide.Network`` builds by
 # default (tests/test_cli.py checks it). Only the command's own choices (--hidden
 # 128, --output sampled, --epochs 5, ...) have a default here.
@@ -202,63 +203,63 @@ _TRAIN_OPTIONS = {
            const=False),
     ],
     "network": [
-        _O("hidden", ("--hidden",), _hidden, "Dense.units", "UNITS",
+        _O("hidden", ("--hidden",), _hidden, None, "UNITS",
            "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
            "'none' for no hidden layer (default {default})", [128]),
-        _O("activation", ("--activation",), _text, "Dense.activation", choices=ACTIVATIONS),
-        _O("output", ("--output",), _text, "cli.output", None, "output layer: 'sampled' "
+        _O("activation", ("--activation",), _text, None, choices=ACTIVATIONS),
+        _O("output", ("--output",), _text, None, None, "output layer: 'sampled' "
            "(LSH-sampled, default) or 'dense' (every label computed)", "sampled",
            ("sampled", "dense")),
-        _O("init_std", ("--init-std",), _number, "layer.init_std", "STD"),
-        _O("dropout", ("--dropout",), _number, "Dense.dropout", "RATE"),
+        _O("init_std", ("--init-std",), _number, None, "STD"),
+        _O("dropout", ("--dropout",), _number, None, "RATE"),
     ],
     "output layer and LSH": [
-        _O("active", ("--active",), _active, "Sampled.active", "N|FRACTION",
+        _O("active", ("--active",), _active, None, "N|FRACTION",
            "active output neurons per batch (--share batch) or per sample (--share sample): "
            "a count like 4096 or a fraction like 0.02 (default: {Sampled.BATCH_ACTIVE} per "
            "batch, max({Sampled.SAMPLE_ACTIVE[0]}, labels/{Sampled.SAMPLE_ACTIVE[1]}) per "
            "sample)"),
-        _O("min_active", ("--min-active",), _int, "Sampled.min_active", "N",
+        _O("min_active", ("--min-active",), _int, None, "N",
            "fewer LSH candidates than this are topped up with random neurons (default: "
            "--active)"),
-        _O("max_active", ("--max-active",), _int, "Sampled.max_active", "N",
+        _O("max_active", ("--max-active",), _int, None, "N",
            "LSH candidates beyond this are dropped (default: --active)"),
-        _O("negatives", ("--negatives",), _int, "Sampled.negatives", "N"),
-        _O("share", ("--share",), _text, "Sampled.share", None,
+        _O("negatives", ("--negatives",), _int, None, "N"),
+        _O("share", ("--share",), _text, None, None,
            "'batch': one active set per batch, logits as one matrix product (default); "
            "'sample': every sample its own active set (SLIDE)", None, Sampled.SHARES),
-        _O("hash", ("--hash",), _text, "Sampled.hash", None,
+        _O("hash", ("--hash",), _text, None, None,
            "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than "
            "{Sampled.DWTA_ABOVE}), simhash, dwta, wta, doph, or none (uniform sampling)", None,
            ("auto", *FAMILIES, "none")),
-        _O("K", ("-K",), _int_at_least(1), "family.K", "K",
+        _O("K", ("-K",), _int_at_least(1), None, "K",
            "bits (SimHash) or codes (WTA, DWTA, DOPH) per table (default: the family's, "
            "or from the layer's shape with --hash auto)"),
-        _O("L", ("-L",), _int_at_least(1), "family.L", "L", "number of hash tables (default: "
+        _O("L", ("-L",), _int_at_least(1), None, "L", "number of hash tables (default: "
            "{Sampled.TABLES[batch]} with --share batch, {Sampled.TABLES[sample]} with "
            "--share sample)"),
-        _O("bin_size", ("--bin-size",), _int_at_least(2), "family.bin_size", "N",
+        _O("bin_size", ("--bin-size",), _int_at_least(2), None, "N",
            "WTA/DWTA: dims per bin, a power of two (default {WTA.bin_size})"),
-        _O("bits", ("--bits",), _int_at_least(1), "family.bits", "N",
+        _O("bits", ("--bits",), _int_at_least(1), None, "N",
            "DOPH: bits kept per code (default min(8, 16 // K))"),
-        _O("density", ("--density",), _positive, "family.density", "FRACTION",
+        _O("density", ("--density",), _positive, None, "FRACTION",
            "SimHash: sparse +-1 projections over this fraction of dims (default: dense "
            "Gaussian)"),
-        _O("bucket_size", ("--bucket-size",), _int, "Sampled.bucket_size", "N"),
-        _O("policy", ("--policy",), _text, "Sampled.policy", choices=Sampled.POLICIES),
-        _O("query", ("--query",), _text, "Sampled.query", choices=Sampled.QUERIES),
-        _O("threshold", ("--threshold",), _int, "Sampled.threshold", "TABLES"),
-        _O("rebuild_every", ("--rebuild-every",), _int, "Sampled.rebuild_every", "STEPS"),
-        _O("rebuild_growth", ("--rebuild-growth",), _number, "Sampled.rebuild_growth", "FACTOR"),
-        _O("correction", ("--no-correction",), _bool, "Sampled.correction", None,
+        _O("bucket_size", ("--bucket-size",), _int, None, "N"),
+        _O("policy", ("--policy",), _text, None, choices=Sampled.POLICIES),
+        _O("query", ("--query",), _text, None, choices=Sampled.QUERIES),
+        _O("threshold", ("--threshold",), _int, None, "TABLES"),
+        _O("rebuild_every", ("--rebuild-every",), _int, None, "STEPS"),
+        _O("rebuild_growth", ("--rebuild-growth",), _number, None, "FACTOR"),
+        _O("correction", ("--no-correction",), _bool, None, None,
            "do not correct sampled logits for how often their labels are sampled (the "
            "correction keeps sampled training tracking the full softmax; see docs/guide.md)",
            const=False),
-        _O("bias_init", ("--bias-init",), _text, "Sampled.bias_init", None,
+        _O("bias_init", ("--bias-init",), _text, None, None,
            "the output biases' start: 'prior' the labels' log training frequencies, 'zero'; "
            "'auto' (default) is 'prior' for a sampled output, 'zero' when it computes every "
            "label", None, Sampled.BIAS_INITS),
-        _O("lr_scale", ("--lr-scale",), _lr_scale, "Sampled.lr_scale",
+        _O("lr_scale", ("--lr-scale",), _lr_scale, None,
            "auto|FACTOR[,FACTOR...]",
            "multiply the optimizer's step on the output layer's rows by FACTOR, or by one "
            "FACTOR per epoch (the last holds after); 'auto' (default), for a sampled output, "
@@ -269,32 +270,32 @@ _TRAIN_OPTIONS = {
            "every label"),
     ],
     "loss and optimizer": [
-        _O("loss", ("--loss",), _text, "Network.loss", None,
+        _O("loss", ("--loss",), _text, None, None,
            "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
            "(independent sigmoids)", None, _network.LOSSES),
-        _O("optimizer", ("--optimizer",), _text, "Network.optimizer",
+        _O("optimizer", ("--optimizer",), _text, None,
            choices=(Adam.kind, SGD.kind)),
-        _O("lr", ("--lr",), _number, "optimizer.lr", "LR",
+        _O("lr", ("--lr",), _number, None, "LR",
            "learning rate (default {Adam.lr} for adam, {SGD.lr} for sgd)"),
-        _O("beta1", ("--beta1",), _number, "Adam.beta1", "B"),
-        _O("beta2", ("--beta2",), _number, "Adam.beta2", "B"),
-        _O("eps", ("--eps",), _number, "Adam.eps", "EPS"),
-        _O("dense_adam", ("--dense-adam",), _bool, "Adam.lazy", None,
+        _O("beta1", ("--beta1",), _number, None, "B"),
+        _O("beta2", ("--beta2",), _number, None, "B"),
+        _O("eps", ("--eps",), _number, None, "EPS"),
+        _O("dense_adam", ("--dense-adam",), _bool, None, None,
            "update every row every step (textbook Adam; slow, for comparisons)", const=True),
-        _O("weight_decay", ("--weight-decay",), _number, "optimizer.weight_decay", "WD"),
-        _O("warmup", ("--warmup",), _non_negative, "schedule.warmup", "EPOCHS",
+        _O("weight_decay", ("--weight-decay",), _number, None, "WD"),
+        _O("warmup", ("--warmup",), _non_negative, None, "EPOCHS",
            "ramp the learning rate up linearly over this many epochs (default "
            "{CosineDecay.warmup})"),
-        _O("cosine", ("--cosine",), _bool, "schedule.kind", None,
+        _O("cosine", ("--cosine",), _bool, None, None,
            "decay the learning rate to 0 along half a cosine over --epochs", const=True),
     ],
     "training": [
-        _O("epochs", ("--epochs",), _int_at_least(1), "fit.epochs", "N",
+        _O("epochs", ("--epochs",), _int_at_least(1), None, "N",
            "passes over the data (default {default})", 5),
         _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N",
            "samples per step (default {fit.batch_size})"),
-        _O("threads", ("--threads",), _threads, "Network.threads", "N"),
-        _O("seed", ("--seed",), _int_at_least(0), "Network.seed", "N"),
+        _O("threads", ("--threads",), _threads, None, "N"),
+        _O("seed", ("--seed",), _int_at_least(0), None, "N"),
         _O("shuffle", ("--no-shuffle",), _bool, "fit.shuffle", None,
            "keep the file's row order instead of shuffling every epoch", const=False),
         _O("eval_every", ("--eval-every",), _int_at_least(0), "cli.eval_every", "EPOCHS",
@@ -318,9 +319,12 @@ _TRAIN_OPTIONS = {
     ],
 }
 del _O
+_TRAIN_OPTIONS = {group: [o._replace(target=o.target or SETTINGS[o.dest]) for o in options]
+                  for group, options in _TRAIN_OPTIONS.items()}
 _TRAIN_SPEC = {o.dest: o for options in _TRAIN_OPTIONS.values() for o in options}
-_LAYER_TARGETS = ("Dense.", "Sampled.", "layer.", "family.", "cli.output")
-_CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "training")
+# how the library's messages name a setting: by its flag
+_FLAG_NAMES = {**{dest: o.flags[0] for dest, o in _TRAIN_SPEC.items()},
+               "layers": "a 'layers' list in --config"}
 _HELP_NAMES = {"Dense": Dense, "Sampled": Sampled, "WTA": WTA, "Adam": Adam, "SGD": SGD,
                "CosineDecay": CosineDecay, "EarlyStopping": EarlyStopping,
                "Network": _network.Network, "fit": _network.Network.fit,
@@ -365,10 +369,6 @@ def _converter(option):
     return convert
 
 
-def _flag_name(dest):
-    return _TRAIN_SPEC[dest].flags[0]
-
-
 def _add_train_options(p):
     p.add_argument("train", nargs="?", default=None, metavar="TRAIN",
                    help="training file (XC format by default); may come from --config instead")
@@ -395,70 +395,20 @@ def _add_train_options(p):
                                const=False, default=None, help="never show a progress bar")
 
 
-def _read_config(path):
-    """The options of a TOML or JSON file as a flat dict (sections merged)."""
-    if not os.path.isfile(path):
-        raise UsageError(f"--config: no such file {path!r}")
-    with open(path, "rb") as f:
-        raw = f.read()
-    kind = "JSON" if path.lower().endswith(".json") else "TOML"
-    loads = json.loads if kind == "JSON" else _toml(path).loads
-    try:
-        data = loads(raw.decode("utf-8"))
-    except ValueError as exc:    # JSON's and TOML's decode errors, and UnicodeDecodeError
-        raise UsageError(f"--config {path}: not valid {kind} ({exc})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {path}: the top level must be a table of options")
-    flat = {}
-    for key, value in data.items():
-        if key in _CONFIG_SECTIONS and isinstance(value, dict):
-            for sub_key, sub_value in value.items():
-                _put_config_key(flat, sub_key, sub_value, path, f"[{key}] ")
-        else:
-            _put_config_key(flat, key, value, path, "")
-    base = os.path.dirname(os.path.abspath(path))
-    for key in ("train", "test", "validation", "save", "checkpoint"):
-        if isinstance(flat.get(key), str) and not os.path.isabs(flat[key]):
-            flat[key] = os.path.join(base, flat[key])   # relative to the config file
-    return flat
-
-
-def _toml(path):
-    try:
-        import tomllib
-        return tomllib
-    except ImportError:
-        try:
-            import tomli
-            return tomli
-        except ImportError:
-            raise UsageError(
-                f"--config {path}: TOML config files need Python 3.11 or later (tomllib); this is "
-                f"Python {sys.version_info.major}.{sys.version_info.minor}. Write the same "
-                f"keys as a JSON file (cfg.json) instead") from None
-
-
-def _put_config_key(flat, key, value, path, where):
-    """One config entry, parsed and checked as its flag would be."""
-    name = key.upper() if key in ("k", "l", "K", "L") else key.replace("-", "_")
-    if name not in _TRAIN_SPEC and name not in ("train", "layers"):
-        known = ", ".join(sorted([*_TRAIN_SPEC, "train", "layers"]))
-        raise UsageError(f"--config {path}: unknown key {where}{key!r}; known keys: {known}")
-    if name in flat:
-        raise UsageError(f"--config {path}: key {key!r} is given twice")
-    if name == "train" and not isinstance(value, str):
-        raise UsageError(f"--config {path}: key 'train' must be a file path, got {value!r}")
+def _config_value(name, value):
+    """A config file's entry, parsed and checked as its flag would be."""
     if name in ("train", "layers"):
-        flat[name] = value
-        return
+        if name == "train" and not isinstance(value, str):
+            raise ValueError(f"must be a file path, got {value!r}")
+        return value
     option = _TRAIN_SPEC[name]
     try:
-        flat[name] = _converter(option)(value)
+        value = _converter(option)(value)
     except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"--config {path}: key {key!r}: {exc}") from None
-    if option.choices and flat[name] not in option.choices:
-        raise UsageError(f"--config {path}: key {key!r}: {flat[name]!r} is not one of "
-                         f"{', '.join(option.choices)}")
+        raise ValueError(str(exc)) from None
+    if option.choices and value not in option.choices:
+        raise ValueError(f"{value!r} is not one of {', '.join(option.choices)}")
+    return value
 
 
 def _resolve_train_options(args):
@@ -466,7 +416,14 @@ def _resolve_train_options(args):
     opts = {dest: option.default for dest, option in _TRAIN_SPEC.items()}
     opts.update(train=None, layers=None)
     if args.config:
-        opts.update(_read_config(args.config))
+        try:
+            opts.update(read_config(args.config, [*_TRAIN_SPEC, "train", "layers"],
+                                    _config_value, ("train", "test", "validation", "save",
+                                                    "checkpoint")))
+        except FileNotFoundError as exc:
+            raise UsageError(f"--config: {exc}") from None
+        except ValueError as exc:
+            raise UsageError(f"--config {exc}") from None
     for dest in _TRAIN_SPEC:
         value = getattr(args, dest)
         if value is not None:   # repeated --hidden flags: each flag's list, concatenated
@@ -484,18 +441,6 @@ def _resolve_train_options(args):
 def _set(**settings):
     """The settings that were given (not None): the rest are the library's to decide."""
     return {key: value for key, value in settings.items() if value is not None}
-
-
-def _given(opts, prefix):
-    """{parameter: value} of the options given whose target starts with ``prefix``."""
-    return {o.target.split(".", 1)[1]: getattr(opts, o.dest) for o in _TRAIN_SPEC.values()
-            if o.target.startswith(prefix) and getattr(opts, o.dest) is not None}
-
-
-def _given_flags(opts, prefixes):
-    """The flags given (not at the command's default) whose target starts with ``prefixes``."""
-    return [o.flags[0] for o in _TRAIN_SPEC.values()
-            if o.target.startswith(prefixes) and getattr(opts, o.dest) is not None and getattr(opts, o.dest) != o.default]
 
 
 @contextlib.contextmanager
@@ -521,103 +466,24 @@ def _flags_named(message):
     return f" (on the command line: {', '.join(hints)})" if hints else ""
 
 
-def _optimizer(opts):
-    """The optimizer of the flags (None: the library's default), built now so that a
-    bad value is reported before any data is read."""
-    adam_only = _given(opts, "Adam.")
-    if "lazy" in adam_only:        # --dense-adam: every row every step
-        adam_only["lazy"] = not adam_only["lazy"]
-    common = _given(opts, "optimizer.")
-    if opts.cosine:
-        common["schedule"] = CosineDecay(opts.epochs, **_set(warmup=opts.warmup))
-    elif opts.warmup:
-        common["schedule"] = Constant(warmup=opts.warmup)
-    if opts.optimizer is None and not adam_only and not common:
-        return None
-    kind = opts.optimizer or signature_default(_network.Network, "optimizer")
-    if kind == SGD.kind and adam_only:
-        flags = ", ".join(_flag_name(o.dest) for o in _TRAIN_SPEC.values()
-                          if o.target.split(".")[-1] in adam_only and o.target.startswith("Adam"))
-        raise UsageError(f"{flags} applies to --optimizer adam, not sgd")
-    with _library_error():
-        return (Adam(**common, **adam_only) if kind == Adam.kind else SGD(**common))
+def _network_settings(opts):
+    """The flags' (and config file's) settings of ``pyslide.config``, named by flag."""
+    settings = {key: getattr(opts, key) for key in SETTINGS}
+    if opts.layers is not None:    # the command's own --hidden 128 and --output sampled
+        settings.update({key: None for key in ("hidden", "output")
+                         if settings[key] == _TRAIN_SPEC[key].default})
+    return settings
 
 
-def _hash_config(opts, n_labels, in_dim):
-    """The output layer's ``hash`` from the flags: "auto", None or a family's config."""
-    kind = opts.hash or "auto"
-    family = _given(opts, "family.")
-    if kind == "none":
-        for o in _TRAIN_SPEC.values():
-            if o.target.startswith("family.") and getattr(opts, o.dest) is not None:
-                raise UsageError(f"{o.flags[0]} does not apply to --hash none (uniform sampling)")
-        return None
-    if kind == "auto" and not family:
-        return "auto"
-    with _library_error():
-        return _layers.hash_family(kind, n_labels, in_dim, **_set(share=opts.share),
-                                   **_set(bucket_size=opts.bucket_size), seed=opts.seed or 0,
-                                   **family).get_config()
-
-
-def _layers_from_flags(opts, input_dim, n_labels):
-    """Layer configs (``get_config()`` form) from the flags."""
-    dense = _given(opts, "Dense.")
-    hidden, common = dense.pop("units"), _given(opts, "layer.")
-    if not hidden and dense and (dense.get("dropout") or "activation" in dense):
-        flag = _flag_name("dropout" if "dropout" in dense else "activation")
-        raise UsageError(f"{flag} applies to hidden layers, and --hidden none gives none")
-    layers = [{"kind": "dense", "units": units, **dense, **common} for units in hidden]
-    if opts.output == "dense":
-        refused = _given_flags(opts, ("Sampled.", "family."))
-        if refused:
-            raise UsageError(f"{refused[0]} applies to a sampled output layer, not to "
-                             f"--output dense")
-        return layers + [{"kind": "dense", "units": n_labels, **common}]
-    output = {"kind": "sampled", "units": n_labels, **_given(opts, "Sampled."), **common}
-    output["hash"] = _hash_config(opts, n_labels, hidden[-1] if hidden else input_dim)
-    return layers + [output]
-
-
-def _layers_from_config(specs, n_labels, source="--config"):
-    """``layers = [{kind = "dense", units = 128}, {kind = "sampled", ...}]`` as layer configs."""
-    if not isinstance(specs, list) or not specs:
-        raise UsageError(f"{source}: 'layers' must be a non-empty list of tables such as "
-                         f"{{kind = \"dense\", units = 128}}")
-    layers = []
-    for i, spec in enumerate(specs):
-        where = f"{source}: layers[{i}]"
-        if not isinstance(spec, dict):
-            raise UsageError(f"{where} must be a table, got {spec!r}")
-        spec = {k.replace("-", "_"): v for k, v in spec.items()}
-        last = i == len(specs) - 1
-        if spec.setdefault("units", "labels" if last else None) == "labels":
-            spec["units"] = n_labels
-        if last and spec["units"] != n_labels:
-            raise UsageError(f"{where} is the output layer: units must be the number of labels "
-                             f"({n_labels}) or \"labels\", got {spec['units']!r}")
-        with _library_error(f"{where}: "):
-            _layers.layer_from_config(spec)
-        layers.append(spec)
-    return layers
-
-
-def _build_network(opts, X, Y, optimizer):
+def _build_network(opts, X, Y):
     """The network of the flags (or of the config file's ``layers``), checked by the library."""
+    settings = _network_settings(opts)
     if opts.layers is not None:
-        given = _given_flags(opts, _LAYER_TARGETS)
-        if given:
-            raise UsageError(f"{given[0]} cannot be combined with a 'layers' list in --config "
-                             f"(the list describes every layer): set it in the layer's table "
-                             f"instead")
-        layers = _layers_from_config(opts.layers, Y.shape[1])
-    else:
-        layers = _layers_from_flags(opts, X.shape[1], Y.shape[1])
-    config = {"input_dim": X.shape[1], "layers": layers,
-              **_set(loss=opts.loss, optimizer=optimizer, threads=opts.threads, seed=opts.seed)}
+        with _library_error("--config: "):
+            settings["layers"] = layers_from_list(opts.layers, Y.shape[1])
     try:
         with _library_error():
-            return _network.Network.from_config(config)
+            return network_from_settings(settings, X.shape[1], Y.shape[1], _FLAG_NAMES)
     except MemoryError as exc:
         # the library's advice names API arguments; a CLI user needs flags
         need = str(exc).split("; use ")[0]
@@ -651,7 +517,8 @@ def _read_train_files(opts, verbose):
 
 def _cmd_train(args):
     opts = _resolve_train_options(args)
-    optimizer = _optimizer(opts)
+    with _library_error():     # a bad optimizer setting is reported before reading the data
+        optimizer_from_settings(_network_settings(opts), _FLAG_NAMES)
     _check_threads(opts.threads)
     if opts.save:
         _check_not_an_input(opts.save, "--save", [("the training file", opts.train),
@@ -660,7 +527,7 @@ def _cmd_train(args):
     callbacks = _train_callbacks(opts)
     verbose = not args.quiet
     X, Y, others = _read_train_files(opts, verbose)
-    net = _build_network(opts, X, Y, optimizer)
+    net = _build_network(opts, X, Y)
     if opts.save:   # fail before training, not after it, when the model cannot be written
         _checked(net.check_save_path, opts.save, "--save")
     batch_size = opts.batch_size or signature_default(_HELP_NAMES["fit"], "batch_size")
