@@ -172,9 +172,10 @@ def _text(value):
 # The one table of ``pyslide train``'s flags: each maps to one library
 # parameter, and is at once a flag and a config file key. A network setting's
 # parameter is pyslide.config.SETTINGS' (target None here); the others name it
-# ("Owner.param": "fit." fit's, "EarlyStopping." ..., "cli.name" the command's own). A network or fit setting defaults to None ("unset"): the library
-# decides, so ``pyslide train`` builds the network ``pyslide.Network`` builds by
-# default (tests/test_cli.py checks it). Only the command's own choices (--hidden
+# ("Owner.param": "fit." fit's, "EarlyStopping." ..., "cli.name" the command's
+# own). A network or fit setting defaults to None ("unset"): the library decides,
+# so ``pyslide train`` builds the network ``pyslide.Network`` builds by default
+# (tests/test_cli.py checks it). Only the command's own choices (--hidden
 # 128, --output sampled, --epochs 5, ...) have a default here.
 # A flag without help text is helped by the library's docstring of its parameter
 # (pyslide._docstrings); a help text here says what only the command line means,
@@ -199,8 +200,8 @@ _TRAIN_OPTIONS = {
         _O("format", ("--format",), _text, "cli.format", None, "file format: 'xc' (XC-repository "
            "text with a header line; default) or 'libsvm' (multi-label libsvm, no header)",
            "xc", ("xc", "libsvm")),
-        _O("strict_rows", ("--no-strict-rows",), _bool, "cli.strict_rows", None, _NO_STRICT_ROWS_HELP,
-           const=False),
+        _O("strict_rows", ("--no-strict-rows",), _bool, "cli.strict_rows", None,
+           _NO_STRICT_ROWS_HELP, const=False),
     ],
     "network": [
         _O("hidden", ("--hidden",), _hidden, None, "UNITS",
@@ -292,8 +293,7 @@ _TRAIN_OPTIONS = {
     "training": [
         _O("epochs", ("--epochs",), _int_at_least(1), None, "N",
            "passes over the data (default {default})", 5),
-        _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N",
-           "samples per step (default {fit.batch_size})"),
+        _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N"),
         _O("threads", ("--threads",), _threads, None, "N"),
         _O("seed", ("--seed",), _int_at_least(0), None, "N"),
         _O("shuffle", ("--no-shuffle",), _bool, "fit.shuffle", None,

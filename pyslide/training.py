@@ -63,7 +63,9 @@ class Trainer:
         Y : CSR label indicator (n, n_outputs), list of label lists, or 1-D
             int array of one label per row.
         epochs : int
+            Passes over the data.
         batch_size : int
+            Samples per step.
         validation_data : (X_val, Y_val) or None
             Evaluated after every epoch: ``val_loss`` (the exact loss over
             every output) and ``val_p@k`` / ``val_ndcg@k`` for ``eval_k`` go

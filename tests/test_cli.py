@@ -666,3 +666,15 @@ def test_every_train_flag_names_a_library_parameter():
             continue
         found = [cls for cls in owners[owner] if param in inspect.signature(cls).parameters]
         assert found if owner == "family" else found == owners[owner], option
+
+
+def test_progress_bar_with_validation_prints_each_epoch_line_once(capsys, files):
+    """fit's own line (verbose=1 with validation data) is the CLI's EpochReport, not a
+    second line beside it."""
+    code, out, err = call(capsys, "train", files["train.txt"], "--hidden", "16", "--epochs",
+                          "2", "--threads", "1", "--validation", files["test.txt"],
+                          "--progress")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("val_loss" in line for line in lines) and "epoch 1" in err   # the bar
