@@ -226,9 +226,7 @@ _TRAIN_OPTIONS = {
         _O("max_active", ("--max-active",), _int, None, "N",
            "LSH candidates beyond this are dropped (default: --active)"),
         _O("negatives", ("--negatives",), _int, None, "N"),
-        _O("share", ("--share",), _text, None, None,
-           "'batch': one active set per batch, logits as one matrix product (default); "
-           "'sample': every sample its own active set (SLIDE)", None, Sampled.SHARES),
+        _O("share", ("--share",), _text, None, choices=Sampled.SHARES),
         _O("hash", ("--hash",), _text, None, None,
            "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than "
            "{Sampled.DWTA_ABOVE}), simhash, dwta, wta, doph, or none (uniform sampling)", None,
@@ -256,10 +254,7 @@ _TRAIN_OPTIONS = {
            "do not correct sampled logits for how often their labels are sampled (the "
            "correction keeps sampled training tracking the full softmax; see docs/guide.md)",
            const=False),
-        _O("bias_init", ("--bias-init",), _text, None, None,
-           "the output biases' start: 'prior' the labels' log training frequencies, 'zero'; "
-           "'auto' (default) is 'prior' for a sampled output, 'zero' when it computes every "
-           "label", None, Sampled.BIAS_INITS),
+        _O("bias_init", ("--bias-init",), _text, None, choices=Sampled.BIAS_INITS),
         _O("lr_scale", ("--lr-scale",), _lr_scale, None,
            "auto|FACTOR[,FACTOR...]",
            "multiply the optimizer's step on the output layer's rows by FACTOR, or by one "
@@ -271,9 +266,7 @@ _TRAIN_OPTIONS = {
            "every label"),
     ],
     "loss and optimizer": [
-        _O("loss", ("--loss",), _text, None, None,
-           "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
-           "(independent sigmoids)", None, _network.LOSSES),
+        _O("loss", ("--loss",), _text, None, choices=_network.LOSSES),
         _O("optimizer", ("--optimizer",), _text, None,
            choices=(Adam.kind, SGD.kind)),
         _O("lr", ("--lr",), _number, None, "LR",
@@ -284,9 +277,7 @@ _TRAIN_OPTIONS = {
         _O("dense_adam", ("--dense-adam",), _bool, None, None,
            "update every row every step (textbook Adam; slow, for comparisons)", const=True),
         _O("weight_decay", ("--weight-decay",), _number, None, "WD"),
-        _O("warmup", ("--warmup",), _non_negative, None, "EPOCHS",
-           "ramp the learning rate up linearly over this many epochs (default "
-           "{CosineDecay.warmup})"),
+        _O("warmup", ("--warmup",), _non_negative, None, "EPOCHS"),
         _O("cosine", ("--cosine",), _bool, None, None,
            "decay the learning rate to 0 along half a cosine over --epochs", const=True),
     ],
@@ -329,6 +320,7 @@ _HELP_NAMES = {"Dense": Dense, "Sampled": Sampled, "WTA": WTA, "Adam": Adam, "SG
                "CosineDecay": CosineDecay, "EarlyStopping": EarlyStopping,
                "Network": _network.Network, "fit": _network.Network.fit,
                "network": _network, "layers": _layers, "layer": Dense, "optimizer": Adam,
+               "schedule": CosineDecay,
                "propensities": _metrics.propensities}
 
 
