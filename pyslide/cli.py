@@ -28,8 +28,8 @@ from . import network as _network
 from ._docstrings import parameter_help, signature_default
 from ._validate import integer, integers, real
 from .callbacks import EarlyStopping, EpochReport, ModelCheckpoint
-from .config import (SETTINGS, layers_from_list, network_from_settings, optimizer_from_settings,
-                     read_config)
+from .config import (SETTINGS, check_setting, layers_from_list, network_from_settings,
+                     optimizer_from_settings, read_config)
 from .datafiles import RowCountError, read_labelled, read_labelled_files
 from .hashing import FAMILIES, WTA
 from .layers import ACTIVATIONS, Dense, Sampled
@@ -338,22 +338,16 @@ def _help(text, target=None):
     return re.sub(r"\{(\w+)\.(\w+)(?:\[(\w+)\])?\}", default, text)
 
 
-# a flag's value checked at once by the class it configures (built on a
-# one-unit layer, or alone): the range is the library's, stated once
-_PROBES = {"Dense": lambda **kw: Dense(1, **kw), "layer": lambda **kw: Dense(1, **kw),
-           "Sampled": lambda **kw: Sampled(1, **kw), "Adam": Adam, "optimizer": Adam}
-
-
 def _converter(option):
-    """The option's parse, then its class's check of the value (argparse's message)."""
-    owner, param = option.target.split(".")
-    if owner not in _PROBES or option.parse in (_text, _bool, _active, _hidden):
+    """The option's parse, then the library's check of the value alone (argparse's
+    message): the range is the library's, stated once."""
+    if option.dest not in SETTINGS or option.parse in (_text, _bool, _active, _hidden):
         return option.parse
 
     def convert(text):
         value = option.parse(text)
         try:
-            _PROBES[owner](**{param: value})
+            check_setting(option.dest, value)
         except (TypeError, ValueError) as exc:
             raise argparse.ArgumentTypeError(_one_line(exc)) from None
         return value

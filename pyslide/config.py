@@ -19,12 +19,12 @@ import os
 import sys
 
 from ._docstrings import signature_default
-from .layers import hash_family, layer_from_config
+from .layers import Dense, Sampled, hash_family, layer_from_config
 from .network import Network
 from .optim import SGD, Adam, Constant, CosineDecay
 
-__all__ = ["SETTINGS", "SECTIONS", "ConfigError", "read_config", "layers_from_list",
-           "optimizer_from_settings", "network_from_settings"]
+__all__ = ["SETTINGS", "SECTIONS", "ConfigError", "read_config", "check_setting",
+           "layers_from_list", "optimizer_from_settings", "network_from_settings"]
 
 # Each key and the parameter it sets ("Owner.param"): "Dense." every hidden
 # layer's, "layer." every layer's, "Sampled." the output layer's, "family." its
@@ -143,6 +143,24 @@ def _toml(path):
                 f"{path}: TOML config files need Python 3.11 or later (tomllib); this is "
                 f"Python {sys.version_info.major}.{sys.version_info.minor}. Write the same "
                 f"keys as a JSON file (cfg.json) instead") from None
+
+
+# a setting checked alone by the class it configures (built on a one-unit layer)
+_PROBES = {"Dense": lambda **kw: Dense(1, **kw), "layer": lambda **kw: Dense(1, **kw),
+           "Sampled": lambda **kw: Sampled(1, **kw), "Adam": Adam, "optimizer": Adam}
+
+
+def check_setting(key, value):
+    """Check one setting's value alone, before any data is read: a layer's or
+    the optimizer's parameter by its class (a ``ValueError`` or ``TypeError``
+    naming the parameter); the others, whose range depends on the data or on
+    other settings, when the network is built. Returns ``value``."""
+    if key not in SETTINGS:
+        raise ValueError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+    owner, param = SETTINGS[key].split(".")
+    if owner in _PROBES and value is not None:
+        _PROBES[owner](**{param: value})
+    return value
 
 
 def layers_from_list(specs, n_labels):

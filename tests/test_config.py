@@ -136,3 +136,18 @@ def test_network_from_settings_names_keys_as_told():
     with pytest.raises(ValueError, match=r"^-K does not apply to --hash none"):
         config.network_from_settings({"hash": "none", "K": 3}, 50, 30,
                                      names={"K": "-K", "hash": "--hash"})
+
+
+def test_check_setting_checks_a_layer_or_optimizer_value_alone():
+    assert config.check_setting("active", 0.5) == 0.5
+    assert config.check_setting("K", 0) == 0            # checked with its family, later
+    assert config.check_setting("beta1", None) is None
+    with pytest.raises(ValueError, match=r"Adam: beta1 must be in \(0, 1.0\), got 1.5"):
+        config.check_setting("beta1", 1.5)
+    with pytest.raises(ValueError, match=r"Sampled: rebuild_growth must be None or a number "
+                                         r">= 1, got 0.5"):
+        config.check_setting("rebuild_growth", 0.5)
+    with pytest.raises(ValueError, match=r"Dense: dropout"):
+        config.check_setting("dropout", 1.5)
+    with pytest.raises(ValueError, match=r"^unknown setting 'colour'; known: K, L, "):
+        config.check_setting("colour", 1)
