@@ -1,11 +1,11 @@
-"""Callbacks that ``Network.fit`` runs (early stopping, checkpoints); imports nothing of the model.
+"""Callbacks that ``Network.fit`` runs (early stopping, checkpoints, the epoch report); imports nothing of the model.
 
 A callback sees the network only through the object ``fit`` passes in: its
 ``stop_training`` flag, ``save(path)``, and the private ``_snapshot()`` /
 ``_restore(snapshot)`` pair that copies and puts back the training state;
 ``EpochReport`` reads its counters (``epoch_``, ``step_``, ``history_``,
-``step_times_``, ``timings_``) and calls ``evaluate``. So this module depends on no other pyslide module and the model may import
-it.
+``step_times_``, ``timings_``) and calls ``evaluate``. So this module
+depends on no other pyslide module and the model may import it.
 
 The protocol, as in Keras: ``on_train_begin(network, logs)`` once before the
 first epoch of a ``fit`` call (``logs`` holds ``epochs``, ``steps`` per epoch
