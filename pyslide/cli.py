@@ -220,11 +220,8 @@ _TRAIN_OPTIONS = {
            "a count like 4096 or a fraction like 0.02 (default: {Sampled.BATCH_ACTIVE} per "
            "batch, max({Sampled.SAMPLE_ACTIVE[0]}, labels/{Sampled.SAMPLE_ACTIVE[1]}) per "
            "sample)"),
-        _O("min_active", ("--min-active",), _int, None, "N",
-           "fewer LSH candidates than this are topped up with random neurons (default: "
-           "--active)"),
-        _O("max_active", ("--max-active",), _int, None, "N",
-           "LSH candidates beyond this are dropped (default: --active)"),
+        _O("min_active", ("--min-active",), _int, None, "N"),
+        _O("max_active", ("--max-active",), _int, None, "N"),
         _O("negatives", ("--negatives",), _int, None, "N"),
         _O("share", ("--share",), _text, None, choices=Sampled.SHARES),
         _O("hash", ("--hash",), _text, None, None,

@@ -136,11 +136,13 @@ class Sampled:
         (``share="batch"``): a float in (0, 1] is a fraction of ``units``, an
         int a count. ``None`` uses the rule in Notes. ``1.0`` computes every
         neuron (the layer then equals a ``Dense`` one).
-    min_active, max_active : int or None
-        Bounds on the active count. LSH candidates beyond ``max_active`` are
-        dropped (lowest-ranked first); fewer than ``min_active`` are topped
-        up with uniformly random neurons. Default: both equal ``active``, so
-        each step costs the same.
+    min_active : int or None
+        Fewer LSH candidates than this are topped up with uniformly random
+        neurons (default: ``active``, as ``max_active``, so each step costs
+        the same).
+    max_active : int or None
+        LSH candidates beyond this are dropped, lowest-ranked first
+        (default: ``active``).
     negatives : int or None
         Rows the batch's shared set holds beyond its true labels, at least
         (LSH candidates first, then uniform draws). ``share="batch"`` only;
