@@ -5,7 +5,8 @@
 
 Covers everything in ``pyslide.__all__``, ``pyslide.data.__all__``,
 ``pyslide.metrics.__all__``, ``pyslide.hashing.__all__``,
-``pyslide.distributed.__all__`` and ``pyslide.sklearn.__all__`` (when
+``pyslide.config.__all__``, ``pyslide.distributed.__all__`` and
+``pyslide.sklearn.__all__`` (when
 scikit-learn is installed), with the public methods of every class.
 Numpydoc sections become Markdown lists.
 """
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pyslide as ps
-from pyslide import data, distributed, hashing, metrics
+from pyslide import config, data, distributed, hashing, metrics
 
 try:
     from pyslide import sklearn as sklearn_api
@@ -42,6 +43,7 @@ argument is validated; a bad one raises `ValueError` / `TypeError` naming it.
 
 Contents: [pyslide](#pyslide) · [pyslide.data](#pyslidedata) ·
 [pyslide.metrics](#pyslidemetrics) · [pyslide.hashing](#pyslidehashing) ·
+[pyslide.config](#pyslideconfig) ·
 [pyslide.distributed](#pyslidedistributed) · [pyslide.sklearn](#pyslidesklearn)
 """
 
@@ -223,6 +225,19 @@ def generate():
         "Hash families and bucket tables. `SimHash`, `WTA`, `DWTA`, `DOPH` and "
         "`LSHTables` are documented under [pyslide](#pyslide) (also importable from "
         "`pyslide.hashing`); the helpers:")
+    parts += module_section(
+        "pyslide.config", config, config.__all__,
+        rst_to_md(inspect.cleandoc(config.__doc__ or "").split("\n", 1)[1]),
+        skip=("SETTINGS", "SECTIONS"))
+    rows = ["| key | parameter |", "|---|---|"]
+    rows += [f"| `{key}` | `{target}` |" for key, target in config.SETTINGS.items()]
+    parts += ["### `pyslide.config.SETTINGS`", "",
+              "Dict of the flat settings, each key and the parameter it sets (`Dense.` every "
+              "hidden layer's, `layer.` every layer's, `family.` the output layer's hash "
+              "family's, `optimizer.` Adam's and SGD's):", "", *rows, "",
+              "### `pyslide.config.SECTIONS`", "",
+              "The tables a config file may group its keys in: "
+              + ", ".join(f"`[{name}]`" for name in config.SECTIONS) + ".", ""]
     parts += module_section(
         "pyslide.distributed", distributed, distributed.__all__,
         "`from pyslide.distributed import ShardedNetwork` (needs the `distributed` extra, "

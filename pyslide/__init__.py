@@ -13,11 +13,12 @@ from .optim import SGD, Adam, AdamW, Constant, CosineDecay, ExponentialDecay, St
 from .network import Network
 from .loading import load
 from .training import DivergenceWarning
-from .callbacks import Callback, EarlyStopping, ModelCheckpoint
+from .callbacks import Callback, EarlyStopping, EpochReport, ModelCheckpoint
 
 __version__ = "0.1.0"
 
 __all__ = ["openmp_enabled", "resolve_threads", "data", "metrics", "SimHash", "WTA", "DWTA",
            "DOPH", "LSHTables", "Dense", "Sampled", "Adam", "AdamW", "SGD",
            "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "Network", "load",
-           "Callback", "EarlyStopping", "ModelCheckpoint", "DivergenceWarning", "__version__"]
+           "Callback", "EarlyStopping", "EpochReport", "ModelCheckpoint", "DivergenceWarning",
+           "__version__"]

@@ -1,10 +1,11 @@
-"""Callbacks that ``Network.fit`` runs (early stopping, checkpoints); imports nothing of the model.
+"""Callbacks that ``Network.fit`` runs (early stopping, checkpoints, the epoch report); imports nothing of the model.
 
 A callback sees the network only through the object ``fit`` passes in: its
 ``stop_training`` flag, ``save(path)``, and the private ``_snapshot()`` /
-``_restore(snapshot)`` pair that copies and puts back the training state.
-So this module depends on no other pyslide module and the model may import
-it.
+``_restore(snapshot)`` pair that copies and puts back the training state;
+``EpochReport`` reads its counters (``epoch_``, ``step_``, ``history_``,
+``step_times_``, ``timings_``) and calls ``evaluate``. So this module
+depends on no other pyslide module and the model may import it.
 
 The protocol, as in Keras: ``on_train_begin(network, logs)`` once before the
 first epoch of a ``fit`` call (``logs`` holds ``epochs``, ``steps`` per epoch
@@ -20,7 +21,7 @@ import numbers
 import os
 import re
 
-__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "check_callbacks"]
+__all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "EpochReport", "check_callbacks"]
 
 _MONITOR = re.compile(r"^(?:val_)?(?:loss|(?:p|ndcg)@[1-9][0-9]*)$")
 
@@ -290,6 +291,96 @@ class ModelCheckpoint(Callback):
     def __repr__(self):
         return (f"ModelCheckpoint({self.path!r}, monitor={self.monitor!r}, "
                 f"save_best_only={self.save_best_only}, mode={self.mode!r})")
+
+
+class EpochReport(Callback):
+    """Print one line after every epoch, and on request the run's summary.
+
+    The line ``fit(verbose=2)`` prints: ``epoch 3/10  loss 2.9404  0.21 s
+    612.5 steps/s``, then ``val_loss`` and ``val_p@k`` when ``fit`` has
+    validation data, then the scores on ``test_data`` when due.
+
+    Parameters
+    ----------
+    test_data : (X, Y) or None
+        Rows scored with ``network.evaluate`` after every ``eval_every``
+        epochs and after the last; their scores join the epoch's logs as
+        ``test_p@k`` and ``test_ndcg@k``.
+    eval_every : int
+        Score ``test_data`` every this many epochs, and after the last (0:
+        after the last only).
+    eval_k : tuple of int
+        The k of the test P@k and nDCG@k.
+    early_stopping : EarlyStopping or None
+        The run's early stopping: the model it keeps, not the last epoch's,
+        is the one ``summary`` scores on ``test_data``.
+    checkpoint : ModelCheckpoint or None
+        The run's checkpoints, counted by ``summary``.
+    """
+
+    def __init__(self, test_data=None, eval_every=1, eval_k=(1, 3, 5), early_stopping=None,
+                 checkpoint=None):
+        if isinstance(eval_every, bool) or not isinstance(eval_every, numbers.Integral) \
+                or eval_every < 0:
+            raise ValueError(f"EpochReport: eval_every must be an int >= 0 (epochs between "
+                             f"scores on test_data; 0: after the last only), got {eval_every!r}")
+        if test_data is not None and (not isinstance(test_data, (tuple, list))
+                                      or len(test_data) != 2):
+            raise ValueError("EpochReport: test_data must be a pair (X_test, Y_test) or None")
+        self.test_data, self.eval_every, self.eval_k = test_data, int(eval_every), eval_k
+        self.early_stopping, self.checkpoint = early_stopping, checkpoint
+        self.last_epoch, self.steps, self.seconds, self.start = 0, 0, 0.0, 0.0
+
+    def on_train_begin(self, network, logs):
+        self.last_epoch = network.epoch_ + logs["epochs"]
+        self.steps = network.step_
+        self.start = self.seconds = (network.history_.get("time") or [0.0])[-1]
+
+    def on_epoch_end(self, network, epoch, logs):
+        steps, seconds = network.step_ - self.steps, logs["time"] - self.seconds
+        self.steps, self.seconds = network.step_, logs["time"]
+        parts = [f"epoch {epoch}/{self.last_epoch}", f"loss {logs['loss']:.4f}",
+                 _seconds(seconds), f"{steps / max(seconds, 1e-9):.1f} steps/s"]
+        parts += [f"{k} {v:.4f}" for k, v in logs.items()
+                  if k == "val_loss" or k.startswith("val_p@")]
+        # with early stopping the final model is the best epoch's, scored by summary()
+        if self.test_data is not None and (
+                (epoch == self.last_epoch and self.early_stopping is None)
+                or (self.eval_every and epoch % self.eval_every == 0)):
+            scores = network.evaluate(*self.test_data, k=self.eval_k)
+            logs.update({f"test_{k}": v for k, v in scores.items()})
+            parts += [f"{k} {v:.4f}" for k, v in scores.items()]
+        print("  ".join(parts), flush=True)
+
+    def summary(self, network):
+        """Print what the run did, after ``fit``: the epoch early stopping
+        kept (and its scores on ``test_data``), the checkpoints written, the
+        steps per second, and the training time by phase."""
+        stopper = self.early_stopping
+        if stopper is not None:
+            how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
+                   else f"ran all {self.last_epoch} epochs")
+            # named as the epoch lines name the monitored value (val_loss, val_p@1, ...)
+            print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
+                  f"({stopper.monitored_key} {stopper.best:.4f})")
+            if self.test_data is not None:
+                scores = network.evaluate(*self.test_data, k=self.eval_k)
+                print(f"test, model of epoch {stopper.best_epoch}:  "
+                      + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        if self.checkpoint is not None and self.checkpoint.saved:
+            print(f"checkpoints: {len(self.checkpoint.saved)} written, the last to "
+                  f"{self.checkpoint.saved[-1]}")
+        # not the step counter: early stopping may have put it back to the best epoch's
+        steps, seconds = len(network.step_times_), self.seconds - self.start
+        print(f"trained {steps} steps in {_seconds(seconds)} "
+              f"({steps / max(seconds, 1e-9):.1f} steps/s)")
+        if network.timings_ and steps and float(sum(network.step_times_)) > 0:
+            print("time by phase: " + ", ".join(f"{k} {_seconds(v)}"
+                                                for k, v in network.timings_.items()))
+
+
+def _seconds(value):
+    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
 
 
 class _FunctionCallback(Callback):

@@ -27,10 +27,13 @@ from . import metrics as _metrics
 from . import network as _network
 from ._docstrings import parameter_help, signature_default
 from ._validate import integer, integers, real
-from .callbacks import EarlyStopping, ModelCheckpoint
+from .callbacks import EarlyStopping, EpochReport, ModelCheckpoint
+from .config import (SETTINGS, check_setting, layers_from_list, network_from_settings,
+                     optimizer_from_settings, read_config)
+from .datafiles import RowCountError, read_labelled, read_labelled_files
 from .hashing import FAMILIES, WTA
 from .layers import ACTIVATIONS, Dense, Sampled
-from .optim import SGD, Adam, Constant, CosineDecay
+from .optim import SGD, Adam, CosineDecay
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -167,12 +170,12 @@ def _text(value):
 # --------------------------------------------------------------------------- train options
 
 # The one table of ``pyslide train``'s flags: each maps to one library
-# parameter ("Owner.param": "layer." is every layer's, "family." the hash
-# family's, "optimizer." Adam's and SGD's, "schedule." the learning-rate
-# schedule's; "cli.name" the command's own), and is at once a flag and a config
-# file key. A network or fit setting defaults to None ("unset"): the library
-# decides, so ``pyslide train`` builds the network ``pyslide.Network`` builds by
-# default (tests/test_cli.py checks it). Only the command's own choices (--hidden
+# parameter, and is at once a flag and a config file key. A network setting's
+# parameter is pyslide.config.SETTINGS' (target None here); the others name it
+# ("Owner.param": "fit." fit's, "EarlyStopping." ..., "cli.name" the command's
+# own). A network or fit setting defaults to None ("unset"): the library decides,
+# so ``pyslide train`` builds the network ``pyslide.Network`` builds by default
+# (tests/test_cli.py checks it). Only the command's own choices (--hidden
 # 128, --output sampled, --epochs 5, ...) have a default here.
 # A flag without help text is helped by the library's docstring of its parameter
 # (pyslide._docstrings); a help text here says what only the command line means,
@@ -197,67 +200,59 @@ _TRAIN_OPTIONS = {
         _O("format", ("--format",), _text, "cli.format", None, "file format: 'xc' (XC-repository "
            "text with a header line; default) or 'libsvm' (multi-label libsvm, no header)",
            "xc", ("xc", "libsvm")),
-        _O("strict_rows", ("--no-strict-rows",), _bool, "cli.strict_rows", None, _NO_STRICT_ROWS_HELP,
-           const=False),
+        _O("strict_rows", ("--no-strict-rows",), _bool, "cli.strict_rows", None,
+           _NO_STRICT_ROWS_HELP, const=False),
     ],
     "network": [
-        _O("hidden", ("--hidden",), _hidden, "Dense.units", "UNITS",
+        _O("hidden", ("--hidden",), _hidden, None, "UNITS",
            "hidden Dense layer widths: '--hidden 256,128' or '--hidden 256 --hidden 128'; "
            "'none' for no hidden layer (default {default})", [128]),
-        _O("activation", ("--activation",), _text, "Dense.activation", choices=ACTIVATIONS),
-        _O("output", ("--output",), _text, "cli.output", None, "output layer: 'sampled' "
+        _O("activation", ("--activation",), _text, None, choices=ACTIVATIONS),
+        _O("output", ("--output",), _text, None, None, "output layer: 'sampled' "
            "(LSH-sampled, default) or 'dense' (every label computed)", "sampled",
            ("sampled", "dense")),
-        _O("init_std", ("--init-std",), _number, "layer.init_std", "STD"),
-        _O("dropout", ("--dropout",), _number, "Dense.dropout", "RATE"),
+        _O("init_std", ("--init-std",), _number, None, "STD"),
+        _O("dropout", ("--dropout",), _number, None, "RATE"),
     ],
     "output layer and LSH": [
-        _O("active", ("--active",), _active, "Sampled.active", "N|FRACTION",
+        _O("active", ("--active",), _active, None, "N|FRACTION",
            "active output neurons per batch (--share batch) or per sample (--share sample): "
            "a count like 4096 or a fraction like 0.02 (default: {Sampled.BATCH_ACTIVE} per "
            "batch, max({Sampled.SAMPLE_ACTIVE[0]}, labels/{Sampled.SAMPLE_ACTIVE[1]}) per "
            "sample)"),
-        _O("min_active", ("--min-active",), _int, "Sampled.min_active", "N",
-           "fewer LSH candidates than this are topped up with random neurons (default: "
-           "--active)"),
-        _O("max_active", ("--max-active",), _int, "Sampled.max_active", "N",
-           "LSH candidates beyond this are dropped (default: --active)"),
-        _O("negatives", ("--negatives",), _int, "Sampled.negatives", "N"),
-        _O("share", ("--share",), _text, "Sampled.share", None,
-           "'batch': one active set per batch, logits as one matrix product (default); "
-           "'sample': every sample its own active set (SLIDE)", None, Sampled.SHARES),
-        _O("hash", ("--hash",), _text, "Sampled.hash", None,
+        _O("min_active", ("--min-active",), _int, None, "N"),
+        _O("max_active", ("--max-active",), _int, None, "N"),
+        _O("negatives", ("--negatives",), _int, None, "N"),
+        _O("share", ("--share",), _text, None, choices=Sampled.SHARES),
+        _O("hash", ("--hash",), _text, None, None,
            "hash family of the output layer: auto (SimHash, or DWTA for inputs wider than "
            "{Sampled.DWTA_ABOVE}), simhash, dwta, wta, doph, or none (uniform sampling)", None,
            ("auto", *FAMILIES, "none")),
-        _O("K", ("-K",), _int_at_least(1), "family.K", "K",
+        _O("K", ("-K",), _int_at_least(1), None, "K",
            "bits (SimHash) or codes (WTA, DWTA, DOPH) per table (default: the family's, "
            "or from the layer's shape with --hash auto)"),
-        _O("L", ("-L",), _int_at_least(1), "family.L", "L", "number of hash tables (default: "
+        _O("L", ("-L",), _int_at_least(1), None, "L", "number of hash tables (default: "
            "{Sampled.TABLES[batch]} with --share batch, {Sampled.TABLES[sample]} with "
            "--share sample)"),
-        _O("bin_size", ("--bin-size",), _int_at_least(2), "family.bin_size", "N",
+        _O("bin_size", ("--bin-size",), _int_at_least(2), None, "N",
            "WTA/DWTA: dims per bin, a power of two (default {WTA.bin_size})"),
-        _O("bits", ("--bits",), _int_at_least(1), "family.bits", "N",
+        _O("bits", ("--bits",), _int_at_least(1), None, "N",
            "DOPH: bits kept per code (default min(8, 16 // K))"),
-        _O("density", ("--density",), _positive, "family.density", "FRACTION",
+        _O("density", ("--density",), _positive, None, "FRACTION",
            "SimHash: sparse +-1 projections over this fraction of dims (default: dense "
            "Gaussian)"),
-        _O("bucket_size", ("--bucket-size",), _int, "Sampled.bucket_size", "N"),
-        _O("policy", ("--policy",), _text, "Sampled.policy", choices=Sampled.POLICIES),
-        _O("query", ("--query",), _text, "Sampled.query", choices=Sampled.QUERIES),
-        _O("threshold", ("--threshold",), _int, "Sampled.threshold", "TABLES"),
-        _O("rebuild_every", ("--rebuild-every",), _int, "Sampled.rebuild_every", "STEPS"),
-        _O("rebuild_growth", ("--rebuild-growth",), _number, "Sampled.rebuild_growth", "FACTOR"),
-        _O("correction", ("--no-correction",), _bool, "Sampled.correction", None,
+        _O("bucket_size", ("--bucket-size",), _int, None, "N"),
+        _O("policy", ("--policy",), _text, None, choices=Sampled.POLICIES),
+        _O("query", ("--query",), _text, None, choices=Sampled.QUERIES),
+        _O("threshold", ("--threshold",), _int, None, "TABLES"),
+        _O("rebuild_every", ("--rebuild-every",), _int, None, "STEPS"),
+        _O("rebuild_growth", ("--rebuild-growth",), _number, None, "FACTOR"),
+        _O("correction", ("--no-correction",), _bool, None, None,
            "do not correct sampled logits for how often their labels are sampled (the "
            "correction keeps sampled training tracking the full softmax; see docs/guide.md)",
            const=False),
-        _O("bias_init", ("--bias-init",), _text, "Sampled.bias_init", None,
-           "the output biases' start: 'prior' the labels' log training frequencies, 'zero'; "
-           "'auto' (default) is 'prior' for a sampled output, 'zero' when it computes every "
-           "label", None, Sampled.BIAS_INITS),
-        _O("lr_scale", ("--lr-scale",), _lr_scale, "Sampled.lr_scale",
+        _O("bias_init", ("--bias-init",), _text, None, choices=Sampled.BIAS_INITS),
+        _O("lr_scale", ("--lr-scale",), _lr_scale, None,
            "auto|FACTOR[,FACTOR...]",
            "multiply the optimizer's step on the output layer's rows by FACTOR, or by one "
            "FACTOR per epoch (the last holds after); 'auto' (default), for a sampled output, "
@@ -268,32 +263,27 @@ _TRAIN_OPTIONS = {
            "every label"),
     ],
     "loss and optimizer": [
-        _O("loss", ("--loss",), _text, "Network.loss", None,
-           "softmax cross-entropy against labels normalised to sum 1 (default), or bce "
-           "(independent sigmoids)", None, _network.LOSSES),
-        _O("optimizer", ("--optimizer",), _text, "Network.optimizer",
+        _O("loss", ("--loss",), _text, None, choices=_network.LOSSES),
+        _O("optimizer", ("--optimizer",), _text, None,
            choices=(Adam.kind, SGD.kind)),
-        _O("lr", ("--lr",), _number, "optimizer.lr", "LR",
+        _O("lr", ("--lr",), _number, None, "LR",
            "learning rate (default {Adam.lr} for adam, {SGD.lr} for sgd)"),
-        _O("beta1", ("--beta1",), _number, "Adam.beta1", "B"),
-        _O("beta2", ("--beta2",), _number, "Adam.beta2", "B"),
-        _O("eps", ("--eps",), _number, "Adam.eps", "EPS"),
-        _O("dense_adam", ("--dense-adam",), _bool, "Adam.lazy", None,
+        _O("beta1", ("--beta1",), _number, None, "B"),
+        _O("beta2", ("--beta2",), _number, None, "B"),
+        _O("eps", ("--eps",), _number, None, "EPS"),
+        _O("dense_adam", ("--dense-adam",), _bool, None, None,
            "update every row every step (textbook Adam; slow, for comparisons)", const=True),
-        _O("weight_decay", ("--weight-decay",), _number, "optimizer.weight_decay", "WD"),
-        _O("warmup", ("--warmup",), _non_negative, "schedule.warmup", "EPOCHS",
-           "ramp the learning rate up linearly over this many epochs (default "
-           "{CosineDecay.warmup})"),
-        _O("cosine", ("--cosine",), _bool, "schedule.kind", None,
+        _O("weight_decay", ("--weight-decay",), _number, None, "WD"),
+        _O("warmup", ("--warmup",), _non_negative, None, "EPOCHS"),
+        _O("cosine", ("--cosine",), _bool, None, None,
            "decay the learning rate to 0 along half a cosine over --epochs", const=True),
     ],
     "training": [
-        _O("epochs", ("--epochs",), _int_at_least(1), "fit.epochs", "N",
+        _O("epochs", ("--epochs",), _int_at_least(1), None, "N",
            "passes over the data (default {default})", 5),
-        _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N",
-           "samples per step (default {fit.batch_size})"),
-        _O("threads", ("--threads",), _threads, "Network.threads", "N"),
-        _O("seed", ("--seed",), _int_at_least(0), "Network.seed", "N"),
+        _O("batch_size", ("--batch-size",), _int_at_least(1), "fit.batch_size", "N"),
+        _O("threads", ("--threads",), _threads, None, "N"),
+        _O("seed", ("--seed",), _int_at_least(0), None, "N"),
         _O("shuffle", ("--no-shuffle",), _bool, "fit.shuffle", None,
            "keep the file's row order instead of shuffling every epoch", const=False),
         _O("eval_every", ("--eval-every",), _int_at_least(0), "cli.eval_every", "EPOCHS",
@@ -317,13 +307,17 @@ _TRAIN_OPTIONS = {
     ],
 }
 del _O
+_TRAIN_OPTIONS = {group: [o._replace(target=o.target or SETTINGS[o.dest]) for o in options]
+                  for group, options in _TRAIN_OPTIONS.items()}
 _TRAIN_SPEC = {o.dest: o for options in _TRAIN_OPTIONS.values() for o in options}
-_LAYER_TARGETS = ("Dense.", "Sampled.", "layer.", "family.", "cli.output")
-_CONFIG_SECTIONS = ("data", "network", "output", "lsh", "hash", "optimizer", "training")
+# how the library's messages name a setting: by its flag
+_FLAG_NAMES = {**{dest: o.flags[0] for dest, o in _TRAIN_SPEC.items()},
+               "layers": "a 'layers' list in --config"}
 _HELP_NAMES = {"Dense": Dense, "Sampled": Sampled, "WTA": WTA, "Adam": Adam, "SGD": SGD,
                "CosineDecay": CosineDecay, "EarlyStopping": EarlyStopping,
                "Network": _network.Network, "fit": _network.Network.fit,
                "network": _network, "layers": _layers, "layer": Dense, "optimizer": Adam,
+               "schedule": CosineDecay,
                "propensities": _metrics.propensities}
 
 
@@ -341,31 +335,21 @@ def _help(text, target=None):
     return re.sub(r"\{(\w+)\.(\w+)(?:\[(\w+)\])?\}", default, text)
 
 
-# a flag's value checked at once by the class it configures (built on a
-# one-unit layer, or alone): the range is the library's, stated once
-_PROBES = {"Dense": lambda **kw: Dense(1, **kw), "layer": lambda **kw: Dense(1, **kw),
-           "Sampled": lambda **kw: Sampled(1, **kw), "Adam": Adam, "optimizer": Adam}
-
-
 def _converter(option):
-    """The option's parse, then its class's check of the value (argparse's message)."""
-    owner, param = option.target.split(".")
-    if owner not in _PROBES or option.parse in (_text, _bool, _active, _hidden):
+    """The option's parse, then the library's check of the value alone (argparse's
+    message): the range is the library's, stated once."""
+    if option.dest not in SETTINGS or option.parse in (_text, _bool, _active, _hidden):
         return option.parse
 
     def convert(text):
         value = option.parse(text)
         try:
-            _PROBES[owner](**{param: value})
+            check_setting(option.dest, value)
         except (TypeError, ValueError) as exc:
             raise argparse.ArgumentTypeError(_one_line(exc)) from None
         return value
     convert.__name__ = option.dest     # argparse names the type in some messages
     return convert
-
-
-def _flag_name(dest):
-    return _TRAIN_SPEC[dest].flags[0]
 
 
 def _add_train_options(p):
@@ -394,70 +378,20 @@ def _add_train_options(p):
                                const=False, default=None, help="never show a progress bar")
 
 
-def _read_config(path):
-    """The options of a TOML or JSON file as a flat dict (sections merged)."""
-    if not os.path.isfile(path):
-        raise UsageError(f"--config: no such file {path!r}")
-    with open(path, "rb") as f:
-        raw = f.read()
-    kind = "JSON" if path.lower().endswith(".json") else "TOML"
-    loads = json.loads if kind == "JSON" else _toml(path).loads
-    try:
-        data = loads(raw.decode("utf-8"))
-    except ValueError as exc:    # JSON's and TOML's decode errors, and UnicodeDecodeError
-        raise UsageError(f"--config {path}: not valid {kind} ({exc})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {path}: the top level must be a table of options")
-    flat = {}
-    for key, value in data.items():
-        if key in _CONFIG_SECTIONS and isinstance(value, dict):
-            for sub_key, sub_value in value.items():
-                _put_config_key(flat, sub_key, sub_value, path, f"[{key}] ")
-        else:
-            _put_config_key(flat, key, value, path, "")
-    base = os.path.dirname(os.path.abspath(path))
-    for key in ("train", "test", "validation", "save", "checkpoint"):
-        if isinstance(flat.get(key), str) and not os.path.isabs(flat[key]):
-            flat[key] = os.path.join(base, flat[key])   # relative to the config file
-    return flat
-
-
-def _toml(path):
-    try:
-        import tomllib
-        return tomllib
-    except ImportError:
-        try:
-            import tomli
-            return tomli
-        except ImportError:
-            raise UsageError(
-                f"--config {path}: TOML config files need Python 3.11 or later (tomllib); this is "
-                f"Python {sys.version_info.major}.{sys.version_info.minor}. Write the same "
-                f"keys as a JSON file (cfg.json) instead") from None
-
-
-def _put_config_key(flat, key, value, path, where):
-    """One config entry, parsed and checked as its flag would be."""
-    name = key.upper() if key in ("k", "l", "K", "L") else key.replace("-", "_")
-    if name not in _TRAIN_SPEC and name not in ("train", "layers"):
-        known = ", ".join(sorted([*_TRAIN_SPEC, "train", "layers"]))
-        raise UsageError(f"--config {path}: unknown key {where}{key!r}; known keys: {known}")
-    if name in flat:
-        raise UsageError(f"--config {path}: key {key!r} is given twice")
-    if name == "train" and not isinstance(value, str):
-        raise UsageError(f"--config {path}: key 'train' must be a file path, got {value!r}")
+def _config_value(name, value):
+    """A config file's entry, parsed and checked as its flag would be."""
     if name in ("train", "layers"):
-        flat[name] = value
-        return
+        if name == "train" and not isinstance(value, str):
+            raise ValueError(f"must be a file path, got {value!r}")
+        return value
     option = _TRAIN_SPEC[name]
     try:
-        flat[name] = _converter(option)(value)
+        value = _converter(option)(value)
     except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"--config {path}: key {key!r}: {exc}") from None
-    if option.choices and flat[name] not in option.choices:
-        raise UsageError(f"--config {path}: key {key!r}: {flat[name]!r} is not one of "
-                         f"{', '.join(option.choices)}")
+        raise ValueError(str(exc)) from None
+    if option.choices and value not in option.choices:
+        raise ValueError(f"{value!r} is not one of {', '.join(option.choices)}")
+    return value
 
 
 def _resolve_train_options(args):
@@ -465,7 +399,14 @@ def _resolve_train_options(args):
     opts = {dest: option.default for dest, option in _TRAIN_SPEC.items()}
     opts.update(train=None, layers=None)
     if args.config:
-        opts.update(_read_config(args.config))
+        try:
+            opts.update(read_config(args.config, [*_TRAIN_SPEC, "train", "layers"],
+                                    _config_value, ("train", "test", "validation", "save",
+                                                    "checkpoint")))
+        except FileNotFoundError as exc:
+            raise UsageError(f"--config: {exc}") from None
+        except ValueError as exc:
+            raise UsageError(f"--config {exc}") from None
     for dest in _TRAIN_SPEC:
         value = getattr(args, dest)
         if value is not None:   # repeated --hidden flags: each flag's list, concatenated
@@ -483,18 +424,6 @@ def _resolve_train_options(args):
 def _set(**settings):
     """The settings that were given (not None): the rest are the library's to decide."""
     return {key: value for key, value in settings.items() if value is not None}
-
-
-def _given(opts, prefix):
-    """{parameter: value} of the options given whose target starts with ``prefix``."""
-    return {o.target.split(".", 1)[1]: getattr(opts, o.dest) for o in _TRAIN_SPEC.values()
-            if o.target.startswith(prefix) and getattr(opts, o.dest) is not None}
-
-
-def _given_flags(opts, prefixes):
-    """The flags given (not at the command's default) whose target starts with ``prefixes``."""
-    return [o.flags[0] for o in _TRAIN_SPEC.values()
-            if o.target.startswith(prefixes) and getattr(opts, o.dest) is not None and getattr(opts, o.dest) != o.default]
 
 
 @contextlib.contextmanager
@@ -520,103 +449,24 @@ def _flags_named(message):
     return f" (on the command line: {', '.join(hints)})" if hints else ""
 
 
-def _optimizer(opts):
-    """The optimizer of the flags (None: the library's default), built now so that a
-    bad value is reported before any data is read."""
-    adam_only = _given(opts, "Adam.")
-    if "lazy" in adam_only:        # --dense-adam: every row every step
-        adam_only["lazy"] = not adam_only["lazy"]
-    common = _given(opts, "optimizer.")
-    if opts.cosine:
-        common["schedule"] = CosineDecay(opts.epochs, **_set(warmup=opts.warmup))
-    elif opts.warmup:
-        common["schedule"] = Constant(warmup=opts.warmup)
-    if opts.optimizer is None and not adam_only and not common:
-        return None
-    kind = opts.optimizer or signature_default(_network.Network, "optimizer")
-    if kind == SGD.kind and adam_only:
-        flags = ", ".join(_flag_name(o.dest) for o in _TRAIN_SPEC.values()
-                          if o.target.split(".")[-1] in adam_only and o.target.startswith("Adam"))
-        raise UsageError(f"{flags} applies to --optimizer adam, not sgd")
-    with _library_error():
-        return (Adam(**common, **adam_only) if kind == Adam.kind else SGD(**common))
+def _network_settings(opts):
+    """The flags' (and config file's) settings of ``pyslide.config``, named by flag."""
+    settings = {key: getattr(opts, key) for key in SETTINGS}
+    if opts.layers is not None:    # the command's own --hidden 128 and --output sampled
+        settings.update({key: None for key in ("hidden", "output")
+                         if settings[key] == _TRAIN_SPEC[key].default})
+    return settings
 
 
-def _hash_config(opts, n_labels, in_dim):
-    """The output layer's ``hash`` from the flags: "auto", None or a family's config."""
-    kind = opts.hash or "auto"
-    family = _given(opts, "family.")
-    if kind == "none":
-        for o in _TRAIN_SPEC.values():
-            if o.target.startswith("family.") and getattr(opts, o.dest) is not None:
-                raise UsageError(f"{o.flags[0]} does not apply to --hash none (uniform sampling)")
-        return None
-    if kind == "auto" and not family:
-        return "auto"
-    with _library_error():
-        return _layers.hash_family(kind, n_labels, in_dim, **_set(share=opts.share),
-                                   **_set(bucket_size=opts.bucket_size), seed=opts.seed or 0,
-                                   **family).get_config()
-
-
-def _layers_from_flags(opts, input_dim, n_labels):
-    """Layer configs (``get_config()`` form) from the flags."""
-    dense = _given(opts, "Dense.")
-    hidden, common = dense.pop("units"), _given(opts, "layer.")
-    if not hidden and dense and (dense.get("dropout") or "activation" in dense):
-        flag = _flag_name("dropout" if "dropout" in dense else "activation")
-        raise UsageError(f"{flag} applies to hidden layers, and --hidden none gives none")
-    layers = [{"kind": "dense", "units": units, **dense, **common} for units in hidden]
-    if opts.output == "dense":
-        refused = _given_flags(opts, ("Sampled.", "family."))
-        if refused:
-            raise UsageError(f"{refused[0]} applies to a sampled output layer, not to "
-                             f"--output dense")
-        return layers + [{"kind": "dense", "units": n_labels, **common}]
-    output = {"kind": "sampled", "units": n_labels, **_given(opts, "Sampled."), **common}
-    output["hash"] = _hash_config(opts, n_labels, hidden[-1] if hidden else input_dim)
-    return layers + [output]
-
-
-def _layers_from_config(specs, n_labels, source="--config"):
-    """``layers = [{kind = "dense", units = 128}, {kind = "sampled", ...}]`` as layer configs."""
-    if not isinstance(specs, list) or not specs:
-        raise UsageError(f"{source}: 'layers' must be a non-empty list of tables such as "
-                         f"{{kind = \"dense\", units = 128}}")
-    layers = []
-    for i, spec in enumerate(specs):
-        where = f"{source}: layers[{i}]"
-        if not isinstance(spec, dict):
-            raise UsageError(f"{where} must be a table, got {spec!r}")
-        spec = {k.replace("-", "_"): v for k, v in spec.items()}
-        last = i == len(specs) - 1
-        if spec.setdefault("units", "labels" if last else None) == "labels":
-            spec["units"] = n_labels
-        if last and spec["units"] != n_labels:
-            raise UsageError(f"{where} is the output layer: units must be the number of labels "
-                             f"({n_labels}) or \"labels\", got {spec['units']!r}")
-        with _library_error(f"{where}: "):
-            _layers.layer_from_config(spec)
-        layers.append(spec)
-    return layers
-
-
-def _build_network(opts, X, Y, optimizer):
+def _build_network(opts, X, Y):
     """The network of the flags (or of the config file's ``layers``), checked by the library."""
+    settings = _network_settings(opts)
     if opts.layers is not None:
-        given = _given_flags(opts, _LAYER_TARGETS)
-        if given:
-            raise UsageError(f"{given[0]} cannot be combined with a 'layers' list in --config "
-                             f"(the list describes every layer): set it in the layer's table "
-                             f"instead")
-        layers = _layers_from_config(opts.layers, Y.shape[1])
-    else:
-        layers = _layers_from_flags(opts, X.shape[1], Y.shape[1])
-    config = {"input_dim": X.shape[1], "layers": layers,
-              **_set(loss=opts.loss, optimizer=optimizer, threads=opts.threads, seed=opts.seed)}
+        with _library_error("--config: "):
+            settings["layers"] = layers_from_list(opts.layers, Y.shape[1])
     try:
         with _library_error():
-            return _network.Network.from_config(config)
+            return network_from_settings(settings, X.shape[1], Y.shape[1], _FLAG_NAMES)
     except MemoryError as exc:
         # the library's advice names API arguments; a CLI user needs flags
         need = str(exc).split("; use ")[0]
@@ -627,47 +477,6 @@ def _build_network(opts, X, Y, optimizer):
 
 # --------------------------------------------------------------------------- data files
 
-def _read_labelled(path, fmt, what, n_features=None, n_labels=None, strict_rows=True):
-    """(X, Y) of a data file, widened to the given feature / label counts."""
-    from . import data
-
-    if not os.path.exists(path):
-        raise CommandError(f"{what} file {path!r} does not exist")
-    if os.path.isdir(path):
-        raise CommandError(f"{what} file {path!r} is a directory")
-    # with the model's widths given, an id beyond them is reported with its line
-    try:
-        if fmt == "xc":
-            X, Y = data.load_xc(path, n_features=n_features, n_labels=n_labels,
-                                strict_rows=strict_rows is not False)
-        else:
-            X, Y = data.load_libsvm(path, n_features=n_features, n_labels=n_labels)
-    except data.RowCountError as exc:
-        raise CommandError(str(exc.with_fix("add --no-strict-rows"))) from None
-    if X.shape[1] == 0:
-        raise CommandError(f"{what} file {path}: {data.why_no_features(path, fmt)}; a network "
-                           f"needs at least one input feature")
-    return X, Y
-
-
-def _warn_if_other_widths(path, fmt, n_features, n_labels=None):
-    """An XC file made for another model loads and scores near 0: say so."""
-    from .datafiles import header_mismatch
-
-    message = header_mismatch(path, n_features, n_labels) if fmt == "xc" else None
-    if message:
-        warnings.warn(message, UserWarning, stacklevel=2)
-
-
-def _widened(M, n_columns):
-    """M with n_columns columns (the widest of the files read together)."""
-    import scipy.sparse as sp
-
-    if M.shape[1] == n_columns:
-        return M
-    return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))
-
-
 def _describe(path, X, Y):
     return (f"{path}: {X.shape[0]} rows, {X.shape[1]} features "
             f"({X.nnz / max(X.shape[0], 1):.1f} per row), {Y.shape[1]} labels "
@@ -677,28 +486,22 @@ def _describe(path, X, Y):
 def _read_train_files(opts, verbose):
     """(X, Y) of the training file and {"test": (X, Y), "validation": (X, Y)} of the
     others, all widened to the widest of the files."""
-    X, Y = _read_labelled(opts.train, opts.format, "training", strict_rows=opts.strict_rows)
-    paths = {what: path for what, path in (("test", opts.test),
+    paths = {what: path for what, path in (("training", opts.train), ("test", opts.test),
                                            ("validation", opts.validation)) if path}
-    others = {what: _read_labelled(path, opts.format, what, strict_rows=opts.strict_rows)
-              for what, path in paths.items()}
-    n_features = max([X.shape[1]] + [M.shape[1] for M, _ in others.values()])
-    n_labels = max([Y.shape[1]] + [L.shape[1] for _, L in others.values()])
-    X, Y = _widened(X, n_features), _widened(Y, n_labels)
-    others = {what: (_widened(M, n_features), _widened(L, n_labels))
-              for what, (M, L) in others.items()}
+    read = read_labelled_files(paths, opts.format, opts.strict_rows)
     if verbose:
-        print(_describe(opts.train, X, Y))
-        for what, (M, L) in others.items():
-            print(_describe(paths[what], M, L))
-    return X, Y, others
+        for what, (X, Y) in read.items():
+            print(_describe(paths[what], X, Y))
+    X, Y = read.pop("training")
+    return X, Y, read
 
 
 # --------------------------------------------------------------------------- train
 
 def _cmd_train(args):
     opts = _resolve_train_options(args)
-    optimizer = _optimizer(opts)
+    with _library_error():     # a bad optimizer setting is reported before reading the data
+        optimizer_from_settings(_network_settings(opts), _FLAG_NAMES)
     _check_threads(opts.threads)
     if opts.save:
         _check_not_an_input(opts.save, "--save", [("the training file", opts.train),
@@ -707,22 +510,25 @@ def _cmd_train(args):
     callbacks = _train_callbacks(opts)
     verbose = not args.quiet
     X, Y, others = _read_train_files(opts, verbose)
-    net = _build_network(opts, X, Y, optimizer)
+    net = _build_network(opts, X, Y)
     if opts.save:   # fail before training, not after it, when the model cannot be written
         _checked(net.check_save_path, opts.save, "--save")
     batch_size = opts.batch_size or signature_default(_HELP_NAMES["fit"], "batch_size")
     if verbose:
         print(f"{net!r}")
         print(f"threads: {net.n_threads}, epochs: {opts.epochs}, batch size: {batch_size}")
-    report = _EpochReport(opts, others.get("test"), verbose)
+    # -q: no epoch lines and no summary
+    report = [EpochReport(others.get("test"), opts.eval_every, opts.eval_k, **callbacks)
+              ] if verbose else []
     progress = verbose and sys.stderr.isatty() if opts.progress is None else opts.progress
     with _library_error():
-        net.fit(X, Y, epochs=opts.epochs, callbacks=[report, *callbacks.values()],
+        net.fit(X, Y, epochs=opts.epochs, callbacks=[*report, *callbacks.values()],
                 verbose=1 if progress else 0, eval_k=opts.eval_k,
                 validation_data=others.get("validation"),
                 **_set(batch_size=opts.batch_size, shuffle=opts.shuffle,
                        validation_split=opts.validation_split))
-    _print_train_summary(net, opts, callbacks, others.get("test"), report.seconds, verbose)
+    for each in report:
+        each.summary(net)
     if opts.save:
         try:
             net.save(opts.save)
@@ -736,11 +542,11 @@ def _cmd_train(args):
 
 
 def _train_callbacks(opts):
-    """{"stop": EarlyStopping, "checkpoint": ModelCheckpoint} of the flags given."""
+    """{"early_stopping": EarlyStopping, "checkpoint": ModelCheckpoint} of the flags given."""
     callbacks = {}
     if opts.early_stopping:
         with _library_error("--monitor: "):
-            callbacks["stop"] = EarlyStopping(monitor=opts.monitor,
+            callbacks["early_stopping"] = EarlyStopping(monitor=opts.monitor,
                                               patience=opts.early_stopping, restore_best=True)
     if opts.checkpoint:
         with _library_error("--checkpoint: "):
@@ -748,63 +554,6 @@ def _train_callbacks(opts):
                 opts.checkpoint, monitor=opts.monitor,
                 save_best_only=bool(opts.validation or opts.validation_split))
     return callbacks
-
-
-class _EpochReport:
-    """The line printed after every epoch; evaluates on --test when due."""
-
-    def __init__(self, opts, test, verbose):
-        self.opts, self.test, self.verbose = opts, test, verbose
-        self.steps, self.seconds = 0, 0.0
-
-    def __call__(self, network, epoch, logs):
-        opts = self.opts
-        steps, seconds = network.step_ - self.steps, logs["time"] - self.seconds
-        self.steps, self.seconds = network.step_, logs["time"]
-        parts = [f"epoch {epoch}/{opts.epochs}", f"loss {logs['loss']:.4f}",
-                 _seconds(seconds), f"{steps / max(seconds, 1e-9):.1f} steps/s"]
-        parts += [f"{k} {v:.4f}" for k, v in logs.items()
-                  if k == "val_loss" or k.startswith("val_p@")]
-        # with early stopping the final model is the best epoch's, tested after fit
-        if self.test is not None and (
-                (epoch == opts.epochs and not opts.early_stopping)
-                or (opts.eval_every and epoch % opts.eval_every == 0)):
-            scores = network.evaluate(*self.test, k=opts.eval_k)
-            logs.update({f"test_{k}": v for k, v in scores.items()})
-            parts += [f"{k} {v:.4f}" for k, v in scores.items()]
-        if self.verbose:
-            print("  ".join(parts), flush=True)
-
-
-def _print_train_summary(net, opts, callbacks, test, seconds, verbose):
-    stopper, checkpoint = callbacks.get("stop"), callbacks.get("checkpoint")
-    if stopper is not None and verbose:
-        how = (f"stopped after epoch {stopper.stopped_epoch}" if stopper.stopped_epoch
-               else f"ran all {opts.epochs} epochs")
-        # named as the epoch lines name what --monitor watches (val_loss, val_p@1, ...)
-        print(f"early stopping: {how}; kept the model of epoch {stopper.best_epoch} "
-              f"({stopper.monitored_key} {stopper.best:.4f})")
-    if stopper is not None and test is not None:
-        scores = net.evaluate(*test, k=opts.eval_k)
-        if verbose:
-            print(f"test, model of epoch {stopper.best_epoch}:  "
-                  + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-    if not verbose:
-        return
-    if checkpoint is not None and checkpoint.saved:
-        print(f"checkpoints: {len(checkpoint.saved)} written, the last to "
-              f"{checkpoint.saved[-1]}")
-    # not net.step_: early stopping may have put it back to the best epoch's
-    steps_run = len(net.step_times_)
-    print(f"trained {steps_run} steps in {_seconds(seconds)} "
-          f"({steps_run / max(seconds, 1e-9):.1f} steps/s)")
-    if net.timings_ and steps_run and float(sum(net.step_times_)) > 0:
-        print("time by phase: " + ", ".join(f"{k} {_seconds(v)}"
-                                            for k, v in net.timings_.items()))
-
-
-def _seconds(value):
-    return f"{value:.2f} s" if value < 10 else f"{value:.1f} s"
 
 
 def _check_threads(threads):
@@ -851,14 +600,13 @@ def _cmd_evaluate(args):
     _check_threads(args.threads)
     ks = args.k
     net = _load_model(args.model, args.threads)
-    X, Y = _read_labelled(args.test, args.format, "test", net.input_dim, net.n_outputs,
-                          args.strict_rows)
-    _warn_if_other_widths(args.test, args.format, net.input_dim, net.n_outputs)
+    X, Y = read_labelled(args.test, args.format, net.input_dim, net.n_outputs,
+                         args.strict_rows, "test", warn_widths=True)
     ids, _ = _topk(net, X, max(ks), args.sampled)
     prop = None
     if args.train:
-        _, Y_train = _read_labelled(args.train, args.format, "training", net.input_dim,
-                                    net.n_outputs, args.strict_rows)
+        _, Y_train = read_labelled(args.train, args.format, net.input_dim, net.n_outputs,
+                                   args.strict_rows, "training")
         prop = metrics.propensities(Y_train, A=args.propensity_a, B=args.propensity_b)
     results = metrics.evaluate_topk(ids, Y, ks=ks, propensities=prop)
     results = {key: float(value) for key, value in results.items()}
@@ -893,9 +641,8 @@ def _cmd_predict(args):
                                                 ("the input file", args.input)])
     net = _load_model(args.model, args.threads)
     # labels in the input are ignored, so their width is not checked against the model
-    X, _ = _read_labelled(args.input, args.format, "input", net.input_dim, None,
-                          args.strict_rows)
-    _warn_if_other_widths(args.input, args.format, net.input_dim)
+    X, _ = read_labelled(args.input, args.format, net.input_dim, None, args.strict_rows,
+                         "input", warn_widths=True)
     ids, scores = _topk(net, X, args.k, args.sampled)
     if args.scores == "prob":
         scores = topk_probabilities(net, X, ids, scores)
@@ -1103,6 +850,8 @@ def _one_line(exc):
     elif isinstance(exc, MemoryError):
         text = ("not enough memory" + (f": {text}" if text else "")
                 + " (use a smaller network, fewer rows, or --optimizer sgd)")
+    elif isinstance(exc, RowCountError):    # the library's fix is an argument
+        text = str(exc.with_fix("add --no-strict-rows"))
     elif isinstance(exc, KeyError):
         text = f"missing entry {text}"
     return " ".join(text.split()) or type(exc).__name__

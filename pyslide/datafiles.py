@@ -20,7 +20,7 @@ from .checks import _check_count, _is_int, check_features, labels_to_csr
 
 __all__ = ["load_xc", "save_xc", "load_libsvm", "save_libsvm", "read_split", "load_xc_split",
            "XCFormatError", "RowCountError", "read_xc_header", "header_mismatch",
-           "why_no_features", "write_topk"]
+           "why_no_features", "write_topk", "read_labelled", "read_labelled_files"]
 
 
 class XCFormatError(ValueError):
@@ -598,3 +598,97 @@ def load_xc_split(data_path, train_split_path, test_split_path=None, column=0, *
             raise ValueError(f"{path} refers to row {int(split.max()) + 1} but {data_path} has "
                              f"only {X.shape[0]} rows")
     return X[train], Y[train], X[test], Y[test]
+
+
+def read_labelled(path, file_format="xc", n_features=None, n_labels=None, strict_rows=True,
+                  what="data", warn_widths=False):
+    """Read a labelled XC or libsvm file for training or scoring, with the
+    checks a user's file needs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to read.
+    file_format : {"xc", "libsvm"}
+        Read with :func:`load_xc` or :func:`load_libsvm`.
+    n_features, n_labels : int, optional
+        Widths of the returned matrices (a model's): an id beyond them is an
+        error naming its line. Default: the file's own.
+    strict_rows : bool
+        XC only: False loads the rows present when the header's row count
+        differs from the file's data lines.
+    what : str
+        What the file is, for the messages ("training", "test", ...).
+    warn_widths : bool
+        Warn (``UserWarning``) when an XC header declares other widths than
+        ``n_features`` and ``n_labels``: such a file loads when its ids fit,
+        and a model scores it near 0 with no other sign.
+
+    Returns
+    -------
+    X, Y : scipy.sparse.csr_matrix
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError
+        When ``path`` does not exist or is a folder.
+    RowCountError
+        When ``strict_rows`` and the XC header's row count is wrong.
+    XCFormatError
+        When the file has no feature column (a network needs one input
+        feature), or is not in the format.
+    """
+    import warnings
+
+    if file_format not in ("xc", "libsvm"):
+        raise ValueError(f"file_format must be 'xc' or 'libsvm', got {file_format!r}")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what} file {os.fspath(path)!r} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} file {os.fspath(path)!r} is a directory")
+    if file_format == "xc":
+        X, Y = load_xc(path, n_features=n_features, n_labels=n_labels,
+                       strict_rows=strict_rows is not False)
+    else:
+        X, Y = load_libsvm(path, n_features=n_features, n_labels=n_labels)
+    if X.shape[1] == 0:
+        raise XCFormatError(f"{what} file {os.fspath(path)}: "
+                            f"{why_no_features(path, file_format)}; a network needs at least "
+                            f"one input feature")
+    message = header_mismatch(path, n_features, n_labels) \
+        if warn_widths and file_format == "xc" else None
+    if message:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return X, Y
+
+
+def read_labelled_files(paths, file_format="xc", strict_rows=True):
+    """Read labelled files that go together (training, test, validation),
+    every one widened to the widest's features and labels.
+
+    Parameters
+    ----------
+    paths : dict
+        ``{what: path}``, e.g. ``{"training": "train.txt", "test": "test.txt"}``;
+        ``what`` names the file in messages, as in :func:`read_labelled`.
+    file_format, strict_rows
+        As in :func:`read_labelled`.
+
+    Returns
+    -------
+    dict
+        ``{what: (X, Y)}`` in the order of ``paths``, all with the same widths.
+    """
+    read = {what: read_labelled(path, file_format, strict_rows=strict_rows, what=what)
+            for what, path in paths.items()}
+    n_features = max([X.shape[1] for X, _ in read.values()], default=0)
+    n_labels = max([Y.shape[1] for _, Y in read.values()], default=0)
+    return {what: (_widened(X, n_features), _widened(Y, n_labels))
+            for what, (X, Y) in read.items()}
+
+
+def _widened(M, n_columns):
+    """M with ``n_columns`` columns (the ids it holds are all below its own width)."""
+    if M.shape[1] == n_columns:
+        return M
+    return sp.csr_matrix((M.data, M.indices, M.indptr), shape=(M.shape[0], n_columns))

@@ -136,11 +136,13 @@ class Sampled:
         (``share="batch"``): a float in (0, 1] is a fraction of ``units``, an
         int a count. ``None`` uses the rule in Notes. ``1.0`` computes every
         neuron (the layer then equals a ``Dense`` one).
-    min_active, max_active : int or None
-        Bounds on the active count. LSH candidates beyond ``max_active`` are
-        dropped (lowest-ranked first); fewer than ``min_active`` are topped
-        up with uniformly random neurons. Default: both equal ``active``, so
-        each step costs the same.
+    min_active : int or None
+        Fewer LSH candidates than this are topped up with uniformly random
+        neurons (default: ``active``, as ``max_active``, so each step costs
+        the same).
+    max_active : int or None
+        LSH candidates beyond this are dropped, lowest-ranked first
+        (default: ``active``).
     negatives : int or None
         Rows the batch's shared set holds beyond its true labels, at least
         (LSH candidates first, then uniform draws). ``share="batch"`` only;
@@ -151,10 +153,10 @@ class Sampled:
         sets keep ``active`` rows beside the labels anyway. Measurements:
         ``docs/guide.md``, "Adam undoes the importance weights".
     share : {"batch", "sample"}
-        ``"sample"``: every sample gets its own active set (SLIDE).
-        ``"batch"``: the batch shares one active set, the union of its true
-        labels and the LSH candidates ranked by how many (sample, table)
-        pairs hit them; its logits are one matrix product.
+        ``"batch"`` (default): the batch shares one active set, its logits one
+        matrix product; ``"sample"``: every sample gets its own active set
+        (SLIDE). The shared set is the union of the batch's true labels and
+        the LSH candidates ranked by how many (sample, table) pairs hit them.
     bucket_size : int or None
         Slots per hash bucket (default 128).
     policy : {"fifo", "reservoir"}
@@ -192,15 +194,15 @@ class Sampled:
         more than rare ones. Why and by how much: ``docs/guide.md``,
         "Accuracy: what sampling does that the full softmax does not".
     bias_init : {"auto", "prior", "zero"}
-        The biases' start. ``"prior"``: as the output layer, the log of each
-        label's training frequency (counts from the ``Y`` of the first
-        ``fit``, smoothed by half a row: ``log((count + 0.5) / (n + 0.5))``
-        for the softmax, the log-odds for ``loss="bce"``), so the network
-        starts out predicting label popularity, which a sampled output
-        would otherwise spend its first epoch learning. ``"zero"``: zeros.
-        ``"auto"`` (default): ``"prior"`` for a network's sampled output
-        that does not compute every label, ``"zero"`` otherwise (hidden
-        layers, dense-equivalent outputs). A network that is loaded or
+        The biases' start: ``"prior"`` the log of each label's training
+        frequency, ``"zero"`` zeros, ``"auto"`` (default) ``"prior"`` for a
+        network's sampled output that does not compute every label and
+        ``"zero"`` otherwise (hidden layers, dense-equivalent outputs).
+        ``"prior"`` takes the counts from the ``Y`` of the first ``fit``,
+        smoothed by half a row (``log((count + 0.5) / (n + 0.5))`` for the
+        softmax, the log-odds for ``loss="bce"``), so the network starts out
+        predicting label popularity, which a sampled output would otherwise
+        spend its first epoch learning. A network that is loaded or
         already trained keeps its biases. Measurements: ``docs/guide.md``,
         "The output biases start at the label prior".
     lr_scale : "auto", float or list of floats

@@ -41,9 +41,9 @@ class Network(Settings, Trainer, Predictor):
     layers : list of Dense / Sampled
         The layers, the last one being the output (one neuron per label).
     loss : {"softmax", "bce"}
-        ``"softmax"``: cross-entropy against the labels normalised to sum 1
-        (over the active outputs when the output is sampled). ``"bce"``:
-        independent sigmoid outputs with binary cross-entropy.
+        ``"softmax"`` (default): cross-entropy against the labels normalised
+        to sum 1 (over the active outputs when the output is sampled), or
+        ``"bce"``: independent sigmoid outputs with binary cross-entropy.
     optimizer : pyslide.Adam, pyslide.SGD, "adam" or "sgd"
         Lazy Adam (only touched rows) by default.
     threads : int or None

@@ -107,7 +107,17 @@ class ExponentialDecay(_Schedule):
 
 class CosineDecay(_Schedule):
     """Half a cosine from the full rate down to ``final`` times it over
-    ``epochs`` epochs (after the warm-up), then ``final`` from there on."""
+    ``epochs`` epochs (after the warm-up), then ``final`` from there on.
+
+    Parameters
+    ----------
+    epochs : float
+        Epochs of the decay, after the warm-up.
+    final : float
+        The rate it ends at, a fraction in [0, 1] of the full rate.
+    warmup : float
+        Ramp the learning rate up linearly over this many epochs first.
+    """
 
     kind = "cosine"
 

@@ -34,7 +34,7 @@ import numpy as np
 from . import _kernels, _loss, _optim
 from ._openmp_env import note_threads
 from ._validate import flag, integer, integers, real
-from .callbacks import check_callbacks as _check_callbacks
+from .callbacks import EpochReport, check_callbacks as _check_callbacks
 from .layers import Sampled
 from .seeds import epoch_order, sampling_seed, split_order
 
@@ -63,7 +63,9 @@ class Trainer:
         Y : CSR label indicator (n, n_outputs), list of label lists, or 1-D
             int array of one label per row.
         epochs : int
+            Passes over the data.
         batch_size : int
+            Samples per step.
         validation_data : (X_val, Y_val) or None
             Evaluated after every epoch: ``val_loss`` (the exact loss over
             every output) and ``val_p@k`` / ``val_ndcg@k`` for ``eval_k`` go
@@ -76,7 +78,10 @@ class Trainer:
             logs)`` run after every epoch. Setting
             ``network.stop_training = True`` ends ``fit``.
         verbose : {0, 1, 2}
-            0 silent, 1 a progress bar (loss, steps/s, ETA), 2 one line per epoch.
+            0 silent, 1 a progress bar (loss, steps/s, ETA), 2 one line per
+            epoch (a ``pyslide.EpochReport``'s; 1 prints it too with
+            validation data). An ``EpochReport`` among ``callbacks`` prints
+            instead.
         eval_k : tuple of int
             The k of the validation P@k and nDCG@k.
         validation_split : float in [0, 1)
@@ -101,6 +106,9 @@ class Trainer:
         X, Y, validation = self._fit_data(X, Y, validation_data, validation_split)
         eval_k = integers(eval_k, "eval_k")
         callbacks = _check_callbacks(callbacks)
+        if (verbose == 2 or (verbose == 1 and validation is not None)) and not any(
+                isinstance(cb, EpochReport) for cb in callbacks):
+            callbacks.insert(0, EpochReport(eval_k=eval_k))
         run = self._prepare_training(X, Y, batch_size, steps=steps)
         train_time = self.history_["time"][-1] if self.history_.get("time") else 0.0
         self.stop_training = False
@@ -132,7 +140,7 @@ class Trainer:
                         bar.close()
                         bar = None
                     logs = _end_epoch(self, loss_sum / run.n, train_time, validation,
-                                      eval_k, verbose, callbacks)
+                                      eval_k, callbacks)
                     if self.stop_training:
                         break
                 for cb in callbacks:
@@ -453,10 +461,11 @@ class _Run:
             f"optimizer's lr (or a Sampled layer's lr_scale)", DivergenceWarning, stacklevel=4)
 
 
-def _end_epoch(model, loss, train_time, validation, eval_k, verbose, callbacks):
+def _end_epoch(model, loss, train_time, validation, eval_k, callbacks):
     """An epoch's bookkeeping, shared by ``Network`` and ``ShardedNetwork``:
-    count it, score the validation rows, record the history, print the
-    line, run the callbacks. Returns the epoch's logs."""
+    count it, score the validation rows, record the history, run the
+    callbacks (``EpochReport`` among them prints the line). Returns the
+    epoch's logs."""
     model.epoch_ += 1
     logs = {"loss": loss, "time": train_time}
     if validation is not None:
@@ -464,8 +473,6 @@ def _end_epoch(model, loss, train_time, validation, eval_k, verbose, callbacks):
         logs.update({f"val_{k}": v for k, v in scores.items()})
     for key, value in logs.items():
         model.history_.setdefault(key, []).append(value)
-    if verbose == 2 or (verbose == 1 and validation is not None):
-        print(_epoch_line(model.epoch_, logs), flush=True)
     for cb in callbacks:
         cb.on_epoch_end(model, model.epoch_, logs)
     return logs
@@ -482,9 +489,3 @@ def _progress(total, desc):
     except ImportError:  # tqdm is a dependency, but keep training without it
         return None
     return tqdm(total=total, desc=desc, unit="step", leave=True, dynamic_ncols=True)
-
-
-def _epoch_line(epoch, logs):
-    parts = [f"epoch {epoch}", f"loss {logs['loss']:.4f}", f"time {logs['time']:.1f}s"]
-    parts += [f"{k} {v:.4f}" for k, v in logs.items() if k.startswith("val_")]
-    return "  ".join(parts)

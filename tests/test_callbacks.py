@@ -421,3 +421,69 @@ def test_cli_bad_validation_options(capsys, files, monkeypatch, extra, status, f
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("pyslide: error: ")
     assert fragment in lines[0], lines[0]
+
+
+def test_epoch_report_prints_a_line_per_epoch_and_scores_test_data(small, capsys):
+    import re
+    X, Y, Xt, Yt = small
+    net = make_net(X, Y)
+    seen = []
+    report = ps.EpochReport(test_data=(Xt, Yt), eval_every=2, eval_k=(1, 3))
+    net.fit(X, Y, epochs=3, batch_size=100, verbose=0, validation_split=0.25, eval_k=(1, 3),
+            callbacks=[report, lambda n, e, logs: seen.append(sorted(logs))])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    pattern = (r"epoch {}/3  loss \d\.\d{{4}}  \d+\.\d+ s  \d+\.\d steps/s  "
+               r"val_loss \d\.\d{{4}}  val_p@1 \d\.\d{{4}}  val_p@3 \d\.\d{{4}}")
+    assert re.fullmatch(pattern.format(1), lines[0])
+    # scored on the test rows every 2nd epoch and after the last
+    assert re.fullmatch(pattern.format(2) + r"  p@1 \S+  ndcg@1 \S+  p@3 \S+  ndcg@3 \S+",
+                        lines[1])
+    assert lines[2].startswith("epoch 3/3") and "ndcg@3" in lines[2]
+    assert "test_p@1" not in seen[0] and "test_p@1" in seen[1]
+    report.summary(net)
+    summary = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"trained 9 steps in \d+\.\d+ s \(\d+\.\d steps/s\)", summary[0])
+    assert summary[1].startswith("time by phase: hash ")
+
+
+def test_epoch_report_summary_scores_the_model_early_stopping_kept(small, capsys, tmp_path):
+    X, Y, Xt, Yt = small
+    net = make_net(X, Y)
+    stop = ps.EarlyStopping(patience=1)
+    keep = ps.ModelCheckpoint(str(tmp_path / "m-{epoch}.npz"))
+    report = ps.EpochReport(test_data=(Xt, Yt), eval_every=0, early_stopping=stop,
+                            checkpoint=keep)
+    net.fit(X, Y, epochs=2, batch_size=100, verbose=0, validation_split=0.25,
+            callbacks=[scripted("val_loss", [1.0, 2.0]), report, stop, keep])
+    lines = capsys.readouterr().out.splitlines()
+    assert "p@1" not in lines[1].replace("val_p@1", "")     # the last epoch's is not scored
+    report.summary(net)
+    summary = capsys.readouterr().out.splitlines()
+    assert summary[0] == ("early stopping: stopped after epoch 2; kept the model of epoch 1 "
+                          "(val_loss 1.0000)")
+    assert summary[1].startswith("test, model of epoch 1:  p@1 ")
+    assert summary[2] == f"checkpoints: 1 written, the last to {tmp_path / 'm-1.npz'}"
+
+
+def test_fit_verbose_2_prints_the_epoch_report_line_once(small, capsys):
+    X, Y, Xt, Yt = small
+    net = make_net(X, Y)
+    net.fit(X, Y, epochs=2, batch_size=100, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    net.fit(X, Y, epochs=1, batch_size=100, verbose=1, validation_data=(Xt, Yt),
+            callbacks=[ps.EpochReport()])         # the callback's line, not a second one
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("epoch 3/3  loss ") and "val_p@5" in lines[0]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(eval_every=-1), r"EpochReport: eval_every must be an int >= 0 \(epochs between "
+                          r"scores on test_data; 0: after the last only\), got -1"),
+    (dict(eval_every=True), "eval_every must be an int >= 0"),
+    (dict(test_data=[1, 2, 3]), r"EpochReport: test_data must be a pair \(X_test, Y_test\)"),
+])
+def test_epoch_report_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ps.EpochReport(**kwargs)

@@ -650,7 +650,8 @@ def test_a_flags_help_is_its_parameters_first_documented_sentence(capsys):
 
 
 def test_every_train_flag_names_a_library_parameter():
-    """The flag table's targets exist: a renamed library parameter fails here."""
+    """The flag table's targets (pyslide.config.SETTINGS' for a network setting) exist:
+    a renamed library parameter fails here."""
     import inspect
 
     owners = {"Dense": [ps.Dense], "Sampled": [ps.Sampled], "layer": [ps.Dense, ps.Sampled],
@@ -660,8 +661,20 @@ def test_every_train_flag_names_a_library_parameter():
               "EarlyStopping": [ps.EarlyStopping], "ModelCheckpoint": [ps.ModelCheckpoint]}
     for option in cli._TRAIN_SPEC.values():
         owner, param = option.target.split(".")
-        if owner == "cli" or (owner, param) == ("schedule", "kind"):
-            assert owner == "cli" or option.dest == "cosine"
+        if owner in ("cli", "settings") or (owner, param) == ("schedule", "kind"):
+            assert owner != "schedule" or option.dest == "cosine"
             continue
         found = [cls for cls in owners[owner] if param in inspect.signature(cls).parameters]
         assert found if owner == "family" else found == owners[owner], option
+
+
+def test_progress_bar_with_validation_prints_each_epoch_line_once(capsys, files):
+    """fit's own line (verbose=1 with validation data) is the CLI's EpochReport, not a
+    second line beside it."""
+    code, out, err = call(capsys, "train", files["train.txt"], "--hidden", "16", "--epochs",
+                          "2", "--threads", "1", "--validation", files["test.txt"],
+                          "--progress")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("val_loss" in line for line in lines) and "epoch 1" in err   # the bar

@@ -458,3 +458,53 @@ def test_write_topk_writes_label_score_pairs_and_skips_empty_slots():
     out = io.StringIO()
     write_topk(out, np.array([[3, 1], [2, -1]]), np.array([[0.5, 0.25], [1.0, 0.0]]))
     assert out.getvalue() == "3:0.5 1:0.25\n2:1\n"
+
+
+def test_read_labelled_reads_either_format_and_warns_of_other_widths(tmp_path):
+    from pyslide.data import read_labelled
+    xc = tmp_path / "x.txt"
+    xc.write_text("2 10 5\n1 3:0.5\n2 1:1\n")
+    X, Y = read_labelled(xc)
+    assert X.shape == (2, 10) and Y.shape == (2, 5)
+    X, Y = read_labelled(xc, n_features=12, n_labels=6)           # widened, no warning
+    assert X.shape == (2, 12) and Y.shape == (2, 6)
+    with pytest.warns(UserWarning, match=r"declares 10 features and 5 labels, the model has "
+                                         r"12 features and 6 labels"):
+        read_labelled(xc, n_features=12, n_labels=6, warn_widths=True)
+    libsvm = tmp_path / "l.txt"
+    libsvm.write_text("1,2 1:0.5 4:1\n0 2:1\n")
+    X, Y = read_labelled(libsvm, "libsvm", warn_widths=True)
+    assert X.shape[0] == 2 and Y[0].indices.tolist() == [1, 2]
+
+
+def test_read_labelled_refuses_missing_folders_and_featureless_files(tmp_path):
+    from pyslide.data import RowCountError, XCFormatError, read_labelled
+    with pytest.raises(FileNotFoundError, match=r"^test file '.*nope.txt' does not exist$"):
+        read_labelled(tmp_path / "nope.txt", what="test")
+    with pytest.raises(IsADirectoryError, match=r"^input file '.*' is a directory$"):
+        read_labelled(tmp_path, what="input")
+    bare = tmp_path / "b.txt"
+    bare.write_text("1\n2\n")
+    with pytest.raises(XCFormatError, match=r"b.txt: no line has a feature \('id:value'\); "
+                                            r"a network needs at least one input feature"):
+        read_labelled(bare, what="training")
+    with pytest.raises(ValueError, match=r"file_format must be 'xc' or 'libsvm', got 'csv'"):
+        read_labelled(bare, "csv")
+    short = tmp_path / "s.txt"
+    short.write_text("3 4 2\n1 3:0.5\n")
+    with pytest.raises(RowCountError, match="pass strict_rows=False"):
+        read_labelled(short)
+    assert read_labelled(short, strict_rows=False)[0].shape == (1, 4)
+
+
+def test_read_labelled_files_widens_every_file_to_the_widest(tmp_path):
+    from pyslide.data import read_labelled_files
+    (tmp_path / "a.txt").write_text("2 10 5\n1 3:0.5\n2 1:1\n")
+    (tmp_path / "b.txt").write_text("1 12 3\n0 11:1\n")
+    read = read_labelled_files({"training": tmp_path / "a.txt", "test": tmp_path / "b.txt"})
+    assert list(read) == ["training", "test"]
+    assert {X.shape[1] for X, _ in read.values()} == {12}
+    assert {Y.shape[1] for _, Y in read.values()} == {5}
+    assert read["test"][0][0, 11] == 1
+    with pytest.raises(FileNotFoundError, match="^validation file"):
+        read_labelled_files({"training": tmp_path / "a.txt", "validation": tmp_path / "c"})

@@ -632,3 +632,23 @@ def test_a_label_matrix_of_another_width_is_refused_naming_it(cluster):
         assert set(net.evaluate(X, [[1, 2]] * 6, k=1)) == {"p@1", "ndcg@1"}
     finally:
         net.close()
+
+
+def test_sharded_fit_verbose_2_prints_the_epoch_report(cluster, small, capsys):
+    """ShardedNetwork's fit prints EpochReport's line too, and its summary reads the
+    sharded step times and timings."""
+    X, Y = small
+    net = ShardedNetwork(X.shape[1], dense_layers(Y.shape[1]), shards=2, threads=1, seed=3)
+    try:
+        net.fit(X[:200], Y[:200], epochs=2, batch_size=50, verbose=2, validation_split=0.25)
+        lines = capsys.readouterr().out.splitlines()
+        assert [line.split("  ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+        assert all("steps/s  val_loss" in line for line in lines)
+        report = ps.EpochReport()
+        net.fit(X[:200], Y[:200], epochs=1, batch_size=50, verbose=0, callbacks=[report])
+        report.summary(net)
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith("epoch 3/3  loss ")
+        assert out[1].startswith("trained 4 steps in ")
+    finally:
+        net.close()
