@@ -54,7 +54,7 @@ class Ranking:
             starts, chunk = self._row_chunks(n)
             for start in starts:
                 h = self._hidden(X[start:start + chunk])
-                end = start + len(h)
+                end = start + h.shape[0]      # h is X itself (sparse) without hidden layers
                 loss_sum += self._score_rows(h, Y[start:end], k, ids[start:end],
                                              scores[start:end])
         return {"loss": loss_sum / max(n, 1), **evaluate_topk(ids, Y, ks=ks)}

@@ -219,11 +219,15 @@ def test_callback_protocol_order_and_plain_objects(small):
     ps.Callback().on_epoch_end(net, 1, {})   # the base class's hooks do nothing
 
 
-def test_val_loss_is_the_exact_loss_over_every_output(small):
+@pytest.mark.parametrize("hidden", [[8], []], ids=["hidden", "no-hidden"])
+def test_val_loss_is_the_exact_loss_over_every_output(small, hidden):
+    # without hidden layers the output scores the sparse input rows themselves
     X, Y, Xt, Yt = small
     for loss in ("softmax", "bce"):
-        net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1])], loss=loss,
-                         threads=1, seed=0)
+        share = "batch" if hidden else "sample"     # a shared set needs a hidden layer
+        net = ps.Network(X.shape[1], [*map(ps.Dense, hidden),
+                                      ps.Sampled(Y.shape[1], share=share)],
+                         loss=loss, threads=1, seed=0)
         history = net.fit(X, Y, epochs=1, validation_data=(Xt, Yt), verbose=0)
         p = net.predict_proba(Xt).astype(np.float64)
         Yd = Yt.toarray()
