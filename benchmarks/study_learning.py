@@ -67,6 +67,7 @@ ATOMS = {
     "epochscale": {"sampled": lambda n: dict(lr_scale=[1.5, 1.0, 0.7, 0.5])},
     "scale2": {"sampled": lambda n: dict(lr_scale=2.0)},
     "neg0": {"sampled": lambda n: dict(negatives=0)},
+    "neg32k": {"sampled": lambda n: dict(negatives=32768)},
     "drop0": {"dense": dict(dropout=0.0)},
     "drop2": {"dense": dict(dropout=0.2)},
     "nohash": {"sampled": lambda n: dict(hash=None)},
@@ -210,9 +211,14 @@ def table(path):
         print(f"\n{shape}, {n:,} rows: test P@1 after each epoch\n")
         print("| method | seed | " + " | ".join(str(e + 1) for e in range(width)) + " |")
         print("|---|---|" + "---|" * width)
-        for r in sorted(group, key=lambda r: (r["method"], r["seed"])):
+        most_threads = max(r["threads"] for r in group)
+        for r in sorted(group, key=lambda r: (r["method"], r["seed"], -r["threads"])):
             cells = [f"{e['p1']:.3f}" for e in r["epochs"]] + [""] * (width - len(r["epochs"]))
-            print(f"| {r['method']} | {r['seed']} | " + " | ".join(cells) + " |")
+            # a group that mixes thread counts names the runs with fewer
+            threads = r["threads"]
+            label = r["method"] + ("" if threads == most_threads else
+                                   f" ({threads} thread{'s' if threads > 1 else ''})")
+            print(f"| {label} | {r['seed']} | " + " | ".join(cells) + " |")
         for torch_run in (r for r in group if r["method"].startswith("torch-sampled")):
             best = max(e["p1"] for e in torch_run["epochs"])
             own = _epochs_to(torch_run, best)
