@@ -71,6 +71,8 @@ ATOMS = {
     "drop0": {"dense": dict(dropout=0.0)},
     "drop2": {"dense": dict(dropout=0.2)},
     "nohash": {"sampled": lambda n: dict(hash=None)},
+    # every row every step (moments decay and rows keep moving on their momentum)
+    "denseadam": {"adam": dict(lazy=False)},
     "lr2": {"adam": dict(lr=2e-3)},
     "lr3": {"adam": dict(lr=3e-3)},
 }
