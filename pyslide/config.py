@@ -195,10 +195,15 @@ def layers_from_list(specs, n_labels):
     return layers
 
 
+def _keys(settings, prefix):
+    """The keys set in ``settings`` whose parameter starts with ``prefix`` (a
+    string or a tuple of them), in :data:`SETTINGS` order."""
+    return [key for key in SETTINGS if key in settings and SETTINGS[key].startswith(prefix)]
+
+
 def _given(settings, prefix):
     """{parameter: value} of the settings whose parameter starts with ``prefix``."""
-    return {SETTINGS[key].split(".", 1)[1]: settings[key] for key in SETTINGS
-            if key in settings and SETTINGS[key].startswith(prefix)}
+    return {SETTINGS[key].split(".", 1)[1]: settings[key] for key in _keys(settings, prefix)}
 
 
 def _checked(settings, names):
@@ -239,9 +244,8 @@ def optimizer_from_settings(settings, names=None):
         return None
     kind = settings.get("optimizer", signature_default(Network, "optimizer"))
     if kind == SGD.kind and adam_only:
-        keys = [key for key in SETTINGS if key in settings and SETTINGS[key].startswith("Adam.")]
-        raise ValueError(f"{', '.join(map(name, keys))} applies to {name('optimizer')} adam, "
-                         f"not sgd")
+        adam_keys = ", ".join(map(name, _keys(settings, "Adam.")))
+        raise ValueError(f"{adam_keys} applies to {name('optimizer')} adam, not sgd")
     return Adam(**common, **adam_only) if kind == Adam.kind else SGD(**common)
 
 
@@ -274,8 +278,7 @@ def network_from_settings(settings, input_dim, n_labels, names=None):
     optimizer = optimizer_from_settings(settings, names)
     settings, name = _checked(settings, names)
     if "layers" in settings:
-        given = [key for key in SETTINGS if key in settings
-                 and SETTINGS[key].startswith(_LAYER_KEYS)]
+        given = _keys(settings, _LAYER_KEYS)
         if given:
             raise ValueError(f"{name(given[0])} cannot be combined with {name('layers')} (the "
                              f"list describes every layer): set it in the layer's table instead")
@@ -298,8 +301,7 @@ def _layers(settings, input_dim, n_labels, name):
                          f"gives none")
     layers = [{"kind": "dense", "units": units, **dense, **common} for units in hidden]
     if settings.get("output", "sampled") == "dense":
-        refused = [key for key in SETTINGS if key in settings
-                   and SETTINGS[key].startswith(("Sampled.", "family."))]
+        refused = _keys(settings, ("Sampled.", "family."))
         if refused:
             raise ValueError(f"{name(refused[0])} applies to a sampled output layer, not to "
                              f"{name('output')} dense")
@@ -315,9 +317,7 @@ def _hash_config(settings, n_labels, in_dim, name):
     family = _given(settings, "family.")
     if kind == "none":
         if family:
-            key = next(key for key in SETTINGS if key in settings
-                       and SETTINGS[key].startswith("family."))
-            raise ValueError(f"{name(key)} does not apply to {name('hash')} none (uniform "
+            raise ValueError(f"{name(_keys(settings, 'family.')[0])} does not apply to {name('hash')} none (uniform "
                              f"sampling)")
         return None
     if kind == "auto" and not family:
