@@ -317,8 +317,8 @@ def _hash_config(settings, n_labels, in_dim, name):
     family = _given(settings, "family.")
     if kind == "none":
         if family:
-            raise ValueError(f"{name(_keys(settings, 'family.')[0])} does not apply to {name('hash')} none (uniform "
-                             f"sampling)")
+            first = name(_keys(settings, "family.")[0])
+            raise ValueError(f"{first} does not apply to {name('hash')} none (uniform sampling)")
         return None
     if kind == "auto" and not family:
         return "auto"
