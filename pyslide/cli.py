@@ -488,7 +488,8 @@ def _read_train_files(opts, verbose):
     others, all widened to the widest of the files."""
     paths = {what: path for what, path in (("training", opts.train), ("test", opts.test),
                                            ("validation", opts.validation)) if path}
-    read = read_labelled_files(paths, opts.format, opts.strict_rows)
+    # --no-strict-rows is the flag; unset (None) keeps the library's strict reading
+    read = read_labelled_files(paths, opts.format, opts.strict_rows is not False)
     if verbose:
         for what, (X, Y) in read.items():
             print(_describe(paths[what], X, Y))

@@ -10,6 +10,7 @@ import gzip
 import mmap
 import os
 import stat
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -638,8 +639,6 @@ def read_labelled(path, file_format="xc", n_features=None, n_labels=None, strict
         When the file has no feature column (a network needs one input
         feature), or is not in the format.
     """
-    import warnings
-
     if file_format not in ("xc", "libsvm"):
         raise ValueError(f"file_format must be 'xc' or 'libsvm', got {file_format!r}")
     if not os.path.exists(path):
@@ -647,8 +646,7 @@ def read_labelled(path, file_format="xc", n_features=None, n_labels=None, strict
     if os.path.isdir(path):
         raise IsADirectoryError(f"{what} file {os.fspath(path)!r} is a directory")
     if file_format == "xc":
-        X, Y = load_xc(path, n_features=n_features, n_labels=n_labels,
-                       strict_rows=strict_rows is not False)
+        X, Y = load_xc(path, n_features=n_features, n_labels=n_labels, strict_rows=strict_rows)
     else:
         X, Y = load_libsvm(path, n_features=n_features, n_labels=n_labels)
     if X.shape[1] == 0:

@@ -490,6 +490,8 @@ def test_read_labelled_refuses_missing_folders_and_featureless_files(tmp_path):
         read_labelled(bare, what="training")
     with pytest.raises(ValueError, match=r"file_format must be 'xc' or 'libsvm', got 'csv'"):
         read_labelled(bare, "csv")
+    with pytest.raises(ValueError, match=r"^strict_rows must be True or False, got 'no'$"):
+        read_labelled(bare, strict_rows="no")      # not read as True
     short = tmp_path / "s.txt"
     short.write_text("3 4 2\n1 3:0.5\n")
     with pytest.raises(RowCountError, match="pass strict_rows=False"):
