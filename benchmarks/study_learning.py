@@ -114,16 +114,11 @@ def run_pyslide(config, X, Y, Xt, Yt, args, seed):
 
 def _auto_rule_with_passes_floor(floor):
     """``auto_lr_scale`` whose passes clock falls no lower than ``floor``
-    (the visit clock keeps ``AUTO_LR_FLOOR``): a study knob."""
+    (the visit clock keeps ``AUTO_LR_FLOOR``): a study knob, built from the
+    library's rule with one clock at a time."""
     from pyslide import settings
-
-    def rule(visits, passes=0.0):
-        start = settings.AUTO_LR_START
-        by_visits = start / max(visits / settings.AUTO_LR_VISITS, 1e-12)
-        by_passes = start / max(passes / settings.AUTO_LR_PASSES, 1e-12)
-        return min(max(settings.AUTO_LR_FLOOR, min(start, by_visits)),
-                   max(floor, min(start, by_passes)))
-    return rule
+    rule = settings.auto_lr_scale
+    return lambda visits, passes=0.0: min(rule(visits, 0.0), max(floor, rule(0.0, passes)))
 
 
 def _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed):
@@ -300,13 +295,18 @@ def cells(path, speed_files):
         collapse = [f"epoch {i + 1} at {100 * p / max(ours[:i]):.1f}% of the best before"
                     for i, p in enumerate(ours) if i and p < 0.95 * max(ours[:i])]
         problem = shape + "".join(f" {k}={v}" for k, v in extra)
-        print(f"| {problem} | {n_train:,} | {seed} | "
-              f"{_shortfalls(ours, torch) and 'missed: ' + _shortfalls(ours, torch) or 'met'} | "
-              + ("not measured" if full is None else
-                 _shortfalls(ours, full, 0.95) and "missed: " + _shortfalls(ours, full, 0.95)
-                 or f"met (lowest {100 * min(a / b for a, b in zip(ours, full)):.1f}%)")
-              + f" | {ratios[0]} | {ratios[1]} | "
-              + ("; ".join(collapse) or "met") + " |")
+        if full is None:
+            against_full = "not measured"
+        else:
+            lowest = 100 * min(a / b for a, b in zip(ours, full))
+            against_full = _verdict(_shortfalls(ours, full, 0.95), f"met (lowest {lowest:.1f}%)")
+        cells_of_row = [problem, f"{n_train:,}", str(seed), _verdict(_shortfalls(ours, torch)),
+                        against_full, *ratios, "; ".join(collapse) or "met"]
+        print("| " + " | ".join(cells_of_row) + " |")
+
+
+def _verdict(shortfalls, met="met"):
+    return f"missed: {shortfalls}" if shortfalls else met
 
 
 def plot(path, out):
