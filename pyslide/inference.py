@@ -66,12 +66,18 @@ def hidden_activations(X, layers, states):
     output-major for ``Sampled``) and ``b``."""
     h = X
     for layer, state in zip(layers, states):
-        W = state["W"]
-        h = np.asarray(h @ (W.T if isinstance(layer, Sampled) else W), dtype=np.float32)
-        h += state["b"]
+        h = _pre_activations(h, layer, state)
         if layer.activation == "relu":
             np.maximum(h, 0, out=h)
     return h
+
+
+def _pre_activations(h, layer, state):
+    """``h @ W + b`` of one layer (float32), W read in the engine's layout."""
+    W = state["W"]
+    z = np.asarray(h @ (W.T if isinstance(layer, Sampled) else W), dtype=np.float32)
+    z += state["b"]
+    return z
 
 
 class Predictor(Ranking):
@@ -86,12 +92,7 @@ class Predictor(Ranking):
         return hidden_activations(X, self.layers[:-1], self._params[:-1])
 
     def _output_scores(self, h):
-        layer, params = self.layers[-1], self._params[-1]
-        W = params["W"]
-        z = h @ (W.T if isinstance(layer, Sampled) else W)
-        z = np.asarray(z, dtype=np.float32)
-        z += params["b"]
-        return z
+        return _pre_activations(h, self.layers[-1], self._params[-1])
 
     def _row_chunks(self, n):
         chunk = max(1, min(n, (1 << 24) // max(1, self.n_outputs)))
