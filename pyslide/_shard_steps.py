@@ -122,15 +122,7 @@ class ShardSteps:
         if net.loss == "softmax":
             parts = group.get(forward)
             received += sum(p[0].nbytes * 3 for p in parts)
-            # a diverged step gives infinite logits: its NaN loss is the
-            # message, not NumPy's warnings on the way
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                zmax = np.stack([p[0] for p in parts]).astype(np.float64)
-                top = zmax.max(axis=0)
-                total = (np.stack([p[1] for p in parts]) * np.exp(zmax - top)).sum(axis=0)
-                label_sum = np.stack([p[2] for p in parts]).astype(np.float64).sum(axis=0)
-                row_loss = np.where(n_labels > 0, top + np.log(total)
-                                    - label_sum / np.maximum(n_labels, 1), 0.0)
+            row_loss, top, total = softmax_row_losses(parts, n_labels)
             losses[:n_b] = row_loss
             if not np.isfinite(row_loss).all():
                 return self._drop(run, step, n_b)
@@ -227,6 +219,24 @@ class ShardSteps:
 
     def restore(self):
         self.group.call_all("restore", self.net.step_)
+
+
+def softmax_row_losses(parts, n_labels):
+    """Each row's softmax cross-entropy from the shards' parts (per shard: the
+    row's largest logit, its sum of ``exp(z - largest)``, its labels' logit
+    sum) and the merged largest logit and sum the shards' backward passes
+    need; a row without labels gives 0. Training and validation both merge
+    with it."""
+    # a diverged step gives infinite logits: its NaN loss is the message,
+    # not NumPy's warnings on the way
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        zmax = np.stack([p[0] for p in parts]).astype(np.float64)
+        top = zmax.max(axis=0)
+        total = (np.stack([p[1] for p in parts]) * np.exp(zmax - top)).sum(axis=0)
+        label_sum = np.stack([p[2] for p in parts]).astype(np.float64).sum(axis=0)
+        row_loss = np.where(n_labels > 0, top + np.log(total)
+                            - label_sum / np.maximum(n_labels, 1), 0.0)
+    return row_loss, top, total
 
 
 def _split(total, weights):

@@ -50,7 +50,7 @@ import numpy as np
 from . import _topk
 from ._shard_group import (PlacementError, ShardError, ShardGroup, TOKEN_CPU,  # noqa: F401
                            ray_module, shard_bounds)
-from ._shard_steps import ShardSteps
+from ._shard_steps import ShardSteps, softmax_row_losses
 from ._validate import integer, real
 from .atomic import atomic_write
 from .inference import Ranking, hidden_activations, probabilities
@@ -139,15 +139,9 @@ class _ShardedInference(Ranking):
         top = [a.topk.remote(ref, k, False) for a in self._actors]
         parts = self._group.get([a.loss_parts.remote(ref, labels) for a in self._actors])
         _merge_topk(self._group.get(top), k, self.n_threads, ids, scores)
-        counts = np.diff(Y.indptr)
-        label_sum = sum(p[2] for p in parts)
         if self.loss == "softmax":
-            zmax = np.stack([p[0] for p in parts])
-            top_z = zmax.max(axis=0)
-            lse = top_z + np.log(sum(p[1] * np.exp(p[0] - top_z) for p in parts))
-            return float(np.where(counts > 0, lse - label_sum / np.maximum(counts, 1),
-                                  0.0).sum())
-        return float(sum(p[0] for p in parts).sum() - label_sum.sum())
+            return float(softmax_row_losses(parts, np.diff(Y.indptr))[0].sum())
+        return float(sum(p[0] for p in parts).sum() - sum(p[2] for p in parts).sum())
 
 
 class _ShardedFiles:
