@@ -73,6 +73,8 @@ ATOMS = {
     "nohash": {"sampled": lambda n: dict(hash=None)},
     # every row every step (moments decay and rows keep moving on their momentum)
     "denseadam": {"adam": dict(lazy=False)},
+    "coast": {"adam": dict(idle_rows="coast")},
+    "hold": {"adam": dict(idle_rows="hold")},
     "lr2": {"adam": dict(lr=2e-3)},
     "lr3": {"adam": dict(lr=3e-3)},
 }

@@ -10,7 +10,7 @@ from libc.string cimport memset
 
 from pyslide._layer cimport LayerC
 from pyslide._optim cimport (OptimC, OPT_ADAM, catch_up_decay, row_step, adam_update,
-                             sgd_update, decay_unshared_rows)
+                             sgd_update, decay_unshared_rows, take_idle, coast, coast_step)
 from pyslide._vec cimport axpy, pyslide_prefetch, PREFETCH_AHEAD
 
 
@@ -63,6 +63,7 @@ cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads,
     cdef float step_size = opt.step_size, lr = opt.lr
     cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
     cdef double log_decay = opt.log_decay
+    cdef int32_t step = opt.step, idle
     if adam and not opt.lazy:
         decay_unshared_rows(layer.W, NULL, layer.mW, layer.vW, NULL, NULL,
                             fu.row_slot, layer.in_dim, units, opt, layer.decay_mark,
@@ -83,6 +84,11 @@ cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads,
         f = fu.feat_ids[s]
         decay = catch_up_decay(layer.decay_mark, f, log_decay)
         if adam:
+            idle = take_idle(layer.coast_mark, f, step, True)
+            if idle > 0:
+                coast(layer.W + f * units, layer.mW + f * units, layer.vW + f * units, units,
+                      idle, coast_step(layer.row_updates, f, idle, step_size, lr, beta1, beta2),
+                      beta1, beta2, eps)
             adam_update(layer.W + f * units, layer.mW + f * units, layer.vW + f * units,
                         g, units, row_step(layer.row_updates, f, step_size, lr, beta1,
                                            beta2, True),

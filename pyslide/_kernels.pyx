@@ -19,7 +19,8 @@ from pyslide._layer cimport (LayerC, NetC, QUERY_UNION, QUERY_THRESHOLD, QUERY_S
                              fill_layer)
 from pyslide._loss cimport LOSS_SOFTMAX, LOSS_BCE
 from pyslide._optim cimport (OptimC, OPT_SGD, OPT_ADAM, fill_optimizer, catch_up_row, catch_up_rows,
-                             update_rows, update_shared_rows, decay_unshared_rows)
+                             update_rows, update_shared_rows, decay_unshared_rows,
+                             coast_all_rows)
 from pyslide._sample cimport train_per_sample
 from pyslide._shared cimport (SharedC, alloc_shared, set_correction, clear_shared,
                               train_shared, forward_hidden_rows, backward_hidden_rows)
@@ -419,6 +420,7 @@ cdef class Engine(_LayerTable):
         if not self.has_optimizer:
             raise ValueError("pyslide internal error: set_optimizer before optimizer_step")
         opt.log_decay = log_decay
+        opt.step = step
         for l in range(self.net.n_layers):
             # a layer's lr_scale sizes its steps; weight decay (log_decay)
             # follows the optimizer's own rate
@@ -438,7 +440,8 @@ cdef class Engine(_LayerTable):
                 update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
                                    self.shared.grad_shared, self.shared.gb_shared,
                                    self.shared.shared_ids, self.shared.n_shared, n_cols, opt,
-                                   layer.decay_mark, layer.row_updates, self.net.n_threads)
+                                   layer.decay_mark, layer.coast_mark, layer.row_updates,
+                                   self.net.n_threads)
                 if adam and not opt.lazy:
                     decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb,
                                         layer.vb, self.shared.shared_pos, n_rows, n_cols, opt,
@@ -446,31 +449,41 @@ cdef class Engine(_LayerTable):
                                         self.net.n_threads)
                 clear_shared(self.shared.shared_pos, self.shared.shared_ids,
                              self.shared.n_shared)
+            elif layer.sampled:
+                # a sampled layer's bias is per row: updated with its row
+                update_rows(layer.W, layer.mW, layer.vW, layer.gW, layer.b, layer.mb, layer.vb,
+                            layer.gb, layer.touched, n_rows, n_cols, opt, layer.decay_mark,
+                            layer.coast_mark, layer.row_updates, True, self.net.n_threads)
             else:
-                update_rows(layer.W, layer.mW, layer.vW, layer.gW, layer.touched, step,
-                            n_rows, n_cols, opt, layer.decay_mark, layer.row_updates, True,
-                            self.net.n_threads)
-                # a sampled layer's bias is per row: its step was counted above
-                if layer.sampled:
-                    update_rows(layer.b, layer.mb, layer.vb, layer.gb, layer.touched, step,
-                                n_rows, 1, opt, NULL, layer.row_updates, False,
-                                self.net.n_threads)
-                else:
-                    update_rows(layer.b, layer.mb, layer.vb, layer.gb, NULL, step, 1, n_cols,
-                                opt, NULL, NULL, False, 1)
+                update_rows(layer.W, layer.mW, layer.vW, layer.gW, NULL, NULL, NULL, NULL,
+                            layer.touched, n_rows, n_cols, opt, layer.decay_mark,
+                            layer.coast_mark, layer.row_updates, True, self.net.n_threads)
+                update_rows(layer.b, layer.mb, layer.vb, layer.gb, NULL, NULL, NULL, NULL,
+                            NULL, 1, n_cols, opt, NULL, NULL, NULL, False, 1)
 
-    def apply_pending_decay(self, double log_decay):
-        """Decay every row by the weight decay it owes up to ``log_decay``
-        (rows the lazy optimizer has not touched lately), so that the weights
-        equal dense AdamW's decay before they are evaluated or saved."""
+    def apply_pending(self, double log_decay, int32_t step=0, float step_size=0, float lr=0):
+        """Bring every row up to date before the weights are evaluated or
+        saved: the weight decay it owes up to ``log_decay`` and, where lazy
+        rows coast (``Adam(idle_rows="coast")``), the Adam steps it missed
+        through ``step`` (``step_size`` and ``lr`` as ``optimizer_step``
+        takes them for that step). The weights then equal dense AdamW's."""
         cdef int32_t l, n_rows, n_cols
         cdef int64_t r
         cdef LayerC* layer
+        cdef OptimC opt = self.opt
+        opt.step = step
         for l in range(self.net.n_layers):
             layer = &self.net.layers[l]
+            layer_shape(layer, &n_rows, &n_cols)
+            if layer.coast_mark != NULL and step > 0:
+                opt.step_size = step_size * layer.lr_scale
+                opt.lr = lr * layer.lr_scale
+                with nogil:
+                    coast_all_rows(layer.W, layer.b if layer.sampled else NULL, layer.mW,
+                                   layer.vW, layer.mb, layer.vb, n_rows, n_cols, &opt,
+                                   layer.coast_mark, layer.row_updates, self.net.n_threads)
             if layer.decay_mark == NULL:
                 continue
-            layer_shape(layer, &n_rows, &n_cols)
             with nogil:
                 for r in prange(n_rows, num_threads=self.net.n_threads, schedule="static"):
                     catch_up_row(layer.W, layer.decay_mark, r, n_cols, log_decay)

@@ -64,6 +64,7 @@ cdef struct LayerC:
     uint64_t dropout_seed   # keys the per-(step, sample) dropout masks
     double* decay_mark      # per weight row: cumulative log weight decay last applied
     int32_t* row_updates    # per weight row: Adam updates it has had (per-row bias correction)
+    int32_t* coast_mark     # per weight row: the step its Adam steps are applied through (NULL: idle rows hold)
     float lr_scale          # multiplies the optimizer's step on this layer's rows (not the decay)
 
 

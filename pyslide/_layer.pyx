@@ -66,6 +66,7 @@ cdef int fill_layer(LayerC* layer, dict spec, int32_t batch_size, list keepalive
     layer.vb = _float_or_null(spec["vb"], keepalive)
     layer.touched = _int_or_null(spec["touched"], keepalive)
     layer.row_updates = _int_or_null(spec["row_updates"], keepalive)
+    layer.coast_mark = _int_or_null(spec["coast_mark"], keepalive)
     layer.decay_mark = NULL
     if spec["decay_mark"] is not None:
         layer.decay_mark = <double*>_data(spec["decay_mark"], np.float64, "decay", keepalive)

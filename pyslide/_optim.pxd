@@ -23,6 +23,7 @@ cdef struct OptimC:
     float step_size         # this step's size (Adam: bias-corrected by the global step)
     float lr                # this step's learning rate (Adam's per-row bias correction)
     double log_decay        # sum of log(1 - lr_t * weight_decay) through this step
+    int32_t step            # this step's number (1-based): the coasting clock
 
 
 cdef inline float catch_up_decay(double* mark, int64_t row, double log_decay) noexcept nogil:
@@ -77,6 +78,56 @@ cdef inline float row_step(int32_t* count, int64_t row, float step_size, float l
     return lr * sqrtf(one - powf(beta2, k)) / (one - powf(beta1, k))
 
 
+cdef inline int32_t take_idle(int32_t* mark, int64_t row, int32_t step,
+                              bint updating) noexcept nogil:
+    """Steps a lazy row has sat idle since its last Adam step, up to
+    ``step`` (``updating``: up to the step before, as ``step`` updates it),
+    and mark it moved through ``step``. NULL: rows hold still (0)."""
+    cdef int32_t idle
+    if mark == NULL:
+        return 0
+    idle = step - mark[row] - updating
+    mark[row] = step
+    return idle if idle > 0 else 0
+
+
+cdef inline float coast_step(int32_t* count, int64_t row, int32_t idle, float step_size,
+                             float lr, float beta1, float beta2) noexcept nogil:
+    """Step size of ``idle`` missed steps of one row; with per-row update
+    counts they count as updates, as each is one in dense Adam."""
+    if count != NULL:
+        count[row] += idle
+    return row_step(count, row, step_size, lr, beta1, beta2, False)
+
+
+cdef inline void coast(float* w, float* m, float* v, int32_t n, int32_t idle,
+                       float step_size, float beta1, float beta2, float eps) noexcept nogil:
+    """``idle`` zero-gradient Adam steps of one row at once.
+
+    Dense Adam keeps moving a row with no gradient: step k after its last
+    one moves it by ``step_size * beta1**k m / (sqrt(beta2**k v) + eps)``
+    while its moments decay. Summed, the row travels ``step_size * S * m /
+    (sqrt(v) + eps)`` with ``S = sum_{k=1..idle} (beta1 / sqrt(beta2))**k``
+    (at most about 9 steps' worth for 0.9 / 0.999), and its moments end at
+    ``beta1**idle m`` and ``beta2**idle v``. Exact but for eps (its weight
+    shrinks with the row's v) and for taking this step's size for every
+    missed one (the momentum is spent within a few dozen steps).
+    """
+    cdef int32_t i
+    cdef float one = 1
+    cdef float ratio, travel, keep1, keep2
+    if idle <= 0:
+        return
+    ratio = beta1 / sqrtf(beta2)
+    travel = step_size * ratio * (one - powf(ratio, idle)) / (one - ratio)
+    keep1 = powf(beta1, idle)
+    keep2 = powf(beta2, idle)
+    for i in range(n):
+        w[i] = w[i] - travel * m[i] / (sqrtf(v[i]) + eps)
+        m[i] = keep1 * m[i]
+        v[i] = keep2 * v[i]
+
+
 cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
                              float step_size, float beta1, float beta2, float eps,
                              float decay) noexcept nogil:
@@ -110,15 +161,22 @@ cdef int fill_optimizer(OptimC* opt, int kind, float beta1, float beta2, float e
 cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_rows,
                         int32_t n_cols, double log_decay, int32_t n_threads) noexcept nogil
 
-cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
-                      int32_t step, int32_t n_rows, int32_t n_cols, const OptimC* opt,
-                      double* decay_mark, int32_t* row_updates, bint bump,
+cdef void update_rows(float* W, float* mW, float* vW, float* gW, float* b, float* mb,
+                      float* vb, float* gb, const int32_t* touched, int32_t n_rows,
+                      int32_t n_cols, const OptimC* opt, double* decay_mark,
+                      int32_t* coast_mark, int32_t* row_updates, bint bump,
                       int32_t n_threads) noexcept nogil
 
 cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                              float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
                              int32_t n_cols, const OptimC* opt, double* decay_mark,
-                             int32_t* row_updates, int32_t n_threads) noexcept nogil
+                             int32_t* coast_mark, int32_t* row_updates,
+                             int32_t n_threads) noexcept nogil
+
+cdef void coast_all_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
+                         int32_t n_rows, int32_t n_cols, const OptimC* opt,
+                         int32_t* coast_mark, int32_t* row_updates,
+                         int32_t n_threads) noexcept nogil
 
 cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                               const int32_t* pos, int32_t n_rows, int32_t n_cols,

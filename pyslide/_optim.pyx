@@ -34,44 +34,64 @@ cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_r
         catch_up_row(W, mark, rows[j], n_cols, log_decay)
 
 
-cdef void update_rows(float* W, float* mW, float* vW, float* gW, const int32_t* touched,
-                      int32_t step, int32_t n_rows, int32_t n_cols, const OptimC* opt,
-                      double* decay_mark, int32_t* row_updates, bint bump,
+cdef void update_rows(float* W, float* mW, float* vW, float* gW, float* b, float* mb,
+                      float* vb, float* gb, const int32_t* touched, int32_t n_rows,
+                      int32_t n_cols, const OptimC* opt, double* decay_mark,
+                      int32_t* coast_mark, int32_t* row_updates, bint bump,
                       int32_t n_threads) noexcept nogil:
-    """Optimizer over the rows touched in ``step`` (all rows if not lazy or
-    touched is NULL), zeroing their gradient in the same pass."""
+    """Optimizer over the rows touched in ``opt.step`` (all rows if not lazy
+    or touched is NULL), zeroing their gradient in the same pass. ``b`` (and
+    its moments and gradient): a bias per row, updated with its row; NULL:
+    none. ``coast_mark``: lazy rows first take the Adam steps they missed
+    (``coast``); NULL: they held still."""
     cdef int64_t r, off
-    cdef float decay
+    cdef int32_t idle
+    cdef float decay, row_size
     # locals: the loop reads registers, not the struct behind a pointer
     cdef bint adam = opt.kind == OPT_ADAM, lazy = opt.lazy
     cdef float step_size = opt.step_size, lr = opt.lr
     cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
     cdef double log_decay = opt.log_decay
+    cdef int32_t step = opt.step
     for r in prange(n_rows, num_threads=n_threads, schedule="static"):
         if touched != NULL and lazy and touched[r] != step:
             continue
         off = r * n_cols
         decay = catch_up_decay(decay_mark, r, log_decay)
-        if adam:
-            adam_update(W + off, mW + off, vW + off, gW + off, n_cols,
-                        row_step(row_updates, r, step_size, lr, beta1, beta2, bump),
-                        beta1, beta2, eps, decay)
-        else:
+        if not adam:
             sgd_update(W + off, gW + off, n_cols, step_size, decay)
+            if b != NULL:
+                sgd_update(b + r, gb + r, 1, step_size, 1)
+            continue
+        idle = take_idle(coast_mark, r, step, True)
+        if idle > 0:
+            row_size = coast_step(row_updates, r, idle, step_size, lr, beta1, beta2)
+            coast(W + off, mW + off, vW + off, n_cols, idle, row_size, beta1, beta2, eps)
+            if b != NULL:
+                coast(b + r, mb + r, vb + r, 1, idle, row_size, beta1, beta2, eps)
+        row_size = row_step(row_updates, r, step_size, lr, beta1, beta2, bump)
+        adam_update(W + off, mW + off, vW + off, gW + off, n_cols, row_size,
+                    beta1, beta2, eps, decay)
+        if b != NULL:
+            adam_update(b + r, mb + r, vb + r, gb + r, 1, row_size, beta1, beta2, eps, 1)
 
 
 cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
                              float* grad, float* grad_b, const int32_t* ids, int32_t n_ids,
                              int32_t n_cols, const OptimC* opt, double* decay_mark,
-                             int32_t* row_updates, int32_t n_threads) noexcept nogil:
+                             int32_t* coast_mark, int32_t* row_updates,
+                             int32_t n_threads) noexcept nogil:
     """Apply a compact gradient (n_ids, n_cols) to rows ``ids`` of W; the ids
-    are distinct, so no two threads write one row."""
+    are distinct, so no two threads write one row. ``coast_mark``: as for
+    ``update_rows``."""
     cdef int64_t j, row
+    cdef int32_t idle
     cdef float decay, row_size
     cdef bint adam = opt.kind == OPT_ADAM
     cdef float step_size = opt.step_size, lr = opt.lr
     cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
     cdef double log_decay = opt.log_decay
+    cdef int32_t step = opt.step
     for j in prange(n_ids, num_threads=n_threads, schedule="static"):
         row = ids[j]
         if j + PREFETCH_AHEAD < n_ids:
@@ -81,6 +101,12 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
                 pyslide_prefetch(vW + <int64_t>ids[j + PREFETCH_AHEAD] * n_cols, n_cols * sizeof(float), 1)
         decay = catch_up_decay(decay_mark, row, log_decay)
         if adam:
+            idle = take_idle(coast_mark, row, step, True)
+            if idle > 0:
+                row_size = coast_step(row_updates, row, idle, step_size, lr, beta1, beta2)
+                coast(W + row * n_cols, mW + row * n_cols, vW + row * n_cols, n_cols, idle,
+                      row_size, beta1, beta2, eps)
+                coast(b + row, mb + row, vb + row, 1, idle, row_size, beta1, beta2, eps)
             row_size = row_step(row_updates, row, step_size, lr, beta1, beta2, True)
             adam_update(W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
                         grad + j * n_cols, n_cols, row_size, beta1, beta2, eps, decay)
@@ -89,6 +115,30 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
         else:
             sgd_update(W + row * n_cols, grad + j * n_cols, n_cols, step_size, decay)
             sgd_update(b + row, grad_b + j, 1, step_size, 1)
+
+
+cdef void coast_all_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
+                         int32_t n_rows, int32_t n_cols, const OptimC* opt,
+                         int32_t* coast_mark, int32_t* row_updates,
+                         int32_t n_threads) noexcept nogil:
+    """Every row takes the Adam steps it missed through ``opt.step``
+    (``coast``), so that the weights are dense Adam's before they are
+    evaluated or saved. ``b`` NULL: the bias is not per row."""
+    cdef int64_t r, off
+    cdef int32_t idle
+    cdef float row_size
+    cdef float step_size = opt.step_size, lr = opt.lr
+    cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
+    cdef int32_t step = opt.step
+    for r in prange(n_rows, num_threads=n_threads, schedule="static"):
+        idle = take_idle(coast_mark, r, step, False)
+        if idle == 0:
+            continue
+        off = r * n_cols
+        row_size = coast_step(row_updates, r, idle, step_size, lr, beta1, beta2)
+        coast(W + off, mW + off, vW + off, n_cols, idle, row_size, beta1, beta2, eps)
+        if b != NULL:
+            coast(b + r, mb + r, vb + r, 1, idle, row_size, beta1, beta2, eps)
 
 
 cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,

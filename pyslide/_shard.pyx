@@ -21,7 +21,7 @@ from pyslide._layer cimport LayerC, NetC, gemm_rm, fill_layer, float_data, int_d
 from pyslide._loss cimport (LOSS_SOFTMAX, LOSS_BCE, exp_shifted, inclusion_log_correction,
                              loss_and_delta, sum_of)
 from pyslide._optim cimport (OptimC, OPT_SGD, OPT_ADAM, fill_optimizer, catch_up_row,
-                             update_shared_rows, decay_unshared_rows)
+                             update_shared_rows, decay_unshared_rows, coast_all_rows)
 from pyslide._shared cimport (SharedC, alloc_shared, set_correction, clear_shared,
                               shared_add_labels, shared_add_all,
                               shared_collect, shared_take, shared_top_up,
@@ -335,11 +335,12 @@ cdef class ShardEngine:
         fill_optimizer(&self.opt, kind, beta1, beta2, eps, lazy)
         self.has_optimizer = True
 
-    def update(self, float step_size, double log_decay=0, float lr=0):
+    def update(self, float step_size, double log_decay=0, float lr=0, int32_t step=0):
         """Apply the compact gradient of ``backward`` to the set's rows (the
         optimizer of ``set_optimizer``, as ``Engine.optimizer_step`` does for
-        a batch-shared output; ``step_size`` and ``lr`` already times the
-        layer's lr_scale) and empty the set. Returns the updated row ids (local)."""
+        a batch-shared output, at ``step``; ``step_size`` and ``lr`` already
+        times the layer's lr_scale) and empty the set. Returns the updated
+        row ids (local)."""
         cdef LayerC* layer = &self.net.layers[0]
         cdef SharedC* sh = &self.shared
         cdef OptimC opt = self.opt
@@ -348,12 +349,13 @@ cdef class ShardEngine:
         opt.step_size = step_size
         opt.lr = lr
         opt.log_decay = log_decay
+        opt.step = step
         ids = self.shared_ids()
         with nogil:
             update_shared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
                                sh.grad_shared, sh.gb_shared, sh.shared_ids, sh.n_shared,
-                               layer.in_dim, &opt, layer.decay_mark, layer.row_updates,
-                               self.net.n_threads)
+                               layer.in_dim, &opt, layer.decay_mark, layer.coast_mark,
+                               layer.row_updates, self.net.n_threads)
             if opt.kind == OPT_ADAM and not opt.lazy:
                 decay_unshared_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
                                     sh.shared_pos, layer.units, layer.in_dim, &opt,
@@ -372,13 +374,22 @@ cdef class ShardEngine:
         clear_shared(sh.shared_pos, sh.shared_ids, sh.n_shared)
         sh.n_shared = 0
 
-    def apply_pending_decay(self, double log_decay):
-        """Decay every row by the weight decay it owes up to ``log_decay``
-        (``Engine.apply_pending_decay`` for the shard's rows)."""
+    def apply_pending(self, double log_decay, int32_t step=0, float step_size=0, float lr=0):
+        """Bring every row up to date: the weight decay it owes and the Adam
+        steps it missed (``Engine.apply_pending`` for the shard's rows;
+        ``step_size`` and ``lr`` already times the layer's lr_scale)."""
         cdef LayerC* layer = &self.net.layers[0]
+        cdef OptimC opt = self.opt
         cdef int64_t r
-        if layer.decay_mark == NULL:
-            return
+        opt.step = step
+        opt.step_size = step_size
+        opt.lr = lr
         with nogil:
-            for r in prange(layer.units, num_threads=self.net.n_threads, schedule="static"):
-                catch_up_row(layer.W, layer.decay_mark, r, layer.in_dim, log_decay)
+            if layer.coast_mark != NULL and step > 0:
+                coast_all_rows(layer.W, layer.b, layer.mW, layer.vW, layer.mb, layer.vb,
+                               layer.units, layer.in_dim, &opt, layer.coast_mark,
+                               layer.row_updates, self.net.n_threads)
+            if layer.decay_mark != NULL:
+                for r in prange(layer.units, num_threads=self.net.n_threads,
+                                schedule="static"):
+                    catch_up_row(layer.W, layer.decay_mark, r, layer.in_dim, log_decay)

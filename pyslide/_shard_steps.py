@@ -167,7 +167,7 @@ class ShardSteps:
         scale = np.float32(schedule["lr_scales"][len(net.layers) - 1])
         shard_optimizer = {"step_size": float(np.float32(schedule["step_size"]) * scale),
                            "log_decay": schedule["log_decay"],
-                           "lr": float(np.float32(schedule["lr"]) * scale)}
+                           "lr": float(np.float32(schedule["lr"]) * scale), "step": step}
         run.pending = [a.update.remote(shard_optimizer) for a in self.group.actors]
         X = run.X
         engine.backward_hidden(run.x_indptr, X.indices, X.data, run.batch_rows, step,
@@ -185,8 +185,10 @@ class ShardSteps:
     def settle(self, run):
         log_decay = self.net._log_decay
         self._settle_updates(run)
-        run.engine.apply_pending_decay(log_decay)
-        self.group.call_all("apply_pending_decay", log_decay)
+        run.engine.apply_pending(log_decay, **run.pending_steps())
+        out = len(self.net.layers) - 1
+        scale = 1.0 if run.last_schedule is None else run.last_schedule["lr_scales"][out]
+        self.group.call_all("apply_pending", log_decay, run.pending_steps(scale))
 
     def abort(self, run):
         # the step in progress is dropped in the trunk and in every shard

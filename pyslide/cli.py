@@ -273,6 +273,7 @@ _TRAIN_OPTIONS = {
         _O("eps", ("--eps",), _number, None, "EPS"),
         _O("dense_adam", ("--dense-adam",), _bool, None, None,
            "update every row every step (textbook Adam; slow, for comparisons)", const=True),
+        _O("idle_rows", ("--idle-rows",), _text, None, choices=Adam.IDLE_ROWS),
         _O("weight_decay", ("--weight-decay",), _number, None, "WD"),
         _O("warmup", ("--warmup",), _non_negative, None, "EPOCHS"),
         _O("cosine", ("--cosine",), _bool, None, None,

@@ -44,7 +44,8 @@ SETTINGS = {
     "lr_scale": "Sampled.lr_scale",
     "loss": "Network.loss", "optimizer": "Network.optimizer", "lr": "optimizer.lr",
     "beta1": "Adam.beta1", "beta2": "Adam.beta2", "eps": "Adam.eps",
-    "dense_adam": "Adam.lazy", "weight_decay": "optimizer.weight_decay",
+    "dense_adam": "Adam.lazy", "idle_rows": "Adam.idle_rows",
+    "weight_decay": "optimizer.weight_decay",
     "warmup": "schedule.warmup", "cosine": "schedule.kind",
     "epochs": "fit.epochs", "threads": "Network.threads", "seed": "Network.seed",
 }
@@ -224,7 +225,8 @@ def optimizer_from_settings(settings, names=None):
     parameters (the library's default optimizer then).
 
     ``optimizer`` ("adam" or "sgd"), ``lr``, ``weight_decay``, Adam's
-    ``beta1``, ``beta2``, ``eps`` and ``dense_adam`` (every row every step),
+    ``beta1``, ``beta2``, ``eps``, ``dense_adam`` (every row every step) and
+    ``idle_rows`` ("hold" or "coast": what lazy rows do between visits),
     ``warmup`` (epochs of linear warm-up) and ``cosine`` (a cosine decay
     over ``epochs``). ``names`` maps a key to its name in messages.
     """

@@ -236,6 +236,14 @@ class Adam(_Optimizer):
         ``docs/guide.md``, "Learning speed at every data size". An output
         that computes every label updates every row every step, so there the
         three agree up to float rounding.
+    idle_rows : {"hold", "coast"}
+        What a lazy row does on the steps that do not touch it. ``"hold"``:
+        it waits, moments and all, as in PyTorch's ``SparseAdam``. ``"coast"``:
+        it takes the steps dense Adam would have taken with a zero gradient,
+        moving on its momentum while its moments decay; all of them at once,
+        in closed form, when the row is next touched (and every row at the end
+        of each epoch), so the cost stays lazy's. Dense Adam's behaviour, which
+        lets a row keep learning from a visit between visits.
 
     Notes
     -----
@@ -245,14 +253,16 @@ class Adam(_Optimizer):
     """
 
     kind = "adam"
+    IDLE_ROWS = ("hold", "coast")
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
-                 weight_decay=0.0, schedule=None, bias_correction="global"):
+                 weight_decay=0.0, schedule=None, bias_correction="global", idle_rows="hold"):
         """Check the settings (a bad one raises ``TypeError`` / ``ValueError``
         naming it); the moments are allocated by the network."""
         self._init_common(lr, weight_decay, schedule)
         self.bias_correction = choice(bias_correction, "Adam: bias_correction",
                                       ("row", "global", "mixed"))
+        self.idle_rows = choice(idle_rows, "Adam: idle_rows", self.IDLE_ROWS)
         self.beta1 = _check_positive("beta1", beta1, "Adam", upper=1.0)
         self.beta2 = _check_positive("beta2", beta2, "Adam", upper=1.0)
         self.eps = _check_positive("eps", eps, "Adam")
@@ -261,7 +271,7 @@ class Adam(_Optimizer):
     def get_config(self):
         return dict({"kind": self.kind, "lr": self.lr, "beta1": self.beta1,
                      "beta2": self.beta2, "eps": self.eps, "lazy": self.lazy,
-                     "bias_correction": self.bias_correction},
+                     "bias_correction": self.bias_correction, "idle_rows": self.idle_rows},
                     **self._common_config())
 
     def engine_settings(self):
@@ -277,7 +287,7 @@ class Adam(_Optimizer):
     def __repr__(self):
         return (f"{type(self).__name__}(lr={self.lr:g}, beta1={self.beta1:g}, "
                 f"beta2={self.beta2:g}, eps={self.eps:g}, lazy={self.lazy}, "
-                f"bias_correction={self.bias_correction!r}"
+                f"bias_correction={self.bias_correction!r}, idle_rows={self.idle_rows!r}"
                 f"{self._common_repr()})")
 
 
@@ -285,9 +295,10 @@ class AdamW(Adam):
     """Adam with decoupled weight decay, 0.01 by default (see ``Adam``)."""
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
-                 weight_decay=0.01, schedule=None, bias_correction="global"):
+                 weight_decay=0.01, schedule=None, bias_correction="global", idle_rows="hold"):
         """``Adam`` with decoupled weight decay (default 0.01); settings as for ``Adam``."""
-        super().__init__(lr, beta1, beta2, eps, lazy, weight_decay, schedule, bias_correction)
+        super().__init__(lr, beta1, beta2, eps, lazy, weight_decay, schedule, bias_correction,
+                         idle_rows)
 
 
 class SGD(_Optimizer):
@@ -304,11 +315,6 @@ class SGD(_Optimizer):
 
     def get_config(self):
         return dict({"kind": self.kind, "lr": self.lr}, **self._common_config())
-
-    def engine_settings(self):
-        """The kernels' optimizer settings for a fit (``Engine.set_optimizer``),
-        every value given: the moments' decay rates, eps and laziness."""
-        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "lazy": self.lazy}
 
     def step_size(self, t, steps_per_epoch=1):
         return self.lr_at(t, steps_per_epoch)

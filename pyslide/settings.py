@@ -191,7 +191,8 @@ class Settings:
                      fused_gradient=i == 0 and isinstance(layer, Dense),
                      compact_gradient=shared and i == len(self.layers) - 1,
                      adam=adam, row_bias_correction=adam and self._row_corrected(layer),
-                     weight_decay=self.optimizer.weight_decay > 0)
+                     weight_decay=self.optimizer.weight_decay > 0,
+                     coast=adam and self.optimizer.lazy and self.optimizer.idle_rows == "coast")
                 for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims))]
 
     def _row_corrected(self, layer):

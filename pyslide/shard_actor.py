@@ -186,9 +186,10 @@ class ShardWorker:
         if self.engine is not None:
             self.engine.discard()
 
-    def apply_pending_decay(self, log_decay):
+    def apply_pending(self, log_decay, pending_steps):
+        """Every row's owed weight decay and missed Adam steps (``_shard.ShardEngine.apply_pending``)."""
         if self.engine is not None:
-            self.engine.apply_pending_decay(log_decay)
+            self.engine.apply_pending(log_decay, **pending_steps)
 
     # -- inference
     def topk(self, hidden, k, sampled):

@@ -30,23 +30,26 @@ ARRAYS = {
     "vb": "Adam second moment of b",
     "row_updates": "(rows,) int32: Adam updates each row has had (per-row bias correction)",
     "decay_mark": "(rows,) float64: the weight-decay sum when the row was last decayed",
+    "coast_mark": "(rows,) int32: the step a lazy row's Adam steps are applied through (idle rows coast)",
 }
 # zero between steps: neither snapshotted nor saved
 SCRATCH = ("gW", "gb")
 # saved in model files (touched stamps are scratch too); a name added here is
 # saved, verified and loaded, and older files load with its fresh value
-PERSISTENT = ("W", "b", "mW", "vW", "mb", "vb", "decay_mark", "row_updates")
+PERSISTENT = ("W", "b", "mW", "vW", "mb", "vb", "decay_mark", "row_updates", "coast_mark")
 # the rebuild schedule of a layer with LSH tables (one int each)
 SCHEDULE = ("next_rebuild", "rebuild_interval", "hashed_at", "rebuilds_since_full")
 
 
 def plan(sampled, d_in, d_out, fused_gradient, compact_gradient, adam, row_bias_correction,
-         weight_decay):
+         weight_decay, coast=False):
     """``[(name, shape, dtype), ...]`` of the arrays one layer holds.
 
     ``fused_gradient``: the first Dense layer forms its gradient rows inside
     the optimizer (no buffer, no touched stamps). ``compact_gradient``: a
     batch-shared output keeps a gradient of the shared rows only.
+    ``coast``: lazy Adam's idle rows take the steps they missed
+    (``Adam(idle_rows="coast")``).
     """
     shape = (d_out, d_in) if sampled else (d_in, d_out)
     rows = shape[0]
@@ -60,6 +63,8 @@ def plan(sampled, d_in, d_out, fused_gradient, compact_gradient, adam, row_bias_
                    ("mb", (d_out,), np.float32), ("vb", (d_out,), np.float32)]
     if adam and row_bias_correction:
         arrays += [("row_updates", (rows,), np.int32)]
+    if adam and coast:
+        arrays += [("coast_mark", (rows,), np.int32)]
     if weight_decay:
         arrays += [("decay_mark", (rows,), np.float64)]
     assert all(name in ARRAYS for name, _, _ in arrays)

@@ -225,6 +225,7 @@ class Trainer:
             run.watch_divergence(batch_loss, step, epoch)
             schedule = self._step_schedule(step, steps_per_epoch)
             steps.apply(run, step, schedule)
+            run.last_schedule = dict(schedule, step=step)
             self._log_decay = schedule["log_decay"]
             self.step_ = step
             run.step_times.append(time.perf_counter() - t0)
@@ -392,13 +393,13 @@ class LocalSteps:
             out.dirty[engine.last_shared_ids()] = True
 
     def settle(self, run):
-        run.engine.apply_pending_decay(self.net._log_decay)
+        run.engine.apply_pending(self.net._log_decay, **run.pending_steps())
 
     def abort(self, run):
         run.engine.discard_gradients(self.net.step_ + 1)
 
     def finish(self, run):
-        run.engine.apply_pending_decay(self.net._log_decay)
+        run.engine.apply_pending(self.net._log_decay, **run.pending_steps())
         phase = run.engine.timings()
         for key in ("hash", "forward", "backward"):
             run.timings[key] += phase[key]
@@ -443,6 +444,19 @@ class _Run:
         self.step_times = []
         self.first_loss = None    # (loss, step) of the run's first batch
         self.warned_divergence = False
+        self.last_schedule = None  # the last applied step's schedule, with its "step"
+
+    def pending_steps(self, scale=1.0):
+        """The last applied step, its step size and learning rate (times
+        ``scale``, in float32 as the engines multiply): what idle rows that
+        coast catch up with (``Engine.apply_pending``); zeros before any."""
+        last = self.last_schedule
+        if last is None:
+            return {"step": 0, "step_size": 0.0, "lr": 0.0}
+        scale = np.float32(scale)
+        return {"step": last["step"],
+                "step_size": float(np.float32(last["step_size"]) * scale),
+                "lr": float(np.float32(last["lr"]) * scale)}
 
     def watch_divergence(self, batch_loss, step, epoch):
         """Warn once when a batch's loss is ``DIVERGENCE_FACTOR`` times the

@@ -191,7 +191,7 @@ def test_lazy_adamw_equals_dense_decay_over_steps(schedule):
             np.testing.assert_allclose(net._params[i]["W"][touched], r["W"][touched],
                                        rtol=1e-4, atol=1e-5, err_msg=f"layer {i} step {t}")
             np.testing.assert_allclose(net._params[i]["b"], r["b"], rtol=1e-4, atol=1e-5)
-    engine.apply_pending_decay(log_decay)
+    engine.apply_pending(log_decay)
     for i in range(2):
         np.testing.assert_allclose(net._params[i]["W"], ref[i]["W"], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(net._params[i]["mW"], ref[i]["mW"], rtol=1e-5, atol=1e-8)
