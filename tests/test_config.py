@@ -91,6 +91,9 @@ def test_optimizer_from_settings():
     assert isinstance(sgd.schedule, ps.CosineDecay) and sgd.schedule.warmup == 1
     adam = config.optimizer_from_settings({"dense_adam": True, "beta1": 0.8})
     assert isinstance(adam, ps.Adam) and adam.lazy is False and adam.beta1 == 0.8
+    assert config.optimizer_from_settings({"idle_rows": "coast"}).idle_rows == "coast"
+    with pytest.raises(ValueError, match=r"^Adam: idle_rows must be 'hold' or 'coast', got 'drift'$"):
+        config.optimizer_from_settings({"idle_rows": "drift"})
     with pytest.raises(ValueError, match=r"^beta1, eps applies to optimizer adam, not sgd$"):
         config.optimizer_from_settings({"optimizer": "sgd", "eps": 1e-6, "beta1": 0.5})
     with pytest.raises(ValueError, match=r"^--cosine needs --epochs \(the decay's length\)$"):

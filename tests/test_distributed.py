@@ -113,13 +113,15 @@ def _sampled_layers(Y, hash_):
     return [ps.Dense(32), ps.Sampled(Y.shape[1], active=120, hash=hash_, rebuild_every=5)]
 
 
-def _trained_single_and_one_shard(X, Y, hash_):
+def _trained_single_and_one_shard(X, Y, hash_, optimizer="adam"):
     """A Network and a one-shard ShardedNetwork of the same sampled model,
     each trained two epochs from the same seed (the caller closes the
     sharded one)."""
-    single = ps.Network(X.shape[1], _sampled_layers(Y, hash_), threads=1, seed=6)
+    single = ps.Network(X.shape[1], _sampled_layers(Y, hash_), optimizer=optimizer, threads=1,
+                        seed=6)
     single.fit(X, Y, epochs=2, batch_size=32, verbose=0)
-    net = ShardedNetwork(X.shape[1], _sampled_layers(Y, hash_), shards=1, threads=1, seed=6)
+    net = ShardedNetwork(X.shape[1], _sampled_layers(Y, hash_), shards=1, optimizer=optimizer,
+                         threads=1, seed=6)
     try:
         net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
     except BaseException:
@@ -128,12 +130,16 @@ def _trained_single_and_one_shard(X, Y, hash_):
     return single, net
 
 
-@pytest.mark.parametrize("output", ["lsh", "uniform"])
+@pytest.mark.parametrize("output", ["lsh", "uniform", "uniform-hold", "uniform-coast"])
 def test_one_shard_samples_exactly_as_the_single_node(cluster, small, output):
     """With one shard the sampled path (LSH candidates and their budget, the
-    uniform top-up, the sampling correction, the rebuilds) is Network's."""
+    uniform top-up, the sampling correction, the rebuilds) is Network's;
+    so are lazy Adam's idle rows, whether they hold or coast."""
     X, Y = small
-    single, net = _trained_single_and_one_shard(X, Y, "auto" if output == "lsh" else None)
+    idle_rows = output.split("-")[1] if "-" in output else None
+    optimizer = ps.Adam(idle_rows=idle_rows) if idle_rows else "adam"
+    single, net = _trained_single_and_one_shard(X, Y, "auto" if output == "lsh" else None,
+                                                optimizer)
     try:
         np.testing.assert_array_equal(net.output_arrays()["W"], single.get_weights()[-1]["W"])
         # the biases too, which both started at the label prior (bias_init="auto")
