@@ -619,8 +619,10 @@ def test_sgd_rejects_adam_flags(capsys, files):
 def test_help_defaults_are_read_from_the_library(capsys, monkeypatch):
     """A library default changed shows in ``--help`` without an edit of the CLI."""
     class Changed(ps.Adam):
-        def __init__(self, lr=0.25, beta1=0.5, beta2=0.999, eps=1e-8, weight_decay=0.0):
-            super().__init__(lr, beta1, beta2, eps, weight_decay=weight_decay)
+        def __init__(self, lr=0.25, beta1=0.5, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                     idle_rows="hold"):
+            super().__init__(lr, beta1, beta2, eps, weight_decay=weight_decay,
+                             idle_rows=idle_rows)
 
     monkeypatch.setitem(cli._HELP_NAMES, "Adam", Changed)
     code, out, _ = call(capsys, "train", "--help")
