@@ -10,7 +10,8 @@ from libc.string cimport memset
 
 from pyslide._layer cimport LayerC
 from pyslide._optim cimport (OptimC, OPT_ADAM, catch_up_decay, row_step, adam_update,
-                             sgd_update, decay_unshared_rows, take_idle, coast, coast_step)
+                             sgd_update, decay_unshared_rows, take_idle, coast_step,
+                             coast_adam_update)
 from pyslide._vec cimport axpy, pyslide_prefetch, PREFETCH_AHEAD
 
 
@@ -56,7 +57,7 @@ cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads,
     cdef int32_t units = layer.units, s, b, tid
     cdef int64_t e, f, r
     cdef float* g
-    cdef float decay
+    cdef float decay, coast_size
     cdef float* gb = fu.row_scratch
     # locals: the loop reads registers, not the struct behind a pointer
     cdef bint adam = opt.kind == OPT_ADAM
@@ -85,14 +86,13 @@ cdef void update_fused_input(FusedC* fu, LayerC* layer, int32_t n_threads,
         decay = catch_up_decay(layer.decay_mark, f, log_decay)
         if adam:
             idle = take_idle(layer.coast_mark, f, step, True)
+            coast_size = 0
             if idle > 0:
-                coast(layer.W + f * units, layer.mW + f * units, layer.vW + f * units, units,
-                      idle, coast_step(layer.row_updates, f, idle, step_size, lr, beta1, beta2),
-                      beta1, beta2, eps)
-            adam_update(layer.W + f * units, layer.mW + f * units, layer.vW + f * units,
-                        g, units, row_step(layer.row_updates, f, step_size, lr, beta1,
-                                           beta2, True),
-                        beta1, beta2, eps, decay)
+                coast_size = coast_step(layer.row_updates, f, idle, step_size, lr, beta1, beta2)
+            coast_adam_update(opt, layer.W + f * units, layer.mW + f * units, layer.vW + f * units,
+                              g, units, idle, coast_size,
+                              row_step(layer.row_updates, f, step_size, lr, beta1, beta2, True),
+                              beta1, beta2, eps, decay)
         else:
             sgd_update(layer.W + f * units, g, units, step_size, decay)
         fu.row_slot[f] = -1

@@ -11,6 +11,13 @@ cdef enum OptimizerKind:
     OPT_ADAM = 1
 
 
+cdef enum:
+    # idle spans whose coasting factors OptimC tables (a row idle longer
+    # computes them with powf): the factors of one span are the same for
+    # every row, and three powf a touched row were a tenth of a step
+    COAST_TABLE = 1024
+
+
 cdef struct OptimC:
     # The optimizer as the kernels read it, passed by pointer. The engine
     # fills kind .. eps once per fit (set_optimizer) and the step's part
@@ -24,6 +31,10 @@ cdef struct OptimC:
     float lr                # this step's learning rate (Adam's per-row bias correction)
     double log_decay        # sum of log(1 - lr_t * weight_decay) through this step
     int32_t step            # this step's number (1-based): the coasting clock
+    # coast_factors of idle spans 0 .. COAST_TABLE - 1 (set_optimizer):
+    float coast_sum[COAST_TABLE]    # sum_{j=1..k} (beta1 / sqrt(beta2))**j
+    float coast_keep1[COAST_TABLE]  # beta1**k
+    float coast_keep2[COAST_TABLE]  # beta2**k
 
 
 cdef inline float catch_up_decay(double* mark, int64_t row, double log_decay) noexcept nogil:
@@ -100,28 +111,41 @@ cdef inline float coast_step(int32_t* count, int64_t row, int32_t idle, float st
     return row_step(count, row, step_size, lr, beta1, beta2, False)
 
 
-cdef inline void coast(float* w, float* m, float* v, int32_t n, int32_t idle,
-                       float step_size, float beta1, float beta2, float eps) noexcept nogil:
-    """``idle`` zero-gradient Adam steps of one row at once.
+cdef inline void coast_factors(const OptimC* opt, int32_t idle, float step_size,
+                               float* travel, float* keep1, float* keep2) noexcept nogil:
+    """What ``idle`` zero-gradient Adam steps of one row amount to.
 
     Dense Adam keeps moving a row with no gradient: step k after its last
     one moves it by ``step_size * beta1**k m / (sqrt(beta2**k v) + eps)``
-    while its moments decay. Summed, the row travels ``step_size * S * m /
-    (sqrt(v) + eps)`` with ``S = sum_{k=1..idle} (beta1 / sqrt(beta2))**k``
-    (at most about 9 steps' worth for 0.9 / 0.999), and its moments end at
-    ``beta1**idle m`` and ``beta2**idle v``. Exact but for eps (its weight
-    shrinks with the row's v) and for taking this step's size for every
-    missed one (the momentum is spent within a few dozen steps).
+    while its moments decay. Summed, the row travels ``travel * m / (sqrt(v)
+    + eps)`` with ``travel = step_size * sum_{k=1..idle} (beta1 /
+    sqrt(beta2))**k`` (at most about 9 steps' worth for 0.9 / 0.999), and its
+    moments end at ``keep1 * m`` and ``keep2 * v`` (``beta1**idle``,
+    ``beta2**idle``). Exact but for eps (its weight shrinks with the row's
+    v) and for taking this step's size for every missed one (the momentum
+    is spent within a few dozen steps).
     """
-    cdef int32_t i
     cdef float one = 1
-    cdef float ratio, travel, keep1, keep2
+    cdef float ratio
+    if idle < COAST_TABLE:
+        travel[0] = step_size * opt.coast_sum[idle]
+        keep1[0] = opt.coast_keep1[idle]
+        keep2[0] = opt.coast_keep2[idle]
+        return
+    ratio = opt.beta1 / sqrtf(opt.beta2)
+    travel[0] = step_size * ratio * (one - powf(ratio, idle)) / (one - ratio)
+    keep1[0] = powf(opt.beta1, idle)
+    keep2[0] = powf(opt.beta2, idle)
+
+
+cdef inline void coast(const OptimC* opt, float* w, float* m, float* v, int32_t n,
+                       int32_t idle, float step_size, float eps) noexcept nogil:
+    """``idle`` zero-gradient Adam steps of one row at once (``coast_factors``)."""
+    cdef int32_t i
+    cdef float travel, keep1, keep2
     if idle <= 0:
         return
-    ratio = beta1 / sqrtf(beta2)
-    travel = step_size * ratio * (one - powf(ratio, idle)) / (one - ratio)
-    keep1 = powf(beta1, idle)
-    keep2 = powf(beta2, idle)
+    coast_factors(opt, idle, step_size, &travel, &keep1, &keep2)
     for i in range(n):
         w[i] = w[i] - travel * m[i] / (sqrtf(v[i]) + eps)
         m[i] = keep1 * m[i]
@@ -144,6 +168,34 @@ cdef inline void adam_update(float* w, float* m, float* v, float* g, int32_t n,
         m[i] = beta1 * m[i] + keep1 * gi
         v[i] = beta2 * v[i] + keep2 * gi * gi
         w[i] = w[i] * decay - step_size * m[i] / (sqrtf(v[i]) + eps)
+        g[i] = 0
+
+
+cdef inline void coast_adam_update(const OptimC* opt, float* w, float* m, float* v, float* g,
+                                   int32_t n, int32_t idle, float coast_size, float step_size,
+                                   float beta1, float beta2, float eps,
+                                   float decay) noexcept nogil:
+    """``coast`` then ``adam_update`` in one pass over the row (the rows of
+    a sampled output are read from memory once, not twice)."""
+    cdef int32_t i
+    cdef float gi, mi, vi, wi, travel, keep1, keep2
+    cdef float rest1 = 1, rest2 = 1
+    rest1 = rest1 - beta1
+    rest2 = rest2 - beta2
+    if idle <= 0:
+        adam_update(w, m, v, g, n, step_size, beta1, beta2, eps, decay)
+        return
+    coast_factors(opt, idle, coast_size, &travel, &keep1, &keep2)
+    for i in range(n):
+        gi = g[i]
+        mi = m[i]
+        vi = v[i]
+        wi = w[i] - travel * mi / (sqrtf(vi) + eps)
+        mi = beta1 * (keep1 * mi) + rest1 * gi
+        vi = beta2 * (keep2 * vi) + rest2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        w[i] = wi * decay - step_size * mi / (sqrtf(vi) + eps)
         g[i] = 0
 
 

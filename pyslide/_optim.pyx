@@ -5,7 +5,7 @@
 
 from cython.parallel cimport prange
 from libc.stdint cimport int32_t, int64_t
-from libc.math cimport sqrtf
+from libc.math cimport sqrt, sqrtf
 
 from pyslide._vec cimport pyslide_prefetch, PREFETCH_AHEAD
 
@@ -23,7 +23,24 @@ cdef int fill_optimizer(OptimC* opt, int kind, float beta1, float beta2, float e
     opt.beta2 = beta2
     opt.eps = eps
     opt.lazy = lazy
+    fill_coast_table(opt)
     return 0
+
+
+cdef void fill_coast_table(OptimC* opt) noexcept:
+    """The coasting factors of idle spans below COAST_TABLE, in double and
+    rounded once."""
+    cdef int32_t k
+    cdef double ratio = <double>opt.beta1 / sqrt(<double>opt.beta2)
+    cdef double total = 0, keep1 = 1, keep2 = 1, power = 1
+    for k in range(COAST_TABLE):
+        opt.coast_sum[k] = <float>total
+        opt.coast_keep1[k] = <float>keep1
+        opt.coast_keep2[k] = <float>keep2
+        power = power * ratio
+        total = total + power
+        keep1 = keep1 * opt.beta1
+        keep2 = keep2 * opt.beta2
 
 
 cdef void catch_up_rows(float* W, double* mark, const int32_t* rows, int32_t n_rows,
@@ -46,7 +63,7 @@ cdef void update_rows(float* W, float* mW, float* vW, float* gW, float* b, float
     (``coast``); NULL: they held still."""
     cdef int64_t r, off
     cdef int32_t idle
-    cdef float decay, row_size
+    cdef float decay, row_size, coast_size
     # locals: the loop reads registers, not the struct behind a pointer
     cdef bint adam = opt.kind == OPT_ADAM, lazy = opt.lazy
     cdef float step_size = opt.step_size, lr = opt.lr
@@ -64,16 +81,15 @@ cdef void update_rows(float* W, float* mW, float* vW, float* gW, float* b, float
                 sgd_update(b + r, gb + r, 1, step_size, 1)
             continue
         idle = take_idle(coast_mark, r, step, True)
+        coast_size = 0
         if idle > 0:
-            row_size = coast_step(row_updates, r, idle, step_size, lr, beta1, beta2)
-            coast(W + off, mW + off, vW + off, n_cols, idle, row_size, beta1, beta2, eps)
-            if b != NULL:
-                coast(b + r, mb + r, vb + r, 1, idle, row_size, beta1, beta2, eps)
+            coast_size = coast_step(row_updates, r, idle, step_size, lr, beta1, beta2)
         row_size = row_step(row_updates, r, step_size, lr, beta1, beta2, bump)
-        adam_update(W + off, mW + off, vW + off, gW + off, n_cols, row_size,
-                    beta1, beta2, eps, decay)
+        coast_adam_update(opt, W + off, mW + off, vW + off, gW + off, n_cols, idle, coast_size,
+                          row_size, beta1, beta2, eps, decay)
         if b != NULL:
-            adam_update(b + r, mb + r, vb + r, gb + r, 1, row_size, beta1, beta2, eps, 1)
+            coast_adam_update(opt, b + r, mb + r, vb + r, gb + r, 1, idle, coast_size, row_size,
+                              beta1, beta2, eps, 1)
 
 
 cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
@@ -86,7 +102,7 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
     ``update_rows``."""
     cdef int64_t j, row
     cdef int32_t idle
-    cdef float decay, row_size
+    cdef float decay, row_size, coast_size
     cdef bint adam = opt.kind == OPT_ADAM
     cdef float step_size = opt.step_size, lr = opt.lr
     cdef float beta1 = opt.beta1, beta2 = opt.beta2, eps = opt.eps
@@ -102,16 +118,15 @@ cdef void update_shared_rows(float* W, float* b, float* mW, float* vW, float* mb
         decay = catch_up_decay(decay_mark, row, log_decay)
         if adam:
             idle = take_idle(coast_mark, row, step, True)
+            coast_size = 0
             if idle > 0:
-                row_size = coast_step(row_updates, row, idle, step_size, lr, beta1, beta2)
-                coast(W + row * n_cols, mW + row * n_cols, vW + row * n_cols, n_cols, idle,
-                      row_size, beta1, beta2, eps)
-                coast(b + row, mb + row, vb + row, 1, idle, row_size, beta1, beta2, eps)
+                coast_size = coast_step(row_updates, row, idle, step_size, lr, beta1, beta2)
             row_size = row_step(row_updates, row, step_size, lr, beta1, beta2, True)
-            adam_update(W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
-                        grad + j * n_cols, n_cols, row_size, beta1, beta2, eps, decay)
-            adam_update(b + row, mb + row, vb + row, grad_b + j, 1, row_size, beta1, beta2,
-                        eps, 1)
+            coast_adam_update(opt, W + row * n_cols, mW + row * n_cols, vW + row * n_cols,
+                              grad + j * n_cols, n_cols, idle, coast_size, row_size, beta1,
+                              beta2, eps, decay)
+            coast_adam_update(opt, b + row, mb + row, vb + row, grad_b + j, 1, idle, coast_size,
+                              row_size, beta1, beta2, eps, 1)
         else:
             sgd_update(W + row * n_cols, grad + j * n_cols, n_cols, step_size, decay)
             sgd_update(b + row, grad_b + j, 1, step_size, 1)
@@ -136,9 +151,9 @@ cdef void coast_all_rows(float* W, float* b, float* mW, float* vW, float* mb, fl
             continue
         off = r * n_cols
         row_size = coast_step(row_updates, r, idle, step_size, lr, beta1, beta2)
-        coast(W + off, mW + off, vW + off, n_cols, idle, row_size, beta1, beta2, eps)
+        coast(opt, W + off, mW + off, vW + off, n_cols, idle, row_size, eps)
         if b != NULL:
-            coast(b + r, mb + r, vb + r, 1, idle, row_size, beta1, beta2, eps)
+            coast(opt, b + r, mb + r, vb + r, 1, idle, row_size, eps)
 
 
 cdef void decay_unshared_rows(float* W, float* b, float* mW, float* vW, float* mb, float* vb,
