@@ -54,7 +54,7 @@ def build(kind, X, Y, threads):
         opt = ps.Adam()
     elif kind in ("hold", "coast"):
         # the current layers with lazy Adam's idle rows holding still (the
-        # default before issue 21's coasting) or coasting
+        # default) or coasting (Adam(idle_rows="coast"))
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1])]
         opt = ps.Adam(idle_rows=kind)
     elif kind in ("uni16k", "uni32k"):

@@ -265,10 +265,12 @@ def _time_ratio(ours, target, step_ours, their_epochs, step_theirs):
     return None if mine is None else mine * step_ours / (their_epochs * step_theirs)
 
 
-def cells(path, speed_files):
+def cells(path, speed_files, candidate="pyslide:default", step_factor=1.0):
     """Every cell of the issue's point 1 for each (problem, size, seed) that
-    has both a ``pyslide:default`` and a ``torch-sampled`` run: met, or the
-    epoch missed and by how much."""
+    has both a ``candidate`` run and a ``torch-sampled`` run: met, or the
+    epoch missed and by how much. ``step_factor``: the candidate's step time
+    over the defaults' (``bench_defaults.py``), which the speed files
+    measured."""
     rows = [json.loads(line) for line in open(path) if line.strip()]
     steps = _step_seconds(speed_files)
     print("| problem | rows | seed | ≥ PyTorch sampled every epoch | ≥ 95% of the full softmax "
@@ -280,11 +282,12 @@ def cells(path, speed_files):
     for shape, extra, n_train, seed in keys:
         group = [r for r in rows if r["shape"] == shape and r["n_train"] == n_train
                  and tuple(sorted(r.get("make_xc", {}).items())) == extra]
-        ours, torch = _curve(group, "pyslide:default", seed), _curve(group, "torch-sampled", seed)
+        ours, torch = _curve(group, candidate, seed), _curve(group, "torch-sampled", seed)
         if ours is None or torch is None:
             continue
         full = _curve(group, "pyslide:full", seed)
-        step_ours, step_torch = steps[shape, "pyslide"], steps[shape, "torch-sampled"]
+        step_ours = steps[shape, "pyslide"] * step_factor
+        step_torch = steps[shape, "torch-sampled"]
         ratios = []
         # the issue's reading: PyTorch's P@1 after its last epoch, against the
         # time of all its epochs; the stricter one: its best P@1, against the
@@ -370,6 +373,11 @@ def main():
     p.add_argument("--cells", default=None, metavar="RESULTS",
                    help="print the issue's cells (met, or missed and by how much) of a "
                         "results file")
+    p.add_argument("--candidate", default="pyslide:default",
+                   help="the method --cells scores (default: the defaults)")
+    p.add_argument("--step-factor", type=float, default=1.0,
+                   help="the candidate's step time over the defaults' (bench_defaults.py), "
+                        "for --cells' time cells")
     p.add_argument("--speed", default="delicious=benchmarks/results/speed_delicious_issue21.json,"
                    "amazon=benchmarks/results/speed_amazon_issue21.json",
                    type=lambda s: dict(item.split("=", 1) for item in s.split(",")),
@@ -382,7 +390,7 @@ def main():
         table(args.table)
         return
     if args.cells:
-        cells(args.cells, args.speed)
+        cells(args.cells, args.speed, args.candidate, args.step_factor)
         return
     if args.plot:
         plot(*args.plot)

@@ -243,7 +243,11 @@ class Adam(_Optimizer):
         moving on its momentum while its moments decay; all of them at once,
         in closed form, when the row is next touched (and every row at the end
         of each epoch), so the cost stays lazy's. Dense Adam's behaviour, which
-        lets a row keep learning from a visit between visits.
+        lets a row keep learning from a visit between visits: it learns faster
+        per step on small problems and in a first epoch at full size, but a
+        rarely visited output row then moves about ten steps' worth a visit,
+        and on large problems later epochs overfit (``docs/guide.md``,
+        "Rows that coast between visits"); hence not the default.
 
     Notes
     -----
