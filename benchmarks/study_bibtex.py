@@ -8,7 +8,8 @@ Keywords: ``hidden`` (widths), ``dropout``, ``init_std`` (first layer),
 ``out_std`` (output layer), ``wd`` (weight decay), ``lr``, ``sched`` (a
 schedule), ``bc`` (Adam's bias_correction), ``epochs``, ``es`` (EarlyStopping
 patience), ``monitor`` (what it watches), ``split`` (validation split),
-``seed``, ``batch``, ``threads`` (1 by default: repeatable), ``out_scale``
+``idle`` (Adam's idle_rows), ``seed``, ``batch``, ``threads`` (1 by default:
+repeatable), ``out_scale``
 (the output's ``Sampled(lr_scale=...)``; Bibtex's output computes every
 label, so ``"auto"`` is 1 there).
 ``final`` is the test P@1 of the model ``fit`` ends with (the restored best
@@ -31,11 +32,11 @@ DATA = Path(os.environ.get("PYSLIDE_DATA_DIR",
 
 def run(name, X, Y, Xt, Yt, hidden=(128,), dropout=None, init_std=None, out_std=None, wd=0.0,
         lr=1e-3, sched=None, bc="row", epochs=30, es=None, monitor="val_loss", split=0.0,
-        seed=0, batch=128, threads=1, out_scale="auto"):
+        seed=0, batch=128, threads=1, out_scale="auto", idle="hold"):
     layers = [ps.Dense(h, init_std=init_std if i == 0 else None, dropout=dropout)
               for i, h in enumerate(hidden)]
     layers.append(ps.Sampled(Y.shape[1], init_std=out_std, lr_scale=out_scale))
-    opt = ps.Adam(lr=lr, weight_decay=wd, schedule=sched, bias_correction=bc)
+    opt = ps.Adam(lr=lr, weight_decay=wd, schedule=sched, bias_correction=bc, idle_rows=idle)
     net = ps.Network(X.shape[1], layers, optimizer=opt, seed=seed, threads=threads)
     curve = []
     callbacks = [lambda net, epoch, logs: curve.append(round(net.evaluate(Xt, Yt, k=1)["p@1"], 4))]

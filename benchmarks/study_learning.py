@@ -66,6 +66,9 @@ ATOMS = {
     # the output's factors per epoch that were the default before the visit clock
     "epochscale": {"sampled": lambda n: dict(lr_scale=[1.5, 1.0, 0.7, 0.5])},
     "scale2": {"sampled": lambda n: dict(lr_scale=2.0)},
+    # a probe, not a candidate: the output's factor 1.5 for one epoch and 0.5 after
+    # (is a second epoch's fall the size of its steps?)
+    "then05": {"sampled": lambda n: dict(lr_scale=[1.5, 0.5])},
     "neg0": {"sampled": lambda n: dict(negatives=0)},
     "neg32k": {"sampled": lambda n: dict(negatives=32768)},
     "drop0": {"dense": dict(dropout=0.0)},
