@@ -53,6 +53,8 @@ ATOMS = {
     "visits": {"passes": float("inf")},
     # the passes clock at three passes instead of two
     "passes3": {"passes": 3.0},
+    # ... and at one pass (the factor falls from the second pass on)
+    "passes1": {"passes": 1.0},
     # the passes clock's factor stops at 1 (the floor 0.5 is the visit clock's only)
     "passfloor1": {"passes_floor": 1.0},
     "row": {"adam": dict(bias_correction="row")},
