@@ -55,6 +55,8 @@ ATOMS = {
     "passes3": {"passes": 3.0},
     # ... and at one pass (the factor falls from the second pass on)
     "passes1": {"passes": 1.0},
+    # the visit clock at 32 visits instead of 128 (a probe for rows that coast)
+    "visits32": {"visits": 32.0},
     # the passes clock's factor stops at 1 (the floor 0.5 is the visit clock's only)
     "passfloor1": {"passes_floor": 1.0},
     "row": {"adam": dict(bias_correction="row")},
@@ -109,14 +111,16 @@ def run_pyslide(config, X, Y, Xt, Yt, args, seed):
     adam, dense, sampled = _settings(config, Y.shape[1])
     passes = [ATOMS[a]["passes"] for a in config.split("+") if "passes" in ATOMS[a]]
     floors = [ATOMS[a]["passes_floor"] for a in config.split("+") if "passes_floor" in ATOMS[a]]
-    saved, saved_rule = settings.AUTO_LR_PASSES, settings.auto_lr_scale
-    settings.AUTO_LR_PASSES = passes[-1] if passes else saved
+    visits = [ATOMS[a]["visits"] for a in config.split("+") if "visits" in ATOMS[a]]
+    saved = settings.AUTO_LR_PASSES, settings.AUTO_LR_VISITS, settings.auto_lr_scale
+    settings.AUTO_LR_PASSES = passes[-1] if passes else saved[0]
+    settings.AUTO_LR_VISITS = visits[-1] if visits else saved[1]
     if floors:
         settings.auto_lr_scale = _auto_rule_with_passes_floor(floors[-1])
     try:
         return _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed)
     finally:
-        settings.AUTO_LR_PASSES, settings.auto_lr_scale = saved, saved_rule
+        settings.AUTO_LR_PASSES, settings.AUTO_LR_VISITS, settings.auto_lr_scale = saved
 
 
 def _auto_rule_with_passes_floor(floor):
