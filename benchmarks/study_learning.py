@@ -82,6 +82,8 @@ ATOMS = {
     "denseadam": {"adam": dict(lazy=False)},
     "coast": {"adam": dict(idle_rows="coast")},
     "hold": {"adam": dict(idle_rows="hold")},
+    # only the Sampled layers' rows coast, the hidden layer's hold
+    "coastout": {"adam": dict(idle_rows="mixed")},
     "lr2": {"adam": dict(lr=2e-3)},
     "lr3": {"adam": dict(lr=3e-3)},
 }

@@ -226,7 +226,8 @@ def optimizer_from_settings(settings, names=None):
 
     ``optimizer`` ("adam" or "sgd"), ``lr``, ``weight_decay``, Adam's
     ``beta1``, ``beta2``, ``eps``, ``dense_adam`` (every row every step) and
-    ``idle_rows`` ("hold" or "coast": what lazy rows do between visits),
+    ``idle_rows`` ("hold", "coast" or "mixed": what lazy rows do between
+    visits),
     ``warmup`` (epochs of linear warm-up) and ``cosine`` (a cosine decay
     over ``epochs``). ``names`` maps a key to its name in messages.
     """

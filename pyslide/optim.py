@@ -236,7 +236,7 @@ class Adam(_Optimizer):
         ``docs/guide.md``, "Learning speed at every data size". An output
         that computes every label updates every row every step, so there the
         three agree up to float rounding.
-    idle_rows : {"hold", "coast"}
+    idle_rows : {"hold", "coast", "mixed"}
         What a lazy row does on the steps that do not touch it. ``"hold"``:
         it waits, moments and all, as in PyTorch's ``SparseAdam``. ``"coast"``:
         it takes the steps dense Adam would have taken with a zero gradient,
@@ -248,6 +248,9 @@ class Adam(_Optimizer):
         rarely visited output row then moves about ten steps' worth a visit,
         and on large problems later epochs overfit (``docs/guide.md``,
         "Rows that coast between visits"); hence not the default.
+        ``"mixed"``: the rows of ``Sampled`` layers coast, those of ``Dense``
+        layers hold (a hidden layer's input rows are where coasting cost
+        Bibtex; the output's are where it speeds learning up).
 
     Notes
     -----
@@ -257,7 +260,7 @@ class Adam(_Optimizer):
     """
 
     kind = "adam"
-    IDLE_ROWS = ("hold", "coast")
+    IDLE_ROWS = ("hold", "coast", "mixed")
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
                  weight_decay=0.0, schedule=None, bias_correction="global", idle_rows="hold"):

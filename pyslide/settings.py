@@ -192,8 +192,15 @@ class Settings:
                      compact_gradient=shared and i == len(self.layers) - 1,
                      adam=adam, row_bias_correction=adam and self._row_corrected(layer),
                      weight_decay=self.optimizer.weight_decay > 0,
-                     coast=adam and self.optimizer.lazy and self.optimizer.idle_rows == "coast")
+                     coast=adam and self._coasts(layer))
                 for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims))]
+
+    def _coasts(self, layer):
+        """Whether lazy Adam's idle rows of ``layer`` coast between visits
+        (``Adam(idle_rows=...)``)."""
+        mode = getattr(self.optimizer, "idle_rows", "hold")
+        return self.optimizer.lazy and (
+            mode == "coast" or (mode == "mixed" and isinstance(layer, Sampled)))
 
     def _row_corrected(self, layer):
         """Whether Adam bias-corrects ``layer``'s rows by their own update

@@ -92,7 +92,7 @@ def test_optimizer_from_settings():
     adam = config.optimizer_from_settings({"dense_adam": True, "beta1": 0.8})
     assert isinstance(adam, ps.Adam) and adam.lazy is False and adam.beta1 == 0.8
     assert config.optimizer_from_settings({"idle_rows": "coast"}).idle_rows == "coast"
-    with pytest.raises(ValueError, match=r"^Adam: idle_rows must be 'hold' or 'coast', got 'drift'$"):
+    with pytest.raises(ValueError, match=r"^Adam: idle_rows must be 'hold', 'coast' or 'mixed', got 'drift'$"):
         config.optimizer_from_settings({"idle_rows": "drift"})
     with pytest.raises(ValueError, match=r"^beta1, eps applies to optimizer adam, not sgd$"):
         config.optimizer_from_settings({"optimizer": "sgd", "eps": 1e-6, "beta1": 0.5})

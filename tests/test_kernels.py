@@ -283,17 +283,21 @@ def coast_reference(w, m, v, idle, step_size, b1=0.9, b2=0.999, eps=1e-8):
 
 
 # t = 3000: most rows sit idle longer than the kernels' table of coasting
-# factors (COAST_TABLE = 1024 steps) and take them from powf instead
-@pytest.mark.parametrize("share,t", [("sample", 40), ("batch", 40), ("batch", 3000)])
-def test_coasting_rows_take_their_missed_steps_then_this_one(share, t):
+# factors (COAST_TABLE = 1024 steps) and take them from powf instead.
+# "mixed": the output's rows coast, the hidden layer's hold (no marks)
+@pytest.mark.parametrize("share,t,idle_rows", [("sample", 40, "coast"), ("batch", 40, "coast"),
+                                               ("batch", 3000, "coast"), ("batch", 40, "mixed"),
+                                               ("sample", 40, "mixed")])
+def test_coasting_rows_take_their_missed_steps_then_this_one(share, t, idle_rows):
     """Adam(idle_rows="coast"): a touched row that sat idle for k steps
     first takes k zero-gradient Adam steps, then this step's update; an
     untouched row is left as it is (it catches up when next touched)."""
     X, Y = random_problem()
-    opt = ps.Adam(lr=1e-2, idle_rows="coast")
+    opt = ps.Adam(lr=1e-2, idle_rows=idle_rows)
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
                                                           share=share)],
                      optimizer=opt, threads=1, seed=0)
+    coasting = [idle_rows == "coast", True]
     rows = np.arange(12)
     X, Y, engine, _ = run_step(net, X, Y, rows, step=t)
     grads = kernel_grads(net, engine)
@@ -302,12 +306,16 @@ def test_coasting_rows_take_their_missed_steps_then_this_one(share, t):
     touched[1][np.unique(np.concatenate(engine.active_sets(1, len(rows))))] = True
     rng = np.random.default_rng(3)
     marks = []
-    for p in net._params:
+    for i, p in enumerate(net._params):
         for name in ("mW", "vW", "mb", "vb"):
             p[name][:] = rng.uniform(0.01, 0.02, p[name].shape) * (1 if name[0] == "v" else
                                                                    rng.choice([-1, 1], p[name].shape))
-        p["coast_mark"][:] = rng.integers(0, t, len(p["coast_mark"]))
-        marks.append(p["coast_mark"].copy())
+        assert ("coast_mark" in p) == coasting[i]
+        if coasting[i]:
+            p["coast_mark"][:] = rng.integers(0, t, len(p["coast_mark"]))
+            marks.append(p["coast_mark"].copy())
+        else:       # a holding row takes this step's update alone, whatever its idle span
+            marks.append(np.full(len(p["W"]), t - 1))
     before = [{k: p[k].astype(np.float64).copy() for k in ("W", "b", "mW", "vW", "mb", "vb")}
               for p in net._params]
     engine.set_optimizer(OPTIMIZERS["adam"], opt.beta1, opt.beta2, opt.eps, True)
@@ -321,7 +329,8 @@ def test_coasting_rows_take_their_missed_steps_then_this_one(share, t):
         m = np.where(touched[i][:, None], m, before[i]["mW"])
         np.testing.assert_allclose(p["W"], w, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(p["mW"], m, rtol=1e-4, atol=1e-7)
-        np.testing.assert_array_equal(p["coast_mark"], np.where(touched[i], t, marks[i]))
+        if coasting[i]:
+            np.testing.assert_array_equal(p["coast_mark"], np.where(touched[i], t, marks[i]))
         if i == 1:      # a sampled layer's bias is per row, and coasts with it
             b, _, _ = coast_reference(before[i]["b"][:, None], before[i]["mb"][:, None],
                                       before[i]["vb"][:, None], idle, size)
@@ -329,10 +338,14 @@ def test_coasting_rows_take_their_missed_steps_then_this_one(share, t):
                                      before[i]["vb"] * 0.999 ** idle, grads[i]["b"], t)
             np.testing.assert_allclose(p["b"], np.where(touched[1], b, before[i]["b"]),
                                        rtol=1e-4, atol=1e-6)
-    # before evaluation every row catches up through step t
+    # before evaluation every coasting row catches up through step t; holding rows wait
     after = [{k: p[k].astype(np.float64).copy() for k in ("W", "mW", "vW")} for p in net._params]
     engine.apply_pending(0.0, t, size, opt.lr)
     for i, p in enumerate(net._params):
+        if not coasting[i]:
+            for name in ("W", "mW", "vW"):
+                np.testing.assert_array_equal(p[name], after[i][name].astype(np.float32))
+            continue
         idle = np.where(touched[i], 0, t - marks[i])
         w, m, _ = coast_reference(after[i]["W"], after[i]["mW"], after[i]["vW"], idle, size)
         np.testing.assert_allclose(p["W"], w, rtol=1e-4, atol=1e-6)
