@@ -14,6 +14,7 @@ medians of all rounds are reported with their ratio.
     python benchmarks/bench_defaults.py --kinds previous,neg0,current,neg8192 \
         --threads 1 --cpu --rounds 3
     python benchmarks/bench_defaults.py --kinds hold,coast --threads 1 --cpu --rounds 3
+    python benchmarks/bench_defaults.py --kinds hold,mixed --threads 1 --cpu --rounds 3
 """
 import argparse
 import time
@@ -52,9 +53,10 @@ def build(kind, X, Y, threads):
         # default before bias_init="prior")
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1], bias_init="zero")]
         opt = ps.Adam()
-    elif kind in ("hold", "coast"):
+    elif kind in ("hold", "coast", "mixed"):
         # the current layers with lazy Adam's idle rows holding still (the
-        # default) or coasting (Adam(idle_rows="coast"))
+        # default until 2026-12-04), coasting in every layer, or coasting in
+        # the output only (Adam(idle_rows="mixed"), the default)
         layers = [ps.Dense(128), ps.Sampled(Y.shape[1])]
         opt = ps.Adam(idle_rows=kind)
     elif kind in ("uni16k", "uni32k"):
@@ -82,8 +84,8 @@ def main():
     parser.add_argument("--kinds", default="previous,current",
                         help="comma separated: previous, current, negN (current with negatives=N), "
                              "unegN (the same with hash=None), scale1 (current with lr_scale=1), "
-                             "zero (current with bias_init='zero'), hold / coast (current with "
-                             "Adam(idle_rows=...)), uni16k, uni32k "
+                             "zero (current with bias_init='zero'), hold / coast / mixed "
+                             "(current with Adam(idle_rows=...)), uni16k, uni32k "
                              "(label-dense recipes)")
     args = parser.parse_args()
     X, Y = ps.data.make_xc(args.preset, n_samples=args.n_train, seed=0)

@@ -10,7 +10,10 @@ themselves: measure step times side by side with ``bench_train.py``). Methods:
     a ``Network`` whose settings are today's defaults changed by the
     ``+``-joined atoms of ``<config>`` (``ATOMS`` below); ``pyslide:default``
     is every default, ``pyslide:full`` the full softmax
-    (``Sampled(n, active=n)``) with the other defaults.
+    (``Sampled(n, active=n)``) with the other defaults, ``pyslide:hold``
+    the defaults with idle rows that hold (the default until 2026-12-04;
+    the results file's runs of that default carry this label, and older
+    configs that held their rows carry ``+hold``).
 ``torch-sampled[:rows]``
     PyTorch's sampled softmax, one shared set of ``rows`` (8,192) per batch:
     the batch's labels plus uniform negatives, ``SparseAdam``.
@@ -43,8 +46,9 @@ FULL_SIZE = {"delicious": 196_606, "amazon": 490_449}
 # A config atom changes one group of settings: ("adam" | "dense" | "sampled", kwargs).
 ATOMS = {
     "default": {},
-    # the defaults before issue 21: per-row counts on the hidden layer, factors per epoch
-    "previous": {"adam": dict(bias_correction="mixed"),
+    # the defaults before issue 21: per-row counts on the hidden layer, factors per epoch,
+    # idle rows that hold
+    "previous": {"adam": dict(bias_correction="mixed", idle_rows="hold"),
                  "sampled": lambda n: dict(lr_scale=[1.5, 1.0, 0.7, 0.5])},
     "full": {"sampled": lambda n: dict(active=n)},
     "global": {"adam": dict(bias_correction="global")},
@@ -55,8 +59,11 @@ ATOMS = {
     "passes3": {"passes": 3.0},
     # ... and at one pass (the factor falls from the second pass on)
     "passes1": {"passes": 1.0},
-    # the visit clock at 32 visits instead of 128 (a probe for rows that coast)
+    # the visit clock at 32 visits, whether the output's rows hold or coast
+    # (the library: 128 when they hold, 32 when they coast)
     "visits32": {"visits": 32.0},
+    # ... and at 128 (what coasting rows had before the switch of 2026-12-04)
+    "visits128": {"visits": 128.0},
     # the passes clock's factor stops at 1 (the floor 0.5 is the visit clock's only)
     "passfloor1": {"passes_floor": 1.0},
     "row": {"adam": dict(bias_correction="row")},
@@ -81,8 +88,10 @@ ATOMS = {
     # every row every step (moments decay and rows keep moving on their momentum)
     "denseadam": {"adam": dict(lazy=False)},
     "coast": {"adam": dict(idle_rows="coast")},
+    # idle rows that hold: the default until 2026-12-04 (the results file's
+    # runs of that default are labelled pyslide:hold)
     "hold": {"adam": dict(idle_rows="hold")},
-    # only the Sampled layers' rows coast, the hidden layer's hold
+    # only the Sampled layers' rows coast, the hidden layer's hold (the default)
     "coastout": {"adam": dict(idle_rows="mixed")},
     "lr2": {"adam": dict(lr=2e-3)},
     "lr3": {"adam": dict(lr=3e-3)},
@@ -114,15 +123,18 @@ def run_pyslide(config, X, Y, Xt, Yt, args, seed):
     passes = [ATOMS[a]["passes"] for a in config.split("+") if "passes" in ATOMS[a]]
     floors = [ATOMS[a]["passes_floor"] for a in config.split("+") if "passes_floor" in ATOMS[a]]
     visits = [ATOMS[a]["visits"] for a in config.split("+") if "visits" in ATOMS[a]]
-    saved = settings.AUTO_LR_PASSES, settings.AUTO_LR_VISITS, settings.auto_lr_scale
+    saved = (settings.AUTO_LR_PASSES, settings.AUTO_LR_VISITS, settings.AUTO_LR_VISITS_COASTING,
+             settings.auto_lr_scale)
     settings.AUTO_LR_PASSES = passes[-1] if passes else saved[0]
     settings.AUTO_LR_VISITS = visits[-1] if visits else saved[1]
+    settings.AUTO_LR_VISITS_COASTING = visits[-1] if visits else saved[2]
     if floors:
         settings.auto_lr_scale = _auto_rule_with_passes_floor(floors[-1])
     try:
         return _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed)
     finally:
-        settings.AUTO_LR_PASSES, settings.AUTO_LR_VISITS, settings.auto_lr_scale = saved
+        (settings.AUTO_LR_PASSES, settings.AUTO_LR_VISITS, settings.AUTO_LR_VISITS_COASTING,
+         settings.auto_lr_scale) = saved
 
 
 def _auto_rule_with_passes_floor(floor):
@@ -131,7 +143,8 @@ def _auto_rule_with_passes_floor(floor):
     library's rule with one clock at a time."""
     from pyslide import settings
     rule = settings.auto_lr_scale
-    return lambda visits, passes=0.0: min(rule(visits, 0.0), max(floor, rule(0.0, passes)))
+    return lambda visits, passes=0.0, coasting=False: min(rule(visits, 0.0, coasting),
+                                                          max(floor, rule(0.0, passes)))
 
 
 def _fit_and_score(ps, config, adam, dense, sampled, X, Y, Xt, Yt, args, seed):

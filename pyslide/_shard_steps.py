@@ -185,10 +185,11 @@ class ShardSteps:
     def settle(self, run):
         log_decay = self.net._log_decay
         self._settle_updates(run)
-        run.engine.apply_pending(log_decay, **run.pending_steps())
+        step = self.net.step_
+        run.engine.apply_pending(log_decay, **run.pending_steps(step))
         out = len(self.net.layers) - 1
         scale = 1.0 if run.last_schedule is None else run.last_schedule["lr_scales"][out]
-        self.group.call_all("apply_pending", log_decay, run.pending_steps(scale))
+        self.group.call_all("apply_pending", log_decay, run.pending_steps(step, scale))
 
     def abort(self, run):
         # the step in progress is dropped in the trunk and in every shard

@@ -258,7 +258,8 @@ _TRAIN_OPTIONS = {
            "FACTOR per epoch (the last holds after); 'auto' (default), for a sampled output, "
            "whose rows are updated only on the steps that sample them, is "
            "{network.AUTO_LR_START} until its rows have been sampled {network.AUTO_LR_VISITS} "
-           "times on average or the rows passed over {network.AUTO_LR_PASSES} times, then "
+           "times on average ({network.AUTO_LR_VISITS_COASTING} when they coast, "
+           "--idle-rows) or the rows passed over {network.AUTO_LR_PASSES} times, then "
            "falls with the further of the two to {network.AUTO_LR_FLOOR}; 1 when it computes "
            "every label"),
     ],

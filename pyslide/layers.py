@@ -211,13 +211,13 @@ class Sampled:
         one per epoch (a list, tuple or 1-D array; the last one holds after
         it ends). ``"auto"``
         (default), for a network's sampled output that does not compute
-        every label: 1.5 until its rows have been in the active set 128 times
-        on average or ``fit`` has passed over its rows twice, then falling
-        in inverse proportion to the further of the two clocks, down to
-        0.5; 1 for hidden layers and dense-equivalent outputs. Visits are
-        steps times the share of the rows a step's set holds, estimated
-        from the labels ``fit`` sees. Why: ``docs/guide.md``, "Learning
-        speed at every data size".
+        every label: 1.5 until its rows have been in the active set 32 times
+        on average (128 if they hold, ``Adam(idle_rows=...)``) or ``fit``
+        has passed over its rows twice, then falling in inverse proportion
+        to the further of the two clocks, down to 0.5; 1 for hidden layers
+        and dense-equivalent outputs. Visits are steps times the share of
+        the rows a step's set holds, estimated from the labels ``fit``
+        sees. Why: ``docs/guide.md``, "Learning speed at every data size".
 
     Notes
     -----

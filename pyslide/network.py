@@ -13,8 +13,8 @@ from .inference import Predictor
 from .layers import Sampled
 from .seeds import family_seed, normal_blocks, table_seed, weights_rng
 from .settings import (AUTO_LR_FLOOR, AUTO_LR_PASSES, AUTO_LR_START,  # noqa: F401 (public here)
-                       AUTO_LR_VISITS, LOSSES, MIN_ROWS_PER_THREAD, _FIRST_LAYER_SPREAD, Settings,
-                       auto_lr_scale, checked_config)
+                       AUTO_LR_VISITS, AUTO_LR_VISITS_COASTING, LOSSES, MIN_ROWS_PER_THREAD,
+                       _FIRST_LAYER_SPREAD, Settings, auto_lr_scale, checked_config)
 from .state import LayerState, plan_bytes
 from .training import LocalSteps, Trainer
 from .weights import check_weights, copy_weights

@@ -242,15 +242,17 @@ class Adam(_Optimizer):
         it takes the steps dense Adam would have taken with a zero gradient,
         moving on its momentum while its moments decay; all of them at once,
         in closed form, when the row is next touched (and every row at the end
-        of each epoch), so the cost stays lazy's. Dense Adam's behaviour, which
-        lets a row keep learning from a visit between visits: it learns faster
-        per step on small problems and in a first epoch at full size, but a
-        rarely visited output row then moves about ten steps' worth a visit,
-        and on large problems later epochs overfit (``docs/guide.md``,
-        "Rows that coast between visits"); hence not the default.
-        ``"mixed"``: the rows of ``Sampled`` layers coast, those of ``Dense``
-        layers hold (a hidden layer's input rows are where coasting cost
-        Bibtex; the output's are where it speeds learning up).
+        of each epoch), so the cost stays lazy's. ``"mixed"`` (default): the
+        rows of a sampled output coast, those of ``Dense`` layers hold. A
+        coasting output row keeps learning from a visit between visits, as
+        dense Adam's and the full softmax's rows do: the sampled output
+        learns faster per step at every data size measured, most in a first
+        epoch at full size (with ``Sampled(lr_scale="auto")``'s visit clock
+        at 32 visits instead of 128, which keeps a coasting row's larger
+        moves from overfitting later). A hidden layer's input rows coasting
+        (``"coast"``) learns faster still on small synthetic problems but
+        cost Bibtex 0.8 points of P@1. Measurements: ``docs/guide.md``,
+        "Rows that coast between visits".
 
     Notes
     -----
@@ -263,7 +265,7 @@ class Adam(_Optimizer):
     IDLE_ROWS = ("hold", "coast", "mixed")
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
-                 weight_decay=0.0, schedule=None, bias_correction="global", idle_rows="hold"):
+                 weight_decay=0.0, schedule=None, bias_correction="global", idle_rows="mixed"):
         """Check the settings (a bad one raises ``TypeError`` / ``ValueError``
         naming it); the moments are allocated by the network."""
         self._init_common(lr, weight_decay, schedule)
@@ -302,7 +304,7 @@ class AdamW(Adam):
     """Adam with decoupled weight decay, 0.01 by default (see ``Adam``)."""
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, lazy=True,
-                 weight_decay=0.01, schedule=None, bias_correction="global", idle_rows="hold"):
+                 weight_decay=0.01, schedule=None, bias_correction="global", idle_rows="mixed"):
         """``Adam`` with decoupled weight decay (default 0.01); settings as for ``Adam``."""
         super().__init__(lr, beta1, beta2, eps, lazy, weight_decay, schedule, bias_correction,
                          idle_rows)

@@ -57,6 +57,17 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
 
 
+def as_trained(config):
+    """A saved ``config`` as the network it was trained as: a file written
+    before Adam had ``idle_rows`` trained with idle rows that hold (the
+    default now coasts a sampled output's), and keeps doing so."""
+    optimizer = config.get("optimizer") if isinstance(config, dict) else None
+    if isinstance(optimizer, dict) and optimizer.get("kind") == "adam" \
+            and "idle_rows" not in optimizer:
+        config = dict(config, optimizer=dict(optimizer, idle_rows="hold"))
+    return config
+
+
 class _Damaged(Exception):
     """Raised inside the reader; ``load`` turns it into one ValueError naming the file."""
 
@@ -322,7 +333,7 @@ def _build(archive, size, name, network_class, threads):
         checksums = state.get("checksums")
         if not isinstance(checksums, dict) or "state_crc32.npy" not in archive.namelist():
             raise _Damaged("no checksums")
-    config = _read_json(archive, size, "config", name, checksums)
+    config = as_trained(_read_json(archive, size, "config", name, checksums))
     try:
         net = network_class.from_config(config, threads=threads)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -465,6 +476,7 @@ def read_manifest(path):
     if manifest.get("version") != FOLDER_VERSION:
         raise ValueError(f"{name!r} has format version {manifest.get('version')!r}; this "
                          f"pyslide reads version {FOLDER_VERSION}")
+    manifest["config"] = as_trained(manifest["config"])
     shards = manifest.get("shards")
     units = manifest["config"]["layers"][-1]["units"]
     if not shards or shards[0]["start"] != 0 or shards[-1]["stop"] != units or any(

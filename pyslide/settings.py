@@ -33,15 +33,25 @@ _FIRST_LAYER_SPREAD = 0.25
 AUTO_LR_START = 1.5
 AUTO_LR_VISITS = 128.0
 AUTO_LR_FLOOR = 0.5
+# ... and after this many visits when the output's idle rows coast
+# (Adam(idle_rows="coast" or "mixed"), the default): a coasting row keeps
+# moving on its momentum between visits, about 1 / (1 - beta1) steps' worth
+# a visit, so it has learned as much as a holding row's 128 visits in far
+# fewer; at 128 the large step lasted into the second epoch at full size and
+# overfit (docs/guide.md, "Rows that coast between visits")
+AUTO_LR_VISITS_COASTING = 32.0
 # ... or, on little data, once fit has passed over its rows this many times:
 # the same rows seen again are where a large step overfits
 AUTO_LR_PASSES = 2.0
 
 
-def auto_lr_scale(visits, passes=0.0):
+def auto_lr_scale(visits, passes=0.0, coasting=False):
     """``lr_scale="auto"``'s factor after ``visits`` updates of an average
-    output row and ``passes`` over the training rows."""
-    progress = max(visits / AUTO_LR_VISITS, passes / AUTO_LR_PASSES, 1e-12)
+    output row and ``passes`` over the training rows; ``coasting``: the
+    output's idle rows coast (the visit clock runs to
+    ``AUTO_LR_VISITS_COASTING`` instead of ``AUTO_LR_VISITS``)."""
+    unit = AUTO_LR_VISITS_COASTING if coasting else AUTO_LR_VISITS
+    progress = max(visits / unit, passes / AUTO_LR_PASSES, 1e-12)
     return max(AUTO_LR_FLOOR, min(AUTO_LR_START, AUTO_LR_START / progress))
 
 
@@ -137,7 +147,8 @@ class Settings:
             if not sampled_output:
                 return 1.0
             done = max(0, step - 1)
-            return auto_lr_scale(done * self._visit_rate(), done / max(1, steps_per_epoch))
+            return auto_lr_scale(done * self._visit_rate(), done / max(1, steps_per_epoch),
+                                 coasting=self._coasts(layer))
         if isinstance(scale, tuple):
             epoch = max(0, step - 1) // max(1, steps_per_epoch)
             scale = scale[min(epoch, len(scale) - 1)]
@@ -197,10 +208,12 @@ class Settings:
 
     def _coasts(self, layer):
         """Whether lazy Adam's idle rows of ``layer`` coast between visits
-        (``Adam(idle_rows=...)``)."""
+        (``Adam(idle_rows=...)``). A ``Sampled`` layer that computes every
+        neuron has no idle rows: it holds, and keeps no marks."""
         mode = getattr(self.optimizer, "idle_rows", "hold")
-        return self.optimizer.lazy and (
-            mode == "coast" or (mode == "mixed" and isinstance(layer, Sampled)))
+        if not self.optimizer.lazy or (isinstance(layer, Sampled) and layer.dense_equivalent):
+            return False
+        return mode == "coast" or (mode == "mixed" and isinstance(layer, Sampled))
 
     def _row_corrected(self, layer):
         """Whether Adam bias-corrects ``layer``'s rows by their own update

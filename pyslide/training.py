@@ -393,13 +393,13 @@ class LocalSteps:
             out.dirty[engine.last_shared_ids()] = True
 
     def settle(self, run):
-        run.engine.apply_pending(self.net._log_decay, **run.pending_steps())
+        run.engine.apply_pending(self.net._log_decay, **run.pending_steps(self.net.step_))
 
     def abort(self, run):
         run.engine.discard_gradients(self.net.step_ + 1)
 
     def finish(self, run):
-        run.engine.apply_pending(self.net._log_decay, **run.pending_steps())
+        run.engine.apply_pending(self.net._log_decay, **run.pending_steps(self.net.step_))
         phase = run.engine.timings()
         for key in ("hash", "forward", "backward"):
             run.timings[key] += phase[key]
@@ -446,12 +446,15 @@ class _Run:
         self.warned_divergence = False
         self.last_schedule = None  # the last applied step's schedule, with its "step"
 
-    def pending_steps(self, scale=1.0):
+    def pending_steps(self, through, scale=1.0):
         """The last applied step, its step size and learning rate (times
         ``scale``, in float32 as the engines multiply): what idle rows that
-        coast catch up with (``Engine.apply_pending``); zeros before any."""
+        coast catch up with (``Engine.apply_pending``). Zeros before any, and
+        when the network is at another step than ``through`` names (early
+        stopping restored an earlier epoch's state, whose rows had caught
+        up then: coasting them on to the last step would undo the restore)."""
         last = self.last_schedule
-        if last is None:
+        if last is None or last["step"] != through:
             return {"step": 0, "step_size": 0.0, "lr": 0.0}
         scale = np.float32(scale)
         return {"step": last["step"],

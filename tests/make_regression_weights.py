@@ -36,17 +36,20 @@ def cases():
     import pyslide as ps
 
     def shared():           # batch-shared sampled output, defaults (Adam, dropout, softmax)
-        # per-row Adam, no extra negatives, zero biases and unscaled output
-        # steps pinned: the fixture was recorded when they were the defaults
+        # per-row Adam, no extra negatives, zero biases, unscaled output
+        # steps and holding idle rows pinned: the fixture was recorded when
+        # they were the defaults
         return ps.Network(300, [ps.Dense(16), ps.Sampled(120, active=24, negatives=0,
                                                          bias_init="zero", lr_scale=1.0)],
-                          optimizer=ps.Adam(bias_correction="row"), threads=1, seed=1)
+                          optimizer=ps.Adam(bias_correction="row", idle_rows="hold"),
+                          threads=1, seed=1)
 
     def per_sample():       # SLIDE's per-sample active sets, BCE loss
         return ps.Network(300, [ps.Dense(16), ps.Sampled(120, active=20, share="sample",
                                                          rebuild_every=7, bias_init="zero",
                                                          lr_scale=1.0)],
-                          loss="bce", optimizer=ps.Adam(bias_correction="row"), threads=1, seed=2)
+                          loss="bce", optimizer=ps.Adam(bias_correction="row", idle_rows="hold"),
+                          threads=1, seed=2)
 
     def sampled_hidden():   # a sampled hidden layer, SGD, no correction, FIFO tables
         return ps.Network(300, [ps.Dense(16), ps.Sampled(32, active=12, share="sample",
@@ -60,15 +63,18 @@ def cases():
                                 ps.Sampled(120, hash=None, active=24, share="sample",
                                            bias_init="zero", lr_scale=1.0)],
                           optimizer=ps.AdamW(lr=3e-3, weight_decay=1e-2,
-                                             bias_correction="global"),
+                                             bias_correction="global", idle_rows="hold"),
                           threads=1, seed=4)
 
     def dense_out():        # a Dense output (every label computed), SGD with weight decay
         return ps.Network(300, [ps.Dense(16), ps.Dense(120, activation="linear")],
                           optimizer=ps.SGD(lr=0.1, weight_decay=1e-3), threads=1, seed=5)
 
+    def coasting():         # today's defaults: the output's idle rows coast, auto factor
+        return ps.Network(300, [ps.Dense(16), ps.Sampled(120, active=24)], threads=1, seed=6)
+
     return {"shared": shared, "per_sample": per_sample, "sampled_hidden": sampled_hidden,
-            "uniform_decay": uniform_decay, "dense_out": dense_out}
+            "uniform_decay": uniform_decay, "dense_out": dense_out, "coasting": coasting}
 
 
 def train(make):

@@ -362,7 +362,7 @@ def test_coasting_lazy_adam_follows_dense_adam():
     X, Y = random_problem(n=64, d=60, n_labels=300, density=0.1, seed=1)
     weights = {}
     for name, kw in [("dense", dict(lazy=False)), ("coast", dict(idle_rows="coast")),
-                     ("hold", dict())]:
+                     ("hold", dict(idle_rows="hold"))]:
         net = ps.Network(X.shape[1], [ps.Dense(16, dropout=0),
                                       ps.Sampled(Y.shape[1], hash=None, active=40, lr_scale=1)],
                          optimizer=ps.Adam(lr=1e-3, beta2=0.9, **kw), threads=1, seed=0)

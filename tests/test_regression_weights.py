@@ -31,5 +31,7 @@ def test_cases_exercise_their_modes():
     assert net.loss == "bce" and net.layers[-1].share == "sample"
     net = CASES["sampled_hidden"]()
     assert type(net.optimizer).__name__ == "SGD" and net.layers[1].kind == "sampled"
+    net = CASES["coasting"]()
+    assert "coast_mark" in net._params[1] and "coast_mark" not in net._params[0]
     saved = np.load(reg.path("shared"))
     assert np.count_nonzero(saved["layer1_b"]) > 0   # the output biases trained

@@ -155,7 +155,9 @@ def test_lazy_adamw_equals_dense_decay_over_steps(schedule):
     only when the batch reads or updates it, and must agree on those rows,
     and on all rows once the pending decay is applied."""
     X, Y = random_problem(n=48, n_labels=60, seed=6)
-    opt = ps.AdamW(lr=0.05, weight_decay=0.5, schedule=schedule, bias_correction="global")
+    # idle rows hold: the decay alone is caught up (coasting: tests/test_kernels.py)
+    opt = ps.AdamW(lr=0.05, weight_decay=0.5, schedule=schedule, bias_correction="global",
+                   idle_rows="hold")
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(60, hash=None, active=12)],
                      optimizer=opt, threads=1, seed=0)
     batch, steps_per_epoch = 8, 6
@@ -340,7 +342,7 @@ def test_row_bias_correction_counts_each_rows_own_updates(share, mode):
     # "mixed": the Dense layer counts per row, the Sampled output takes the
     # network's step count (and holds no counts at all)
     X, Y = random_problem(seed=9)
-    opt = ps.Adam(lr=0.01, bias_correction=mode)
+    opt = ps.Adam(lr=0.01, bias_correction=mode, idle_rows="hold")
     net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], hash=None, active=10,
                                                           share=share)],
                      optimizer=opt, threads=1, seed=0)
