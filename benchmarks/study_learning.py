@@ -64,6 +64,7 @@ ATOMS = {
     "visits32": {"visits": 32.0},
     # ... and at 128 (what coasting rows had before the switch of 2026-12-04)
     "visits128": {"visits": 128.0},
+    "visits64": {"visits": 64.0},
     # the passes clock's factor stops at 1 (the floor 0.5 is the visit clock's only)
     "passfloor1": {"passes_floor": 1.0},
     "row": {"adam": dict(bias_correction="row")},
