@@ -336,6 +336,55 @@ def test_bad_fit_and_predict_arguments(small, tmp_path):
         ps.load(tmp_path / "other.npz")
 
 
+def test_a_file_saved_before_idle_rows_existed_loads_with_rows_that_hold(small, tmp_path):
+    """Such a file has no ``idle_rows`` in its optimizer's config and no
+    coast marks: it loads as it was trained (holding), not as today's
+    default (coasting), and trains on as a holding network does."""
+    import json
+
+    from pyslide.persist import crc32
+    X, Y, _, _ = small
+    make = lambda: ps.Network(X.shape[1], [ps.Dense(16), ps.Sampled(Y.shape[1], active=40)],  # noqa: E731
+                              optimizer=ps.Adam(idle_rows="hold"), threads=1, seed=0)
+    net = make()
+    net.fit(X, Y, epochs=1, batch_size=64, verbose=0)
+    net.save(tmp_path / "new.npz")
+    with np.load(tmp_path / "new.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    config = json.loads(str(arrays["config"]))
+    del config["optimizer"]["idle_rows"]
+    arrays["config"] = np.array(json.dumps(config))
+    state = json.loads(str(arrays["state"]))
+    state["checksums"]["config"] = crc32(arrays["config"])
+    arrays["state"] = np.array(json.dumps(state))
+    arrays["state_crc32"] = np.array(crc32(arrays["state"]), dtype=np.uint32)
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = ps.load(tmp_path / "old.npz")
+    assert old.optimizer.idle_rows == "hold" and "coast_mark" not in old._params[1]
+    assert ps.Adam().idle_rows == "mixed"
+    for network in (net, old):
+        network.fit(X, Y, epochs=1, batch_size=64, verbose=0)
+    np.testing.assert_array_equal(old._params[1]["W"], net._params[1]["W"])
+
+
+def test_mixed_idle_rows_coast_only_a_sampled_output_that_leaves_rows_idle():
+    """The default coasts the rows of a sampled output; a hidden Dense layer
+    and an output that computes every label hold and keep no marks (their
+    networks train exactly as with idle_rows="hold")."""
+    X, Y = ps.data.make_xc("small", n_samples=200, n_features=80, n_labels=30, seed=0)
+    weights = {}
+    for idle_rows in ("mixed", "hold"):
+        net = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], active=Y.shape[1])],
+                         optimizer=ps.Adam(idle_rows=idle_rows), threads=1, seed=0)
+        assert not any("coast_mark" in p for p in net._params)
+        net.fit(X, Y, epochs=2, batch_size=32, verbose=0)
+        weights[idle_rows] = [p["W"].copy() for p in net._params]
+    for a, b in zip(weights["mixed"], weights["hold"]):
+        np.testing.assert_array_equal(a, b)
+    sampled = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], active=10)], seed=0)
+    assert "coast_mark" not in sampled._params[0] and "coast_mark" in sampled._params[1]
+
+
 def test_load_refuses_damaged_or_foreign_format(small, tmp_path):
     X, Y, _, _ = small
     net = lsh_net(X.shape[1], Y.shape[1])

@@ -560,10 +560,11 @@ def test_lr_scale_multiplies_the_output_step_only(share, kind):
 
 def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
     """"auto": 1.5 until the output's rows were in the set 128 times on
-    average or fit passed over its rows twice, then inversely to the further
-    of the two, down to 0.5 (no per-epoch list)."""
+    average (32 when its idle rows coast, the default) or fit passed over
+    its rows twice, then inversely to the further of the two, down to 0.5
+    (no per-epoch list)."""
     from pyslide.network import (AUTO_LR_FLOOR, AUTO_LR_PASSES, AUTO_LR_START,
-                                 AUTO_LR_VISITS, auto_lr_scale)
+                                 AUTO_LR_VISITS, AUTO_LR_VISITS_COASTING, auto_lr_scale)
     assert auto_lr_scale(0) == AUTO_LR_START == 1.5
     assert auto_lr_scale(AUTO_LR_VISITS) == 1.5
     assert auto_lr_scale(2 * AUTO_LR_VISITS) == pytest.approx(0.75)
@@ -573,6 +574,19 @@ def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
     assert auto_lr_scale(0, 2.0) == 1.5 and auto_lr_scale(0, 3.0) == pytest.approx(1.0)
     assert auto_lr_scale(3 * AUTO_LR_VISITS, 3.0) == pytest.approx(0.5)
     assert auto_lr_scale(AUTO_LR_VISITS / 2, 4.0) == pytest.approx(0.75)
+    # rows that coast: the visit clock runs to 32
+    assert AUTO_LR_VISITS_COASTING == 32
+    assert auto_lr_scale(AUTO_LR_VISITS_COASTING, coasting=True) == 1.5
+    assert auto_lr_scale(2 * AUTO_LR_VISITS_COASTING, coasting=True) == pytest.approx(0.75)
+    assert auto_lr_scale(2 * AUTO_LR_VISITS_COASTING, 6.0, coasting=True) == pytest.approx(0.5)
+    long_epochs = [1, 200, 400, 800]        # visits 0, 39.8, 79.8, 159.8; passes near 0
+    for idle_rows, coasting in [("mixed", True), ("coast", True), ("hold", False)]:
+        net = ps.Network(20, [ps.Dense(8), ps.Sampled(60, active=12)],
+                         optimizer=ps.Adam(idle_rows=idle_rows), threads=1)
+        got = [net._lr_scale(1, s, steps_per_epoch=100_000) for s in long_epochs]
+        assert got == pytest.approx([auto_lr_scale((s - 1) * 12 / 60, (s - 1) / 100_000,
+                                                   coasting=coasting) for s in long_epochs])
+        assert (got[-1] < 1.5) == coasting, (idle_rows, got)
 
     def scales(net, layer, steps):
         return [net._lr_scale(layer, step, steps_per_epoch=10) for step in steps]
