@@ -579,7 +579,7 @@ def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
     assert auto_lr_scale(AUTO_LR_VISITS_COASTING, coasting=True) == 1.5
     assert auto_lr_scale(2 * AUTO_LR_VISITS_COASTING, coasting=True) == pytest.approx(0.75)
     assert auto_lr_scale(2 * AUTO_LR_VISITS_COASTING, 6.0, coasting=True) == pytest.approx(0.5)
-    long_epochs = [1, 200, 400, 800]        # visits 0, 39.8, 79.8, 159.8; passes near 0
+    long_epochs = [1, 200, 400, 600]        # visits 0, 39.8, 79.8, 119.8; passes near 0
     for idle_rows, coasting in [("mixed", True), ("coast", True), ("hold", False)]:
         net = ps.Network(20, [ps.Dense(8), ps.Sampled(60, active=12)],
                          optimizer=ps.Adam(idle_rows=idle_rows), threads=1)
