@@ -449,10 +449,10 @@ class _Run:
     def pending_steps(self, through, scale=1.0):
         """The last applied step, its step size and learning rate (times
         ``scale``, in float32 as the engines multiply): what idle rows that
-        coast catch up with (``Engine.apply_pending``). Zeros before any, and
-        when the network is at another step than ``through`` names (early
-        stopping restored an earlier epoch's state, whose rows had caught
-        up then: coasting them on to the last step would undo the restore)."""
+        coast catch up with (``Engine.apply_pending``). Zeros before any step,
+        and when ``through``, the network's step, is not the last one: early
+        stopping restored an earlier epoch's state, whose rows caught up
+        then, and coasting them on to the last step would undo the restore."""
         last = self.last_schedule
         if last is None or last["step"] != through:
             return {"step": 0, "step_size": 0.0, "lr": 0.0}
