@@ -246,13 +246,14 @@ class Adam(_Optimizer):
         rows of a sampled output coast, those of ``Dense`` layers hold. A
         coasting output row keeps learning from a visit between visits, as
         dense Adam's and the full softmax's rows do: the sampled output
-        learns faster per step at every data size measured, most in a first
-        epoch at full size (with ``Sampled(lr_scale="auto")``'s visit clock
-        at 32 visits instead of 128, which keeps a coasting row's larger
-        moves from overfitting later). A hidden layer's input rows coasting
-        (``"coast"``) learns faster still on small synthetic problems but
-        cost Bibtex 0.8 points of P@1. Measurements: ``docs/guide.md``,
-        "Rows that coast between visits".
+        learns as fast per step or faster at the sizes measured, most in a
+        first epoch at full size (with ``Sampled(lr_scale="auto")``'s visit
+        clock at 32 visits instead of 128, which keeps a coasting row's
+        larger moves from overfitting later). A hidden layer's input rows
+        coasting (``"coast"``) learns faster still on small synthetic
+        problems but cost Bibtex 0.8 points of P@1. Measurements:
+        ``docs/guide.md``, "The default since 2026-12-04: the output's rows
+        coast".
 
     Notes
     -----
