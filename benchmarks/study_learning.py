@@ -28,6 +28,8 @@ Each (shape, size, seed, method) run appends one JSON line to ``--out``;
         --out benchmarks/results/learning.jsonl
     python benchmarks/study_learning.py --table benchmarks/results/learning.jsonl
     python benchmarks/study_learning.py --plot benchmarks/results/learning.jsonl docs/img/learning.png
+    python benchmarks/study_learning.py --plot-seconds benchmarks/results/learning.jsonl \
+        docs/img/learning_default.png
 """
 import argparse
 import json
@@ -372,6 +374,55 @@ def plot(path, out):
     print(f"wrote {out}")
 
 
+def plot_seconds(path, out, speed_files, step_factors):
+    """P@1 against training seconds, a panel per problem and size (both
+    seeds): the defaults (``pyslide:default``), the defaults before
+    (``pyslide:hold``) and PyTorch's sampled softmax. Seconds are epochs
+    times steps per epoch times the median step measured side by side
+    (``bench_train.py``, the ``--speed`` files, taken with the defaults
+    before), the default's times its ``step_factors[shape]`` over them
+    (``bench_defaults.py``): the runs' own clocks shared a busy machine."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [json.loads(line) for line in open(path) if line.strip() and '"make_xc": {}' in line]
+    steps = _step_seconds(speed_files)
+    styles = {"pyslide:default": ("tab:blue", "pyslide defaults"),
+              "pyslide:hold": ("tab:gray", "pyslide defaults before (hold)"),
+              "torch-sampled": ("tab:red", "PyTorch sampled softmax")}
+    problems = sorted({(r["shape"], r["n_train"]) for r in rows if r["method"] == "pyslide:default"})
+    shapes = sorted({shape for shape, _ in problems})
+    columns = max(sum(1 for p in problems if p[0] == shape) for shape in shapes)
+    fig, axes = plt.subplots(len(shapes), columns, figsize=(3.4 * columns, 3.2 * len(shapes)),
+                             squeeze=False)
+    for row, shape in enumerate(shapes):
+        sizes = sorted(n for s, n in problems if s == shape)
+        for ax, n in zip(axes[row], sizes):
+            group = [r for r in rows if r["shape"] == shape and r["n_train"] == n]
+            steps_per_epoch = -(-n // 128)
+            for method, (colour, label) in styles.items():
+                step = steps[shape, "pyslide" if method.startswith("pyslide") else method]
+                if method == "pyslide:default":
+                    step *= step_factors.get(shape, 1.0)
+                for seed, dash in ((0, "-"), (1, "--")):
+                    p1 = _curve(group, method, seed)
+                    if p1 is None:
+                        continue
+                    seconds = [(e + 1) * steps_per_epoch * step for e in range(len(p1))]
+                    ax.plot(seconds, p1, dash, marker="o", ms=3, color=colour,
+                            label=f"{label} (seed {seed})")
+            ax.set_title(f"{shape}, {n:,} rows", fontsize=9)
+            ax.set_xlabel("training seconds (2 threads, side-by-side steps)", fontsize=7)
+            ax.set_ylabel("test P@1")
+            ax.grid(alpha=0.3)
+        axes[row][0].legend(fontsize=6)
+        for ax in axes[row][len(sizes):]:
+            ax.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
+
+
 def _keywords(text):
     out = {}
     for item in filter(None, text.split(",")):
@@ -410,6 +461,12 @@ def main():
                         "turn epochs into seconds for --cells")
     p.add_argument("--plot", nargs=2, metavar=("RESULTS", "PNG"), default=None,
                    help="draw the P@1 curves of a results file (needs matplotlib)")
+    p.add_argument("--plot-seconds", nargs=2, metavar=("RESULTS", "PNG"), default=None,
+                   help="draw P@1 against side-by-side training seconds: the defaults, the "
+                        "defaults before and PyTorch's sampled softmax (needs matplotlib)")
+    p.add_argument("--step-factors", default="delicious=1.03,amazon=1.06",
+                   help="the defaults' step over the --speed files' pyslide step, per shape "
+                        "(bench_defaults.py), for --plot-seconds")
     args = p.parse_args()
     if args.table:
         table(args.table)
@@ -417,8 +474,12 @@ def main():
     if args.cells:
         cells(args.cells, args.speed, args.candidate, args.step_factor)
         return
-    if args.plot:
-        plot(*args.plot)
+    if args.plot or args.plot_seconds:
+        if args.plot:
+            plot(*args.plot)
+        if args.plot_seconds:
+            factors = dict(item.split("=") for item in args.step_factors.split(","))
+            plot_seconds(*args.plot_seconds, args.speed, {k: float(v) for k, v in factors.items()})
         return
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     run(args)
