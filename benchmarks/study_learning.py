@@ -94,7 +94,7 @@ ATOMS = {
     # idle rows that hold: the default until 2026-12-04 (the results file's
     # runs of that default are labelled pyslide:hold)
     "hold": {"adam": dict(idle_rows="hold")},
-    # only the Sampled layers' rows coast, the hidden layer's hold (the default)
+    # only the sampled output's rows coast, the hidden layer's hold (the default)
     "coastout": {"adam": dict(idle_rows="mixed")},
     "lr2": {"adam": dict(lr=2e-3)},
     "lr3": {"adam": dict(lr=3e-3)},

@@ -243,7 +243,7 @@ class Adam(_Optimizer):
         moving on its momentum while its moments decay; all of them at once,
         in closed form, when the row is next touched (and every row at the end
         of each epoch), so the cost stays lazy's. ``"mixed"`` (default): the
-        rows of a sampled output coast, those of ``Dense`` layers hold. A
+        rows of a sampled output coast, those of hidden layers hold. A
         coasting output row keeps learning from a visit between visits, as
         dense Adam's and the full softmax's rows do: the sampled output
         learns as fast per step or faster at the sizes measured, most in a

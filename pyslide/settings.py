@@ -148,7 +148,7 @@ class Settings:
                 return 1.0
             done = max(0, step - 1)
             return auto_lr_scale(done * self._visit_rate(), done / max(1, steps_per_epoch),
-                                 coasting=self._coasts(layer))
+                                 coasting=self._coasts(i))
         if isinstance(scale, tuple):
             epoch = max(0, step - 1) // max(1, steps_per_epoch)
             scale = scale[min(epoch, len(scale) - 1)]
@@ -203,17 +203,21 @@ class Settings:
                      compact_gradient=shared and i == len(self.layers) - 1,
                      adam=adam, row_bias_correction=adam and self._row_corrected(layer),
                      weight_decay=self.optimizer.weight_decay > 0,
-                     coast=adam and self._coasts(layer))
+                     coast=adam and self._coasts(i))
                 for i, (layer, (d_in, d_out)) in enumerate(zip(self.layers, self._dims))]
 
-    def _coasts(self, layer):
-        """Whether lazy Adam's idle rows of ``layer`` coast between visits
-        (``Adam(idle_rows=...)``). A ``Sampled`` layer that computes every
-        neuron has no idle rows: it holds, and keeps no marks."""
+    def _coasts(self, i):
+        """Whether lazy Adam's idle rows of layer ``i`` coast between visits
+        (``Adam(idle_rows=...)``): every layer's with ``"coast"``, a sampled
+        output's with ``"mixed"`` (hidden layers hold, sampled ones too). A
+        ``Sampled`` layer that computes every neuron has no idle rows: it
+        holds, and keeps no marks."""
+        layer = self.layers[i]
         mode = getattr(self.optimizer, "idle_rows", "hold")
         if not self.optimizer.lazy or (isinstance(layer, Sampled) and layer.dense_equivalent):
             return False
-        return mode == "coast" or (mode == "mixed" and isinstance(layer, Sampled))
+        output = i == len(self.layers) - 1
+        return mode == "coast" or (mode == "mixed" and output and isinstance(layer, Sampled))
 
     def _row_corrected(self, layer):
         """Whether Adam bias-corrects ``layer``'s rows by their own update

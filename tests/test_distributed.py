@@ -246,7 +246,7 @@ def test_lsh_sampled_p_at_1_within_noise_of_single_node(cluster):
         per_row = 4 * (32 * 3 + 3 + 2)
         for r, m in enumerate(memory):
             rows = net.bounds[r + 1] - net.bounds[r]
-            assert m["arrays"] == pytest.approx(rows * per_row, rel=0.02)
+            assert m["arrays"] == pytest.approx(rows * per_row, rel=0.005)
             assert m["arrays"] == pytest.approx(Y.shape[1] * per_row / 2, rel=0.02)
     finally:
         net.close()

@@ -383,6 +383,12 @@ def test_mixed_idle_rows_coast_only_a_sampled_output_that_leaves_rows_idle():
         np.testing.assert_array_equal(a, b)
     sampled = ps.Network(X.shape[1], [ps.Dense(8), ps.Sampled(Y.shape[1], active=10)], seed=0)
     assert "coast_mark" not in sampled._params[0] and "coast_mark" in sampled._params[1]
+    # a sampled hidden layer holds too; "coast" coasts every layer
+    for idle_rows, marked in [("mixed", [False, True]), ("coast", [True, True])]:
+        net = ps.Network(X.shape[1], [ps.Sampled(20, active=5, share="sample"),
+                                      ps.Sampled(Y.shape[1], active=10, share="sample")],
+                         optimizer=ps.Adam(idle_rows=idle_rows), seed=0)
+        assert ["coast_mark" in p for p in net._params] == marked, idle_rows
 
 
 def test_load_refuses_damaged_or_foreign_format(small, tmp_path):

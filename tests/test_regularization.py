@@ -596,7 +596,7 @@ def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
     assert scales(net, 0, steps) == [1.0] * 4
     # before fit: a step's set is taken as `active` rows of 60
     assert net._visit_rate() == pytest.approx(12 / 60)
-    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60, (s - 1) / 10)
+    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60, (s - 1) / 10, coasting=True)
                                      for s in steps]
     for layers, expect in [
             ([ps.Dense(8), ps.Sampled(60, active=60)], [1.0] * 4),         # every label computed
@@ -609,7 +609,7 @@ def test_lr_scale_auto_scales_only_a_sampled_output_by_visits():
     net = ps.Network(20, [ps.Sampled(30, active=5, share="sample"),
                           ps.Sampled(60, active=12, share="sample")], threads=1)
     assert scales(net, 0, steps) == [1.0] * 4
-    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60, (s - 1) / 10)
+    assert scales(net, 1, steps) == [auto_lr_scale((s - 1) * 12 / 60, (s - 1) / 10, coasting=True)
                                      for s in steps]
 
 
