@@ -344,9 +344,8 @@ def test_a_file_saved_before_idle_rows_existed_loads_with_rows_that_hold(small, 
 
     from pyslide.persist import crc32
     X, Y, _, _ = small
-    make = lambda: ps.Network(X.shape[1], [ps.Dense(16), ps.Sampled(Y.shape[1], active=40)],  # noqa: E731
-                              optimizer=ps.Adam(idle_rows="hold"), threads=1, seed=0)
-    net = make()
+    net = ps.Network(X.shape[1], [ps.Dense(16), ps.Sampled(Y.shape[1], active=40)],
+                     optimizer=ps.Adam(idle_rows="hold"), threads=1, seed=0)
     net.fit(X, Y, epochs=1, batch_size=64, verbose=0)
     net.save(tmp_path / "new.npz")
     with np.load(tmp_path / "new.npz") as archive:
